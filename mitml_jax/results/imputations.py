@@ -1,0 +1,122 @@
+"""The result of ``pan_impute`` / ``jomo_impute`` (mitml's class ``mitml``).
+
+Host-side only (NumPy/pandas). The samplers fill it once, at the seam where draws leave the
+device; everything else (completion, summaries, plots, ArviZ export) reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Imputations"]
+
+BLOCKS = ("beta", "beta2", "psi", "sigma")
+
+
+@dataclass(eq=False)
+class Imputations:
+    """Imputations and parameter draws of one sampler run.
+
+    Attributes:
+        data: a copy of the caller's DataFrame, original row order, index and dtypes.
+        spec: the :class:`~mitml_jax.spec.model_spec.ModelSpec` of the imputation model.
+        kind: ``"pan"`` or ``"jomo"``.
+        call: the call as text, for printing.
+        n_burn, n_iter, m, chains: iteration counts (every chain burns in ``n_burn`` iterations,
+            then saves an imputation every ``n_iter`` iterations).
+        seed: the seed the run started from.
+        prior: per group, a dict of NumPy prior arrays (pan: a, Binv, c, Dinv; jomo: Binv, Dinv, a).
+        keep_chains: ``"full"`` or ``"diagonal"``.
+        random_L1: ``"none"``, ``"mean"`` or ``"full"`` (jomo; ``"none"`` for pan).
+        replacement: (n_miss, m) imputed values; categorical targets hold integer codes into
+            ``spec.categories[column]``.
+        index: (n_miss, 2) integer (row position in ``data``, column position in ``data.columns``),
+            column-major over targets as in mitml's ``index.mat`` (0-based here).
+        burnin, imputation: block name -> draws of shape (chain, draw, group, rows, cols), for the
+            burn-in and the imputation phase; ``"diagonal"`` keeps (chain, draw, group, rows, 1).
+        labels: block name -> (row labels, column labels) used by summaries and plots.
+        imputation_source: (m, 2) integer (chain, imputation-phase draw) each imputation comes from.
+        failures: name -> (chain,) boolean or count arrays of numerical-failure flags.
+        state: the last sampler state of every chain (for ``extend``), or None.
+        extra: anything else a sampler wants to keep (dtype, save_pred frame, ...).
+    """
+
+    data: pd.DataFrame
+    spec: Any
+    kind: str
+    call: str
+    n_burn: int
+    n_iter: int
+    m: int
+    chains: int
+    seed: Any
+    prior: list
+    keep_chains: str
+    random_L1: str
+    replacement: np.ndarray
+    index: np.ndarray
+    burnin: Mapping[str, np.ndarray]
+    imputation: Mapping[str, np.ndarray]
+    labels: Mapping[str, tuple]
+    imputation_source: np.ndarray
+    failures: Mapping[str, np.ndarray] = field(default_factory=dict)
+    state: Any = None
+    extra: dict = field(default_factory=dict)
+
+    # -- views -----------------------------------------------------------------------------
+    @property
+    def blocks(self) -> tuple:
+        """Parameter blocks present, in mitml's order (beta, beta2, psi, sigma)."""
+        return tuple(b for b in BLOCKS if b in self.imputation)
+
+    @property
+    def n_groups(self) -> int:
+        return int(next(iter(self.imputation.values())).shape[2])
+
+    # -- delegations to the modules that own each capability --------------------------------
+    def complete(self, print="all", force_list=False):
+        """Completed data sets (mitml's ``mitmlComplete``); see :func:`mitml_jax.mitml_complete`."""
+        from .complete import mitml_complete
+
+        return mitml_complete(self, print=print, force_list=force_list)
+
+    def summary(self, n_rhat=3, goodness_of_appr=False, autocorrelation=False):
+        """Convergence summary (mitml's ``summary.mitml`` plus rank-normalised R-hat and ESS)."""
+        from ..diagnostics.summary import summarize
+
+        return summarize(
+            self,
+            n_rhat=n_rhat,
+            goodness_of_appr=goodness_of_appr,
+            autocorrelation=autocorrelation,
+        )
+
+    def plot(self, **kwargs):
+        """Trace, ACF, density and summary panels per parameter (mitml's ``plot.mitml``)."""
+        from ..diagnostics.plotting import plot_imputations
+
+        return plot_imputations(self, **kwargs)
+
+    def to_arviz(self):
+        """ArviZ data with dims (chain, draw, ...); needs the ``arviz`` extra."""
+        from ..diagnostics.arviz_export import to_arviz
+
+        return to_arviz(self)
+
+    def posterior_summary(self):
+        """DataFrame ``par, row, col, group, mean, sd, mcse`` with mitml's 1-based positions."""
+        from .posterior import posterior_summary
+
+        return posterior_summary(self)
+
+    def __repr__(self) -> str:
+        try:
+            from ..diagnostics.printing import format_imputations
+
+            return format_imputations(self)
+        except ImportError:  # printing module not available yet
+            return f"<Imputations {self.kind}: m={self.m}, chains={self.chains}>"
