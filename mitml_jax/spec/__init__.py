@@ -1,0 +1,1 @@
+"""Host-side model specification (no JAX): formulas or type codes -> ModelSpec -> Design."""

@@ -1,0 +1,131 @@
+"""Validators for the model specification (mitml's checks plus the ones it lacks).
+
+Every ``check_*`` raises :class:`~mitml_jax.errors.MitmlError` (or ``MitmlTypeError``) with a
+message that names the argument or column and says what to do; none modifies its inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mitml_jax.errors import MitmlError, MitmlTypeError
+
+__all__ = [
+    "check_data_frame", "check_columns", "check_complete", "check_finite",
+    "check_no_duplicates", "check_target_types", "check_has_missing", "is_categorical",
+    "target_levels", "within_cluster_constant",
+]
+
+_EPS = float(np.sqrt(np.finfo(float).eps))
+
+
+def check_data_frame(data) -> None:
+    """``data`` must be a pandas DataFrame (mitml's bug B13 let matrices through)."""
+    if not isinstance(data, pd.DataFrame):
+        raise MitmlTypeError(
+            f"'data' must be a pandas DataFrame, not {type(data).__name__}; convert it with "
+            "pandas.DataFrame(..., columns=[...]) so that columns have names.")
+    if data.columns.has_duplicates:
+        dups = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
+        raise MitmlError(f"'data' has duplicate column names {dups}: rename them.")
+
+
+def check_columns(data: pd.DataFrame, names, role: str) -> None:
+    """Every name must be a column of ``data``."""
+    missing = [n for n in names if n not in data.columns]
+    if missing:
+        raise MitmlError(
+            f"Could not find {role} {', '.join(repr(m) for m in missing)} in 'data' (columns: "
+            f"{', '.join(map(str, data.columns))}). Check the spelling in 'formula'/'group'.")
+
+
+def check_complete(data: pd.DataFrame, column: str, role: str) -> None:
+    """The cluster or group column must have no missing values."""
+    if data[column].isna().any():
+        rows = list(data.index[data[column].isna()][:5])
+        raise MitmlError(f"{role} '{column}' must not contain missing data (rows {rows}); drop "
+                         "or fill those rows first.")
+
+
+def check_finite(frame: pd.DataFrame, role: str, allow_nan: bool) -> None:
+    """Numeric columns of ``frame`` must be finite (and complete unless ``allow_nan``)."""
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype.kind not in "iufb" and not pd.api.types.is_numeric_dtype(col.dtype):
+            continue
+        values = col.to_numpy(dtype=float, na_value=np.nan)
+        if np.isinf(values).any():
+            raise MitmlError(f"{role} '{name}' contains infinite values; replace them (e.g. by "
+                             "NaN for targets) before imputation.")
+        if not allow_nan and np.isnan(values).any():
+            raise MitmlError(f"{role.capitalize()} must not contain missing data: '{name}' has "
+                             f"{int(np.isnan(values).sum())} missing values. Impute it as a "
+                             "target or drop those rows.")
+
+
+def check_no_duplicates(names) -> None:
+    """Targets must not repeat (L1 and L2 together)."""
+    seen, dups = set(), []
+    for n in names:
+        if n in seen and n not in dups:
+            dups.append(n)
+        seen.add(n)
+    if dups:
+        raise MitmlError(f"Found duplicate target variables: {', '.join(dups)}. List each target "
+                         "once (level 1 and level 2 together).")
+
+
+def is_categorical(series: pd.Series) -> bool:
+    """True for category, string/object and bool columns (factors in R)."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return True
+    if dtype.kind in "iuf" or (pd.api.types.is_numeric_dtype(dtype) and dtype != bool):
+        return False
+    return True
+
+
+def target_levels(series: pd.Series) -> tuple:
+    """Levels of a categorical target: category order, else sorted unique observed values."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return tuple(series.cat.categories)
+    observed = series.dropna().unique()
+    try:
+        return tuple(sorted(observed))
+    except TypeError as exc:
+        kinds = sorted({type(v).__name__ for v in observed})
+        raise MitmlError(f"Target '{series.name}' mixes value types {kinds}; convert it to a "
+                         "pandas category with explicit levels.") from exc
+
+
+def check_target_types(data: pd.DataFrame, targets, kind: str) -> None:
+    """pan needs numeric targets; jomo takes numbers or categories (strings become categories)."""
+    for name in targets:
+        if kind == "pan" and is_categorical(data[name]):
+            raise MitmlError(f"Target variables must be numeric: '{name}' has dtype "
+                             f"{data[name].dtype}. You may either convert it or use jomo_impute() "
+                             "instead.")
+        if kind == "jomo" and is_categorical(data[name]):
+            levels = target_levels(data[name])
+            if len(levels) < 2:
+                raise MitmlError(f"Categorical target '{name}' has fewer than two levels "
+                                 f"({list(levels)}); drop it from the model or recode it.")
+
+
+def check_has_missing(data: pd.DataFrame, targets) -> None:
+    """At least one target must have a missing value."""
+    if not any(data[name].isna().any() for name in targets):
+        raise MitmlError(f"Target variables do not contain any missing data: "
+                         f"{', '.join(targets)} are complete, so there is nothing to impute.")
+
+
+def within_cluster_constant(values: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """Per column, True when every non-missing value equals its cluster mean (mitml's test)."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    frame = pd.DataFrame(values)
+    means = frame.groupby(np.asarray(cluster), sort=False).transform("mean").to_numpy()
+    ok = np.isnan(values) | (np.abs(values - means) < _EPS * np.maximum(1.0, np.abs(means)))
+    return ok.all(axis=0)
