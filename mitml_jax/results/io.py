@@ -1,0 +1,222 @@
+"""Files for imputed data sets: parquet (read and write) and Mplus (write).
+
+Parquet layout (``write_implist`` / ``read_implist``): one file, the data sets stacked with an
+integer column ``.imp`` = 1..m in front, each data set's index stored as pandas index columns, and
+a small JSON entry ``mitml_jax.implist`` in the file's key-value metadata (format version, m,
+and each data set's ``RangeIndex`` when it had one). Dtypes come back as they went in: float and
+integer widths, categorical columns with their categories and order, strings, nullable dtypes.
+Any reader of parquet sees an ordinary long table (``.imp`` plus the columns).
+
+``read_implist`` also reads plain long files without that metadata (for instance the CLI's
+``mitml-jax impute --out x.parquet``, or a CSV-turned-parquet): rows are split by ``.imp``
+(0 = original data is left out), and an ``.id`` column, if present, becomes the index.
+
+Mplus (``write_mplus``, mitml's ``write.mitmlMplus``): ``<name>1.dat`` .. ``<name>m.dat``
+(tab separated, no header, missing values as ``-999``, categorical and string columns as integer
+codes 1..K in level order, booleans as 0/1), the list file ``<name>list.dat`` naming the data files
+(what ``DATA: TYPE = IMPUTATION`` reads), ``<name>.log`` with the variable names and the code
+tables, and ``<name>.inp``, an input file template. Numbers are written with full precision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MitmlError, MitmlTypeError
+
+__all__ = ["write_implist", "read_implist", "write_mplus"]
+
+_META_KEY = b"mitml_jax.implist"
+_IMP = ".imp"
+
+
+def write_implist(frames, path) -> None:
+    """Write imputed data sets to one parquet file (layout in the module docstring)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frames = _check_frames(frames, "write")
+    if _IMP in frames[0].columns:
+        raise MitmlError(
+            f"write: the data sets have a column {_IMP!r}, which the file format uses; rename it."
+        )
+    ranges = []
+    blocks = []
+    for i, frame in enumerate(frames):
+        index = frame.index
+        if isinstance(index, pd.RangeIndex):
+            ranges.append([index.start, index.stop, index.step, index.name])
+        else:
+            ranges.append(None)
+        block = frame.copy(deep=False)
+        block.insert(0, _IMP, np.full(len(frame), i + 1, dtype=np.int64))
+        blocks.append(block)
+    long = pd.concat(blocks, axis=0)
+    if all(r is not None for r in ranges):
+        long = long.reset_index(drop=True)  # ranges restore the index
+    try:
+        table = pa.Table.from_pandas(long, preserve_index=not all(r is not None for r in ranges))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise MitmlError(
+            f"write: a column cannot be stored in parquet ({err}); convert mixed-type object "
+            "columns to strings or numbers first."
+        ) from None
+    meta = {"format": 1, "m": len(frames), "imp_column": _IMP, "range_index": ranges}
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()}
+    )
+    pq.write_table(table, os.fspath(path))
+
+
+def read_implist(path):
+    """Read imputed data sets written by :func:`write_implist` (or a plain long parquet file).
+
+    Returns:
+        An :class:`~mitml_jax.results.implist.ImputedList`.
+    """
+    import pyarrow.parquet as pq
+
+    from .implist import ImputedList
+    from .long_format import from_long, from_mice_long
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise MitmlError(f"read_implist: file {path!r} does not exist.")
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(_META_KEY)
+    long = table.to_pandas()
+    if raw is None:
+        if _IMP not in long.columns:
+            raise MitmlError(
+                f"read_implist: {path!r} has no {_IMP!r} column; it is not a long file of "
+                "imputed data sets."
+            )
+        if ".id" in long.columns:
+            return ImputedList(from_mice_long(long.reset_index(drop=True)))
+        return ImputedList(from_long(long.reset_index(drop=True), exclude=0))
+    meta = json.loads(raw.decode())
+    split = long[meta["imp_column"]].to_numpy()
+    rest = long.drop(columns=meta["imp_column"])
+    frames = []
+    for i, ranged in enumerate(meta["range_index"]):
+        frame = rest.iloc[np.flatnonzero(split == i + 1)]
+        if ranged is not None:
+            start, stop, step, name = ranged
+            frame = frame.set_axis(pd.RangeIndex(start, stop, step, name=name), axis=0)
+        frames.append(frame)
+    return ImputedList(frames)
+
+
+def write_mplus(frames, folder, name="imp", na_value=-999, sep="\t"):
+    """Write data sets for Mplus ``TYPE = IMPUTATION`` (mitml's ``write.mitmlMplus``).
+
+    Args:
+        frames: the imputed data sets.
+        folder: directory to write into (created if needed).
+        name: file name stem (R's ``filename``).
+        na_value: code written for missing values.
+        sep: field separator.
+
+    Returns:
+        dict with the paths written: ``data`` (list), ``list``, ``log``, ``input``.
+    """
+    frames = _check_frames(frames, "write_mplus")
+    os.makedirs(folder, exist_ok=True)
+    columns = list(frames[0].columns)
+    tables = _code_tables(frames)
+    data_names = [f"{name}{i + 1}.dat" for i in range(len(frames))]
+    for frame, data_name in zip(frames, data_names):
+        out = pd.DataFrame(index=range(len(frame)))
+        for col in columns:
+            out[col] = _mplus_column(frame[col], tables.get(col))
+        out.to_csv(
+            os.path.join(folder, data_name), sep=sep, header=False, index=False,
+            na_rep=str(na_value), lineterminator="\n",
+        )
+    list_path = os.path.join(folder, f"{name}list.dat")
+    with open(list_path, "w") as handle:
+        handle.write("\n".join(data_names) + "\n")
+    log_path = os.path.join(folder, f"{name}.log")
+    with open(log_path, "w") as handle:
+        handle.write("The data set featured the following variables:\n\n")
+        handle.write(" ".join(map(str, columns)))
+        if tables:
+            handle.write("\n\nFactors were converted to numeric values as follows:\n")
+            for col, levels in tables.items():
+                handle.write(f"\n{col}:\n")
+                handle.write("".join(f"{lev} = {k + 1}\n" for k, lev in enumerate(levels)))
+        handle.write("\n")
+    input_path = os.path.join(folder, f"{name}.inp")
+    names = textwrap.fill(
+        " ".join(map(str, columns)) + ";", width=76, initial_indent="  names = ",
+        subsequent_indent="    ", break_long_words=False, break_on_hyphens=False,
+    )
+    with open(input_path, "w") as handle:
+        handle.write(
+            "TITLE:\n  This Mplus input file for multiply imputed data sets was generated by "
+            "mitml_jax.\n"
+            f"DATA:\n  file = {name}list.dat;\n  type = imputation;\n"
+            f"VARIABLE:\n{names}\n  missing = all ({na_value});\n"
+        )
+    return {
+        "data": [os.path.join(folder, d) for d in data_names],
+        "list": list_path,
+        "log": log_path,
+        "input": input_path,
+    }
+
+
+def _check_frames(frames, what):
+    frames = list(frames)
+    if not frames:
+        raise MitmlError(f"{what}: there are no data sets to write.")
+    if not all(isinstance(f, pd.DataFrame) for f in frames):
+        raise MitmlTypeError(f"{what}: every data set must be a pandas DataFrame.")
+    first = list(frames[0].columns)
+    for i, frame in enumerate(frames[1:], start=2):
+        if list(frame.columns) != first:
+            raise MitmlError(
+                f"{what}: data set {i} has different columns from data set 1; all must match."
+            )
+    return frames
+
+
+def _is_coded(series: pd.Series) -> bool:
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return True
+    return not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+
+
+def _code_tables(frames):
+    """Column -> levels for categorical/string columns, the same for every data set."""
+    tables = {}
+    for col in frames[0].columns:
+        if not _is_coded(frames[0][col]):
+            continue
+        dtype = frames[0][col].dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            tables[col] = list(dtype.categories)
+        else:
+            values = pd.unique(pd.concat([f[col] for f in frames]).dropna())
+            tables[col] = sorted(values, key=str)
+    return tables
+
+
+def _mplus_column(series: pd.Series, levels):
+    if levels is not None:
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            codes = series.cat.codes.to_numpy()
+        else:
+            codes = pd.Index(levels, dtype=object).get_indexer(series.astype(object))
+        out = pd.array(codes + 1, dtype="Int64")
+        out[codes < 0] = pd.NA
+        return out
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("Int64").array
+    return series.array
