@@ -31,7 +31,8 @@ import pandas as pd
 
 from mitml_jax.errors import MitmlError
 
-__all__ = ["model_matrix", "rhs_terms", "RhsTerms", "to_python_rhs", "r_expression"]
+__all__ = ["model_matrix", "rhs_terms", "RhsTerms", "to_python_rhs", "r_expression", "r_name",
+           "sanitize_expression"]
 
 
 class RhsTerms(NamedTuple):
@@ -88,48 +89,83 @@ def _number(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _deparse(node, parent: int = 0) -> str:
+_R_SYNTACTIC = re.compile(r"^(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*$|^\.$")
+_TOKEN = re.compile(r"`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*")
+
+
+def r_name(column: str) -> str:
+    """A column name as R prints it in formulas and model-matrix names (backticks if needed)."""
+    return column if _R_SYNTACTIC.match(column) else f"`{column}`"
+
+
+def sanitize_expression(expr: str, columns) -> tuple[str, dict]:
+    """Replace backticked and non-Python column names by placeholders (placeholder -> name)."""
+    names: dict = {}
+
+    def swap(match):
+        token = match.group(0)
+        name = token[1:-1] if token.startswith("`") else token
+        if token.startswith("`") or (name in columns and not name.isidentifier()):
+            key = f"_mitml_col{len(names)}_"
+            names[key] = name
+            return key
+        return token
+
+    return _TOKEN.sub(swap, expr), names
+
+
+def _deparse(node, parent: int = 0, names=None) -> str:
+    names = names or {}
     if isinstance(node, ast.Name):
-        return node.id
+        return r_name(names[node.id]) if node.id in names else node.id
     if isinstance(node, ast.Constant):
         return _number(node.value) if not isinstance(node.value, str) else f'"{node.value}"'
     if isinstance(node, ast.Attribute):
-        return f"{_deparse(node.value, 5)}.{node.attr}"
+        return f"{_deparse(node.value, 5, names=names)}.{node.attr}"
     if isinstance(node, ast.BinOp):
         sym, prec = _BINOPS.get(type(node.op), (" ? ", 1))
         right_prec = prec + (0 if isinstance(node.op, ast.Pow) else 1)
         left_prec = prec + (1 if isinstance(node.op, ast.Pow) else 0)
-        text = _deparse(node.left, left_prec) + sym + _deparse(node.right, right_prec)
+        text = (_deparse(node.left, left_prec, names=names) + sym
+                + _deparse(node.right, right_prec, names=names))
         return f"({text})" if prec < parent else text
     if isinstance(node, ast.UnaryOp):
         sym = {ast.USub: "-", ast.UAdd: "+", ast.Not: "!"}.get(type(node.op), "-")
-        text = sym + _deparse(node.operand, 3)
+        text = sym + _deparse(node.operand, 3, names=names)
         return f"({text})" if 3 < parent else text
     if isinstance(node, ast.Compare):
-        parts = [_deparse(node.left, 1)]
+        parts = [_deparse(node.left, 1, names=names)]
         for op, comp in zip(node.ops, node.comparators):
-            parts.append(_CMPOPS.get(type(op), " ? ") + _deparse(comp, 1))
+            parts.append(_CMPOPS.get(type(op), " ? ") + _deparse(comp, 1, names=names))
         text = "".join(parts)
         return f"({text})" if parent > 0 else text
     if isinstance(node, ast.Call):
-        args = [_deparse(a) for a in node.args]
-        args += [f"{k.arg} = {_deparse(k.value)}" for k in node.keywords]
-        return f"{_deparse(node.func, 5)}({', '.join(args)})"
+        args = [_deparse(a, names=names) for a in node.args]
+        args += [f"{k.arg} = {_deparse(k.value, names=names)}" for k in node.keywords]
+        return f"{_deparse(node.func, 5, names=names)}({', '.join(args)})"
     return ast.unparse(node)
 
 
-def r_expression(expr: str) -> str:
-    """R's deparsed spelling of a Python-syntax factor expression (``I(x ** 2)`` -> ``I(x^2)``)."""
+def r_expression(expr: str, columns=()) -> str:
+    """R's spelling of a Python-syntax factor expression (``I(x ** 2)`` -> ``I(x^2)``)."""
+    expr = expr.strip()
+    bare = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
+    if bare in columns or _R_SYNTACTIC.match(bare) or expr.startswith("`"):
+        return r_name(bare)
+    text, names = sanitize_expression(expr, columns)
     try:
-        return _deparse(ast.parse(expr.strip(), mode="eval").body)
+        return _deparse(ast.parse(text, mode="eval").body, names=names)
     except SyntaxError:
-        return expr.strip()
+        return r_name(expr)
 
 
 # -- term expansion -----------------------------------------------------------------------------
 
-def rhs_terms(rhs: str) -> RhsTerms:
-    """Expand a one-sided formula into R's terms (see :class:`RhsTerms`)."""
+def rhs_terms(rhs: str, columns=()) -> RhsTerms:
+    """Expand a one-sided formula into R's terms (see :class:`RhsTerms`).
+
+    ``columns`` (the data's column names) lets labels spell non-Python names as R does.
+    """
     from formulaic import Formula
 
     text = rhs.strip()
@@ -156,7 +192,8 @@ def rhs_terms(rhs: str) -> RhsTerms:
                 order.append(f)
     terms = [tuple(sorted(set(t), key=order.index)) for t in raw_terms]
     terms = sorted(dict.fromkeys(terms), key=len)  # stable: degree, then appearance
-    labels = tuple(":".join(r_expression(f) for f in t) for t in terms)
+    columns = {str(c) for c in columns}
+    labels = tuple(":".join(r_expression(f, columns) for f in t) for t in terms)
     return RhsTerms(intercept, tuple(terms), labels)
 
 
@@ -182,7 +219,7 @@ def _cluster_means(x, cluster):
 
 
 def _namespace(data: pd.DataFrame) -> dict:
-    space = {"I": lambda v: v, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
+    space = {"I": lambda v: v, "log": np.log, "mean": np.mean, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
              "np": np, "factor": _AsFactor, "C": _AsFactor, "clusterMeans": _cluster_means}
     for col in data.columns:
         series = data[col]
@@ -231,21 +268,24 @@ def _as_factor(values, n: int, name: str) -> _Factor:
     return _Factor(name, series.to_numpy(dtype=float, na_value=np.nan), None, False)
 
 
-def _evaluate(expr: str, space: dict, n: int) -> _Factor:
-    name = r_expression(expr)
-    if expr in space and not callable(space[expr]):
-        value = space[expr]
-    else:
-        try:
-            code = compile(ast.parse(expr, mode="eval"), "<formula>", "eval")
-            value = eval(code, {"__builtins__": {}}, space)  # noqa: S307 (formula expression)
-        except NameError as exc:
-            missing = re.findall(r"'([^']+)'", str(exc))
-            what = missing[0] if missing else expr
-            raise MitmlError(f"Could not find column {what!r} (formula term {name!r}) in "
-                             "'data'. Check the spelling or add the column.") from exc
-        except Exception as exc:
-            raise MitmlError(f"Could not evaluate formula term {name!r}: {exc}") from exc
+def _evaluate(expr: str, space: dict, n: int, columns: set) -> _Factor:
+    name = r_expression(expr, columns)
+    bare = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
+    if bare in columns:
+        return _as_factor(space[bare], n, name)
+    text, names = sanitize_expression(expr, columns)
+    local = dict(space)
+    local.update({key: space[col] for key, col in names.items() if col in space})
+    try:
+        code = compile(ast.parse(text, mode="eval"), "<formula>", "eval")
+        value = eval(code, {"__builtins__": {}}, local)  # noqa: S307 (formula expression)
+    except NameError as exc:
+        found = re.findall(r"'([^']+)'", str(exc))
+        what = names.get(found[0], found[0]) if found else expr
+        raise MitmlError(f"Could not find column {what!r} (formula term {name!r}) in 'data'. "
+                         "Check the spelling or add the column.") from exc
+    except Exception as exc:
+        raise MitmlError(f"Could not evaluate formula term {name!r}: {exc}") from exc
     return _as_factor(value, n, name)
 
 
@@ -318,14 +358,15 @@ def model_matrix(rhs: str, data: pd.DataFrame) -> pd.DataFrame:
     Raises:
         MitmlError: unparsable formula, unknown column, or a term that cannot be evaluated.
     """
-    expanded = rhs_terms(rhs)
+    columns = {str(c) for c in data.columns}
+    expanded = rhs_terms(rhs, columns)
     n = len(data)
     space = _namespace(data)
     factors = {}
     for term in expanded.terms:
         for f in term:
             if f not in factors:
-                factors[f] = _evaluate(f, space, n)
+                factors[f] = _evaluate(f, space, n, columns)
     blocks, names = [], []
     if expanded.intercept:
         blocks.append(np.ones((n, 1)))

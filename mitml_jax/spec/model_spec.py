@@ -18,7 +18,7 @@ from mitml_jax.errors import MitmlError, MitmlWarning
 from mitml_jax.spec import checks
 from mitml_jax.spec.formula import ParsedFormula, parse_formula
 from mitml_jax.spec.frozen_map import FrozenMap
-from mitml_jax.spec.model_matrix import model_matrix, rhs_terms
+from mitml_jax.spec.model_matrix import sanitize_expression, model_matrix, r_name, rhs_terms
 
 __all__ = ["ModelSpec", "Design", "build_spec"]
 
@@ -166,24 +166,31 @@ def _cluster_mean(column: np.ndarray, group: np.ndarray, cluster: np.ndarray) ->
     return frame.groupby(["g", "c"], sort=False)["v"].transform("mean").to_numpy()
 
 
-def _variables(rhs: str | None) -> set:
+def _variables(rhs: str | None, columns: set) -> set:
     """Column names referred to by a right-hand side."""
     if rhs is None:
         return set()
     names = set()
-    for term in rhs_terms(rhs).terms:
+    for term in rhs_terms(rhs, columns).terms:
         for expr in term:
+            bare = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
+            if bare in columns:
+                names.add(bare)
+                continue
+            text, placeholders = sanitize_expression(expr, columns)
             try:
-                tree = ast.parse(expr, mode="eval")
+                tree = ast.parse(text, mode="eval")
             except SyntaxError:
                 continue
-            names |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name):
+                    names.add(placeholders.get(node.id, node.id))
     return names
 
 
-def _canonical_rhs(rhs: str) -> tuple:
+def _canonical_rhs(rhs: str, columns: set) -> tuple:
     """(canonical text, term labels with "(Intercept)") of a right-hand side."""
-    terms = rhs_terms(rhs)
+    terms = rhs_terms(rhs, columns)
     head = "1" if terms.intercept else "0"
     text = " + ".join([head, *terms.labels])
     labels = (("(Intercept)",) if terms.intercept else ()) + terms.labels
@@ -283,7 +290,9 @@ def _build(data, parsed: ParsedFormula, parsed_l2: ParsedFormula | None, group, 
         checks.check_complete(data, cluster, "Cluster variable")
     roles = {cluster: "the cluster variable", group: "the grouping variable"}
     fixed_l2 = parsed_l2.fixed if parsed_l2 else None
-    used = _variables(parsed.fixed) | _variables(parsed.random) | _variables(fixed_l2)
+    columns = {str(c) for c in data.columns}
+    used = (_variables(parsed.fixed, columns) | _variables(parsed.random, columns)
+            | _variables(fixed_l2, columns))
     for name in [*targets, *targets_l2]:
         if name in used:
             raise MitmlError(f"Target '{name}' is also used as a predictor in 'formula'; a "
@@ -295,16 +304,16 @@ def _build(data, parsed: ParsedFormula, parsed_l2: ParsedFormula | None, group, 
     checks.check_target_types(data, [*targets, *targets_l2], kind)
     checks.check_finite(data[list(targets) + list(targets_l2)], "Target variable", True)
     checks.check_has_missing(data, [*targets, *targets_l2])
-    fixed_rhs, fixed_terms = _canonical_rhs(parsed.fixed)
+    fixed_rhs, fixed_terms = _canonical_rhs(parsed.fixed, columns)
     x = _predictors(fixed_rhs, data, "fixed part")
     random_rhs = random_terms = None
     random_names = ()
     if parsed.random is not None:
-        random_rhs, random_terms = _canonical_rhs(parsed.random)
+        random_rhs, random_terms = _canonical_rhs(parsed.random, columns)
         random_names = tuple(_predictors(random_rhs, data, "random part").columns)
     fixed_rhs_l2, fixed_terms_l2, names_l2, means = None, (), (), ()
     if parsed_l2 is not None:
-        fixed_rhs_l2, fixed_terms_l2 = _canonical_rhs(parsed_l2.fixed)
+        fixed_rhs_l2, fixed_terms_l2 = _canonical_rhs(parsed_l2.fixed, columns)
         x_l2 = _predictors(fixed_rhs_l2, data, "level-2 part")
         names_l2 = tuple(x_l2.columns)
         means = _level2_checks(data, targets_l2, x_l2, cluster, group)
@@ -312,12 +321,13 @@ def _build(data, parsed: ParsedFormula, parsed_l2: ParsedFormula | None, group, 
         (name, checks.target_levels(data[name])) for name in [*targets, *targets_l2]
         if checks.is_categorical(data[name]))
     fixed_names = tuple(x.columns)
-    derived = [n for n in (*fixed_names, *random_names, *names_l2)
-               if n != "(Intercept)" and n not in data.columns]
-    formula = " + ".join(targets) + " ~ " + fixed_rhs
+    plain = {r_name(c) for c in columns} | {"(Intercept)"}
+    derived = [n for n in (*fixed_names, *random_names, *names_l2) if n not in plain]
+    formula = " + ".join(map(r_name, targets)) + " ~ " + fixed_rhs
     if random_rhs is not None:
-        formula += f" + ({random_rhs} | {cluster})"
-    formula_l2 = " + ".join(targets_l2) + " ~ " + fixed_rhs_l2 if parsed_l2 else None
+        formula += f" + ({random_rhs} | {r_name(cluster)})"
+    formula_l2 = (" + ".join(map(r_name, targets_l2)) + " ~ " + fixed_rhs_l2
+                  if parsed_l2 else None)
     return ModelSpec(
         kind=kind, targets=tuple(targets), targets_l2=tuple(targets_l2), categories=categories,
         cluster=cluster, group=group, fixed_names=fixed_names, random_names=random_names,
