@@ -1,0 +1,243 @@
+"""Run many Gibbs chains at once: ``vmap`` over chains, ``lax.scan`` over iterations, host blocks.
+
+``run_chains`` is generic over the model: any kernel ``(rng_key, state, arrays, prior) ->
+(state, info)`` with NamedTuple (pytree) states works (pan and jomo share it).
+
+Iteration ``t`` of chain ``c`` uses the key ``fold_in(fold_in(rng_key, c), t)``, so a chain's draws
+depend neither on how many chains run beside it nor on how iterations are cut into blocks.
+Iterations run on the device in blocks of ``k * n_iter`` iterations (``k`` segments of ``n_iter``);
+each block's parameter records are copied to preallocated host arrays while the next block runs,
+so device memory is bounded by one block, not by the number of iterations. One compiled block
+function serves burn-in and imputation phase: iterations past the phase's end are skipped with a
+``lax.cond`` on the (unbatched) iteration counter, so neither ``n_burn`` nor ``m`` changes shapes.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import SamplerFailure
+from .progress import ProgressBar
+
+__all__ = ["ChainRun", "run_chains", "trace_count", "chain_keys"]
+
+#: Target size of one block's parameter records on the device (bytes).
+BLOCK_BYTES = 32 * 2**20
+#: Target number of iterations per block (progress updates and dispatch overhead).
+BLOCK_ITERATIONS = 1000
+
+_TRACES = {"block": 0}
+
+
+def trace_count() -> int:
+    """How many times a block function has been traced (compiled) in this process."""
+    return _TRACES["block"]
+
+
+class ChainRun(NamedTuple):
+    """Host-side output of :func:`run_chains` (NumPy arrays).
+
+    Attributes:
+        burnin: name -> (C, n_burn, ...) records of ``transform(state)`` during burn-in.
+        imputation: name -> (C, n_saves * n_iter, ...) records during the imputation phase.
+        saves: pytree of (C, n_saves, ...) ``save(state, arrays)`` at every ``n_iter``-th
+            imputation-phase iteration (iteration ``n_burn + (i + 1) * n_iter`` for save i).
+        state: the last state of every chain (leading axis C), on the host.
+        failures: name -> (C,) counts of iterations where the kernel's info flag was set.
+        first_bad: (C,) first iteration (0-based, global) with a non-finite record, -1 if none.
+    """
+
+    burnin: dict
+    imputation: dict
+    saves: Any
+    state: Any
+    failures: dict
+    first_bad: np.ndarray
+
+
+def chain_keys(rng_key, chain_ids):
+    """Per-chain keys ``fold_in(rng_key, c)`` for the chain numbers ``chain_ids``."""
+    return jax.vmap(lambda c: jax.random.fold_in(rng_key, c))(jnp.asarray(chain_ids, dtype=jnp.uint32))
+
+
+def _all_finite(tree):
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return functools.reduce(jnp.logical_and, leaves, jnp.asarray(True))
+
+
+@functools.lru_cache(maxsize=64)
+def _block_function(kernel, transform, save, n_iter, n_segments):
+    """Jitted ``block(keys, state, arrays, prior, t0, t_end, acc, first_bad)`` (cached per config)."""
+    step = jax.vmap(kernel, in_axes=(0, 0, None, None))
+
+    def block(keys, state, arrays, prior, t0, t_end, acc, first_bad):
+        _TRACES["block"] += 1
+
+        def iteration(carry, i):
+            state, acc, first_bad = carry
+            t = (t0 + i).astype(jnp.int32)
+            iter_keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(keys)
+
+            def run(state):
+                new_state, info = step(iter_keys, state, arrays, prior)
+                return new_state, info
+
+            def skip(state):
+                info = jax.eval_shape(step, iter_keys, state, arrays, prior)[1]
+                return state, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), info)
+
+            state, info = jax.lax.cond(t < t_end, run, skip, state)
+            record = jax.vmap(transform)(state)
+            finite = jax.vmap(_all_finite)(record)
+            active = t < t_end
+            first_bad = jnp.where((first_bad < 0) & ~finite & active, t, first_bad)
+            acc = jax.tree_util.tree_map(lambda a, x: a + x.astype(a.dtype), acc, info)
+            return (state, acc, first_bad), record
+
+        def segment(carry, s):
+            carry, records = jax.lax.scan(iteration, carry, s * n_iter + jnp.arange(n_iter))
+            saved = jax.vmap(save, in_axes=(0, None))(carry[0], arrays)
+            return carry, (records, saved)
+
+        (state, acc, first_bad), (records, saved) = jax.lax.scan(
+            segment, (state, acc, first_bad), jnp.arange(n_segments)
+        )
+        return state, acc, first_bad, records, saved
+
+    return jax.jit(block)
+
+
+def _segments_per_block(record_shape, chains, n_iter):
+    per_iter = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in jax.tree_util.tree_leaves(record_shape))
+    per_iter = max(per_iter * chains, 1)
+    by_memory = max(1, BLOCK_BYTES // (per_iter * n_iter))
+    by_count = max(1, math.ceil(BLOCK_ITERATIONS / n_iter))
+    return int(min(by_memory, by_count))
+
+
+def run_chains(
+    kernel: Callable,
+    init_state: Any,
+    arrays: Any,
+    prior: Any,
+    rng_key,
+    *,
+    n_burn: int,
+    n_iter: int,
+    n_saves: int,
+    transform: Callable,
+    save: Callable,
+    chain_ids=None,
+    progress: bool = True,
+    failure_hint: str = "",
+) -> ChainRun:
+    """Run ``C`` independent chains of ``kernel`` (vmapped), burn-in then ``n_saves`` saves.
+
+    Args:
+        kernel: ``(rng_key, state, arrays, prior) -> (state, info)`` for ONE chain; ``info`` is a
+            pytree of scalar flags or counts (summed over iterations into ``failures``). Must be
+            a hashable, long-lived object (e.g. from an ``lru_cache``d builder) so compiled blocks
+            are reused across calls.
+        init_state: the starting state pytree with a leading chain axis ``C``.
+        arrays: data pytree shared by all chains (passed as an argument, never closed over).
+        prior: prior pytree shared by all chains.
+        rng_key: a ``jax.random.key``; chain ``c`` uses ``fold_in(rng_key, chain_ids[c])``.
+        n_burn: burn-in iterations of every chain.
+        n_iter: iterations between saves.
+        n_saves: saves per chain (the imputation phase has ``n_saves * n_iter`` iterations).
+        transform: ``state -> dict[name, array]`` recorded at EVERY iteration (parameter draws).
+        save: ``(state, arrays) -> pytree`` recorded at the end of every ``n_iter`` segment.
+        chain_ids: chain numbers (default ``0..C-1``); running chain 3 alone reproduces chain 3
+            of a bigger run.
+        progress: show a tqdm bar updated between blocks.
+        failure_hint: remedy appended to the :class:`SamplerFailure` message.
+
+    Returns:
+        :class:`ChainRun` with NumPy arrays (chain axis first).
+
+    Raises:
+        SamplerFailure: when a recorded parameter becomes NaN or infinite; names chain and
+            iteration.
+    """
+    chains = jax.tree_util.tree_leaves(init_state)[0].shape[0]
+    if chain_ids is None:
+        chain_ids = np.arange(chains)
+    keys = chain_keys(rng_key, chain_ids)
+    record_shape = jax.eval_shape(jax.vmap(transform), init_state)
+    k = _segments_per_block(record_shape, 1, n_iter)
+    block_len = k * n_iter
+    block = _block_function(kernel, transform, save, int(n_iter), int(k))
+
+    info_shape = jax.eval_shape(jax.vmap(kernel, in_axes=(0, 0, None, None)), keys, init_state, arrays, prior)[1]
+    acc = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, jnp.int32), info_shape)
+    first_bad = jnp.full((chains,), -1, dtype=jnp.int32)
+
+    n_imp = n_saves * n_iter
+    burnin = {n: np.empty((chains, n_burn) + s.shape[1:], s.dtype) for n, s in record_shape.items()}
+    imputation = {n: np.empty((chains, n_imp) + s.shape[1:], s.dtype) for n, s in record_shape.items()}
+    save_shape = jax.eval_shape(jax.vmap(save, in_axes=(0, None)), init_state, arrays)
+    saves = jax.tree_util.tree_map(lambda s: np.empty((chains, n_saves) + s.shape[1:], s.dtype), save_shape)
+
+    # (phase start, phase end, host destination) per block
+    plan = [(t0, n_burn, "burnin") for t0 in range(0, n_burn, block_len)]
+    plan += [(n_burn + t0, n_burn + n_imp, "imputation") for t0 in range(0, n_imp, block_len)]
+
+    state = init_state
+    bar = ProgressBar(total=n_burn + n_imp, enabled=progress)
+    pending = None
+    try:
+        for t0, t_end, phase in plan:
+            out = block(keys, state, arrays, prior, jnp.int32(t0), jnp.int32(t_end), acc, first_bad)
+            state, acc, first_bad = out[0], out[1], out[2]
+            if pending is not None:
+                _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids)
+            pending = (t0, min(t_end - t0, block_len), phase, out)
+        if pending is not None:
+            _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids)
+    finally:
+        bar.close()
+    failures = {name: np.asarray(v) for name, v in acc._asdict().items()} if hasattr(acc, "_asdict") else jax.device_get(acc)
+    return ChainRun(
+        burnin=burnin,
+        imputation=imputation,
+        saves=saves,
+        state=jax.device_get(state),
+        failures=failures,
+        first_bad=np.asarray(first_bad),
+    )
+
+
+def _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids):
+    """Copy one finished block to the host arrays; raise on non-finite draws."""
+    t0, n_active, phase, out = pending
+    _, _, first_bad, records, saved = jax.device_get(out)
+    bad = np.asarray(first_bad)
+    if np.any(bad >= 0):
+        c = int(np.argmax(bad >= 0))
+        raise SamplerFailure(
+            f"the sampler produced non-finite parameters in chain {int(chain_ids[c])} at iteration "
+            f"{int(bad[c]) + 1} (1-based, burn-in included). {failure_hint}".strip()
+        )
+    for name, rec in records.items():
+        # rec: (k, n_iter, C, ...) -> (C, k * n_iter, ...)
+        rec = np.moveaxis(rec.reshape((-1,) + rec.shape[2:]), 1, 0)[:, :n_active]
+        if phase == "burnin":
+            burnin[name][:, t0 : t0 + n_active] = rec
+        else:
+            start = t0 - n_burn
+            imputation[name][:, start : start + n_active] = rec
+    if phase == "imputation":
+        first = (t0 - n_burn) // n_iter
+        n_seg = n_active // n_iter
+
+        def put(dest, src):
+            dest[:, first : first + n_seg] = np.moveaxis(src, 1, 0)[:, :n_seg]
+
+        jax.tree_util.tree_map(put, saves, saved)
+    bar.update(n_active)
