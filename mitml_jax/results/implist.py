@@ -303,16 +303,21 @@ def _per_imputation(other, m, what):
 
 
 def _boolean_mask(mask, n):
-    if isinstance(mask, pd.Series):
-        if not (pd.api.types.is_bool_dtype(mask.dtype)):
-            raise MitmlError("subset: 'rows' must be logical (a boolean mask).")
-        return mask.fillna(False).to_numpy(dtype=bool)
-    arr = np.asarray(mask)
-    if arr.dtype != bool:
+    """A NumPy bool mask of length n; missing values count as False (as in R's subset)."""
+    values = mask.to_numpy() if isinstance(mask, pd.Series) else np.asarray(mask)
+    if values.dtype == object:
+        try:
+            values = pd.array(values, dtype="boolean")
+        except (TypeError, ValueError):
+            raise MitmlError("subset: 'rows' must be logical (a boolean mask).") from None
+        values = values.fillna(False).to_numpy(dtype=bool)
+    if values.dtype != bool:
         raise MitmlError("subset: 'rows' must be logical (a boolean mask).")
-    if arr.shape != (n,):
-        raise MitmlError(f"subset: the mask has shape {arr.shape}; it needs one value per row ({n}).")
-    return arr
+    if values.shape != (n,):
+        raise MitmlError(
+            f"subset: the mask has shape {values.shape}; it needs one value per row ({n})."
+        )
+    return values
 
 
 def _check_new_columns(frame, names, what):
