@@ -35,5 +35,8 @@ class FrozenMap(Mapping):
     def __setattr__(self, name, value):
         raise AttributeError("FrozenMap is read-only")
 
+    def __reduce__(self):
+        return (FrozenMap, (self._items,))
+
     def __repr__(self):
         return f"FrozenMap({self._dict!r})"

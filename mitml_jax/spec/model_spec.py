@@ -122,7 +122,7 @@ class ModelSpec:
             raise MitmlError(f"The {part} of the model gives columns {list(frame.columns)} on this "
                              f"'data', but the spec has {list(names)}; use data with the same "
                              "columns and factor levels as when the spec was built.")
-        return frame.to_numpy(dtype=float)
+        return np.array(frame.to_numpy(dtype=float), dtype=float)  # writable copy
 
     def _targets(self, data, names) -> np.ndarray:
         out = np.empty((len(data), len(names)))
@@ -145,7 +145,8 @@ class ModelSpec:
 def _cluster_codes(values: pd.Series):
     if isinstance(values.dtype, pd.CategoricalDtype):
         present = values.cat.remove_unused_categories()
-        return present.cat.codes.to_numpy(dtype=np.int64), np.asarray(present.cat.categories)
+        return (np.array(present.cat.codes.to_numpy(), dtype=np.int64),
+                np.array(present.cat.categories, dtype=object))
     try:
         labels, codes = np.unique(values.to_numpy(), return_inverse=True)
     except TypeError:  # mixed types: sort by their text
@@ -158,7 +159,7 @@ def _cluster_codes(values: pd.Series):
 
 def _group_codes(values: pd.Series):
     codes, labels = pd.factorize(values, sort=False)
-    return codes.astype(np.int64), np.asarray(labels)
+    return np.array(codes, dtype=np.int64), np.array(labels, dtype=object)
 
 
 def _cluster_mean(column: np.ndarray, group: np.ndarray, cluster: np.ndarray) -> np.ndarray:
