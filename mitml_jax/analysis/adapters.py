@@ -1,20 +1,26 @@
 """Adapters that give fitted statsmodels results the fitted-model protocol (``as_fit``).
 
 ``as_fit(obj)`` returns ``obj`` unchanged when it already implements the protocol
-(has ``mitml_coef``), otherwise wraps supported statsmodels results:
-OLS/WLS (``RegressionResults``), GLM (``GLMResults``) and MixedLM (``MixedLMResults``).
-statsmodels is imported lazily.
+(has ``mitml_coef``; see :class:`~mitml_jax.analysis.analysis_list.FittedModel`), otherwise
+wraps statsmodels results: OLS/WLS (:class:`LinearFit`), GLM (:class:`GLMFit`), MixedLM
+(:class:`~mitml_jax.analysis.adapters_mixedlm.MixedLMFit`) and, for coefficients, covariance and
+log-likelihood only, any other statsmodels likelihood result (:class:`StatsmodelsFit`).
+Term names are the model's own (``Intercept``, ``Sex[T.Girl]``); :func:`r_term_name` maps them
+to R's spelling (``(Intercept)``, ``SexGirl``). statsmodels is never imported here at module
+import time.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from mitml_jax.errors import MitmlError, MitmlTypeError
+from mitml_jax.errors import MitmlError, MitmlTypeError, MitmlWarning
 
-__all__ = ["as_fit", "as_fits"]
-
+__all__ = ["as_fit", "as_fits", "r_term_name", "StatsmodelsFit", "LinearFit", "GLMFit"]
 
 _PROTOCOL_HINT = (
     "implement the fitted-model protocol (methods mitml_coef() -> pd.Series and "
@@ -23,14 +29,26 @@ _PROTOCOL_HINT = (
 )
 
 
+def r_term_name(name: str) -> str:
+    """Spell a statsmodels/patsy term name as R's ``model.matrix`` would.
+
+    ``Intercept`` -> ``(Intercept)``, ``Sex[T.Girl]`` -> ``SexGirl``,
+    ``C(g)[T.b]:x`` -> ``C(g)b:x``, ``Q("I.SES")`` -> ``I.SES``.
+    """
+    if name == "Intercept":
+        return "(Intercept)"
+    name = re.sub(r'Q\(["\']([^"\']*)["\']\)', r"\1", name)
+    return re.sub(r"\[T\.([^\]]*)\]", r"\1", name)
+
+
 def as_fit(obj, data=None):
     """Return ``obj`` as an object implementing the fitted-model protocol.
 
     Args:
         obj: a fitted model. Objects with a ``mitml_coef`` method are returned as is;
-            statsmodels OLS/WLS, GLM and MixedLM results are wrapped.
-        data: optional data frame the model was fitted to (used by D4 stacking when the
-            model's own data cannot be recovered).
+            statsmodels OLS/WLS, GLM and MixedLM results are wrapped; other statsmodels
+            likelihood results get coefficients, covariance and log-likelihood only.
+        data: optional data frame the model was fitted to (kept on the wrapper).
 
     Raises:
         MitmlTypeError: for unsupported types; the message names the class and what to implement.
@@ -39,9 +57,17 @@ def as_fit(obj, data=None):
         return obj
     model = getattr(obj, "model", None)
     if model is not None and type(obj).__module__.startswith("statsmodels"):
-        wrapped = _wrap_statsmodels(obj, data)
-        if wrapped is not None:
-            return wrapped
+        kind = type(model).__name__
+        if kind in ("OLS", "WLS"):
+            return LinearFit(obj, data)
+        if kind == "GLM":
+            return GLMFit(obj, data)
+        if kind == "MixedLM":
+            from mitml_jax.analysis.adapters_mixedlm import MixedLMFit
+
+            return MixedLMFit(obj, data)
+        if hasattr(obj, "params") and hasattr(obj, "cov_params"):
+            return StatsmodelsFit(obj, data)
     raise MitmlTypeError(
         f"Fitted models of class '{type(obj).__name__}' are not supported by the pooling "
         f"functions: {_PROTOCOL_HINT}."
@@ -50,10 +76,6 @@ def as_fit(obj, data=None):
 
 def as_fits(model, argument: str = "model") -> list:
     """Turn a list of fitted models (e.g. an ``AnalysisList``) into a list of protocol objects.
-
-    Args:
-        model: a list/tuple of fitted models, one per imputed data set.
-        argument: the argument name, for error messages.
 
     Raises:
         MitmlTypeError: if ``model`` is not a non-empty list of fitted models.
@@ -69,33 +91,168 @@ def as_fits(model, argument: str = "model") -> list:
     return [as_fit(fit, None if datas is None else datas[i]) for i, fit in enumerate(model)]
 
 
-def _wrap_statsmodels(obj, data):
-    """Wrap a statsmodels result, or return None for unsupported model classes."""
-    kind = type(obj.model).__name__
-    if kind in ("OLS", "WLS"):
-        return _StatsmodelsFit(obj, data)
-    if kind == "GLM":
-        return _StatsmodelsFit(obj, data)
-    if kind == "MixedLM":
-        return _StatsmodelsFit(obj, data)
-    return None
+def unsupported(fit, method: str, reason: str = "") -> MitmlError:
+    """The error raised by protocol methods a fitted-model class cannot support."""
+    text = f"'{method}' is not supported for fitted models of class '{fit.class_name}'"
+    return MitmlError(text + (f": {reason}" if reason else "."))
 
 
-class _StatsmodelsFit:
-    """Protocol wrapper around a statsmodels result (coefficients and covariance)."""
+class StatsmodelsFit:
+    """Protocol wrapper for a statsmodels likelihood result (coefficients, covariance, logLik).
+
+    Attributes:
+        result: the wrapped statsmodels result.
+        data: the data frame given to :func:`as_fit`, or None.
+    """
 
     def __init__(self, result, data=None):
         self.result = result
         self.data = data
 
-    def _k(self) -> int:
-        return int(getattr(self.result.model, "k_fe", len(self.result.params)))
+    @property
+    def class_name(self) -> str:
+        return type(self.result.model).__name__
+
+    def _names(self) -> list:
+        return [str(n) for n in self.result.model.exog_names]
 
     def mitml_coef(self) -> pd.Series:
-        names = list(self.result.model.exog_names)[: self._k()]
-        return pd.Series(np.asarray(self.result.params)[: self._k()], index=names, dtype=float)
+        return pd.Series(np.asarray(self.result.params, dtype=float), index=self._names())
 
     def mitml_vcov(self) -> pd.DataFrame:
-        names = list(self.result.model.exog_names)[: self._k()]
-        cov = np.asarray(self.result.cov_params())[: self._k(), : self._k()]
-        return pd.DataFrame(cov, index=names, columns=names)
+        names = self._names()
+        return pd.DataFrame(np.asarray(self.result.cov_params(), dtype=float),
+                            index=names, columns=names)
+
+    def mitml_extra(self):
+        warnings.warn(
+            f"Computation of variance components not supported for objects of class "
+            f"'{self.class_name}'; extra parameters are omitted.",
+            MitmlWarning,
+            stacklevel=3,
+        )
+        return None
+
+    def mitml_df_com(self):
+        df = getattr(self.result, "df_resid", None)
+        return None if df is None else float(df)
+
+    def _n_params(self) -> int:
+        return int(len(np.asarray(self.result.params)))
+
+    def mitml_loglik(self):
+        return float(self.result.llf), self._n_params()
+
+    def mitml_is_reml(self) -> bool:
+        return False
+
+    def mitml_refit_ml(self):
+        return self
+
+    def mitml_params(self) -> dict:
+        raise unsupported(self, "mitml_params (method D3)",
+                          "D3 needs the likelihood at given parameters; use D2 or D4")
+
+    def mitml_loglik_at(self, params: dict) -> float:
+        raise unsupported(self, "mitml_loglik_at (method D3)",
+                          "D3 needs the likelihood at given parameters; use D2 or D4")
+
+    def mitml_stacked_loglik(self, fits: list) -> float:
+        model = self.result.model
+        endog, exog = _stack([f.result.model.endog for f in fits], [f.result.model.exog for f in fits])
+        try:
+            refit = type(model)(endog, exog).fit(disp=0)
+        except TypeError:
+            refit = type(model)(endog, exog).fit()
+        return float(refit.llf) / len(fits)
+
+    def mitml_r2(self, which):
+        raise unsupported(self, "multilevel_r2",
+                          "multilevel R-squared needs a mixed model (MixedLM or lmer)")
+
+    def mitml_formula(self) -> str:
+        formula = getattr(self.result.model, "formula", None)
+        return str(formula) if formula is not None else self.class_name
+
+
+def _stack(endogs, exogs):
+    return np.concatenate([np.asarray(e) for e in endogs]), np.vstack([np.asarray(x) for x in exogs])
+
+
+class LinearFit(StatsmodelsFit):
+    """OLS/WLS results (R's ``lm``): residual variance as extra parameter, D3 and D4."""
+
+    def _weights(self):
+        w = getattr(self.result.model, "weights", None)
+        n = len(self.result.model.endog)
+        return np.ones(n) if w is None else np.broadcast_to(np.asarray(w, dtype=float), (n,))
+
+    def mitml_extra(self):
+        return pd.Series({"Residual~~Residual": float(self.result.scale)})
+
+    def _n_params(self) -> int:
+        return int(self.result.model.rank) + 1
+
+    def mitml_params(self) -> dict:
+        model = self.result.model
+        resid = np.asarray(model.wendog) - np.asarray(model.wexog) @ np.asarray(self.result.params)
+        return {"beta": np.asarray(self.result.params, dtype=float),
+                "sigma2": float(resid @ resid / len(resid))}
+
+    def mitml_loglik_at(self, params: dict) -> float:
+        """Gaussian log-likelihood at ``beta`` and ``sigma2`` (spec 4.4, with WLS weights)."""
+        model = self.result.model
+        resid = np.asarray(model.wendog) - np.asarray(model.wexog) @ np.asarray(params["beta"])
+        n, sigma2 = len(resid), float(params["sigma2"])
+        return float(-0.5 * n * np.log(2.0 * np.pi * sigma2) - resid @ resid / (2.0 * sigma2)
+                     + 0.5 * np.sum(np.log(self._weights())))
+
+    def mitml_stacked_loglik(self, fits: list) -> float:
+        model = self.result.model
+        endog, exog = _stack([f.result.model.endog for f in fits], [f.result.model.exog for f in fits])
+        if type(model).__name__ == "WLS":
+            weights = np.concatenate([f._weights() for f in fits])
+            refit = type(model)(endog, exog, weights=weights).fit()
+        else:
+            refit = type(model)(endog, exog).fit()
+        return float(refit.llf) / len(fits)
+
+
+_DISPERSION_FAMILIES = ("Gaussian", "Gamma", "InverseGaussian", "Tweedie")
+
+
+class GLMFit(StatsmodelsFit):
+    """GLM results (R's ``glm``): D2-likelihood and D4; D3 is not available (as in mitml)."""
+
+    @property
+    def family_name(self) -> str:
+        return type(self.result.model.family).__name__
+
+    def mitml_extra(self):
+        if self.family_name == "Gaussian":
+            return pd.Series({"Residual~~Residual": float(self.result.scale)})
+        return super().mitml_extra()
+
+    def _n_params(self) -> int:
+        rank = int(np.linalg.matrix_rank(np.asarray(self.result.model.exog)))
+        return rank + int(self.family_name in _DISPERSION_FAMILIES)
+
+    def mitml_stacked_loglik(self, fits: list) -> float:
+        from statsmodels.genmod.generalized_linear_model import GLM
+
+        models = [f.result.model for f in fits]
+        if any(np.ndim(m.endog) != 1 or np.any(getattr(m, "n_trials", 1) != 1) for m in models):
+            raise unsupported(self, "mitml_stacked_loglik (method D4)",
+                              "binomial models with several trials per row cannot be stacked")
+        endog, exog = _stack([m.endog for m in models], [m.exog for m in models])
+        kwargs = {}
+        for key in ("offset", "exposure"):
+            values = [getattr(m, key, None) for m in models]
+            if all(v is not None for v in values):
+                kwargs[key] = np.concatenate([np.asarray(v) for v in values])
+                if key == "exposure":
+                    kwargs[key] = np.exp(kwargs[key])  # statsmodels stores log(exposure)
+        for key in ("freq_weights", "var_weights"):
+            kwargs[key] = np.concatenate([np.asarray(getattr(m, key)) for m in models])
+        refit = GLM(endog, exog, family=models[0].family, **kwargs).fit()
+        return float(refit.llf) / len(fits)
