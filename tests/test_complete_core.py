@@ -160,3 +160,29 @@ def test_level2_constant_within_cluster_and_speed():
         for cid, values in imputed.groupby("ID")["SchClimate"]:
             assert np.all(values.to_numpy() == cluster_draw[cid][i])
         assert frame.notna().to_numpy().sum() == observed.sum() + n_missing
+
+
+def test_nullable_and_string_targets():
+    data = pd.DataFrame(
+        {
+            "i": pd.array([1, None, 3], dtype="Int64"),
+            "f": pd.array([None, 2.5, 3.5], dtype="Float64"),
+            "s": pd.array(["x", "y", None], dtype="str"),
+        }
+    )
+    imp = make_imputations(
+        data, [(1, 0), (0, 1), (2, 2)], np.array([[1.5, 2.0], [0.25, 0.5], [1, 0]]),
+        categories={"s": ("x", "y")},
+    )
+    first, second = imp.complete()
+    assert first["i"].dtype == np.float64 and first["i"].tolist() == [1.0, 1.5, 3.0]
+    assert second["i"].tolist() == [1.0, 2.0, 3.0]
+    assert first["f"].dtype == data["f"].dtype and first["f"].tolist() == [0.25, 2.5, 3.5]
+    assert first["s"].dtype == data["s"].dtype and first["s"].tolist() == ["x", "y", "y"]
+    assert second["s"].tolist() == ["x", "y", "x"]
+    assert imp.complete(0)["i"].dtype == data["i"].dtype
+    bad = make_imputations(
+        pd.DataFrame({"k": np.array([1, 2], dtype=np.int64)}), [(0, 0)], np.array([[1.0]])
+    )
+    with pytest.raises(MitmlError, match="cannot hold missing values"):
+        bad.complete()

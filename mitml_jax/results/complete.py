@@ -122,15 +122,20 @@ class _Filler:
             values = replacement[sel]
             if name in categories:
                 values = _codes_to_column_codes(values, categories[name], data.iloc[:, col], name)
-            self.columns.append((int(col), index[sel, 0], values))
+            base, wrap = _prepare(data.iloc[:, col], values)
+            self.columns.append((int(col), index[sel, 0], values, base, wrap))
 
     def frame(self, i: int) -> pd.DataFrame:
         """Completed frame for imputation ``i`` (0-based); ``-1`` gives a copy of the data."""
-        out = self.data.copy()
         if i < 0:
-            return out
-        for col, rows, values in self.columns:
-            out.isetitem(col, _fill(self.data.iloc[:, col], rows, values[:, i]))
+            return self.data.copy()
+        # shallow copy: untouched columns share memory with imp.data; pandas' copy-on-write
+        # keeps imp.data safe if the user later changes a completed frame
+        out = self.data.copy(deep=False)
+        for col, rows, values, base, wrap in self.columns:
+            filled = base.copy()
+            filled[rows] = values[:, i]
+            out.isetitem(col, wrap(filled))
         return out
 
 
@@ -157,32 +162,35 @@ def _codes_to_column_codes(codes, levels, column: pd.Series, name):
     return np.asarray(levels, dtype=object)[codes]
 
 
-def _fill(column: pd.Series, rows: np.ndarray, values: np.ndarray):
-    """The column with ``values`` written at row positions ``rows``, dtype kept where possible."""
+def _prepare(column: pd.Series, values: np.ndarray):
+    """-> (base array to write imputed values into, function turning it into the new column).
+
+    Dtypes are kept: categorical (codes), object/string (level values), NumPy floats; nullable
+    float dtypes stay nullable; other dtypes that can hold missing values become float64.
+    """
     dtype = column.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy(copy=True)
-        codes[rows] = values
-        return pd.Categorical.from_codes(codes, dtype=dtype)
+        return column.cat.codes.to_numpy(copy=True), lambda codes: pd.Categorical.from_codes(
+            codes, dtype=dtype
+        )
     if values.dtype == object:  # level values for an object / string column
-        arr = column.to_numpy(dtype=object, copy=True)
-        arr[rows] = values
+        index, name = column.index, column.name
         # a Series with explicit dtype: pandas would infer "str" from a bare object array
-        return pd.Series(arr, index=column.index, dtype=dtype, name=column.name)
+        return column.to_numpy(dtype=object, copy=True), lambda arr: pd.Series(
+            arr, index=index, dtype=dtype, name=name
+        )
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
-        arr = column.to_numpy(copy=True)
-        arr[rows] = values
-        return arr
+        return column.to_numpy(copy=True), _identity
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
-        # no missing cells possible in a NumPy integer column: nothing to fill
-        if rows.size:
-            raise MitmlError(
-                f"Imputations: column {column.name!r} is integer ({dtype}) but has imputed cells."
-            )
-        return column.to_numpy(copy=True)
-    # nullable extension dtypes (Int64, Float64, ...): imputed values are floats
-    arr = column.to_numpy(dtype=float, na_value=np.nan, copy=True)
-    arr[rows] = values
-    if pd.api.types.is_float_dtype(dtype):
-        return pd.array(arr, dtype=dtype)
+        raise MitmlError(
+            f"Imputations: column {column.name!r} is {dtype} (it cannot hold missing values) "
+            "but has imputed cells."
+        )
+    base = column.to_numpy(dtype=float, na_value=np.nan, copy=True)
+    if pd.api.types.is_float_dtype(dtype):  # nullable Float64/Float32
+        return base, lambda arr: pd.array(arr, dtype=dtype)
+    return base, _identity  # nullable integers: imputed values are not integers
+
+
+def _identity(arr):
     return arr
