@@ -219,8 +219,9 @@ def _cluster_means(x, cluster):
 
 
 def _namespace(data: pd.DataFrame) -> dict:
-    space = {"I": lambda v: v, "log": np.log, "mean": np.mean, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
-             "np": np, "factor": _AsFactor, "C": _AsFactor, "clusterMeans": _cluster_means}
+    space = {"I": lambda v: v, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
+             "mean": np.mean, "np": np, "factor": _AsFactor, "C": _AsFactor,
+             "clusterMeans": _cluster_means}
     for col in data.columns:
         series = data[col]
         if series.dtype.kind in "iuf":
@@ -261,9 +262,7 @@ def _as_factor(values, n: int, name: str) -> _Factor:
             levels = (False, True)
         else:
             levels = tuple(sorted(observed.unique()))
-        lookup = {lev: i for i, lev in enumerate(levels)}
-        codes = np.array([lookup.get(v, -1) if pd.notna(v) else -1 for v in series],
-                         dtype=np.int64)
+        codes = pd.Categorical(series, categories=list(levels)).codes.astype(np.int64)
         return _Factor(name, codes, levels, False)
     return _Factor(name, series.to_numpy(dtype=float, na_value=np.nan), None, False)
 

@@ -14,11 +14,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mitml_jax.errors import MitmlError, MitmlWarning
+from mitml_jax.errors import MitmlError, MitmlTypeError, MitmlWarning
 from mitml_jax.spec import checks
 from mitml_jax.spec.formula import ParsedFormula, parse_formula
 from mitml_jax.spec.frozen_map import FrozenMap
-from mitml_jax.spec.model_matrix import sanitize_expression, model_matrix, r_name, rhs_terms
+from mitml_jax.spec.model_matrix import model_matrix, r_name, rhs_terms, sanitize_expression
 
 __all__ = ["ModelSpec", "Design", "build_spec"]
 
@@ -130,13 +130,15 @@ class ModelSpec:
             col = data[name]
             if name in self.categories:
                 levels = self.categories[name]
-                lookup = {lev: i for i, lev in enumerate(levels)}
-                codes = [lookup.get(v, -1) if not pd.isna(v) else np.nan for v in col]
-                if -1 in codes:
-                    bad = sorted({str(v) for v in col if not pd.isna(v) and v not in lookup})
+                codes = pd.Categorical(col, categories=list(levels)).codes.astype(float)
+                unknown = (codes < 0) & col.notna().to_numpy()
+                if unknown.any():
+                    bad = sorted({str(v) for v in col[unknown]})
                     raise MitmlError(f"Target '{name}' has values {bad} that are not among its "
-                                     f"levels {list(levels)}.")
-                out[:, j] = np.asarray(codes, dtype=float)
+                                     f"levels {list(levels)}; use the levels the spec was "
+                                     "built with.")
+                codes[codes < 0] = np.nan
+                out[:, j] = codes
             else:
                 out[:, j] = col.to_numpy(dtype=float, na_value=np.nan)
         return out
@@ -251,8 +253,6 @@ def _split_levels(formula, kind):
                          "must indicate either a single-level model, a model for responses at "
                          "level 1, or two models for responses at level 1 and 2 (got "
                          f"{len(formula)} formulas).")
-    from mitml_jax.errors import MitmlTypeError
-
     raise MitmlTypeError(f"'formula' must be a string or, for jomo, a list of two strings, not "
                          f"{type(formula).__name__}.")
 
