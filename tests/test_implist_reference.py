@@ -91,9 +91,6 @@ def test_mixedlm_through_analyse(long):
         # single data set lands near them
         assert 0.4 < fit.fe_params['Q("I.SES")'] < 1.0
         assert 0.8 < fit.fe_params['Q("G.SES")'] < 2.0
-    try:
-        from mitml_jax.analysis.adapters import as_fit
-    except ImportError:  # pragma: no cover - adapters not there yet
-        return
-    coefs = [as_fit(fit).mitml_coef() for fit in fits]
-    assert all(len(c) == 4 for c in coefs)
+    pooled = mj.test_estimates(fits)  # the pooling functions accept the AnalysisList
+    assert pooled.m == 3
+    assert 0.4 < float(np.asarray(pooled.coef())[2]) < 1.0
