@@ -14,7 +14,7 @@ from mitml_jax.errors import MitmlError, MitmlTypeError
 __all__ = [
     "check_data_frame", "check_columns", "check_complete", "check_finite",
     "check_no_duplicates", "check_target_types", "check_has_missing", "is_categorical",
-    "target_levels", "within_cluster_constant",
+    "target_levels", "within_cluster_constant", "check_full_rank",
 ]
 
 _EPS = float(np.sqrt(np.finfo(float).eps))
@@ -129,3 +129,28 @@ def within_cluster_constant(values: np.ndarray, cluster: np.ndarray) -> np.ndarr
     means = frame.groupby(np.asarray(cluster), sort=False).transform("mean").to_numpy()
     ok = np.isnan(values) | (np.abs(values - means) < _EPS * np.maximum(1.0, np.abs(means)))
     return ok.all(axis=0)
+
+
+def check_full_rank(matrix: np.ndarray, names, part: str, groups: np.ndarray,
+                    group_labels) -> None:
+    """Within each group the model matrix must have full column rank (else the sampler fails)."""
+    from scipy.linalg import qr
+
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.shape[1] == 0:
+        return
+    for code, label in enumerate(group_labels):
+        rows = matrix[groups == code]
+        if rows.shape[0] == 0:
+            continue
+        _, r, pivots = qr(rows, mode="economic", pivoting=True)
+        diag = np.abs(np.diag(r))
+        tol = diag.max(initial=0.0) * max(rows.shape) * np.finfo(float).eps
+        rank = int((diag > tol).sum())
+        if rank < rows.shape[1]:
+            dependent = [names[i] for i in pivots[rank:]]
+            where = "" if label is None else f" in group {label!r}"
+            raise MitmlError(f"The {part} of the model is rank deficient{where}: "
+                             f"{', '.join(map(str, dependent))} is a linear combination of the "
+                             "other columns (e.g. constant within the group). Remove it from "
+                             "'formula'.")

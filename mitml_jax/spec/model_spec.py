@@ -318,6 +318,13 @@ def _build(data, parsed: ParsedFormula, parsed_l2: ParsedFormula | None, group, 
         x_l2 = _predictors(fixed_rhs_l2, data, "level-2 part")
         names_l2 = tuple(x_l2.columns)
         means = _level2_checks(data, targets_l2, x_l2, cluster, group)
+    group_codes, group_labels = (_group_codes(data[group]) if group is not None else
+                                 (np.zeros(len(data), dtype=np.int64), [None]))
+    checks.check_full_rank(x.to_numpy(), tuple(x.columns), "fixed part", group_codes,
+                           group_labels)
+    if parsed_l2 is not None:
+        checks.check_full_rank(x_l2.to_numpy(), names_l2, "level-2 part", group_codes,
+                               group_labels)
     categories = FrozenMap(
         (name, checks.target_levels(data[name])) for name in [*targets, *targets_l2]
         if checks.is_categorical(data[name]))
