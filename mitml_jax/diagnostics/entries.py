@@ -1,0 +1,173 @@
+"""The non-redundant parameter entries of an :class:`~mitml_jax.Imputations` and their names.
+
+mitml reports and plots one entry per (group, block, row, column), skipping redundant entries of
+the symmetric blocks: Psi's upper triangle and, for Sigma, ``j > ((i - 1) mod ncol) + 1`` (which
+also handles jomo's stacked cluster-specific Sigma). Titles and file names follow plot.mitml
+(spec 3.5): ``Beta [i,j]: y ON x``, ``Psi [i,j]: (y ON z) WITH (y' ON z')``, ``Sigma [i,j]: y WITH y'``,
+file names ``BETA_<Group-g_>y_ON_x`` etc. with ``(),`` removed and whitespace replaced by ``-``.
+Entry order is mitml's plotting order: group, block, then column outer and row inner.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Entry", "parameter_entries", "entry_draws", "group_labels"]
+
+BLOCK_TITLES = {"beta": "Beta", "beta2": "Beta2", "psi": "Psi", "sigma": "Sigma"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One parameter entry; ``group``, ``row``, ``col`` are 0-based array positions."""
+
+    block: str
+    group: int
+    row: int
+    col: int
+    group_label: str
+    row_label: str
+    col_label: str
+    title: str
+    file_stem: str
+
+    @property
+    def position(self) -> str:
+        """mitml's 1-based ``[i,j]``."""
+        return f"[{self.row + 1},{self.col + 1}]"
+
+
+def group_labels(imp) -> list:
+    """Group labels in group-code order (order of first appearance), or ``[""]`` without groups."""
+    spec = imp.spec
+    labels = imp.extra.get("group_labels") if isinstance(imp.extra, dict) else None
+    if labels is None and getattr(spec, "group", None) and spec.group in imp.data.columns:
+        labels = pd.unique(imp.data[spec.group].dropna())
+    if labels is None or len(labels) != imp.n_groups:
+        labels = [str(g + 1) for g in range(imp.n_groups)] if imp.n_groups > 1 else [""]
+    return [str(v) for v in labels]
+
+
+def _names(imp, block: str, axis: int, size: int, default) -> list:
+    """Labels from ``imp.labels`` when they fit, else ``default`` when it fits, else numbers."""
+    given = (imp.labels or {}).get(block)
+    if given is not None and len(given) > axis and given[axis] is not None:
+        if len(given[axis]) == size:
+            return [str(v) for v in given[axis]]
+    if default is not None and len(default) == size:
+        return [str(v) for v in default]
+    return [str(i + 1) for i in range(size)]
+
+
+def _psi_components(imp, size: int) -> list:
+    """Psi row i -> (target, random effect or None for L2 targets), index (j-1)q + k."""
+    spec = imp.spec
+    targets = list(getattr(spec, "targets", ()))
+    random = list(getattr(spec, "random_names", ()))
+    l2 = list(getattr(spec, "targets_l2", ()))
+    comps = [(y, z) for y in targets for z in random] + [(y, None) for y in l2]
+    if len(comps) == size:
+        return comps
+    names = _names(imp, "psi", 0, size, None)
+    return [(n, None) for n in names]
+
+
+def _clean(stem: str) -> str:
+    return re.sub(r"\s", "-", re.sub(r"[(),]", "", stem))
+
+
+def parameter_entries(imp, blocks=None, groups=None) -> list:
+    """Non-redundant entries of ``blocks`` (default: all present) for ``groups`` (0-based)."""
+    blocks = [b for b in (blocks or imp.blocks) if b in imp.imputation]
+    glabels = group_labels(imp)
+    groups = range(imp.n_groups) if groups is None else groups
+    spec = imp.spec
+    diagonal = imp.keep_chains == "diagonal"
+    out = []
+    for g in groups:
+        glab = f",Group:{glabels[g]}" if imp.n_groups > 1 else ""
+        gfile = f"Group-{glabels[g]}_" if imp.n_groups > 1 else ""
+        for block in blocks:
+            arr = imp.imputation[block]
+            nrow, ncol = arr.shape[3], arr.shape[4]
+            finite = np.isfinite(arr[:, :, g]).any(axis=(0, 1))
+            name = BLOCK_TITLES[block]
+            if block in ("beta", "beta2"):
+                l2 = block == "beta2"
+                rows = _names(imp, block, 0, nrow,
+                              getattr(spec, "fixed_names_l2" if l2 else "fixed_names", None))
+                cols = _names(imp, block, 1, ncol,
+                              getattr(spec, "targets_l2" if l2 else "targets", None))
+                for j in range(ncol):
+                    for i in range(nrow):
+                        if not finite[i, j]:
+                            continue
+                        title = f"{name} [{i + 1},{j + 1}{glab}]: {cols[j]} ON {rows[i]}"
+                        stem = f"{block.upper()}_{gfile}{cols[j]}_ON_{rows[i]}"
+                        out.append(Entry(block, g, i, j, glabels[g], rows[i], cols[j],
+                                         title, _clean(stem)))
+            elif block == "psi":
+                comps = _psi_components(imp, nrow)
+                for j in range(ncol):
+                    for i in range(j if not diagonal else 0, nrow):
+                        if not finite[i, j]:
+                            continue
+                        yc, zc = comps[i if diagonal else j]
+                        yr, zr = comps[i]
+
+                        def text(y, z):
+                            return y if z is None else f"({y} ON {z})"
+
+                        def ftext(y, z):
+                            return y if z is None else f"{y}_ON_{z}"
+
+                        title = f"Psi [{i + 1},{j + 1}{glab}]: {text(yr, zr)} WITH {text(yc, zc)}"
+                        stem = f"PSI_{gfile}{ftext(yr, zr)}_WITH_{ftext(yc, zc)}"
+                        out.append(Entry(block, g, i, j, glabels[g], text(yr, zr),
+                                         text(yc, zc), title, _clean(stem)))
+            elif block == "sigma":
+                targets = list(getattr(spec, "targets", ()))
+                nvar = ncol if not diagonal else len(targets) or nrow
+                names = _names(imp, "sigma", 1, nvar, targets)
+                stacked = nrow > nvar
+                clus = getattr(spec, "cluster", None) or "Cluster"
+                for j in range(ncol):
+                    for i in range(nrow):
+                        v = i % nvar
+                        if not diagonal and (j > v):
+                            continue
+                        if not finite[i, j]:
+                            continue
+                        vc = v if diagonal else j
+                        suffix, fsuffix = "", ""
+                        if stacked:
+                            c = i // nvar + 1
+                            suffix, fsuffix = f" [{clus}:{c}]", f"_{clus}{c}"
+                        title = f"Sigma [{i + 1},{j + 1}{glab}]: {names[v]} WITH {names[vc]}{suffix}"
+                        stem = f"SIGMA_{gfile}{names[v]}_WITH_{names[vc]}{fsuffix}"
+                        out.append(Entry(block, g, i, j, glabels[g], names[v], names[vc],
+                                         title, _clean(stem)))
+    return out
+
+
+def entry_draws(imp, entries, phase: str = "imputation") -> np.ndarray:
+    """Draws of ``entries`` stacked on the last axis: (chain, draw, entry).
+
+    ``phase`` is ``"imputation"``, ``"burnin"`` or ``"all"`` (burn-in followed by imputation).
+    """
+    def pick(source):
+        if not entries:
+            first = next(iter(source.values()))
+            return np.zeros(first.shape[:2] + (0,))
+        cols = [source[e.block][:, :, e.group, e.row, e.col] for e in entries]
+        return np.stack(cols, axis=-1).astype(float, copy=False)
+
+    if phase == "imputation":
+        return pick(imp.imputation)
+    if phase == "burnin":
+        return pick(imp.burnin)
+    return np.concatenate([pick(imp.burnin), pick(imp.imputation)], axis=1)

@@ -1,0 +1,132 @@
+"""Text of ``print(imp)``: mitml's ``print.mitml`` layout (spec 1.2), plus the number of chains.
+
+Layout (verified against R): a blank line, ``Call:``, a blank line, the call, a blank line, the
+model block with labels left-justified to 25 characters followed by space-separated values and a
+trailing space (cluster and random-effect lines only for multilevel models; ``Level 1:`` /
+``Level 2:`` blocks for two-level jomo models), then the iteration sentence and, with groups,
+``Imputations were carried out seperately within <G> groups.`` (sic, as mitml). With more than
+one chain a line ``Chains: <C> (run in parallel; ...)`` follows; mitml always runs one.
+
+The small table formatters here reproduce R's ``print.table`` for numeric and character matrices
+and are shared by the summary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["format_imputations", "format_header", "format_numeric_table", "format_text_table"]
+
+
+def _label(text: str) -> str:
+    return f"{text:<25}"
+
+
+def _line(label: str, values) -> str:
+    return " ".join([_label(label), *[str(v) for v in values]]) + " \n"
+
+
+def _model_lines(spec) -> str:
+    multilevel = getattr(spec, "cluster", None) is not None
+    two_level = bool(getattr(spec, "targets_l2", ()))
+    out = ""
+    if two_level:
+        out += "Level 1:\n \n"
+    if multilevel:
+        out += _line("Cluster variable:", [spec.cluster])
+    out += _line("Target variables:", spec.targets)
+    out += _line("Fixed effect predictors:", spec.fixed_terms or spec.fixed_names)
+    if multilevel:
+        out += _line("Random effect predictors:", spec.random_terms or spec.random_names)
+    if two_level:
+        out += "\n" + _label("Level 2:\n") + " \n"
+        out += _line("Target variables:", spec.targets_l2)
+        out += _line("Fixed effect predictors:", spec.fixed_terms_l2 or spec.fixed_names_l2)
+    return out
+
+
+def format_header(imp, for_summary: bool = False) -> str:
+    """Call, model block and iteration sentence, exactly as mitml prints them."""
+    call = str(imp.call).rstrip("\n")
+    out = "\nCall:\n\n" + call + "\n\n"
+    out += _model_lines(imp.spec)
+    out += (
+        f"\nPerformed {imp.n_burn:.0f} burn-in iterations, and generated {imp.m:.0f} "
+        f"imputed data sets,\neach {imp.n_iter:.0f} iterations apart. "
+    )
+    groups = imp.n_groups
+    if groups > 1:
+        out += f"\nImputations were carried out seperately within {groups:.0f} groups."
+        out += " \n" if for_summary else "\n \n"
+    else:
+        out += "\n"
+    if imp.chains > 1:
+        source = np.asarray(imp.imputation_source)
+        used = len(np.unique(source[:, 0])) if source.size else imp.chains
+        out += (
+            f"Chains: {imp.chains} (run in parallel; the {imp.m} imputations come from "
+            f"{used} of them).\n"
+        )
+    return out
+
+
+def format_imputations(imp) -> str:
+    """``repr(imp)`` / ``print(imp)``: mitml's print layout."""
+    return format_header(imp, for_summary=False)
+
+
+# -- R's print.table -------------------------------------------------------------------------
+def _format_column(values) -> list:
+    """R's ``format`` of a numeric column rounded to 3 decimals: common number of decimals."""
+    vals = np.asarray(values, dtype=float)
+    finite = vals[np.isfinite(vals)]
+    decimals = 0
+    for d in range(0, 4):
+        if np.all(np.abs(np.round(finite, d) - finite) < 1e-9 * np.maximum(1, np.abs(finite))):
+            decimals = d
+            break
+        decimals = 3
+    return ["NA" if not np.isfinite(v) else f"{v:.{decimals}f}" for v in vals]
+
+
+def _wrap(rw: int, widths: list, width: int = 80) -> list:
+    """Column chunks that fit ``width`` characters, as R wraps wide tables."""
+    chunks, current, used = [], [], rw
+    for j, w in enumerate(widths):
+        if current and used + 1 + w > width:
+            chunks.append(current)
+            current, used = [], rw
+        current.append(j)
+        used += 1 + w
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _table(rows, cols, cells, widths, right: bool) -> str:
+    rw = max(len(r) for r in rows)
+    out = []
+    for chunk in _wrap(rw, widths):
+        def cell(text, w):
+            return f"{text:>{w}}" if right else f"{text:<{w}}"
+
+        out.append(" ".join([" " * rw] + [cell(cols[j], widths[j]) for j in chunk]))
+        for i, r in enumerate(rows):
+            out.append(" ".join([f"{r:<{rw}}"] + [cell(cells[i][j], widths[j]) for j in chunk]))
+    return "\n".join(out) + "\n"
+
+
+def format_numeric_table(rows, cols, values) -> str:
+    """R's ``print.table(round(x, 3))`` of a numeric matrix (right-justified columns)."""
+    values = np.round(np.asarray(values, dtype=float), 3)
+    columns = [_format_column(values[:, j]) for j in range(values.shape[1])]
+    cells = [[columns[j][i] for j in range(len(cols))] for i in range(len(rows))]
+    widths = [max(len(c), *(len(s) for s in columns[j])) for j, c in enumerate(cols)]
+    return _table(rows, cols, cells, widths, right=True)
+
+
+def format_text_table(rows, cols, cells) -> str:
+    """R's ``print.table`` of a character matrix (left-justified, headers too)."""
+    ncol = len(cols)
+    widths = [max(len(cols[j]), *(len(cells[i][j]) for i in range(len(rows)))) for j in range(ncol)]
+    return _table(rows, cols, cells, widths, right=False)

@@ -1,0 +1,257 @@
+"""``imp.summary()``: mitml's convergence summary plus across-chain diagnostics.
+
+mitml's statistics (spec 3.4) are computed on the imputation-phase draws of **each chain**:
+segment R-hat on ``n_rhat`` segments (``.GelmanRubin``), SDprop (``goodness_of_appr``), and the
+lag-1 / smoothed lag-k / lag-2k ACF (``autocorrelation``, k = ``n_iter``). With several chains,
+each parameter row reports the **mean over chains** (the typical chain; the maximum of a noisy
+statistic over many chains grows with their number), and ``rhat_segments_max`` keeps the worst
+chain's segment R-hat; with one chain these are exactly mitml's numbers.
+
+Beyond mitml, every parameter gets across-chain diagnostics (Vehtari et al. 2021; ArviZ's
+definitions, see :mod:`mitml_jax.diagnostics.rank`): rank-normalised split R-hat (needs >= 2
+chains), bulk and tail ESS, MCSE of the mean, and, with 8 or more chains, nested R-hat over 4
+superchains of consecutive chains (Margossian et al. 2024).
+
+The printed text follows ``print.mitml.summary`` (verified layout, spec 1.2), then adds a section
+``Across chains``; :meth:`ImputationSummary.to_frame` gives one row per parameter entry.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MitmlError, MitmlTypeError, MitmlWarning
+from .entries import BLOCK_TITLES, entry_draws, parameter_entries
+from .mitml_stats import reduced_acf, sd_prop, segment_rhat
+from .nested import default_superchains, rhat_nested
+from .printing import format_header, format_numeric_table, format_text_table
+from .rank import rank_diagnostics
+
+__all__ = ["ImputationSummary", "summarize", "missing_rates"]
+
+COLUMNS = (
+    "block", "row", "col", "group", "group_label", "row_label", "col_label", "name",
+    "mean", "sd", "rhat_segments", "sd_prop", "acf_lag1", "acf_lagk", "acf_lag2k",
+    "rhat_rank", "ess_bulk", "ess_tail", "mcse_mean", "rhat_nested", "rhat_segments_max",
+)
+
+
+@dataclass
+class ImputationSummary:
+    """Result of :func:`summarize`; ``print`` it, or call :meth:`to_frame`."""
+
+    header: str
+    frame: pd.DataFrame
+    missing: pd.Series
+    stats: tuple
+    keep_chains: str
+    chains: int
+    draws: int
+    n_rhat: int | None
+    extra: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per parameter entry (1-based ``row``, ``col``, ``group`` as in mitml)."""
+        return self.frame.copy()
+
+    def __str__(self) -> str:
+        return _format_summary(self)
+
+    def __repr__(self) -> str:
+        return _format_summary(self)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(_format_summary(self))}</pre>"
+
+
+def missing_rates(data: pd.DataFrame) -> pd.Series:
+    """Percent missing per column as mitml prints it (``"%.1f"``, ``"0.0"`` shown as ``"0"``)."""
+    rates = data.isna().mean(axis=0) * 100
+    text = [f"{v:.1f}" for v in rates]
+    return pd.Series(["0" if t == "0.0" else t for t in text], index=data.columns, dtype=object)
+
+
+def _check_n_rhat(n_rhat):
+    if n_rhat is None:
+        return None
+    if isinstance(n_rhat, bool) or not isinstance(n_rhat, (int, np.integer, float)):
+        raise MitmlTypeError(f"'n_rhat' must be an integer or None, got {type(n_rhat).__name__}.")
+    if n_rhat != int(n_rhat):
+        raise MitmlError(f"'n_rhat' must be a whole number, got {n_rhat}.")
+    return int(n_rhat) if n_rhat >= 2 else None
+
+
+def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> ImputationSummary:
+    """Convergence summary of an Imputations object (mitml's ``summary.mitml`` and more).
+
+    Args:
+        imp: :class:`~mitml_jax.Imputations`.
+        n_rhat: segments for mitml's within-chain R-hat; None or < 2 disables it.
+        goodness_of_appr: compute SDprop (Hoff 2009).
+        autocorrelation: compute ACF at lags 1, k = n_iter and 2k (smoothed).
+
+    Returns:
+        :class:`ImputationSummary`.
+    """
+    n_rhat = _check_n_rhat(n_rhat)
+    entries = parameter_entries(imp)
+    x = entry_draws(imp, entries)  # (C, D, E)
+    c, d, e = x.shape
+    per_chain = np.moveaxis(x, 2, 1)  # (C, E, D)
+    cols = {name: np.full(e, np.nan) for name in COLUMNS[8:]}
+    stats = []
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if e and d:
+            cols["mean"] = x.mean(axis=(0, 1))
+            cols["sd"] = x.reshape(c * d, e).std(axis=0, ddof=1) if c * d > 1 else cols["sd"]
+        if n_rhat is not None and e:
+            if d // n_rhat >= 2:
+                seg = segment_rhat(per_chain, n_rhat)  # (C, E)
+                cols["rhat_segments"] = np.nanmean(seg, axis=0)
+                cols["rhat_segments_max"] = np.nanmax(seg, axis=0)
+                stats.append("Rhat")
+            else:
+                warnings.warn(
+                    f"Too few imputation-phase draws ({d}) for n_rhat={n_rhat} segments; "
+                    "segment R-hat skipped.", MitmlWarning, stacklevel=2)
+        if goodness_of_appr and e and d > 2:
+            cols["sd_prop"] = np.nanmean(sd_prop(per_chain), axis=0)
+            stats.append("SDprop")
+        if autocorrelation and e and d > 2:
+            acf = reduced_acf(per_chain, imp.n_iter).mean(axis=0)  # (E, 3)
+            cols["acf_lag1"], cols["acf_lagk"], cols["acf_lag2k"] = acf.T
+            stats.append("ACF")
+        if e and d >= 4:
+            rd = rank_diagnostics(x, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
+            cols["rhat_rank"] = rd["rhat"]
+            cols["ess_bulk"] = rd["ess_bulk"]
+            cols["ess_tail"] = rd["ess_tail"]
+            cols["mcse_mean"] = rd["mcse_mean"]
+        nested = c >= 8 and e > 0 and d >= 1
+        if nested:
+            cols["rhat_nested"] = rhat_nested(x, default_superchains(c, 4))
+    frame = pd.DataFrame({
+        "block": [en.block for en in entries],
+        "row": [en.row + 1 for en in entries],
+        "col": [en.col + 1 for en in entries],
+        "group": [en.group + 1 for en in entries],
+        "group_label": [en.group_label for en in entries],
+        "row_label": [en.row_label for en in entries],
+        "col_label": [en.col_label for en in entries],
+        "name": [f"{BLOCK_TITLES[en.block]} {en.position}" for en in entries],
+        **cols,
+    }, columns=list(COLUMNS))
+    return ImputationSummary(
+        header=format_header(imp, for_summary=True), frame=frame,
+        missing=missing_rates(imp.data), stats=tuple(stats), keep_chains=imp.keep_chains,
+        chains=c, draws=d, n_rhat=n_rhat, extra={"nested": nested},
+    )
+
+
+# -- printing ----------------------------------------------------------------------------------
+def _blocks(frame):
+    return [b for b in BLOCK_TITLES if (frame["block"] == b).any()]
+
+
+def _largest(frame, column, blocks, absolute=False) -> str:
+    parts = []
+    for b in blocks:
+        sub = frame[frame["block"] == b]
+        vals = sub[column].to_numpy(dtype=float)
+        vals = np.abs(vals) if absolute else vals
+        if np.all(np.isnan(vals)):
+            parts.append(f"{BLOCK_TITLES[b]}: [NA]")
+            continue
+        k = int(np.nanargmax(vals))
+        parts.append(f"{BLOCK_TITLES[b]}: [{sub['row'].iloc[k]},{sub['col'].iloc[k]}]")
+    return ", ".join(parts) + "\n"
+
+
+def _quantile_table(frame, column, blocks) -> str:
+    rows, values = [], []
+    for b in blocks:
+        v = frame.loc[frame["block"] == b, column].to_numpy(dtype=float)
+        v = v[~np.isnan(v)]
+        rows.append(BLOCK_TITLES[b] + ":")
+        if v.size == 0:
+            values.append([np.nan] * 6)
+            continue
+        q = np.quantile(v, [0.25, 0.5, 0.75])
+        values.append([v.min(), q[0], v.mean(), q[1], q[2], v.max()])
+    return format_numeric_table(rows, ["Min", "25%", "Mean", "Median", "75%", "Max"], values)
+
+
+def _acf_cell(v: float) -> str:
+    if np.isnan(v):
+        return "   NA"
+    s = f"{v:.3f}"
+    if v < 0:
+        return s.replace("-0", "-", 1) if s.startswith("-0") else s
+    return " " + s[1:] if s.startswith("0") else s
+
+
+def _format_summary(s: ImputationSummary) -> str:
+    f = s.frame
+    blocks = _blocks(f)
+    out = s.header
+    if s.stats and s.keep_chains != "full":
+        out += ("\nNote: Convergence criteria were calculated from a reduced set of\n"
+                f"parameters (setting: {s.keep_chains}).\n")
+    for stat in s.stats:
+        if stat in ("Rhat", "SDprop"):
+            column = "rhat_segments" if stat == "Rhat" else "sd_prop"
+            title = ("Potential scale reduction (Rhat, imputation phase):" if stat == "Rhat"
+                     else "Goodness of approximation (imputation phase):")
+            out += f"\n{title}\n \n" + _quantile_table(f, column, blocks)
+            out += ("\nLargest potential scale reduction:\n" if stat == "Rhat"
+                    else "\nPoorest approximation:\n") + _largest(f, column, blocks)
+        else:
+            cells = [[" Lag1", " Lagk", "Lag2k", " Lag1", " Lagk", "Lag2k"]]
+            for b in blocks:
+                sub = f[f["block"] == b]
+                means = [np.nanmean(sub[c]) for c in ("acf_lag1", "acf_lagk", "acf_lag2k")]
+                maxes = [np.nanmax(sub[c]) for c in ("acf_lag1", "acf_lagk", "acf_lag2k")]
+                cells.append([_acf_cell(v) for v in means + maxes])
+            rows = [""] + [BLOCK_TITLES[b] + ":" for b in blocks]
+            out += "\nAutocorrelation (ACF, imputation phase):\n\n"
+            out += format_text_table(rows, [" Mean", "", "", " Max", "", ""], cells)
+            out += "\nLargest autocorrelation at lag k:\n" + _largest(f, "acf_lagk", blocks, True)
+    md = s.missing
+    out += "\nMissing data per variable:\n"
+    out += format_text_table(["MD%"], list(map(str, md.index)), [list(md.to_numpy())])
+    out += _format_across(s, blocks)
+    return out + "\n"
+
+
+def _format_across(s: ImputationSummary, blocks) -> str:
+    f = s.frame
+    if f.empty:
+        return ""
+    cols = ["Max Rhat", "Min ESS-bulk", "Min ESS-tail", "Max MCSE/SD"]
+    if s.extra.get("nested"):
+        cols.append("Max nRhat")
+    rows, values = [], []
+    for b in blocks:
+        sub = f[f["block"] == b]
+        ratio = (sub["mcse_mean"] / sub["sd"]).to_numpy(dtype=float)
+        row = [sub["rhat_rank"].max(), sub["ess_bulk"].min(), sub["ess_tail"].min(),
+               np.nanmax(ratio) if np.isfinite(ratio).any() else np.nan]
+        if s.extra.get("nested"):
+            row.append(sub["rhat_nested"].max())
+        rows.append(BLOCK_TITLES[b] + ":")
+        values.append(row)
+    values = np.asarray(values, dtype=float)
+    values[:, 1:3] = np.round(values[:, 1:3])
+    chain_word = "chain" if s.chains == 1 else "chains"
+    out = (f"\nAcross chains ({s.chains} {chain_word} x {s.draws} draws, imputation phase;\n"
+           "rank-normalised split Rhat, bulk/tail ESS, MCSE of the mean):\n\n")
+    out += format_numeric_table(rows, cols, values)
+    if s.chains > 1:
+        out += "\nLargest rank-normalised Rhat:\n" + _largest(f, "rhat_rank", blocks)
+    return out
