@@ -16,8 +16,10 @@ that matter for names and values:
   power, as in R; rows are never dropped and a missing predictor gives NaN in every column built
   from it (R's ``na.action = na.pass``).
 
-Expressions are evaluated with the data's columns and ``I``, ``log``, ``exp``, ``sqrt``, ``abs``,
-``factor``/``C``, ``clusterMeans(x, cluster)`` and ``np`` in scope.
+Expressions are evaluated with the data's columns (which take precedence) and ``I``, ``log``,
+``exp``, ``sqrt``, ``abs``, ``mean``, ``factor``/``C``, ``clusterMeans(x, cluster)`` and ``np`` in
+scope. Names that are not Python identifiers go in backticks (``I(`x.1`^2)``); bare ``x.1`` works
+outside calls.
 """
 
 from __future__ import annotations
@@ -218,17 +220,34 @@ def _cluster_means(x, cluster):
     return frame.groupby("c", sort=False, dropna=False)["x"].transform("mean").to_numpy()
 
 
-def _namespace(data: pd.DataFrame) -> dict:
-    space = {"I": lambda v: v, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
-             "mean": np.mean, "np": np, "factor": _AsFactor, "C": _AsFactor,
-             "clusterMeans": _cluster_means}
-    for col in data.columns:
-        series = data[col]
-        if series.dtype.kind in "iuf":
-            space[str(col)] = series.to_numpy(dtype=float, na_value=np.nan)
+_FUNCTIONS = {"I": lambda v: v, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
+              "mean": np.mean, "np": np, "factor": _AsFactor, "C": _AsFactor,
+              "clusterMeans": _cluster_means}
+
+
+class _Namespace(dict):
+    """Names in formula expressions: data columns (converted on first use), then functions."""
+
+    def __init__(self, data: pd.DataFrame, aliases=None):
+        super().__init__()
+        self.data = data
+        self.columns = {str(c): c for c in data.columns}
+        self.aliases = aliases or {}
+
+    def __missing__(self, key):
+        name = self.aliases.get(key, key)
+        if name in self.columns:
+            series = self.data[self.columns[name]]
+            if series.dtype.kind in "iuf":
+                value = series.to_numpy(dtype=float, na_value=np.nan)
+            else:
+                value = series
+        elif name in _FUNCTIONS:
+            value = _FUNCTIONS[name]
         else:
-            space[str(col)] = series
-    return space
+            raise KeyError(key)
+        self[key] = value
+        return value
 
 
 def _level_name(level) -> str:
@@ -267,14 +286,13 @@ def _as_factor(values, n: int, name: str) -> _Factor:
     return _Factor(name, series.to_numpy(dtype=float, na_value=np.nan), None, False)
 
 
-def _evaluate(expr: str, space: dict, n: int, columns: set) -> _Factor:
+def _evaluate(expr: str, data: pd.DataFrame, n: int, columns: set) -> _Factor:
     name = r_expression(expr, columns)
     bare = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
     if bare in columns:
-        return _as_factor(space[bare], n, name)
+        return _as_factor(_Namespace(data)[bare], n, name)
     text, names = sanitize_expression(expr, columns)
-    local = dict(space)
-    local.update({key: space[col] for key, col in names.items() if col in space})
+    local = _Namespace(data, names)
     try:
         code = compile(ast.parse(text, mode="eval"), "<formula>", "eval")
         value = eval(code, {"__builtins__": {}}, local)  # noqa: S307 (formula expression)
@@ -360,12 +378,11 @@ def model_matrix(rhs: str, data: pd.DataFrame) -> pd.DataFrame:
     columns = {str(c) for c in data.columns}
     expanded = rhs_terms(rhs, columns)
     n = len(data)
-    space = _namespace(data)
     factors = {}
     for term in expanded.terms:
         for f in term:
             if f not in factors:
-                factors[f] = _evaluate(f, space, n, columns)
+                factors[f] = _evaluate(f, data, n, columns)
     blocks, names = [], []
     if expanded.intercept:
         blocks.append(np.ones((n, 1)))
