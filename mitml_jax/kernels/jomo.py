@@ -1,0 +1,241 @@
+"""jomo's Gibbs sweep as a pure JAX kernel: ``init`` and ``build_kernel``.
+
+One sweep follows ``jomo2comC.c`` / ``jomo1ranC.c`` / ``jomo1C.c`` (cran/jomo 2.7-6):
+
+1. latent normals of observed level-1 categories (rejection region incl. the (-3, 4) box,
+   see :mod:`.latent`); 2. latent normals of observed level-2 categories (given all other
+   random effects, under ``Psi``); 3. ``beta`` by GLS over **all** rows (flat prior);
+4. ``beta2`` by GLS with the marginal block ``Psi22`` and ``u2 = y2 - X2 beta2``;
+5. level-1 random effects per cluster given ``u2``; 6. ``Psi``:
+   ``Psi^-1 ~ W(J + dim, (sum u u' + Dinv)^-1)``, or element-wise Metropolis when level-2 targets
+   are categorical; 7. ``Omega``: ``Omega^-1 ~ W(n - 1, (sum e e' + Binv)^-1)`` (n = all rows), or
+   element-wise Metropolis when level-1 targets are categorical (:mod:`.mh_covariance`);
+   with ``random_l1`` the cluster-specific updates of :mod:`.random_l1` instead;
+8. missing level-1 values (and latents of missing categories) from their conditional normal;
+9. missing level-2 values given the cluster's random effects.
+
+Differences from jomo, all leaving the same posterior: the latent rejection sampler uses a fixed
+number of parallel proposals with a Gibbs fallback (K > 2) or exact inversion (K = 2); the
+positive-definiteness retries of the Metropolis proposals are parallel (``n_tries``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import random_l1 as hr
+from .jomo_data import JomoArrays, JomoConfig
+from .jomo_linalg import conditional_normal_draw, inverse_wishart
+from .latent import fixed_block, update_latent_block
+from .level2 import draw_random_effects, draw_regression, random_effects_prior
+from .mh_covariance import free_elements, mh_covariance_update
+
+__all__ = ["JomoState", "JomoPrior", "JomoInfo", "init", "build_kernel", "default_prior"]
+
+
+class JomoPrior(NamedTuple):
+    binv: jnp.ndarray  # (r, r)
+    dinv: jnp.ndarray  # (dim_psi, dim_psi); 1x1 unused for single-level
+    a_start: jnp.ndarray  # scalar: starting df of the cluster covariances (mitml's prior$a)
+    a: jnp.ndarray  # scalar: eta, jomo's a.prior (chi-square prior of the df)
+
+
+class JomoState(NamedTuple):
+    y: jnp.ndarray  # (J, L, r) level-1 values incl. latents and imputations
+    y2: jnp.ndarray  # (J, r2)
+    beta: jnp.ndarray  # (p, r)
+    beta2: jnp.ndarray  # (p2, r2)
+    u1: jnp.ndarray  # (J, r*q), target outer
+    psi: jnp.ndarray  # (dim, dim)
+    omega: jnp.ndarray  # (r, r), or (J, r, r) with random_l1
+    a: jnp.ndarray  # df of the cluster covariances (random_l1), else unused
+    scale: jnp.ndarray  # (r, r) IW scale A of the cluster covariances (random_l1)
+
+
+class JomoInfo(NamedTuple):
+    accepted_omega: jnp.ndarray
+    accepted_psi: jnp.ndarray
+    accepted_a: jnp.ndarray
+
+
+def default_prior(config: JomoConfig) -> JomoPrior:
+    """mitml's default: ``Binv = I_r``, ``Dinv = I_dim``, ``a = r`` (start and prior df)."""
+    dim = max(config.dim_psi, 1)
+    a = jnp.asarray(float(config.r))
+    return JomoPrior(jnp.eye(config.r), jnp.eye(dim), a, a)
+
+
+def _fixed_identity(dim: int, blocks, offset: int = 0) -> np.ndarray:
+    out = np.eye(dim)
+    for pos, k in blocks:
+        out[offset + pos : offset + pos + k, offset + pos : offset + pos + k] = fixed_block(k)
+    return out
+
+
+def init(arrays: JomoArrays, config: JomoConfig, prior: JomoPrior) -> JomoState:
+    """jomo's starting values: zero coefficients and random effects, identity covariances (latent
+    blocks fixed), missing values at the observed column means, latents at 0."""
+    n_clusters = arrays.row_mask.shape[0]
+    miss = arrays.miss
+    observed = (~miss) & (arrays.row_mask[..., None] > 0)
+    counts = jnp.maximum(observed.sum(axis=(0, 1)), 1)
+    means = jnp.where(observed, arrays.y_obs, 0.0).sum(axis=(0, 1)) / counts
+    latent = np.zeros(config.r, dtype=bool)
+    latent[config.n_con :] = True
+    means = jnp.where(jnp.asarray(latent), 0.0, means)
+    y = jnp.where(miss, means, arrays.y_obs) * arrays.row_mask[..., None]
+    obs2 = ~arrays.miss2
+    counts2 = jnp.maximum(obs2.sum(axis=0), 1)
+    means2 = jnp.where(obs2, arrays.y2_obs, 0.0).sum(axis=0) / counts2
+    latent2 = np.zeros(config.r2, dtype=bool)
+    latent2[config.n_con2 :] = True
+    means2 = jnp.where(jnp.asarray(latent2), 0.0, means2)
+    y2 = jnp.where(arrays.miss2, means2, arrays.y2_obs)
+    omega = jnp.asarray(_fixed_identity(config.r, config.cat_blocks))
+    if config.random_l1 != "none":
+        omega = jnp.broadcast_to(omega, (n_clusters, config.r, config.r))
+    psi = jnp.asarray(_fixed_identity(max(config.dim_psi, 1), config.cat2_blocks, config.d1))
+    return JomoState(
+        y=y, y2=y2, beta=jnp.zeros((config.p, config.r)), beta2=jnp.zeros((config.p2, config.r2)),
+        u1=jnp.zeros((n_clusters, config.d1)), psi=psi, omega=omega,
+        a=jnp.asarray(prior.a_start, dtype=float), scale=jnp.asarray(prior.binv, dtype=float),
+    )
+
+
+def build_kernel(config: JomoConfig):
+    """The sweep ``kernel(key, state, arrays, prior) -> (state, info)`` for a static config."""
+    r, q, d1, r2 = config.r, config.q, config.d1, config.r2
+    omega_elements = free_elements(r, config.cat_blocks)
+    psi_elements = free_elements(config.dim_psi, [(d1 + p, k) for p, k in config.cat2_blocks])
+    use_hr = config.random_l1 != "none"
+
+    def kernel(key, state: JomoState, arrays: JomoArrays, prior: JomoPrior):
+        keys = jax.random.split(key, 12)
+        n_clusters, max_size = arrays.row_mask.shape
+        mask = arrays.row_mask[..., None]
+        y, y2, beta, beta2, u1 = state.y, state.y2, state.beta, state.beta2, state.u1
+        psi, omega = state.psi, state.omega
+        x, z = arrays.x, arrays.z
+
+        def fixed_part(b):
+            return jnp.einsum("jlp,pr->jlr", x, b)
+
+        def random_part(u):
+            return jnp.einsum("jlq,jrq->jlr", z, u.reshape(n_clusters, r, q))
+
+        # 1. latents of observed level-1 categories
+        if config.cat_blocks:
+            mu = fixed_part(beta) + random_part(u1)
+            for c, (pos, k) in enumerate(config.cat_blocks):
+                key_c = jax.random.fold_in(keys[0], c)
+                codes = arrays.codes[..., c]
+                if use_hr:
+                    new = jax.vmap(
+                        lambda kk, e, m, om, cd: update_latent_block(
+                            kk, e, m, om, pos, k, cd, config.n_tries)
+                    )(jax.random.split(key_c, n_clusters), y - mu, mu[..., pos : pos + k],
+                      omega, codes)
+                else:
+                    new = update_latent_block(
+                        key_c, (y - mu).reshape(-1, r), mu[..., pos : pos + k].reshape(-1, k),
+                        omega, pos, k, codes.reshape(-1), config.n_tries,
+                    ).reshape(n_clusters, max_size, k)
+                y = y.at[..., pos : pos + k].set(new * mask)
+
+        # 2. latents of observed level-2 categories
+        if config.cat2_blocks:
+            fit2 = arrays.x2 @ beta2
+            u_all = jnp.concatenate([u1, y2 - fit2], axis=1)
+            for c, (pos, k) in enumerate(config.cat2_blocks):
+                new = update_latent_block(
+                    jax.random.fold_in(keys[1], c), u_all, fit2[:, pos : pos + k], psi,
+                    d1 + pos, k, arrays.codes2[:, c], config.n_tries,
+                )
+                y2 = y2.at[:, pos : pos + k].set(new)
+                u_all = u_all.at[:, d1 + pos : d1 + pos + k].set(new - fit2[:, pos : pos + k])
+
+        # 3. beta (GLS over all rows; flat prior)
+        target = (y - (random_part(u1) if config.multilevel else 0.0)) * mask
+        if use_hr:
+            beta = hr.draw_beta_clusterwise(keys[2], x, target, jnp.linalg.inv(omega))
+        else:
+            xty = jnp.einsum("jlp,jlr->pr", x, target)
+            beta = draw_regression(keys[2], arrays.xtx_inv, arrays.xtx_inv_chol, xty, omega)
+
+        # 4. beta2 with the marginal level-2 block, then level-2 residuals
+        if r2 > 0:
+            x2ty2 = arrays.x2.T @ y2
+            beta2 = draw_regression(keys[3], arrays.x2tx2_inv, arrays.x2tx2_inv_chol, x2ty2,
+                                    psi[d1:, d1:])
+        u2 = y2 - arrays.x2 @ beta2
+
+        accepted_psi = jnp.zeros((), jnp.int32)
+        if config.multilevel:
+            # 5. level-1 random effects given u2
+            prior_mean, prior_prec = random_effects_prior(psi, u2, d1)
+            resid = (y - fixed_part(beta)) * mask
+            ztr = jnp.einsum("jlq,jlr->jqr", z, resid)
+            u1 = draw_random_effects(keys[4], prior_mean, prior_prec, jnp.linalg.inv(omega),
+                                     arrays.ztz, ztr)
+            # 6. Psi
+            u_all = jnp.concatenate([u1, u2], axis=1)
+            scatter_u = u_all.T @ u_all
+            if config.cat2_blocks:
+                psi, accepted_psi = mh_covariance_update(
+                    keys[5], psi, scatter_u, float(n_clusters), psi_elements, config.n_tries)
+            else:
+                psi = inverse_wishart(keys[5], n_clusters + config.dim_psi,
+                                      scatter_u + prior.dinv)
+
+        # 7. Omega (shared or cluster-specific)
+        mu = fixed_part(beta) + (random_part(u1) if config.multilevel else 0.0)
+        resid = (y - mu) * mask
+        accepted_omega = jnp.zeros((), jnp.int32)
+        accepted_a = jnp.zeros((), jnp.int32)
+        a, scale = state.a, state.scale
+        if use_hr:
+            omega, a, scale, accepted_omega, accepted_a = hr.update_cluster_covariances(
+                keys[6], omega, a, scale, resid, arrays.cluster_size, prior, config,
+                omega_elements)
+        else:
+            scatter = jnp.einsum("jlr,jls->rs", resid, resid)
+            if config.cat_blocks:
+                omega, accepted_omega = mh_covariance_update(
+                    keys[6], omega, scatter, arrays.n_rows, omega_elements, config.n_tries)
+            else:
+                omega = inverse_wishart(keys[6], arrays.n_rows - 1.0, scatter + prior.binv)
+
+        # 8. missing level-1 values
+        flat_y = y.reshape(-1, r)
+        rows = arrays.miss_rows
+        if use_hr:
+            cluster_of_row = rows // max_size
+            new_rows = hr.conditional_draw_clusterwise(
+                keys[7], flat_y[rows], mu.reshape(-1, r)[rows], omega, cluster_of_row,
+                arrays.patterns, arrays.miss_pattern,
+                arrays.pattern_cluster if config.jomo_compat else None)
+        else:
+            new_rows = conditional_normal_draw(keys[7], flat_y[rows], mu.reshape(-1, r)[rows],
+                                               omega, arrays.patterns, arrays.miss_pattern)
+        y = flat_y.at[rows].set(new_rows).reshape(n_clusters, max_size, r)
+
+        # 9. missing level-2 values given the cluster's random effects
+        if r2 > 0:
+            fit2 = arrays.x2 @ beta2
+            u_all = jnp.concatenate([u1, u2], axis=1)
+            clus = arrays.miss2_clusters
+            vals = u_all[clus]
+            new_u = conditional_normal_draw(keys[8], vals, jnp.zeros_like(vals), psi,
+                                            arrays.patterns2, arrays.miss2_pattern)
+            y2 = y2.at[clus].set(jnp.where(arrays.miss2[clus], fit2[clus] + new_u[:, d1:],
+                                           y2[clus]))
+
+        new_state = JomoState(y=y, y2=y2, beta=beta, beta2=beta2, u1=u1, psi=psi, omega=omega,
+                              a=a, scale=scale)
+        return new_state, JomoInfo(accepted_omega, accepted_psi, accepted_a)
+
+    return kernel

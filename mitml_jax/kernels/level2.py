@@ -1,0 +1,74 @@
+"""Level-2 pieces of the jomo sweeps: fixed effects, random effects given level-2 residuals.
+
+jomo's ``jomo2*`` samplers append the level-2 targets' residuals ``u2 = y2 - X2 beta2`` to the
+random effects, so one covariance ``Psi`` (dimension ``q*r + r2``) joins them. Per sweep
+(``jomo2comC.c``): ``beta2`` by GLS with the *marginal* level-2 block ``Psi22`` (flat prior), then
+``u2``, then each cluster's level-1 random effects from their normal conditional on ``u2``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+from .jomo_linalg import chol_solve
+
+__all__ = ["draw_regression", "random_effects_prior", "draw_random_effects"]
+
+
+def draw_regression(key, xtx_inv, xtx_inv_chol, xty, cov):
+    """Multivariate regression coefficients with identical regressors and a flat prior.
+
+    ``vec(B) ~ N(vec((X'X)^-1 X'Y), cov (x) (X'X)^-1)``: ``B = (X'X)^-1 X'Y + C E chol(cov)'`` with
+    ``C C' = (X'X)^-1`` and ``E`` standard normal (p, r).
+    """
+    mean = xtx_inv @ xty
+    e = jax.random.normal(key, mean.shape, dtype=mean.dtype)
+    return mean + xtx_inv_chol @ e @ jnp.linalg.cholesky(cov).T
+
+
+def random_effects_prior(psi, u2, d1: int):
+    """Conditional prior of the level-1 random effects given level-2 residuals ``u2`` (J, r2).
+
+    Returns ``(prior_mean (J, d1), prior_precision (d1, d1))`` from the partition of ``psi``.
+    """
+    if psi.shape[-1] == d1:
+        return jnp.zeros((u2.shape[0], d1), psi.dtype), jnp.linalg.inv(psi)
+    p11 = psi[:d1, :d1]
+    p12 = psi[:d1, d1:]
+    p22 = psi[d1:, d1:]
+    coef = jnp.linalg.solve(p22, p12.T).T  # (d1, r2)
+    cond = p11 - coef @ p12.T
+    prec = jnp.linalg.inv(0.5 * (cond + cond.T))
+    return u2 @ coef.T, 0.5 * (prec + prec.T)
+
+
+def draw_random_effects(key, prior_mean, prior_prec, omega_inv, ztz, ztr):
+    """Cluster random effects ``vec(b_j)`` (target outer, random effect inner).
+
+    Args:
+        prior_mean: (J, d1) prior means; prior_prec: (d1, d1) prior precision.
+        omega_inv: (r, r) shared, or (J, r, r) cluster-specific, level-1 precision.
+        ztz: (J, q, q) ``Z_j' Z_j``.
+        ztr: (J, q, r) ``Z_j' (Y_j - X_j beta)``.
+
+    Returns:
+        (J, d1) draws from ``N(P^-1 (prior_prec m + vec(Z'R Omega^-1)), P^-1)`` with
+        ``P = prior_prec + Omega^-1 (x) Z'Z``.
+    """
+    n_clusters, q, r = ztr.shape
+    if omega_inv.ndim == 2:
+        kron = jnp.einsum("ts,jkl->jtksl", omega_inv, ztz)
+        rhs = jnp.einsum("jqr,rs->jsq", ztr, omega_inv)
+    else:
+        kron = jnp.einsum("jts,jkl->jtksl", omega_inv, ztz)
+        rhs = jnp.einsum("jqr,jrs->jsq", ztr, omega_inv)
+    d1 = r * q
+    prec = prior_prec[None] + kron.reshape(n_clusters, d1, d1)
+    b = rhs.reshape(n_clusters, d1) + prior_mean @ prior_prec.T
+    chol = jnp.linalg.cholesky(prec)
+    mean = chol_solve(chol, b[..., None])[..., 0]
+    z = jax.random.normal(key, mean.shape, dtype=mean.dtype)
+    noise = solve_triangular(chol, z[..., None], lower=True, trans="T")[..., 0]
+    return mean + noise
