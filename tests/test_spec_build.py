@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from mitml_jax.datasets import load_leadership, load_studentratings
+from mitml_jax.errors import MitmlError
 from mitml_jax.spec.model_spec import Design, ModelSpec, build_spec
 
 
@@ -133,3 +134,19 @@ def test_spec_pickles_and_design_arrays_are_writable(students):
     design = spec.design(load_leadership())
     for array in design:
         assert array.flags.writeable
+
+
+def test_categorical_level2_target():
+    data = load_leadership()
+    high = np.where(data["COHES"] > 0, "high", "low").astype(object)
+    data["CL"] = pd.Categorical(np.where(data["COHES"].isna(), None, high),
+                                categories=["low", "high"])
+    spec = build_spec(data, ["JOBSAT ~ 1 + (1|GRPID)", "CL ~ 1"], kind="jomo")
+    assert spec.categories["CL"] == ("low", "high") and spec.targets_l2 == ("CL",)
+    y_l2 = spec.design(data).y_l2[:, 0]
+    expected = data["CL"].cat.codes.to_numpy().astype(float)
+    expected[expected < 0] = np.nan
+    np.testing.assert_array_equal(y_l2, expected)
+    data.loc[0, "CL"] = "high" if data.loc[1, "CL"] == "low" else "low"  # now varies in cluster 1
+    with pytest.raises(MitmlError, match="CL"):
+        build_spec(data, ["JOBSAT ~ 1 + (1|GRPID)", "CL ~ 1"], kind="jomo")

@@ -117,6 +117,9 @@ CASES = {
     "collinear_predictors": (lambda: STUDENTS.assign(Twice=STUDENTS["CognAbility"] * 2),
                              {"formula": "ReadDis ~ 1 + Twice + CognAbility + (1|ID)"},
                              MitmlError, "rank deficient"),
+    "datetime_target": (lambda: STUDENTS.assign(When=pd.to_datetime("2020-01-01")).assign(
+        When=lambda d: d["When"].where(d.index > 3)),
+        {"formula": "When ~ 1 + (1|ID)", "kind": "jomo"}, MitmlError, "When"),
     "group_is_cluster": (STUDENTS.copy, {"formula": "ReadDis ~ 1 + (1|ID)", "group": "ID"},
                          MitmlError, "'ID'"),
     "l2_target_varies": (LEADERSHIP.copy, {"formula": ["COHES ~ 1 + (1|GRPID)", "JOBSAT ~ 1"],

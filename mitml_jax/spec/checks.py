@@ -102,6 +102,9 @@ def target_levels(series: pd.Series) -> tuple:
 def check_target_types(data: pd.DataFrame, targets, kind: str) -> None:
     """pan needs numeric targets; jomo takes numbers or categories (strings become categories)."""
     for name in targets:
+        if data[name].dtype.kind in "mM":
+            raise MitmlError(f"Target '{name}' has dtype {data[name].dtype}; convert dates and "
+                             "durations to numbers before imputation.")
         if kind == "pan" and is_categorical(data[name]):
             raise MitmlError(f"Target variables must be numeric: '{name}' has dtype "
                              f"{data[name].dtype}. You may either convert it or use jomo_impute() "
