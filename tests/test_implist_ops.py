@@ -170,3 +170,24 @@ def test_from_long_exclude_and_jomo():
     assert len(ImputedList.from_long(long, imp="Imputation", exclude=[0, 1])) == 1
     with pytest.raises(MitmlError, match="split column"):
         ImputedList.from_long(long)
+
+
+def test_lmer_forwards_to_batched_lmer(monkeypatch):
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("mitml_jax.analysis.lmer")
+    fake.lmer = lambda formula, implist, reml=True: calls.append((formula, implist, reml)) or "fits"
+    monkeypatch.setitem(sys.modules, "mitml_jax.analysis.lmer", fake)
+    implist = make_list()
+    assert implist.lmer("x ~ 1 + (1|id)", reml=False) == "fits"
+    assert calls == [("x ~ 1 + (1|id)", implist, False)]
+
+
+def test_to_long_with_duplicate_index_labels():
+    frame = pd.DataFrame({"a": [1.0, 2.0]}, index=[5, 5])
+    implist = ImputedList([frame, frame * 2])
+    long = implist.to_long()
+    assert long[".id"].tolist() == [5, 5, 5, 5] and long["a"].tolist() == [1.0, 2.0, 2.0, 4.0]
+    assert implist.rbind(implist).to_long().shape == (8, 3)

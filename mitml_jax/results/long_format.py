@@ -56,13 +56,11 @@ def to_long(frames, include_original=False, original=None, with_id=True, fill=Fa
     parts.extend((i + 1, frame) for i, frame in enumerate(frames))
     pieces = []
     for number, frame in parts:
-        head = {".imp": np.full(len(frame), number, dtype=np.int64)}
+        block = frame.reset_index(drop=True)  # positional: duplicate labels are fine
         if with_id:
-            head[".id"] = frame.index.to_numpy()
-        block = pd.concat(
-            [pd.DataFrame(head, index=frame.index), frame], axis=1, copy=False
-        )
-        pieces.append(block.reset_index(drop=True))
+            block.insert(0, ".id", frame.index.to_numpy())
+        block.insert(0, ".imp", np.full(len(frame), number, dtype=np.int64))
+        pieces.append(block)
     return pd.concat(pieces, ignore_index=True)
 
 
