@@ -1,0 +1,103 @@
+"""Run every benchmark script and write benchmarks/results.md.
+
+    python benchmarks/run_all.py            # all benchmarks, full sizes
+    python benchmarks/run_all.py --quick    # smaller sizes (each script's --quick)
+    python benchmarks/run_all.py --only pan_speed lmm_speed
+
+Each script in this folder prints a Markdown table (ms per iteration, chains, data size, ratio to
+R when ``Rscript`` with mitml is installed). This driver runs them one after another in fresh
+processes (so compilation and memory are measured per script), records the date, the machine
+(CPU, cores, JAX backend and devices) and the wall time of each, and collects the tables and any
+PNG plots the scripts wrote into ``benchmarks/results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = [
+    "pan_speed",
+    "jomo_speed",
+    "lmm_speed",
+    "summary_speed",
+    "scale",
+    "end_to_end",
+]
+
+
+def machine_description() -> str:
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
+    rscript = shutil.which("Rscript")
+    return (
+        f"{cpu}; {os.cpu_count()} cores; Python {platform.python_version()}; "
+        f"jax {jax.__version__} on {jax.default_backend()} ({devices}); "
+        f"R: {'Rscript found' if rscript else 'not installed'}"
+    )
+
+
+def run_script(name: str, quick: bool) -> tuple[str, float, int]:
+    path = os.path.join(HERE, f"{name}.py")
+    command = [sys.executable, path] + (["--quick"] if quick else [])
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=os.path.dirname(HERE))
+    elapsed = time.perf_counter() - start
+    output = result.stdout
+    if result.returncode != 0:
+        output += "\n\nFAILED (exit %d):\n%s" % (result.returncode, result.stderr[-3000:])
+    return output, elapsed, result.returncode
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--out", default=os.path.join(HERE, "results.md"))
+    args = parser.parse_args(argv)
+
+    names = [n for n in SCRIPTS if os.path.exists(os.path.join(HERE, f"{n}.py"))]
+    if args.only:
+        names = [n for n in names if n in args.only]
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {stamp} on: {machine_description()}.",
+        f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}`.",
+        "",
+    ]
+    failed = 0
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        output, elapsed, code = run_script(name, args.quick)
+        failed += code != 0
+        lines += [f"## {name}", "", f"Wall time of the script: {elapsed:.1f} s.", "", output.strip(), ""]
+    pngs = sorted(f for f in os.listdir(HERE) if f.endswith(".png"))
+    if pngs:
+        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in pngs] + [""]
+    with open(args.out, "w") as handle:
+        handle.write("\n".join(lines))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
