@@ -95,7 +95,8 @@ def test_print_variants(toy):
     several = imp.complete([3, 0, 1])
     assert isinstance(several, ImputedList) and len(several) == 3
     pd.testing.assert_frame_equal(several[1], data)
-    pd.testing.assert_frame_equal(several[2], one.pipe(lambda _: imp.complete(1)))
+    pd.testing.assert_frame_equal(several[2], imp.complete(1))
+    pd.testing.assert_frame_equal(several[0], imp.complete(3))
     assert isinstance(imp.complete(np.int64(1)), pd.DataFrame)
 
 

@@ -75,6 +75,8 @@ def test_write_errors(tmp_path):
     different = ImputedList([pd.DataFrame({"a": [1]}), pd.DataFrame({"b": [1]})])
     with pytest.raises(MitmlError, match="different columns"):
         different.write(tmp_path / "x.parquet")
+    with pytest.raises(MitmlError, match="not strings"):
+        ImputedList([pd.DataFrame({0: [1.0]})]).write(tmp_path / "x.parquet")
     with pytest.raises(MitmlError, match="does not exist"):
         read_implist(tmp_path / "missing.parquet")
 
@@ -111,3 +113,16 @@ def test_write_mplus_files(tmp_path):
     assert "missing = all (-999);" in inp
     assert "names = id y w f s nullable flag I.SES;" in inp
     assert all(len(line) <= 90 for line in inp.splitlines())  # Mplus input line limit
+
+
+def test_parquet_keeps_named_and_multi_indexes(tmp_path):
+    named = pd.DataFrame({"a": [1.0, 2.0]}, index=pd.Index(["r1", "r2"], name="rid"))
+    stepped = pd.DataFrame({"a": [1.0, 2.0]}, index=pd.RangeIndex(0, 4, 2, name="k"))
+    multi = pd.DataFrame(
+        {"a": [1.0, 2.0]}, index=pd.MultiIndex.from_tuples([(1, "x"), (2, "y")], names=["p", "q"])
+    )
+    for k, frame in enumerate((named, stepped, multi)):
+        path = tmp_path / f"i{k}.parquet"
+        ImputedList([frame, frame * 2]).write(path)
+        back = read_implist(path)
+        pd.testing.assert_frame_equal(back[1], frame * 2, check_index_type=True)

@@ -45,6 +45,12 @@ def write_implist(frames, path) -> None:
         raise MitmlError(
             f"write: the data sets have a column {_IMP!r}, which the file format uses; rename it."
         )
+    odd = [c for c in frames[0].columns if not isinstance(c, str)]
+    if odd:
+        raise MitmlError(
+            f"write: column names {odd[:5]} are not strings; parquet stores names as text, so "
+            "rename them (e.g. frames.within(lambda d: d.rename(columns=str))) before writing."
+        )
     ranges = []
     blocks = []
     for i, frame in enumerate(frames):
@@ -116,7 +122,7 @@ def write_mplus(frames, folder, name="imp", na_value=-999, sep="\t"):
     """Write data sets for Mplus ``TYPE = IMPUTATION`` (mitml's ``write.mitmlMplus``).
 
     Args:
-        frames: the imputed data sets.
+        frames: the imputed data sets, or an ``Imputations`` object (completed first).
         folder: directory to write into (created if needed).
         name: file name stem (R's ``filename``).
         na_value: code written for missing values.
@@ -125,6 +131,8 @@ def write_mplus(frames, folder, name="imp", na_value=-999, sep="\t"):
     Returns:
         dict with the paths written: ``data`` (list), ``list``, ``log``, ``input``.
     """
+    if hasattr(frames, "complete") and not isinstance(frames, list):  # an Imputations object
+        frames = frames.complete("all")
     frames = _check_frames(frames, "write_mplus")
     os.makedirs(folder, exist_ok=True)
     columns = list(frames[0].columns)
