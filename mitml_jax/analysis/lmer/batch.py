@@ -1,0 +1,179 @@
+"""``LmerBatch``: one model fitted to all m imputations at once (host results, cached refits).
+
+The batch owns the stacked design, the cross-products and the optimiser output for every
+imputation. What needs several imputations or a second fit is done here once for all of them
+and cached: the ML refit (D2-likelihood, D3, D4), the null model ``y ~ 1 + (1 | g)`` of the
+multilevel R-squared, and the fit to the stacked data (D4).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import numpy as np
+
+from mitml_jax.errors import MitmlError, MitmlWarning
+
+from .deviance import LmerStats
+from .design import LmerDesign, build_stats
+from .optimize import SINGULAR_TOL, diag_index, fit_batch
+
+__all__ = ["LmerBatch", "run_fit", "GRAD_TOL"]
+
+# lme4's tolerance on the scaled gradient at the optimum (lmerControl check.conv.grad)
+GRAD_TOL = 2e-3
+
+
+def run_fit(stats: LmerStats, beta0: np.ndarray, reml: bool, maxiter: int) -> dict:
+    """Fit all data sets of ``stats`` and bring the results to the host as NumPy arrays."""
+    out = jax.device_get(fit_batch(stats, np.bool_(reml), maxiter=maxiter))
+    out = {key: np.asarray(value) for key, value in out.items()}
+    out["beta"] = out["beta"] + beta0
+    diag = diag_index(stats.ztz.shape[-1])
+    out["singular"] = np.any(out["theta"][:, diag] < SINGULAR_TOL, axis=1)
+    g, h = out["gradient"], out["hessian"]
+    scaled = np.full_like(g, np.inf)
+    for i in range(len(g)):
+        try:
+            scaled[i] = np.linalg.solve(np.linalg.cholesky(h[i]), g[i])
+        except np.linalg.LinAlgError:
+            scaled[i] = g[i]
+    out["max_grad"] = np.max(np.minimum(np.abs(scaled), np.abs(g)), axis=1)
+    eig = np.linalg.eigvalsh(h)
+    out["min_curvature"] = eig[:, 0] / np.maximum(1.0, np.abs(eig).max(axis=1))
+    out["converged"] = (
+        np.isfinite(out["deviance"]) & (out["max_grad"] < GRAD_TOL) & (out["min_curvature"] > -1e-6)
+    )
+    return out
+
+
+def _which(mask: np.ndarray) -> str:
+    idx = np.flatnonzero(mask) + 1
+    shown = ", ".join(str(i) for i in idx[:10]) + (", ..." if len(idx) > 10 else "")
+    return f"{len(idx)} of {len(mask)} imputed data sets ({shown})"
+
+
+class LmerBatch:
+    """A linear mixed model fitted by (RE)ML to each of m data sets (internal).
+
+    Attributes
+    ----------
+    design : LmerDesign
+    reml : bool
+    stats : LmerStats
+        NumPy cross-products with leading axis m.
+    beta0 : ndarray (m, p)
+        Offsets of the response in ``stats``.
+    result : dict
+        Optimiser output per imputation (see :func:`run_fit`).
+    """
+
+    def __init__(self, design: LmerDesign, reml: bool, maxiter: int = 100, warn: bool = True):
+        self.design = design
+        self.reml = bool(reml)
+        self.maxiter = int(maxiter)
+        self.stats, self.beta0 = build_stats(
+            design.y, design.x, design.z, design.imp, design.cluster, design.m, design.n_clusters
+        )
+        d = design
+        cells = np.bincount(d.imp * d.n_clusters + d.cluster, minlength=d.m * d.n_clusters)
+        self._n_groups = np.count_nonzero(cells.reshape(d.m, d.n_clusters), axis=1)
+        self.result = run_fit(self.stats, self.beta0, self.reml, self.maxiter)
+        self._ml = None if self.reml else self
+        self._null = None
+        self._stacked = {}
+        if warn:
+            self.warn()
+
+    # -- checks ------------------------------------------------------------------------------
+    def warn(self):
+        """Warn as lme4 does about non-convergence and singular (boundary) fits."""
+        converged, singular = self.result["converged"], self.result["singular"]
+        if not np.all(converged):
+            worst = float(np.nanmax(self.result["max_grad"]))
+            warnings.warn(
+                f"Model failed to converge in {_which(~converged)}: max|grad| = {worst:.3g} "
+                f"(tol = {GRAD_TOL}); check the model and the data (lme4's convergence check).",
+                MitmlWarning,
+                stacklevel=4,
+            )
+        if np.any(singular):
+            warnings.warn(
+                f"boundary (singular) fit in {_which(singular)}: see help('isSingular') "
+                "(a random-effect variance is estimated as zero or the random-effect "
+                "correlation as +-1).",
+                MitmlWarning,
+                stacklevel=4,
+            )
+
+    # -- per-imputation values ---------------------------------------------------------------
+    @property
+    def m(self) -> int:
+        return self.design.m
+
+    def stats_at(self, i: int) -> LmerStats:
+        """Cross-products of imputation ``i`` (no batch axis)."""
+        return LmerStats(*(np.asarray(a)[i] for a in self.stats))
+
+    def tau(self, i: int) -> np.ndarray:
+        """Random-effect covariance ``sigma^2 Lambda Lambda'`` of imputation ``i``."""
+        lam = self.result["lam"][i]
+        return self.result["sigma2"][i] * lam @ lam.T
+
+    def vcov(self, i: int) -> np.ndarray:
+        """lme4's ``vcov``: ``sigma^2 (R_X'R_X)^{-1}`` from the Cholesky factor of ``R_X'R_X``."""
+        lx = self.result["lx"][i]
+        inv_l = np.linalg.solve(lx, np.eye(lx.shape[0]))
+        return self.result["sigma2"][i] * inv_l.T @ inv_l
+
+    def n_groups(self, i: int) -> int:
+        """Number of clusters with at least one row in imputation ``i``."""
+        return int(self._n_groups[i])
+
+    # -- cached companion fits ---------------------------------------------------------------
+    def refit_ml(self) -> "LmerBatch":
+        """The same model fitted by ML to all imputations (computed once)."""
+        if self._ml is None:
+            self._ml = LmerBatch(self.design, reml=False, maxiter=self.maxiter, warn=False)
+        return self._ml
+
+    def null_model(self) -> "LmerBatch":
+        """``y ~ 1 + (1 | g)`` with the same REML setting (multilevel R-squared)."""
+        if self._null is None:
+            d = self.design
+            ones = np.ones((len(d.y), 1))
+            null_design = LmerDesign(
+                y=d.y, x=ones, z=ones, imp=d.imp, cluster=d.cluster, m=d.m,
+                cluster_labels=d.cluster_labels, x_names=("(Intercept)",),
+                z_names=("(Intercept)",), formula=d.formula,
+            )
+            self._null = LmerBatch(null_design, reml=self.reml, maxiter=self.maxiter, warn=False)
+        return self._null
+
+    def stacked_loglik(self, members: tuple) -> float:
+        """logLik of the model fitted to the stacked data of ``members`` ((batch, i) pairs) / m.
+
+        Cluster ids are made imputation-specific, as mitml's D4 does; the fit uses this batch's
+        REML setting.
+        """
+        key = tuple((id(b), i) for b, i in members)
+        if key not in self._stacked:
+            ys, xs, zs, cl = [], [], [], []
+            offset = 0
+            for batch, i in members:
+                d = batch.design
+                rows = d.imp == i
+                ys.append(d.y[rows])
+                xs.append(d.x[rows])
+                zs.append(d.z[rows])
+                cl.append(d.cluster[rows] + offset)
+                offset += d.n_clusters
+            if len({x.shape[1] for x in xs} | {z.shape[1] for z in zs}) > 2:
+                raise MitmlError("mitml_stacked_loglik: the fits do not share one model.")
+            y, x, z = np.concatenate(ys), np.concatenate(xs), np.concatenate(zs)
+            cluster = np.concatenate(cl)
+            stats, beta0 = build_stats(y, x, z, np.zeros(len(y), dtype=np.int64), cluster, 1, offset)
+            out = run_fit(stats, beta0, self.reml, self.maxiter)
+            self._stacked[key] = float(-0.5 * out["deviance"][0]) / len(members)
+        return self._stacked[key]

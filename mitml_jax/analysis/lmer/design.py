@@ -1,0 +1,207 @@
+"""Host side of lmer: stacked design matrices of all imputations and their cross-products.
+
+All m data sets are stacked once, so the model matrices are built by a single call (consistent
+factor coding across imputations, and fast for large m). Rows with a missing value in the
+response, the grouping factor or any model-matrix column are dropped per imputation (lme4's
+``na.omit``). Clusters get one global code (sorted labels) shared by all imputations; a cluster
+absent from an imputation has zero cross-products, which contribute nothing to the deviance.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mitml_jax.errors import MitmlError, MitmlTypeError
+
+from .deviance import LmerStats
+from .formula import LmerFormula
+
+__all__ = ["LmerDesign", "model_matrix", "build_design", "build_stats", "shift_stats"]
+
+_TREATMENT = re.compile(r"([A-Za-z_.][A-Za-z0-9_.]*)\[T\.([^\]]*)\]")
+
+
+def model_matrix(rhs: str, data: pd.DataFrame) -> pd.DataFrame:
+    """R's ``model.matrix`` of a one-sided formula with R's column names; rows are kept.
+
+    Uses :func:`mitml_jax.spec.model_matrix.model_matrix` when available, otherwise formulaic with
+    the names translated (``Intercept`` -> ``(Intercept)``, ``Sex[T.Girl]`` -> ``SexGirl``).
+    """
+    try:
+        from mitml_jax.spec.model_matrix import model_matrix as spec_model_matrix
+    except ImportError:
+        spec_model_matrix = None
+    if spec_model_matrix is not None:
+        return spec_model_matrix(rhs, data)
+    import formulaic
+
+    try:
+        matrix = formulaic.model_matrix(rhs, data, na_action="ignore")
+    except Exception as exc:  # formulaic raises many types for unknown columns
+        raise MitmlError(f"Could not build the model matrix for {rhs!r}: {exc}") from exc
+    frame = pd.DataFrame(np.asarray(matrix, dtype=float), index=data.index)
+    names = []
+    for name in matrix.columns:
+        name = "(Intercept)" if name == "Intercept" else _TREATMENT.sub(r"\1\2", name)
+        names.append(name)
+    frame.columns = names
+    return frame
+
+
+@dataclass(frozen=True)
+class LmerDesign:
+    """Stacked rows of all imputations (host NumPy), after dropping incomplete rows."""
+
+    y: np.ndarray  # (N,)
+    x: np.ndarray  # (N, p)
+    z: np.ndarray  # (N, q)
+    imp: np.ndarray  # (N,) imputation index 0..m-1
+    cluster: np.ndarray  # (N,) global cluster code 0..J-1
+    m: int
+    cluster_labels: np.ndarray  # (J,)
+    x_names: tuple
+    z_names: tuple
+    formula: LmerFormula
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_labels)
+
+
+def _as_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """String columns as categoricals with sorted levels (R's factor()); much faster to code."""
+    out = {}
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            continue
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            out[name] = pd.Categorical(column)
+    return frame.assign(**out) if out else frame
+
+
+def build_design(formula: LmerFormula, implist) -> LmerDesign:
+    """Stack the imputed data sets and build response, X, Z and cluster codes."""
+    if isinstance(implist, pd.DataFrame) or not isinstance(implist, (list, tuple)):
+        raise MitmlTypeError(
+            "'implist' must be a list of pandas DataFrames (e.g. an ImputedList from "
+            f"mitml_complete), got {type(implist).__name__}."
+        )
+    if len(implist) == 0:
+        raise MitmlError("'implist' is empty: pass at least one imputed data set.")
+    for i, frame in enumerate(implist):
+        if not isinstance(frame, pd.DataFrame):
+            raise MitmlTypeError(
+                f"'implist' element {i} is a {type(frame).__name__}, not a pandas DataFrame."
+            )
+        for column in (formula.response, formula.group):
+            if column not in frame.columns:
+                raise MitmlError(
+                    f"Column {column!r} named in 'formula' is not in imputed data set {i + 1}."
+                )
+    sizes = np.array([len(frame) for frame in implist])
+    stacked = pd.concat(list(implist), axis=0, ignore_index=True)
+    imp = np.repeat(np.arange(len(implist)), sizes)
+    if "clusterMeans" in formula.fixed + formula.random:
+        # cluster means must be taken within each imputation, not over the stack
+        x_frame = pd.concat([model_matrix(formula.fixed, f) for f in implist], ignore_index=True)
+        z_frame = pd.concat([model_matrix(formula.random, f) for f in implist], ignore_index=True)
+    else:
+        factors = _as_categories(stacked)
+        x_frame = model_matrix(formula.fixed, factors)
+        z_frame = model_matrix(formula.random, factors)
+    if x_frame.shape[1] == 0:
+        raise MitmlError(f"The fixed part of 'formula' ({formula.fixed!r}) has no columns.")
+    if z_frame.shape[1] == 0:
+        raise MitmlError(f"The random part of 'formula' ({formula.random!r}) has no columns.")
+    y = pd.to_numeric(stacked[formula.response], errors="coerce").to_numpy(dtype=float)
+    group = stacked[formula.group]
+    x = x_frame.to_numpy(dtype=float)
+    z = z_frame.to_numpy(dtype=float)
+    keep = (
+        np.isfinite(y)
+        & group.notna().to_numpy()
+        & np.isfinite(x).all(axis=1)
+        & np.isfinite(z).all(axis=1)
+    )
+    codes, labels = pd.factorize(group[keep], sort=True)
+    return LmerDesign(
+        y=y[keep],
+        x=x[keep],
+        z=z[keep],
+        imp=imp[keep],
+        cluster=np.asarray(codes, dtype=np.int64),
+        m=len(implist),
+        cluster_labels=np.asarray(labels),
+        x_names=tuple(x_frame.columns),
+        z_names=tuple(z_frame.columns),
+        formula=formula,
+    )
+
+
+def _group_sum(values: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
+    """Sum the rows of ``values`` (N, k) by ``index`` into (size, k)."""
+    out = np.zeros((size, values.shape[1]))
+    np.add.at(out, index, values)
+    return out
+
+
+def build_stats(y, x, z, imp, cluster, m, n_clusters):
+    """Cross-products of every data set, response offset by its OLS fit for accuracy.
+
+    Returns ``(stats, beta0)``: :class:`LmerStats` with leading axis m (NumPy) and the offsets
+    ``beta0`` (m, p) such that the fixed effects are ``beta_stats + beta0``.
+    """
+    p, q = x.shape[1], z.shape[1]
+    n = np.bincount(imp, minlength=m).astype(float)
+    if np.any(n <= p):
+        bad = int(np.argmin(n)) + 1
+        raise MitmlError(
+            f"Imputed data set {bad} has {int(n.min())} complete rows for {p} fixed effects; "
+            "lmer needs more rows than fixed effects."
+        )
+    xx = (x[:, :, None] * x[:, None, :]).reshape(len(y), p * p)
+    xtx = _group_sum(xx, imp, m).reshape(m, p, p)
+    xty0 = _group_sum(x * y[:, None], imp, m)
+    rank_ok = np.linalg.matrix_rank(xtx, hermitian=True) == p
+    if not np.all(rank_ok):
+        bad = int(np.argmin(rank_ok)) + 1
+        raise MitmlError(
+            f"The fixed-effects model matrix is rank deficient in imputed data set {bad}; "
+            "remove redundant terms from 'formula'."
+        )
+    beta0 = np.linalg.solve(xtx, xty0[..., None])[..., 0]
+    yr = y - np.einsum("np,np->n", x, beta0[imp])
+    xty = _group_sum(x * yr[:, None], imp, m)
+    yty = np.bincount(imp, weights=yr * yr, minlength=m)
+    cell = imp * n_clusters + cluster
+    size = m * n_clusters
+    zw = z[:, :, None] * np.concatenate([z, x, yr[:, None]], axis=1)[:, None, :]
+    cross = _group_sum(zw.reshape(len(y), -1), cell, size).reshape(size, q, q + p + 1)
+    cross = cross.reshape(m, n_clusters, q, q + p + 1)
+    stats = LmerStats(
+        ztz=cross[..., :q],
+        ztx=cross[..., q : q + p],
+        zty=cross[..., q + p],
+        xtx=xtx,
+        xty=xty,
+        yty=yty,
+        n=n,
+    )
+    return stats, beta0
+
+
+def shift_stats(stats: LmerStats, delta: np.ndarray) -> LmerStats:
+    """Cross-products for the response ``y + X delta`` (delta (m, p)); exact algebra."""
+    zty = stats.zty + np.einsum("mjqp,mp->mjq", stats.ztx, delta)
+    xty = stats.xty + np.einsum("mpk,mk->mp", stats.xtx, delta)
+    yty = (
+        stats.yty
+        + 2.0 * np.einsum("mp,mp->m", delta, stats.xty)
+        + np.einsum("mp,mpk,mk->m", delta, stats.xtx, delta)
+    )
+    return stats._replace(zty=zty, xty=xty, yty=yty)
