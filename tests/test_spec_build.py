@@ -150,3 +150,15 @@ def test_categorical_level2_target():
     data.loc[0, "CL"] = "high" if data.loc[1, "CL"] == "low" else "low"  # now varies in cluster 1
     with pytest.raises(MitmlError, match="CL"):
         build_spec(data, ["JOBSAT ~ 1 + (1|GRPID)", "CL ~ 1"], kind="jomo")
+
+
+@pytest.mark.parametrize("formula", [
+    "ReadDis + SES ~ Sex*ReadAchiev + I(CognAbility^2) + (1 + ReadAchiev|ID)",
+    "ReadDis ~ 0 + FedState + Sex + (0 + CognAbility|ID)",
+    "ReadDis ~ ReadAchiev:Sex - 1 + (1|ID)",
+    "ReadDis ~ `read score` + log(CognAbility) + (1|`school id`)",
+])
+def test_canonical_formula_round_trips(students, formula):
+    data = students.assign(**{"read score": students["ReadAchiev"], "school id": students["ID"]})
+    spec = build_spec(data, formula)
+    assert build_spec(data, spec.formula) == spec
