@@ -16,7 +16,7 @@ import numpy as np
 from mitml_jax.errors import MitmlError, MitmlWarning
 
 from .deviance import LmerStats
-from .design import LmerDesign, build_stats
+from .design import LmerDesign, build_stats, pad_fixed, padded_size
 from .optimize import SINGULAR_TOL, diag_index, fit_batch
 
 __all__ = ["LmerBatch", "run_fit", "GRAD_TOL"]
@@ -27,9 +27,12 @@ GRAD_TOL = 2e-3
 
 def run_fit(stats: LmerStats, beta0: np.ndarray, reml: bool, maxiter: int) -> dict:
     """Fit all data sets of ``stats`` and bring the results to the host as NumPy arrays."""
-    out = jax.device_get(fit_batch(stats, np.bool_(reml), maxiter=maxiter))
+    p = stats.xtx.shape[-1]
+    padded = pad_fixed(stats, padded_size(p))
+    out = jax.device_get(fit_batch(padded, np.bool_(reml), maxiter=maxiter))
     out = {key: np.asarray(value) for key, value in out.items()}
-    out["beta"] = out["beta"] + beta0
+    out["beta"] = out["beta"][:, :p] + beta0
+    out["lx"] = out["lx"][:, :p, :p]
     diag = diag_index(stats.ztz.shape[-1])
     out["singular"] = np.any(out["theta"][:, diag] < SINGULAR_TOL, axis=1)
     g, h = out["gradient"], out["hessian"]

@@ -20,7 +20,8 @@ from mitml_jax.errors import MitmlError, MitmlTypeError
 from .deviance import LmerStats
 from .formula import LmerFormula
 
-__all__ = ["LmerDesign", "model_matrix", "build_design", "build_stats", "shift_stats"]
+__all__ = ["LmerDesign", "model_matrix", "build_design", "build_stats", "pad_fixed",
+           "padded_size"]
 
 _TREATMENT = re.compile(r"([A-Za-z_.][A-Za-z0-9_.]*)\[T\.([^\]]*)\]")
 
@@ -191,17 +192,27 @@ def build_stats(y, x, z, imp, cluster, m, n_clusters):
         xty=xty,
         yty=yty,
         n=n,
+        n_fixed=np.full(m, float(p)),
     )
     return stats, beta0
 
 
-def shift_stats(stats: LmerStats, delta: np.ndarray) -> LmerStats:
-    """Cross-products for the response ``y + X delta`` (delta (m, p)); exact algebra."""
-    zty = stats.zty + np.einsum("mjqp,mp->mjq", stats.ztx, delta)
-    xty = stats.xty + np.einsum("mpk,mk->mp", stats.xtx, delta)
-    yty = (
-        stats.yty
-        + 2.0 * np.einsum("mp,mp->m", delta, stats.xty)
-        + np.einsum("mp,mpk,mk->m", delta, stats.xtx, delta)
+def padded_size(p: int) -> int:
+    """Bucket for the number of fixed effects: a multiple of 4 (fewer distinct compilations)."""
+    return max(4, -(-p // 4) * 4)
+
+
+def pad_fixed(stats: LmerStats, size: int) -> LmerStats:
+    """Add inert fixed-effect columns up to ``size`` (unit ``X'X`` diagonal, no cross-products)."""
+    m, n_clusters, q, p = stats.ztx.shape
+    extra = size - p
+    if extra <= 0:
+        return stats
+    xtx = np.zeros((m, size, size))
+    xtx[:, :p, :p] = stats.xtx
+    xtx[:, np.arange(p, size), np.arange(p, size)] = 1.0
+    return stats._replace(
+        ztx=np.concatenate([stats.ztx, np.zeros((m, n_clusters, q, extra))], axis=-1),
+        xtx=xtx,
+        xty=np.concatenate([stats.xty, np.zeros((m, extra))], axis=-1),
     )
-    return stats._replace(zty=zty, xty=xty, yty=yty)

@@ -11,6 +11,10 @@ is built from per-cluster ``q x q`` blocks:
 - ML:   ``d(theta) = log|L|^2 + n [1 + log(2 pi r^2 / n)]``,
 - REML: ``d_R(theta) = log|L|^2 + log|R_X|^2 + (n-p) [1 + log(2 pi r^2 / (n-p))]``.
 
+Padding X with columns that have ``X'X = I`` and no cross-products (see
+``design.pad_fixed``) changes nothing (``R_X`` gets unit diagonal entries, ``c_beta`` zeros), so
+models with different p share one compiled program; the REML degrees of freedom use the true p.
+
 The data enter only through :class:`LmerStats` (one imputation; vmapped over imputations by the
 caller), so one evaluation costs O(J q^3 + p^3), independent of the number of rows.
 """
@@ -40,6 +44,7 @@ class LmerStats(NamedTuple):
     xty: jax.Array  # (p,)
     yty: jax.Array  # ()
     n: jax.Array  # () number of rows
+    n_fixed: jax.Array  # () number of fixed effects p (X may be padded with inert columns)
 
 
 def n_theta(q: int) -> int:
@@ -108,7 +113,7 @@ def profiled(theta: jax.Array, stats: LmerStats, reml: bool) -> dict:
     beta = solve_triangular(lx.T, cb, lower=False)
     n = stats.n
     # reml may be a traced boolean: ML and REML share one compiled program
-    dof = jnp.where(reml, n - p, n)
+    dof = jnp.where(reml, n - stats.n_fixed, n)
     logdet_x = 2.0 * jnp.sum(jnp.log(jnp.diag(lx)))
     dev = logdet_l + jnp.where(reml, logdet_x, 0.0) + dof * (1.0 + jnp.log(2.0 * jnp.pi * r2 / dof))
     return {"deviance": dev, "beta": beta, "sigma2": r2 / dof, "lx": lx, "lam": lam, "r2": r2}
