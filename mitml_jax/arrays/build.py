@@ -1,15 +1,17 @@
 """The seam between host and device: a ``Design`` (NumPy, original row order) -> padded arrays.
 
-Rows are sorted by (group, cluster, original position) and laid out as ``(G, J, L, ...)``: G groups,
-J clusters per group (padded to the largest group), L rows per cluster (padded to the largest
-cluster). Per-cluster sums become reductions over the padded ``L`` axis and groups become a
-``vmap`` axis. A cluster is a (group, cluster) pair, so a cluster id that occurs in two groups
+Rows are sorted by (group, cluster, original position) and laid out as ``(G, k, J, L)``: G groups,
+k columns (targets or predictors), J clusters per group (padded to the largest group), L rows per
+cluster (padded to the largest cluster). Columns come before rows ("structure of arrays"), so the
+tiny per-row algebra of the kernels is elementwise over contiguous (J, L) blocks, which XLA fuses
+and vectorises well; per-cluster sums are reductions over the padded ``L`` axis and groups become
+a ``vmap`` axis. A cluster is a (group, cluster) pair, so a cluster id that occurs in two groups
 gives two clusters, as in mitml (which renumbers clusters within each group).
 
-Missing cells are addressed by a flat index into the ``(J, L, r)`` block of their group, ordered
+Missing cells are addressed by a flat index into the ``(r, J, L)`` block of their group, ordered
 column-major over targets (all missing cells of the first target by original row, then the
 second target, ...), as mitml's ``index.mat``. Groups hold different numbers of missing cells;
-each is padded to ``M`` (the largest) with a dummy index ``J * L * r``.
+each is padded to ``M`` (the largest) with a dummy index ``r * J * L``.
 """
 
 from __future__ import annotations
@@ -29,17 +31,17 @@ class ModelArrays(NamedTuple):
     """Device arrays of the imputation model (one leading group axis G).
 
     Attributes:
-        y: (G, J, L, r) targets, observed values and 0 in missing or padded cells.
-        obs: (G, J, L, r) bool, True for observed cells.
+        y: (G, r, J, L) targets, observed values and 0 in missing or padded cells.
+        obs: (G, r, J, L) bool, True for observed cells.
         row_mask: (G, J, L) bool, True for real (not padded) rows.
         used: (G, J, L) bool, real rows with at least one observed target (pan's n*).
-        x: (G, J, L, p) fixed-effects design, 0 in padded rows.
-        z: (G, J, L, q) random-effects design, 0 in padded rows.
+        x: (G, p, J, L) fixed-effects design, 0 in padded rows.
+        z: (G, q, J, L) random-effects design, 0 in padded rows.
         cluster_mask: (G, J) bool, True for real clusters.
         n_clusters: (G,) number of clusters per group (float).
         n_rows: (G,) number of rows per group (float).
         n_used: (G,) number of used rows per group (float).
-        miss_index: (G, M) int32 flat index of missing cells into (J * L * r) (+1 dummy slot).
+        miss_index: (G, M) int32 flat index of missing cells into (r * J * L) (+1 dummy slot).
         miss_valid: (G, M) bool, True for real missing cells.
     """
 
@@ -130,6 +132,8 @@ def build_arrays(design, dtype=None) -> tuple[ModelArrays, Layout]:
     zpad[gi, ji, li] = z[order]
     row_position[gi, ji, li] = order
     used = row_mask & obs.any(axis=-1)
+    ypad, obs = np.moveaxis(ypad, -1, 1), np.moveaxis(obs, -1, 1)
+    xpad, zpad = np.moveaxis(xpad, -1, 1), np.moveaxis(zpad, -1, 1)
     cluster_mask = np.zeros((G, J), bool)
     cluster_mask[unit_group, unit_in_group] = True
 
@@ -138,7 +142,7 @@ def build_arrays(design, dtype=None) -> tuple[ModelArrays, Layout]:
     inv = np.empty(n, np.int64)
     inv[order] = np.arange(n)
     g_m = group[miss_row]
-    flat = ((unit_in_group[unit[inv[miss_row]]] * L) + row_in_unit[inv[miss_row]]) * r + miss_col
+    flat = (miss_col * J + unit_in_group[unit[inv[miss_row]]]) * L + row_in_unit[inv[miss_row]]
     counts = np.bincount(g_m, minlength=G)
     M = max(int(counts.max()) if len(counts) else 0, 1)
     slot_in_group = np.zeros(len(miss_row), np.int64)

@@ -24,9 +24,10 @@ from ..arrays.build import ModelArrays
 from ..errors import MitmlError
 from . import conditionals as cond
 from . import linalg
+from .noise import NoiseStream, draw_noise
 from .state import PanInfo, PanPrior, PanState
 
-__all__ = ["PanArrays", "prepare_pan_arrays", "init", "build_kernel", "build_transform", "save_missing"]
+__all__ = ["PanArrays", "prepare_pan_arrays", "init", "noise_sizes", "build_kernel", "build_transform", "save_missing"]
 
 
 class PanArrays(NamedTuple):
@@ -34,7 +35,7 @@ class PanArrays(NamedTuple):
 
     Attributes:
         data: :class:`~mitml_jax.arrays.build.ModelArrays` (leading group axis G).
-        ztz: (G, J, q, q) ``Z_i^T Z_i`` over used rows.
+        ztz: (G, q, q, J) ``Z_i^T Z_i`` over used rows.
         xtx_inv: (G, p, p) ``(X^T X)^{-1}`` over used rows.
         xtx_chol_inv_t: (G, p, p) ``L^{-T}`` where ``X^T X = L L^T``.
     """
@@ -49,25 +50,24 @@ def prepare_pan_arrays(arrays: ModelArrays, fixed_names=None) -> PanArrays:
     """Precompute ``X^T X`` (used rows) per group on the host; raise if it is singular."""
     x = np.asarray(arrays.x, np.float64)
     z = np.asarray(arrays.z, np.float64)
-    used = np.asarray(arrays.used)
-    xu = np.where(used[..., None], x, 0.0)
-    zu = np.where(used[..., None], z, 0.0)
-    xtx = np.einsum("gjlp,gjlk->gpk", xu, xu)
-    ztz = np.einsum("gjlq,gjlk->gjqk", zu, zu)
-    p = x.shape[-1]
+    used = np.asarray(arrays.used)[:, None]
+    xu = np.where(used, x, 0.0)
+    zu = np.where(used, z, 0.0)
+    xtx = np.einsum("gpjl,gkjl->gpk", xu, xu)
+    ztz = np.einsum("gpjl,gkjl->gpkj", zu, zu)
+    p = x.shape[1]
     eye = np.eye(p)
     chol_inv_t = np.empty_like(xtx)
     inv = np.empty_like(xtx)
     for g in range(xtx.shape[0]):  # host, once per run; G is small
-        eig = np.linalg.eigvalsh(xtx[g]) if p else np.ones(1)
-        if p and eig.min() <= 1e-10 * max(eig.max(), 1e-300):
+        eig = np.linalg.eigvalsh(xtx[g])
+        if eig.min() <= 1e-10 * max(eig.max(), 1e-300):
             names = f" ({', '.join(fixed_names)})" if fixed_names else ""
             raise MitmlError(
                 f"The fixed-effects design{names} is singular in group {g + 1} (among rows with at least "
                 "one observed target): remove redundant or constant predictors."
             )
-        lchol = np.linalg.cholesky(xtx[g])
-        li = np.linalg.solve(lchol, eye)
+        li = np.linalg.solve(np.linalg.cholesky(xtx[g]), eye)
         chol_inv_t[g] = li.T
         inv[g] = li.T @ li
     dtype = arrays.x.dtype
@@ -77,18 +77,19 @@ def prepare_pan_arrays(arrays: ModelArrays, fixed_names=None) -> PanArrays:
 def _init_group(pa, prior):
     """pan's starting values for one group (spec Appendix A)."""
     d = pa.data
-    yobs_sum = jnp.sum(jnp.where(d.obs, d.y, 0.0), axis=(0, 1))
-    yobs_n = jnp.sum(d.obs, axis=(0, 1))
+    r, q = d.y.shape[0], d.z.shape[0]
+    yobs_sum = jnp.sum(jnp.where(d.obs, d.y, 0.0), axis=(1, 2))
+    yobs_n = jnp.sum(d.obs, axis=(1, 2))
     mean = yobs_sum / jnp.maximum(yobs_n, 1)
-    y = jnp.where(d.obs, d.y, jnp.where(d.row_mask[..., None], mean, 0.0))
-    used = d.used[..., None]
-    xu = jnp.where(used, d.x, 0.0)
-    beta = pa.xtx_inv @ jnp.einsum("jlp,jlr->pr", xu, y)
-    delta = jnp.where(used, y - jnp.einsum("jlp,pr->jlr", d.x, beta), 0.0)
-    sigma = jnp.einsum("jlr,jls->rs", delta, delta) / d.n_used
-    r, q = sigma.shape[0], d.z.shape[-1]
+    y = jnp.where(d.obs, d.y, jnp.where(d.row_mask, mean[:, None, None], 0.0))
+    xu = jnp.where(d.used, d.x, 0.0)
+    beta = pa.xtx_inv @ jnp.einsum("kjl,tjl->kt", xu, y)
+    delta = jnp.where(d.used, y - cond.linear_predictor(d.x, beta), 0.0).reshape(r, -1)
+    sigma = delta @ delta.T / d.n_used
     psi_guess_inv = cond.spd_inverse(prior.dinv / prior.c)
-    prec = cond.random_effects_precision(cond.spd_inverse(sigma), pa.ztz, psi_guess_inv)
+    sigma_inv = cond.spd_inverse(sigma)
+    ztz = jnp.moveaxis(pa.ztz, -1, 0)  # (J, q, q)
+    prec = jnp.einsum("ts,jkl->jtksl", sigma_inv, ztz).reshape(-1, r * q, r * q) + psi_guess_inv
     cov = cond.spd_inverse(prec)
     psi = jnp.sum(jnp.where(d.cluster_mask[:, None, None], cov, 0.0), axis=0) / d.n_clusters
     return PanState(y=y, beta=beta, psi=linalg.symmetrize(psi), sigma=linalg.symmetrize(sigma))
@@ -102,24 +103,43 @@ def init(pan_arrays: PanArrays, prior: PanPrior) -> PanState:
     return jax.vmap(_init_group)(pan_arrays, prior)
 
 
-def _sweep_group(rng_key, state, pa, prior):
+def noise_sizes(r: int, q: int, p: int, n_clusters: int, n_miss: int) -> tuple:
+    """(normals, uniforms) one group's sweep consumes (see :func:`_sweep_group`)."""
+    psi_n, psi_u = linalg.bartlett_noise_size(r * q)
+    sig_n, sig_u = linalg.bartlett_noise_size(r)
+    return r * q * n_clusters + psi_n + sig_n + p * r + n_miss, psi_u + sig_u
+
+
+def _sweep_group(normals, uniforms, state, pa, prior):
     d = pa.data
-    key_b, key_psi, key_sigma, key_beta, key_y = jax.random.split(rng_key, 5)
+    r, q, p = d.y.shape[0], d.z.shape[0], d.x.shape[0]
+    n_clusters = d.y.shape[1]
+    noise = NoiseStream(normals, uniforms)
     sigma_inv = cond.spd_inverse(state.sigma)
     psi_inv = cond.spd_inverse(state.psi)
-    eps = state.y - jnp.einsum("jlp,pr->jlr", d.x, state.beta)
-    b = cond.draw_random_effects(key_b, eps, d.z, d.used, pa.ztz, sigma_inv, psi_inv)
-    psi, flag_psi = cond.draw_psi(key_psi, b, d.cluster_mask, d.n_clusters, prior.c, prior.dinv)
-    zb = jnp.einsum("jlq,jqr->jlr", d.z, b)
+    eps = state.y - cond.linear_predictor(d.x, state.beta)
+    b = cond.draw_random_effects(
+        noise.normals((r * q, n_clusters)), eps, d.z, d.used, pa.ztz, sigma_inv, psi_inv
+    )
+    psi_n, psi_u = linalg.bartlett_noise_size(r * q)
+    psi, flag_psi = cond.draw_psi(
+        noise.normals((psi_n,)), noise.uniforms((psi_u,)), b, d.cluster_mask, d.n_clusters, prior.c, prior.dinv
+    )
+    zb = jnp.einsum("kjl,tkj->tjl", d.z, b.reshape(r, q, -1))
+    sig_n, sig_u = linalg.bartlett_noise_size(r)
     sigma, beta_hat, flag_sigma = cond.draw_sigma(
-        key_sigma, state.y - zb, d.x, d.used, pa.xtx_inv, d.n_used, prior.a, prior.binv
+        noise.normals((sig_n,)), noise.uniforms((sig_u,)),
+        state.y - zb, d.x, d.used, pa.xtx_inv, d.n_used, prior.a, prior.binv,
     )
     sigma_chol = linalg.chol(sigma)
-    beta = cond.draw_beta(key_beta, beta_hat, pa.xtx_chol_inv_t, sigma_chol)
+    beta = cond.draw_beta(noise.normals((p, r)), beta_hat, pa.xtx_chol_inv_t, sigma_chol)
     li = linalg.inv_lower(sigma_chol)
     sigma_inv_new = linalg.symmetrize(li.T @ li)
-    mean = jnp.einsum("jlp,pr->jlr", d.x, beta) + zb
-    y = cond.draw_missing(key_y, d.y, d.obs, mean, sigma_inv_new, d.miss_index, d.miss_valid)
+    mean = cond.linear_predictor(d.x, beta) + zb
+    y = cond.draw_missing(
+        noise.normals(d.miss_index.shape), d.y, d.obs, mean, sigma_inv_new, d.miss_index, d.miss_valid
+    )
+    noise.finish()
     new = PanState(y=y, beta=beta, psi=psi, sigma=sigma)
     finite = jnp.all(jnp.isfinite(beta)) & jnp.all(jnp.isfinite(psi)) & jnp.all(jnp.isfinite(sigma))
     finite = finite & jnp.all(jnp.isfinite(y))
@@ -127,9 +147,12 @@ def _sweep_group(rng_key, state, pa, prior):
 
 
 def _kernel(rng_key, state, pan_arrays, prior):
-    n_groups = state.beta.shape[0]
-    keys = jax.random.split(rng_key, n_groups)
-    new, info = jax.vmap(_sweep_group)(keys, state, pan_arrays, prior)
+    d = pan_arrays.data
+    n_groups, r, n_clusters = d.y.shape[:3]
+    q, p, n_miss = d.z.shape[1], d.x.shape[1], d.miss_index.shape[1]
+    n_norm, n_unif = noise_sizes(r, q, p, n_clusters, n_miss)
+    normals, uniforms = draw_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype)
+    new, info = jax.vmap(_sweep_group)(normals, uniforms, state, pan_arrays, prior)
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite), gamma_exhausted=jnp.any(info.gamma_exhausted))
 
 

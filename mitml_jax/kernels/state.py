@@ -18,7 +18,7 @@ class PanState(NamedTuple):
     """State of pan's Gibbs sampler (pan's ``last``: beta, sigma, psi, y).
 
     Attributes:
-        y: (G, J, L, r) completed targets (observed cells are the data, bit for bit).
+        y: (G, r, J, L) completed targets (observed cells are the data, bit for bit).
         beta: (G, p, r) fixed effects.
         psi: (G, r q, r q) covariance of vec(b_i) (index target * q + random effect).
         sigma: (G, r, r) level-1 residual covariance.

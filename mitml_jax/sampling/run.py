@@ -86,18 +86,17 @@ def _block_function(kernel, transform, save, n_iter, n_segments):
 
             def run(state):
                 new_state, info = step(iter_keys, state, arrays, prior)
-                return new_state, info
+                return new_state, jax.tree_util.tree_map(lambda a, x: x.astype(a.dtype), acc, info)
 
             def skip(state):
-                info = jax.eval_shape(step, iter_keys, state, arrays, prior)[1]
-                return state, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), info)
+                return state, jax.tree_util.tree_map(jnp.zeros_like, acc)
 
-            state, info = jax.lax.cond(t < t_end, run, skip, state)
+            active = t < t_end
+            state, info = jax.lax.cond(active, run, skip, state)
             record = jax.vmap(transform)(state)
             finite = jax.vmap(_all_finite)(record)
-            active = t < t_end
             first_bad = jnp.where((first_bad < 0) & ~finite & active, t, first_bad)
-            acc = jax.tree_util.tree_map(lambda a, x: a + x.astype(a.dtype), acc, info)
+            acc = jax.tree_util.tree_map(jnp.add, acc, info)
             return (state, acc, first_bad), record
 
         def segment(carry, s):

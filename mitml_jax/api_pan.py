@@ -1,0 +1,205 @@
+"""``pan_impute``: mitml's ``panImpute`` as a many-chain JAX Gibbs sampler.
+
+Pipeline: ``build_spec -> spec.design -> build_arrays -> pan.init / pan.build_kernel ->
+run_chains -> collect_imputations``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .arrays.build import build_arrays
+from .errors import MitmlError, MitmlTypeError, MitmlWarning
+from .kernels import pan
+from .priors import check_pan_prior, to_pan_prior
+from .sampling.collect import collect_imputations, saves_needed
+from .sampling.run import run_chains
+from .spec.model_spec import build_spec
+
+__all__ = ["pan_impute"]
+
+_FAILURE_HINT = (
+    "Remedies: check the data for extreme values or near-collinear predictors, rescale targets "
+    "with very different variances, or use a more informative prior (larger 'a'/'c', scaled "
+    "'Binv'/'Dinv')."
+)
+
+
+def _check_count(name, value, minimum):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise MitmlTypeError(f"'{name}' must be an integer >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise MitmlError(f"'{name}' must be an integer >= {minimum}, got {value}.")
+    return int(value)
+
+
+def _rng_key(seed):
+    """(key, seed as recorded): an int seed, a JAX key, or None (a fresh random seed)."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31))
+    if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
+        return seed, seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise MitmlTypeError(f"'seed' must be an integer, a jax.random.key or None, got {seed!r}.")
+    return jax.random.key(int(seed)), int(seed)
+
+
+def _dtype(dtype):
+    if dtype is None:
+        return np.dtype(np.float64)
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise MitmlError(f"'dtype' must be float32 or float64, got {dt}.")
+    return dt
+
+
+def _labels(spec):
+    targets = tuple(spec.targets)
+    psi = tuple(f"{t}:{z}" for t in targets for z in spec.random_names)
+    return {"beta": (tuple(spec.fixed_names), targets), "psi": (psi, psi), "sigma": (targets, targets)}
+
+
+def _with_predictors(data, spec, design):
+    """The data copy with the derived predictor columns appended (mitml's ``save.pred``)."""
+    out = data.copy()
+    for name in spec.save_pred:
+        if name in spec.fixed_names:
+            out[name] = design.x[:, list(spec.fixed_names).index(name)]
+        elif name in spec.random_names:
+            out[name] = design.z[:, list(spec.random_names).index(name)]
+    return out
+
+
+def pan_impute(
+    data,
+    formula=None,
+    type=None,  # noqa: A002 - mitml's argument name
+    n_burn=5000,
+    n_iter=100,
+    m=10,
+    group=None,
+    prior=None,
+    seed=None,
+    chains=1,
+    keep_chains="full",
+    save_pred=False,
+    progress=True,
+    dtype=None,
+):
+    """Impute two-level multivariate normal data with pan's Gibbs sampler (mitml's ``panImpute``).
+
+    Every chain burns in ``n_burn`` iterations, then saves an imputation every ``n_iter``
+    iterations. With ``chains = C > 1`` the chains run at once (vmapped), each from pan's starting
+    values with its own random stream ``fold_in(key, c)``; the ``m`` imputations are split across
+    them as evenly as possible and every chain's parameter draws are kept.
+
+    Args:
+        data: DataFrame with targets, predictors, the cluster column and anything else.
+        formula: ``"y1 + y2 ~ 1 + x + (1 + x | cluster)"``. Exactly one of formula and type.
+        type: mitml's integer vector (one code per column of ``data``).
+        n_burn: burn-in iterations per chain (>= 0).
+        n_iter: iterations between imputations (>= 1).
+        m: number of imputations (>= 1).
+        group: column name; separate beta, Psi and Sigma within each of its values.
+        prior: dict with ``a``, ``Binv`` (r x r), ``c``, ``Dinv`` (rq x rq); default pan's
+            least informative prior (``a = r``, ``Binv = I``, ``c = rq``, ``Dinv = I``).
+        seed: int (or ``jax.random.key``) for reproducible results; None draws a fresh seed.
+        chains: number of independent chains (>= 1).
+        keep_chains: ``"full"`` or ``"diagonal"`` (keep only the diagonals of Psi and Sigma).
+        save_pred: append derived predictor columns (e.g. ``SexGirl``) to the data.
+        progress: show a progress bar.
+        dtype: ``float64`` (default) or ``float32``.
+
+    Returns:
+        :class:`~mitml_jax.Imputations` (``kind="pan"``).
+
+    Raises:
+        MitmlError / MitmlTypeError: bad arguments or data (naming the argument or column).
+        SamplerFailure: the sampler produced non-finite parameters (names chain and iteration).
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise MitmlTypeError(f"'data' must be a pandas DataFrame, got {_type_name(data)}.")
+    n_burn = _check_count("n_burn", n_burn, 0)
+    n_iter = _check_count("n_iter", n_iter, 1)
+    m = _check_count("m", m, 1)
+    chains = _check_count("chains", chains, 1)
+    if keep_chains not in ("full", "diagonal"):
+        raise MitmlError(f"'keep_chains' must be 'full' or 'diagonal', got {keep_chains!r}.")
+    dt = _dtype(dtype)
+    key, seed_used = _rng_key(seed)
+    if save_pred and type is not None:
+        warnings.warn("The 'save_pred' argument is ignored when 'type' is used.", MitmlWarning, stacklevel=2)
+        save_pred = False
+
+    spec = build_spec(data, formula=formula, type=type, group=group, kind="pan")
+    design = spec.design(data)
+    arrays, layout = build_arrays(design, dtype=dt)
+    dims = layout.dims
+    if dims["n_miss"] == 0:
+        raise MitmlError("Target variables do not contain any missing data.")
+    prior_np = check_pan_prior(prior, dims["r"], dims["q"])
+    pan_prior = to_pan_prior(prior_np, dims["G"], dt)
+    pan_arrays = pan.prepare_pan_arrays(arrays, spec.fixed_names)
+    state0 = pan.init(pan_arrays, pan_prior)
+    state0 = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chains,) + a.shape), state0)
+
+    n_saves = saves_needed(m, chains)
+    run = run_chains(
+        pan.build_kernel(),
+        state0,
+        pan_arrays,
+        pan_prior,
+        key,
+        n_burn=n_burn,
+        n_iter=n_iter,
+        n_saves=n_saves,
+        transform=pan.build_transform(keep_chains),
+        save=pan.save_missing,
+        progress=progress,
+        failure_hint=_FAILURE_HINT,
+    )
+    saved = run.saves.reshape(chains, n_saves, -1)
+    target_pos = np.array([data.columns.get_loc(t) for t in spec.targets])
+    index = np.column_stack([layout.miss_row, target_pos[layout.miss_col]])
+    out_data = _with_predictors(data, spec, design) if save_pred else data.copy()
+    call = (
+        f"pan_impute(formula={spec.formula!r}, n_burn={n_burn}, n_iter={n_iter}, m={m}"
+        + (f", group={spec.group!r}" if spec.group else "")
+        + f", chains={chains}, seed={seed_used!r})"
+    )
+    failures = {name: np.asarray(v) for name, v in run.failures.items()}
+    return collect_imputations(
+        run,
+        saved_values=saved,
+        miss_slot=layout.miss_slot,
+        index=index,
+        m=m,
+        n_iter=n_iter,
+        data=out_data,
+        spec=spec,
+        kind="pan",
+        call=call,
+        n_burn=n_burn,
+        chains=chains,
+        seed=seed_used,
+        prior=[dict(prior_np) for _ in range(dims["G"])],
+        keep_chains=keep_chains,
+        random_L1="none",
+        labels=_labels(spec),
+        failures=failures,
+        state=run.state,
+        extra={
+            "dtype": str(dt),
+            "group_labels": [str(v) for v in design.group_labels],
+            "cluster_labels": np.asarray(design.cluster_labels),
+        },
+    )
+
+
+def _type_name(value) -> str:
+    return type(value).__name__

@@ -1,0 +1,72 @@
+"""Posterior summaries of the imputation-model parameters (host, NumPy/pandas).
+
+Layout of the R reference files (``tests/reference/intro_pan.json``): one row per entry of every
+block, group, row and column (redundant symmetric entries included), 1-based positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["batch_means_mcse", "posterior_summary"]
+
+#: Batches per chain for the batch-means Monte Carlo standard error (as the R reference script).
+N_BATCHES = 50
+
+
+def batch_means_mcse(draws: np.ndarray, n_batches: int = N_BATCHES) -> np.ndarray:
+    """Monte Carlo standard error of the mean of (chain, draw, ...) draws by batch means.
+
+    Each chain is cut into ``n_batches`` consecutive batches of ``floor(D / n_batches)`` draws
+    (the trailing remainder is dropped, as in the R reference script); the MCSE is the standard
+    deviation of all batch means over the square root of their number. With one chain this is
+    exactly the R computation ``sd(batch means) / sqrt(50)``.
+    """
+    draws = np.asarray(draws, dtype=np.float64)
+    n_chains, n_draws = draws.shape[:2]
+    size = n_draws // n_batches
+    if size < 1:
+        return np.full(draws.shape[2:], np.nan)
+    used = draws[:, : size * n_batches].reshape((n_chains, n_batches, size) + draws.shape[2:])
+    means = used.mean(axis=2).reshape((n_chains * n_batches,) + draws.shape[2:])
+    return means.std(axis=0, ddof=1) / np.sqrt(n_chains * n_batches)
+
+
+def posterior_summary(imp, phase: str = "imputation") -> pd.DataFrame:
+    """DataFrame ``par, row, col, group, mean, sd, mcse`` over all chains' draws.
+
+    Args:
+        imp: an :class:`~mitml_jax.Imputations`.
+        phase: ``"imputation"`` (default) or ``"burnin"``.
+
+    Returns:
+        One row per block entry, with mitml's 1-based ``row``, ``col`` and ``group`` (for Psi,
+        row ``(target - 1) * q + random effect``); ``sd`` uses ddof = 1; ``mcse`` by batch means
+        with 50 batches per chain.
+    """
+    source = imp.imputation if phase == "imputation" else imp.burnin
+    frames = []
+    for block in imp.blocks:
+        draws = np.asarray(source[block], dtype=np.float64)  # (C, D, G, rows, cols)
+        _, n_draws, n_groups, n_rows, n_cols = draws.shape
+        flat = draws.reshape(-1, n_groups, n_rows, n_cols)
+        mean = flat.mean(axis=0)
+        sd = flat.std(axis=0, ddof=1) if flat.shape[0] > 1 else np.full(mean.shape, np.nan)
+        mcse = batch_means_mcse(draws)
+        g, i, j = np.meshgrid(np.arange(n_groups), np.arange(n_rows), np.arange(n_cols), indexing="ij")
+        frames.append(
+            pd.DataFrame(
+                {
+                    "par": block,
+                    "row": i.ravel() + 1,
+                    "col": j.ravel() + 1,
+                    "group": g.ravel() + 1,
+                    "mean": mean.ravel(),
+                    "sd": sd.ravel(),
+                    "mcse": mcse.ravel(),
+                }
+            )
+        )
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["par", "group", "row", "col"], kind="stable", ignore_index=True)
