@@ -1,0 +1,251 @@
+"""``test_constraints``: delta-method tests of (non)linear constraints (mitml's
+``testConstraints``, spec 4.7).
+
+Constraints are strings over parameter names, each tested against 0 (``"G.SES - I.SES"``,
+``"exp(a) - 1"``, ``"a*b"``, R's ``a^2``). They are parsed with :mod:`ast` into a small, safe
+evaluator over :mod:`jax.numpy` (numbers, ``+ - * / **``, R's ``^`` read as ``**``, parameter names and a whitelist of
+functions); nothing is passed to ``eval``. The Jacobian is exact (``jax.jacfwd``).
+
+Parameter names: ``(Intercept)`` is written ``Intercept`` (as in mitml). Names that are not
+Python identifiers (``Sex[T.Girl]``, ``x:z``) can be written in backticks (```Sex[T.Girl]```),
+by their R spelling when that is an identifier (``SexGirl``), or through ``names={"alias": name}``.
+Dotted names such as ``G.SES`` work as they are.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from mitml_jax.analysis import pooling
+from mitml_jax.analysis.adapters import as_fits, r_term_name
+from mitml_jax.analysis.estimates import arrays_from_qhat_uhat, extract_estimates
+from mitml_jax.analysis.models import TEST_COLUMNS, TEST_SNAKE, test_frame
+from mitml_jax.analysis.printing import df_footer, format_call, format_table, table_lines
+from mitml_jax.errors import MitmlError, MitmlWarning
+
+__all__ = ["test_constraints", "ConstraintsResult", "parse_constraints"]
+
+FUNCTIONS = {
+    "exp": jnp.exp, "log": jnp.log, "log10": jnp.log10, "log2": jnp.log2, "log1p": jnp.log1p,
+    "expm1": jnp.expm1, "sqrt": jnp.sqrt, "abs": jnp.abs, "sin": jnp.sin, "cos": jnp.cos,
+    "tan": jnp.tan, "tanh": jnp.tanh, "sinh": jnp.sinh, "cosh": jnp.cosh, "asin": jnp.arcsin,
+    "acos": jnp.arccos, "atan": jnp.arctan, "plogis": jax.nn.sigmoid,
+    "qlogis": lambda p: jnp.log(p) - jnp.log1p(-p),
+}
+_BINARY = {ast.Add: jnp.add, ast.Sub: jnp.subtract, ast.Mult: jnp.multiply,
+           ast.Div: jnp.divide, ast.Pow: jnp.power}
+
+
+def _clean(name: str) -> str:
+    return name.replace("(Intercept)", "Intercept")
+
+
+def _lookup_table(names, aliases):
+    table = {}
+    for i, name in enumerate(names):
+        for key in (name, _clean(name), _clean(r_term_name(name))):
+            table.setdefault(key, i)
+    for alias, target in (aliases or {}).items():
+        key = _clean(str(target))
+        if key not in table:
+            raise MitmlError(f"'names' maps {alias!r} to {target!r}, which is not a parameter "
+                             f"name; parameters are {list(names)}.")
+        table[alias] = table[key]
+    return table
+
+
+def _dotted(node) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+def parse_constraints(constraints, names, aliases=None):
+    """Compile constraint strings into ``g(theta) -> (k,)`` over a parameter vector.
+
+    Args:
+        constraints: list of expressions (each tested against 0).
+        names: parameter names, in the order of ``theta``.
+        aliases: optional ``{alias: parameter name}``.
+
+    Raises:
+        MitmlError: unknown names, unsupported syntax or functions (the message says which).
+    """
+    table = _lookup_table(list(names), aliases)
+    trees = []
+    for text in constraints:
+        quoted = {}
+
+        def _placeholder(match):
+            key = _clean(match.group(1))
+            if key not in table:
+                raise MitmlError(f"Unknown parameter `{match.group(1)}` in constraint {text!r}; "
+                                 f"parameters are {list(names)}.")
+            token = f"__mitml_q{len(quoted)}__"
+            quoted[token] = table[key]
+            return token
+
+        source = re.sub(r"`([^`]*)`", _placeholder, _clean(str(text))).replace("^", "**")
+        try:
+            tree = ast.parse(source.strip(), mode="eval")
+        except SyntaxError as err:
+            raise MitmlError(f"Could not parse constraint {text!r} ({err.msg}); put names that "
+                             "are not identifiers in backticks, e.g. `Sex[T.Girl]`.") from None
+        trees.append((text, tree.body, {**table, **quoted}))
+
+    def g(theta):
+        return jnp.stack([_evaluate(node, theta, lookup, text) for text, node, lookup in trees])
+
+    return g
+
+
+def _evaluate(node, theta, lookup, text):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+            and not isinstance(node.value, bool):
+        return jnp.asarray(float(node.value))
+    name = _dotted(node)
+    if name is not None:
+        if name not in lookup:
+            raise MitmlError(f"Unknown parameter {name!r} in constraint {text!r}; parameters "
+                             f"and aliases are {sorted(k for k in lookup if not k.startswith('__mitml'))}.")
+        return theta[lookup[name]]
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return _BINARY[type(node.op)](_evaluate(node.left, theta, lookup, text),
+                                      _evaluate(node.right, theta, lookup, text))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _evaluate(node.operand, theta, lookup, text)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        func = FUNCTIONS.get(node.func.id)
+        args = [_evaluate(a, theta, lookup, text) for a in node.args]
+        if func is not None and len(args) == 1:
+            return func(args[0])
+        if node.func.id == "log" and len(args) == 2:
+            return jnp.log(args[0]) / jnp.log(args[1])
+        raise MitmlError(f"Function {node.func.id!r} with {len(args)} argument(s) is not allowed "
+                         f"in constraint {text!r}; allowed: {', '.join(sorted(FUNCTIONS))}.")
+    raise MitmlError(f"Unsupported syntax in constraint {text!r}: {ast.dump(node)[:60]}...; "
+                     "use numbers, parameter names (backticks for other names), + - * / ^ ** "
+                     "and the functions " + ", ".join(sorted(FUNCTIONS)) + ".")
+
+
+class ConstraintsResult:
+    """Result of :func:`test_constraints` (mitml's ``mitml.testConstraints``).
+
+    Attributes:
+        constraints: the constraints as tested (``(Intercept)`` written ``Intercept``).
+        test: one-row DataFrame ``F.value, df1, df2, P(>F), RIV``.
+        Qbar: pooled constraint estimates (Series); T: their covariance ``(1 + r) Ubar*``
+            with r the D1 RIV (also for D2, as in mitml).
+        m, method, adj_df, df_com, call: as in mitml.
+    """
+
+    def __init__(self, constraints, test, qbar, T, m, method, df_com, call):
+        self.constraints, self.test, self.Qbar, self.T = constraints, test, qbar, T
+        self.m, self.method, self.df_com, self.adj_df = m, method, df_com, df_com is not None
+        self.call = call
+
+    @property
+    def estimates(self) -> pd.DataFrame:
+        """Constraint estimates and standard errors (``Estimate``, ``Std. Error``)."""
+        return pd.DataFrame({"Estimate": self.Qbar.to_numpy(),
+                             "Std. Error": np.sqrt(np.diag(self.T.to_numpy()))},
+                            index=self.Qbar.index)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The test with snake_case columns (f_value, df1, df2, p_value, riv)."""
+        return self.test.rename(columns=dict(zip(TEST_COLUMNS, TEST_SNAKE)))
+
+    def __str__(self) -> str:
+        est = self.estimates
+        out = (f"\nCall:\n\n{self.call}\n\nHypothesis test calculated from {self.m} imputed data "
+               "sets. The following\nconstraints were specified:\n\n")
+        out += table_lines(format_table(est.to_numpy(), [f"{c}:" for c in self.constraints],
+                                        list(est.columns)), indent=True)
+        out += f"\nCombination method: {self.method} \n\n"
+        out += table_lines(format_table(self.test.to_numpy(), None, TEST_COLUMNS,
+                                        digits=[3, 0, 3, 3, 3]), indent=True)
+        if self.method == "D1":
+            out += "\n" + df_footer(self.df_com) + "\n"
+        return out + "\n"
+
+    __repr__ = __str__
+    summary = __str__
+
+
+def test_constraints(model=None, qhat=None, uhat=None, constraints=(), method: str = "D1",
+                     ariv: str = "default", df_com=None, names=None):
+    """Test constraints on the parameters with the delta method (mitml's ``testConstraints``).
+
+    Args:
+        model: list of fitted models (e.g. an ``AnalysisList``), or use ``qhat`` and ``uhat``
+            (formats as in :func:`~mitml_jax.analysis.estimates.test_estimates`; names from a
+            DataFrame index or Series, otherwise ``Parameter.1..p``).
+        constraints: one string or a list of strings, each an expression tested against 0.
+        method: ``"D1"`` or ``"D2"``.
+        ariv: ``"default"`` or ``"positive"`` (D2; truncates only the reported RIV, as mitml).
+        df_com: complete-data df (D1 only).
+        names: optional ``{alias: parameter name}`` for use in the constraints.
+
+    Returns:
+        :class:`ConstraintsResult`.
+    """
+    if (model is None) == (qhat is None or uhat is None):
+        raise MitmlError("Either 'model' or both 'qhat' and 'uhat' must be supplied.")
+    if method not in ("D1", "D2"):
+        raise MitmlError(f"'method' must be 'D1' or 'D2' (got {method!r}).")
+    if ariv not in ("default", "positive"):
+        raise MitmlError(f"'ariv' must be 'default' or 'positive' (got {ariv!r}).")
+    if df_com is not None and method == "D2":
+        warnings.warn("Complete-data degrees of freedom are not available for use with 'D2', "
+                      "and thus were ignored.", MitmlWarning, stacklevel=2)
+        df_com = None
+    if ariv == "positive" and method == "D1":
+        warnings.warn("The 'positive' option is not available with method 'D1' and was ignored.",
+                      MitmlWarning, stacklevel=2)
+    constraints = [constraints] if isinstance(constraints, str) else list(constraints)
+    if not constraints:
+        raise MitmlError("'constraints' is empty; give at least one expression, e.g. 'a - b'.")
+    if model is not None:
+        par_names, q, u = extract_estimates(as_fits(model))
+    else:
+        par_names, q, u, _ = arrays_from_qhat_uhat(qhat, uhat, require_uhat=True)
+        if par_names is None:
+            par_names = [f"Parameter.{i + 1}" for i in range(q.shape[1])]
+    m, k = q.shape[0], len(constraints)
+    if m < 2:
+        raise MitmlError("Pooling needs at least two imputed data sets (got m = 1).")
+    g = parse_constraints(constraints, par_names, names)
+    theta = jnp.asarray(q)
+    new_q = np.asarray(jax.vmap(g)(theta))
+    jac = np.asarray(jax.vmap(jax.jacfwd(g))(theta))
+    new_u = jac @ u @ np.swapaxes(jac, 1, 2)
+    qbar, ubar, b = pooling.pool_moments(new_q, new_u)
+    r = (1.0 + 1.0 / m) * np.trace(np.linalg.solve(ubar, b.T).T) / k
+    if method == "D1":
+        test = pooling.d1(new_q, new_u, df_com=df_com)
+    else:
+        d = np.array([qi @ np.linalg.solve(ui, qi) for qi, ui in zip(new_q, new_u)])
+        test = pooling.d2(d, k, ariv=ariv)
+    cleaned = [_clean(str(c)) for c in constraints]
+    call = format_call("test_constraints", ["model"] if model is not None else ["qhat", "uhat"],
+                       constraints=cleaned if len(cleaned) > 1 else cleaned[0],
+                       method=None if method == "D1" else method,
+                       ariv=None if ariv == "default" else ariv, df_com=df_com)
+    return ConstraintsResult(cleaned, test_frame(test),
+                             pd.Series(qbar, index=cleaned, name="Estimate"),
+                             pd.DataFrame((1.0 + r) * ubar, index=cleaned, columns=cleaned),
+                             m, method, df_com, call)
+
+
+test_constraints.__test__ = False

@@ -1,0 +1,41 @@
+"""``multilevel_r2``: R-squared measures for multilevel models (mitml's ``multilevelR2``,
+spec 4.9): RB1, RB2 (Raudenbush & Bryk), SB (Snijders & Bosker) and MVP (LaHuis et al., 2014).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mitml_jax.analysis.adapters import as_fit
+from mitml_jax.errors import MitmlError
+
+__all__ = ["multilevel_r2"]
+
+MEASURES = ("RB1", "RB2", "SB", "MVP")
+
+
+def multilevel_r2(model, print=MEASURES) -> pd.Series:  # noqa: A002 - mitml's argument name
+    """Multilevel R-squared of one fitted mixed model, or averaged over a list of fits.
+
+    Args:
+        model: a fitted mixed model (statsmodels MixedLM, batched lmer fit, ...) or a list of
+            them (one per imputed data set; the measures are averaged).
+        print: which measures, case-insensitive subset of ``("RB1", "RB2", "SB", "MVP")``.
+
+    Returns:
+        Series indexed by measure (names are kept also when a single measure is requested).
+    """
+    which = [str(w).upper() for w in ([print] if isinstance(print, str) else print)]
+    bad = [w for w in which if w not in MEASURES]
+    if bad or not which:
+        raise MitmlError(f"'print' must be a subset of {MEASURES} (got {list(print)!r}).")
+    fits = [as_fit(f) for f in model] if isinstance(model, (list, tuple)) else [as_fit(model)]
+    if not fits:
+        raise MitmlError("'model' is an empty list; give one fitted model per imputed data set.")
+    for fit in fits:
+        if not hasattr(fit, "mitml_r2"):
+            raise MitmlError("Calculation of multilevel R-squared statistics not supported for "
+                             f"models of class '{type(fit).__name__}' (implement mitml_r2).")
+    values = np.array([[float(fit.mitml_r2(which)[w]) for w in which] for fit in fits])
+    return pd.Series(values.mean(axis=0), index=which, name="R2")
