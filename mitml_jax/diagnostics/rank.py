@@ -19,6 +19,8 @@ Input arrays are ``(chain, draw, *params)``; results have shape ``params`` (a fl
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
 
 import numpy as np
@@ -27,7 +29,7 @@ from ..errors import MitmlError, MitmlTypeError
 
 __all__ = ["rhat", "ess", "mcse", "rank_diagnostics"]
 
-_CHUNK_ELEMENTS = 2**23  # parameters are processed in chunks of about this many draws
+_CHUNK_ELEMENTS = 2**22  # parameters are processed in chunks of about this many draws
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,37 +64,86 @@ def _finish(values: np.ndarray, pshape: tuple):
 
 def _split(x: np.ndarray) -> np.ndarray:
     """(K, C, D) -> (K, 2C, D//2): first and last halves of every chain (middle draw dropped)."""
-    half = x.shape[2] // 2
-    return np.concatenate([x[:, :, :half], x[:, :, x.shape[2] - half :]], axis=1)
+    k, c, d = x.shape
+    half = d // 2
+    if d % 2 == 0:  # a view; chain order differs from ArviZ's, which no statistic depends on
+        return x.reshape(k, 2 * c, half)
+    return np.concatenate([x[:, :, :half], x[:, :, d - half :]], axis=1)
 
 
 # --------------------------------------------------------------------------------------------
 # building blocks
 # --------------------------------------------------------------------------------------------
-def _average_ranks_sorted(s: np.ndarray) -> np.ndarray:
-    """Average ranks (1-based) of the already sorted rows of ``s`` (ties share their mean rank)."""
-    k, n = s.shape
-    base = np.broadcast_to(np.arange(1, n + 1, dtype=float), (k, n))
-    tie = s[:, 1:] == s[:, :-1]
-    if not tie.any():
-        return np.array(base)
-    pos = np.arange(n)
-    start = np.where(np.concatenate([np.ones((k, 1), bool), ~tie], axis=1), pos, 0)
-    start = np.maximum.accumulate(start, axis=1)
-    end = np.where(np.concatenate([~tie, np.ones((k, 1), bool)], axis=1), pos, n - 1)
-    end = np.minimum.accumulate(end[:, ::-1], axis=1)[:, ::-1]
-    return (start + end) / 2.0 + 1.0
+_SIGN = np.uint64(1 << 63)
 
 
-def _z_from_sorted(s: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Blom-normal scores of the draws whose sorted rows are ``s`` with argsort ``order``."""
+def _sort_order(v: np.ndarray):
+    """Argsort and sorted values of the rows of ``v`` (K, S), finite float64.
+
+    One ``uint64`` sort replaces the (slower) float argsort: the order-preserving integer image of
+    each value keeps its high bits and carries the draw's position in its low bits. Values that
+    differ only in the dropped low bits can come out swapped; adjacent inversions are repaired
+    by odd-even transposition passes (they only occur inside such tiny runs).
+    """
+    k, n = v.shape
+    bits = max(1, int(n - 1).bit_length())
+    if bits > 40:  # pragma: no cover - more than 10^12 draws
+        order = np.argsort(v, axis=1)
+        return order, np.take_along_axis(v, order, axis=1)
+    b = np.ascontiguousarray(v, dtype=np.float64).view(np.uint64)
+    keys = b >> np.uint64(63)  # order-preserving image: negative -> ~b, positive -> b | sign
+    np.negative(keys, out=keys)
+    keys |= _SIGN
+    keys ^= b
+    mask = np.uint64((1 << bits) - 1)
+    keys &= ~mask
+    keys |= np.arange(n, dtype=np.uint64)
+    keys.sort(axis=1)
+    order = (keys & mask).astype(np.intp)
+    del keys
+    s = np.take_along_axis(v, order, axis=1)
+    for sweep in range(n):
+        bad = s[:, 1:] < s[:, :-1]
+        if not bad.any():
+            break
+        r, c = np.nonzero(bad)
+        keep = (c % 2) == (sweep % 2)
+        r, c = r[keep], c[keep]
+        s[r, c], s[r, c + 1] = s[r, c + 1], s[r, c].copy()
+        order[r, c], order[r, c + 1] = order[r, c + 1], order[r, c].copy()
+    return order, s
+
+
+def _z_table(n: int) -> np.ndarray:
+    """Blom scores Phi^-1((r - 3/8)/(n + 1/4)) for half-integer ranks r = 1, 1.5, ..., n."""
     from scipy.special import ndtri
 
+    return ndtri((np.arange(2, 2 * n + 1) / 2.0 - 3.0 / 8.0) / (n - 2 * (3.0 / 8.0) + 1))
+
+
+def _z_scatter(s: np.ndarray, order: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Blom-normal scores of the draws whose sorted rows are ``s`` with argsort ``order``.
+
+    Ties share their average rank (scipy ``rankdata(method="average")``), fixed sparsely.
+    """
     k, n = s.shape
-    ranks = _average_ranks_sorted(s)
-    table = ndtri((np.arange(2, 2 * n + 1) / 2.0 - 3.0 / 8.0) / (n - 2 * (3.0 / 8.0) + 1))
-    z_sorted = table[(2 * ranks - 2).astype(np.intp)]
-    z = np.empty_like(z_sorted)
+    z_sorted = np.broadcast_to(table[0::2], (k, n))
+    tie = s[:, 1:] == s[:, :-1]
+    if tie.any():
+        z_sorted = np.array(z_sorted)
+        r, c = np.nonzero(tie)
+        first = np.ones(len(c), bool)
+        first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1] + 1)
+        starts = np.flatnonzero(first)
+        ends = np.r_[starts[1:] - 1, len(c) - 1]
+        run_r, start_c, end_c = r[starts], c[starts], c[ends]
+        length = end_c + 2 - start_c  # a run of t tie flags covers t + 1 draws
+        avg_index = (start_c + end_c + 1)  # 2 * average rank - 2, 0-based positions
+        offsets = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+        rows = np.repeat(run_r, length)
+        cols = np.repeat(start_c, length) + offsets
+        z_sorted[rows, cols] = table[np.repeat(avg_index, length)]
+    z = np.empty((k, n))
     np.put_along_axis(z, order, z_sorted, axis=1)
     return z
 
@@ -100,27 +151,19 @@ def _z_from_sorted(s: np.ndarray, order: np.ndarray) -> np.ndarray:
 def _rank_scores(xs: np.ndarray):
     """Bulk and folded z-scores of split draws xs (K, M, n); also their sorted values (K, S)."""
     k, m, n = xs.shape
-    flat = xs.reshape(k, m * n)
-    order = np.argsort(flat, axis=1)
-    s = np.take_along_axis(flat, order, axis=1)
-    z_bulk = _z_from_sorted(s, order)
     size = m * n
+    flat = xs.reshape(k, size)
+    table = _z_table(size)
+    order, s = _sort_order(flat)
+    z_bulk = _z_scatter(s, order, table)
     if size % 2 == 0:
         med = (s[:, size // 2 - 1] + s[:, size // 2]) / 2.0
     else:
         med = s[:, size // 2]
-    # |x - med| along the sorted order decreases then increases: merge the two monotone runs
-    folded_sorted = np.abs(s - med[:, None])
-    cut = np.sum(s < med[:, None], axis=1)
-    runs = np.empty((k, size), dtype=np.intp)  # positions in sorted order, in run order
-    for i in np.unique(cut):
-        rows = cut == i
-        runs[rows] = np.concatenate([np.arange(i - 1, -1, -1), np.arange(i, size)])
-    merged_vals = np.take_along_axis(folded_sorted, runs, axis=1)
-    merge = np.argsort(merged_vals, axis=1, kind="stable")
-    f_order = np.take_along_axis(order, np.take_along_axis(runs, merge, axis=1), axis=1)
-    f_sorted = np.take_along_axis(merged_vals, merge, axis=1)
-    z_fold = _z_from_sorted(f_sorted, f_order)
+    folded = np.abs(s - med[:, None])  # in sorted order of the draws
+    order_f, f_sorted = _sort_order(folded)
+    del folded
+    z_fold = _z_scatter(f_sorted, np.take_along_axis(order, order_f, axis=1), table)
     return z_bulk.reshape(k, m, n), z_fold.reshape(k, m, n), s
 
 
@@ -135,45 +178,47 @@ def _rhat_classic(y: np.ndarray) -> np.ndarray:
         return np.sqrt((between / within + n - 1) / n)
 
 
-def _mean_autocov(y: np.ndarray) -> np.ndarray:
-    """Autocovariances (divisor n) of (K, M, n) chains, averaged over chains: (K, n)."""
+_DIRECT_LAGS = 16  # autocovariance lags summed directly before falling back to the FFT
+
+
+def _mean_autocov(yc: np.ndarray) -> np.ndarray:
+    """All autocovariances (divisor n) of centred (K, M, n) chains, mean over chains: (K, n)."""
     import scipy.fft as sfft
 
-    k, m, n = y.shape
+    k, m, n = yc.shape
     length = sfft.next_fast_len(2 * n, real=True)
-    yc = y - y.mean(axis=2, keepdims=True)
     f = sfft.rfft(yc, n=length, axis=2, workers=-1)
-    power = (f.real**2 + f.imag**2).mean(axis=1)
+    fv = f.view(np.float64)
+    np.square(fv, out=fv)
+    power = fv.reshape(k, m, -1, 2).sum(axis=(1, 3)) / m
     return sfft.irfft(power, n=length, axis=1, workers=-1)[:, :n] / n
 
 
-def _ess_core(y: np.ndarray, relative: bool = False) -> np.ndarray:
-    """Effective sample size of (K, M, n) chains (ArviZ ``_ess``, Geyer's monotone sequence)."""
-    y = np.asarray(y, dtype=float)
-    k, m, n = y.shape
-    flat = y.reshape(k, -1)
-    constant = (flat.max(axis=1) - flat.min(axis=1)) < np.finfo(float).resolution
-    acov = _mean_autocov(y)
-    mean_var = acov[:, 0] * n / (n - 1.0)
-    var_plus = mean_var * (n - 1.0) / n
-    if m > 1:
-        var_plus = var_plus + y.mean(axis=2).var(axis=1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = 1.0 - (mean_var[:, None] - acov) / var_plus[:, None]
-    rho[:, 0] = 1.0
-    # pair sums P_j = rho[2j] + rho[2j+1]; ArviZ's loop visits pairs j = 1..J
-    jmax = int(np.sum(2 * np.arange(1, n) - 1 < n - 3))
-    npairs = jmax + 1
-    need = 2 * npairs
-    if rho.shape[1] < need:
-        rho = np.concatenate([rho, np.zeros((k, need - rho.shape[1]))], axis=1)
-    pairs = rho[:, 0:need:2] + rho[:, 1:need:2]  # (K, jmax + 1)
-    nonpos = pairs[:, :jmax] <= 0  # the loop stops before pair j when pair j-1 <= 0
-    if jmax > 0:
-        first = np.where(nonpos.any(axis=1), np.argmax(nonpos, axis=1), jmax)
-    else:
-        first = np.zeros(k, dtype=np.intp)
-    big_j = np.minimum(first, jmax)  # number of pairs visited
+def _mean_autocov_direct(yc: np.ndarray, lags: int) -> np.ndarray:
+    """Autocovariances at lags 0..lags-1 by direct sums (cheaper than an FFT for few lags)."""
+    k, m, n = yc.shape
+    out = np.empty((k, lags))
+    for lag in range(lags):
+        out[:, lag] = np.einsum("kmi,kmi->k", yc[:, :, : n - lag], yc[:, :, lag:])
+    return out / (m * n)
+
+
+def _tau(rho: np.ndarray, jmax: int):
+    """Geyer's initial positive + monotone sequence on available lags: (tau, complete).
+
+    ArviZ's loop visits pairs ``P_j = rho[2j] + rho[2j+1]`` for j = 1..J, where J is the first
+    j < jmax with ``P_j <= 0`` (else jmax); ``complete`` is False where the available lags end
+    before J is known.
+    """
+    k, lags = rho.shape
+    npairs = lags // 2
+    pairs = rho[:, 0 : 2 * npairs : 2] + rho[:, 1 : 2 * npairs : 2]
+    limit = min(jmax, npairs)
+    nonpos = pairs[:, :limit] <= 0
+    found = nonpos.any(axis=1)
+    first = np.where(found, np.argmax(nonpos, axis=1), jmax) if limit else np.full(k, jmax)
+    complete = found | (jmax <= npairs - 1)
+    big_j = np.minimum(first, min(jmax, npairs - 1))
     monotone = np.minimum.accumulate(pairs, axis=1)
     csum = np.concatenate([np.zeros((k, 1)), np.cumsum(monotone, axis=1)], axis=1)
     head = np.take_along_axis(csum, big_j[:, None], axis=1)[:, 0]  # pairs 0..J-1
@@ -181,11 +226,47 @@ def _ess_core(y: np.ndarray, relative: bool = False) -> np.ndarray:
     pair_j = np.take_along_axis(pairs, big_j[:, None], axis=1)[:, 0]
     last = np.where((rho_even > 0) | (pair_j >= 0), rho_even, 0.0)
     last = np.where(big_j == 0, 1.0, last)
-    tau = -1.0 + 2.0 * head + last
+    return -1.0 + 2.0 * head + last, complete
+
+
+def _ess_core(y: np.ndarray, relative: bool = False) -> np.ndarray:
+    """Effective sample size of (K, M, n) chains (ArviZ ``_ess``, Geyer's monotone sequence).
+
+    The first lags are summed directly; parameters whose sequence has not ended by then get the
+    full FFT autocovariance.
+    """
+    y = np.asarray(y, dtype=float)
+    k, m, n = y.shape
+    flat = y.reshape(k, -1)
+    constant = (flat.max(axis=1) - flat.min(axis=1)) < np.finfo(float).resolution
+    chain_mean = y.mean(axis=2)
+    yc = y - chain_mean[:, :, None]
+    jmax = int(np.sum(2 * np.arange(1, n) - 1 < n - 3))
+    lags = min(n, max(2, _DIRECT_LAGS))
+    acov = _mean_autocov_direct(yc, lags)
+    mean_var = acov[:, 0] * n / (n - 1.0)
+    var_plus = mean_var * (n - 1.0) / n
+    if m > 1:
+        var_plus = var_plus + chain_mean.var(axis=1, ddof=1)
+
+    def rho_of(ac, rows):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = 1.0 - (mean_var[rows, None] - ac) / var_plus[rows, None]
+        r[:, 0] = 1.0
+        return r
+
+    rows = np.arange(k)
+    rho = rho_of(acov, rows)
+    tau, complete = _tau(rho, jmax)
+    bad = np.isnan(rho[:, :2]).any(axis=1)
+    if not complete.all():
+        redo = np.flatnonzero(~complete)
+        full = _mean_autocov(yc[redo])
+        tau[redo], _ = _tau(rho_of(full, redo), jmax)
     total = float(m * n)
     tau = np.maximum(tau, 1.0 / np.log10(total))
     out = (1.0 if relative else total) / tau
-    out = np.where(np.isnan(rho[:, : 2 * jmax + 2]).any(axis=1), np.nan, out)
+    out = np.where(bad, np.nan, out)
     return np.where(constant, float(flat.shape[1]), out)
 
 
@@ -228,8 +309,14 @@ def rank_diagnostics(draws, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
     k, c, d = x.shape
     out = {w: np.full(k, np.nan) for w in which}
     step = max(1, _CHUNK_ELEMENTS // max(1, c * d))
-    for lo in range(0, k, step):
-        part = _diagnose_chunk(x[lo : lo + step], which)
+    starts = list(range(0, k, step))
+    workers = min(len(starts), os.cpu_count() or 1, 4)
+    if workers > 1:  # NumPy's sort, einsum and FFT release the GIL
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lambda lo: _diagnose_chunk(x[lo : lo + step], which), starts))
+    else:
+        parts = [_diagnose_chunk(x[lo : lo + step], which) for lo in starts]
+    for lo, part in zip(starts, parts):
         for w in which:
             out[w][lo : lo + step] = part[w]
     return {w: _finish(v, pshape) for w, v in out.items()}
@@ -242,7 +329,8 @@ def _diagnose_chunk(x: np.ndarray, which) -> dict:
     if not ok.any():
         return res
     idx = np.flatnonzero(ok)
-    x = x[idx]
+    if len(idx) < k:
+        x = x[idx]
     xs = _split(x)
     need_ranks = {"rhat", "ess_bulk"} & set(which)
     s = None
