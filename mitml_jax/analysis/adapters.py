@@ -174,6 +174,22 @@ class StatsmodelsFit:
         formula = getattr(self.result.model, "formula", None)
         return str(formula) if formula is not None else self.class_name
 
+    def mitml_stacked_loglik_data(self, datalist: list) -> float:
+        """D4 with ``data=``: refit the model's formula on the stacked data sets, logLik / m."""
+        formula = getattr(self.result.model, "formula", None)
+        if formula is None:
+            raise unsupported(self, "the 'data' argument of D4",
+                              "the model was not fitted from a formula; leave 'data' out")
+        stacked = pd.concat(list(datalist), ignore_index=True)
+        return float(self._refit_formula(str(formula), stacked).llf) / len(datalist)
+
+    def _refit_formula(self, formula, data):
+        model = self.result.model
+        if type(model).__name__ == "WLS":
+            raise unsupported(self, "the 'data' argument of D4",
+                              "WLS weights cannot be recovered from data; leave 'data' out")
+        return type(model).from_formula(formula, data).fit()
+
 
 def _stack(endogs, exogs):
     return np.concatenate([np.asarray(e) for e in endogs]), np.vstack([np.asarray(x) for x in exogs])
@@ -256,3 +272,12 @@ class GLMFit(StatsmodelsFit):
             kwargs[key] = np.concatenate([np.asarray(getattr(m, key)) for m in models])
         refit = GLM(endog, exog, family=models[0].family, **kwargs).fit()
         return float(refit.llf) / len(fits)
+
+    def _refit_formula(self, formula, data):
+        from statsmodels.genmod.generalized_linear_model import GLM
+
+        model = self.result.model
+        if getattr(model, "offset", None) is not None or getattr(model, "exposure", None) is not None:
+            raise unsupported(self, "the 'data' argument of D4",
+                              "offsets cannot be recovered from data; leave 'data' out")
+        return GLM.from_formula(formula, data, family=model.family).fit()

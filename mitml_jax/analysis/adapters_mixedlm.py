@@ -224,6 +224,29 @@ class MixedLMFit(StatsmodelsFit):
                              start=self.result.params_object)
         return float(refit.llf) / len(fits)
 
+    def mitml_stacked_loglik_data(self, datalist: list) -> float:
+        """D4 with ``data=``: refit on the stacked data sets with imputation-specific clusters."""
+        import statsmodels.formula.api as smf
+
+        self._check_single_factor("the 'data' argument of D4")
+        formula, cluster = getattr(self._model, "formula", None), self.cluster_name()
+        if formula is None or any(cluster not in d.columns for d in datalist):
+            raise unsupported(self, "the 'data' argument of D4", "need a formula fit and the "
+                              f"cluster column {cluster!r} in every data set; leave 'data' out")
+        frames = []
+        for i, frame in enumerate(datalist):
+            frame = frame.copy()
+            frame[cluster] = [f"imp{i + 1}_{g}" for g in frame[cluster]]
+            frames.append(frame)
+        stacked = pd.concat(frames, ignore_index=True)
+        slopes = [n for n in self._re_names() if n != "Intercept"]
+        re_formula = None
+        if slopes:
+            re_formula = "~" + " + ".join(slopes if "Intercept" in self._re_names() else ["0"] + slopes)
+        model = smf.mixedlm(formula, stacked, groups=cluster, re_formula=re_formula, missing="drop")
+        refit = fit_mixedlm(model, reml=self.mitml_is_reml(), start=self.result.params_object)
+        return float(refit.llf) / len(datalist)
+
     def mitml_formula(self) -> str:
         formula = getattr(self._model, "formula", None) or "y ~ X"
         terms = ["1" if n == "Intercept" else n for n in self._re_names()]
