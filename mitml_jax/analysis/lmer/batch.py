@@ -29,7 +29,7 @@ def run_fit(stats: LmerStats, beta0: np.ndarray, reml: bool, maxiter: int) -> di
     """Fit all data sets of ``stats`` and bring the results to the host as NumPy arrays."""
     p = stats.xtx.shape[-1]
     padded = pad_fixed(stats, padded_size(p))
-    out = jax.device_get(fit_batch(padded, np.bool_(reml), maxiter=maxiter))
+    out = jax.device_get(fit_batch(padded, np.bool_(reml), np.int32(maxiter)))
     out = {key: np.asarray(value) for key, value in out.items()}
     out["beta"] = out["beta"][:, :p] + beta0
     out["lx"] = out["lx"][:, :p, :p]

@@ -19,13 +19,11 @@ a column of ``Lambda`` changes sign. The unconstrained optimum is therefore an o
 bounds ``diag(Lambda) >= 0`` after flipping columns with a negative diagonal; an estimate on the
 boundary has a (near) zero diagonal element (``singular``, as ``lme4::isSingular``).
 
-JAX caches the compiled program per input shapes; ``reml`` is traced, so ML and REML fits of the
-same shapes share one compilation.
+JAX caches the compiled program per input shapes; ``reml`` and ``maxiter`` are traced, so ML and
+REML fits of the same shapes share one compilation.
 """
 
 from __future__ import annotations
-
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -174,11 +172,12 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
     }
 
 
-@partial(jax.jit, static_argnames=("maxiter",))
-def fit_batch(stats: LmerStats, reml, maxiter: int = 100, tol=1e-12):
+@jax.jit
+def fit_batch(stats: LmerStats, reml, maxiter=100, tol=1e-12):
     """Minimise the (RE)ML deviance for every data set of the batch (leading axis m).
 
-    ``reml`` is a (traced) boolean. Returns a dict of batched arrays: ``theta`` (m, k),
+    ``reml`` (boolean), ``maxiter`` and ``tol`` are traced: changing them does not recompile.
+    Returns a dict of batched arrays: ``theta`` (m, k),
     ``deviance`` (m,), ``beta`` (m, p) (of the offset response), ``sigma2`` (m,), ``lx`` (m, p, p),
     ``lam`` (m, q, q), ``iterations``, ``decrement`` (last Newton decrement), ``gradient`` (m, k)
     and ``hessian`` (m, k, k) at the optimum (before the sign canonicalisation of ``theta``).
