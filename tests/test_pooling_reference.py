@@ -230,3 +230,28 @@ def test_lmer_r2(lmer_full):
     ref = REF["lmer_R2"]["value"]
     np.testing.assert_allclose(res[["RB1", "RB2", "SB", "MVP"]].to_numpy(),
                                [ref[k] for k in ("RB1", "RB2", "SB", "MVP")], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_batched_lmer_through_pooling():
+    """The project's batched JAX ``lmer`` (native protocol, R term names) through every pooling path."""
+    lmer_module = pytest.importorskip("mitml_jax.analysis.lmer")
+    from mitml_jax.results.implist import ImputedList
+
+    data = pd.read_csv(os.path.join(HERE, "completed.csv"))
+    imps = ImputedList([g.drop(columns=".imp").reset_index(drop=True) for _, g in data.groupby(".imp")])
+    fit = lmer_module.lmer("MathAchiev ~ 1 + Sex + I.SES + G.SES + (1|ID)", imps)
+    fit0 = lmer_module.lmer("MathAchiev ~ 1 + Sex + (1|ID)", imps)
+    res = test_estimates(fit, extra_pars=True, df_com=46)
+    check_estimates("lmer_estimates_extra_dfcom46", res, rtol=1e-5)
+    same_print(str(res), "lmer_estimates_extra_dfcom46")
+    for key, kwargs in [("lmer_D1", {}), ("lmer_D1_dfcom46", {"df_com": 46}),
+                        ("lmer_D2", {"method": "D2"}), ("lmer_D3", {"method": "D3"}),
+                        ("lmer_D4", {"method": "D4"})]:
+        check_test(key, test_models(fit, fit0, **kwargs), rtol=1e-5)
+    check_test("lmer_constraint_c2", test_constraints(fit, constraints="G.SES - I.SES"), rtol=1e-5)
+    res = anova(fit, fit0)
+    same_print(str(res), "lmer_anova")
+    ref = REF["lmer_R2"]["value"]
+    np.testing.assert_allclose(multilevel_r2(fit).to_numpy(), [ref[k] for k in ("RB1", "RB2", "SB", "MVP")],
+                               rtol=1e-5)
