@@ -22,6 +22,7 @@ from . import linalg
 __all__ = [
     "spd_inverse",
     "linear_predictor",
+    "cluster_effects",
     "draw_random_effects",
     "draw_psi",
     "draw_sigma",
@@ -37,8 +38,22 @@ def spd_inverse(a):
 
 
 def linear_predictor(design, coef):
-    """``sum_k design[k] * coef[k, t]`` for every column t: design (k, J, L), coef (k, t) -> (t, J, L)."""
-    return jnp.einsum("kjl,kt->tjl", design, coef)
+    """``sum_k design[k] * coef[k, t]`` for every column t: design (k, J, L), coef (k, t) -> (t, J, L).
+
+    Written as broadcast products summed over the tiny k axis (one fused elementwise loop);
+    XLA's dot with a contraction of length 1 or 2 is much slower on CPU.
+    """
+    out = design[0][None] * coef[0][:, None, None]
+    for k in range(1, design.shape[0]):
+        out = out + design[k][None] * coef[k][:, None, None]
+    return out
+
+
+def cluster_effects(z, b):
+    """``Z_i b_i`` for every row: z (q, J, L), b (r q, J) -> (r, J, L)."""
+    r = b.shape[0] // z.shape[0]
+    q = z.shape[0]
+    return jnp.stack([sum(z[k] * b[t * q + k][:, None] for k in range(q)) for t in range(r)])
 
 
 def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
@@ -55,11 +70,12 @@ def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
         b: (r q, J).
     """
     r, q = eps.shape[0], z.shape[0]
-    n_clusters = eps.shape[1]
     zu = jnp.where(used, z, 0.0)
-    zte = jnp.einsum("kjl,tjl->ktj", zu, eps)  # (q, r, J)
-    h_arr = jnp.einsum("ktj,ts->skj", zte, sigma_inv).reshape(r * q, n_clusters)
-    h = [h_arr[i] for i in range(r * q)]
+    zte = [[jnp.sum(zu[k] * eps[t], axis=-1) for t in range(r)] for k in range(q)]  # (J,) each
+    h = [None] * (r * q)
+    for s in range(r):
+        for k in range(q):
+            h[s * q + k] = sum(zte[k][t] * sigma_inv[t, s] for t in range(r))
     prec = [[None] * (i + 1) for i in range(r * q)]
     for t in range(r):
         for k in range(q):

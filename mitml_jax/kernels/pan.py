@@ -74,33 +74,39 @@ def prepare_pan_arrays(arrays: ModelArrays, fixed_names=None) -> PanArrays:
     return PanArrays(arrays, jnp.asarray(ztz, dtype), jnp.asarray(inv, dtype), jnp.asarray(chol_inv_t, dtype))
 
 
-def _init_group(pa, prior):
-    """pan's starting values for one group (spec Appendix A)."""
-    d = pa.data
-    r, q = d.y.shape[0], d.z.shape[0]
-    yobs_sum = jnp.sum(jnp.where(d.obs, d.y, 0.0), axis=(1, 2))
-    yobs_n = jnp.sum(d.obs, axis=(1, 2))
-    mean = yobs_sum / jnp.maximum(yobs_n, 1)
-    y = jnp.where(d.obs, d.y, jnp.where(d.row_mask, mean[:, None, None], 0.0))
-    xu = jnp.where(d.used, d.x, 0.0)
-    beta = pa.xtx_inv @ jnp.einsum("kjl,tjl->kt", xu, y)
-    delta = jnp.where(d.used, y - cond.linear_predictor(d.x, beta), 0.0).reshape(r, -1)
-    sigma = delta @ delta.T / d.n_used
-    psi_guess_inv = cond.spd_inverse(prior.dinv / prior.c)
-    sigma_inv = cond.spd_inverse(sigma)
-    ztz = jnp.moveaxis(pa.ztz, -1, 0)  # (J, q, q)
-    prec = jnp.einsum("ts,jkl->jtksl", sigma_inv, ztz).reshape(-1, r * q, r * q) + psi_guess_inv
-    cov = cond.spd_inverse(prec)
-    psi = jnp.sum(jnp.where(d.cluster_mask[:, None, None], cov, 0.0), axis=0) / d.n_clusters
-    return PanState(y=y, beta=beta, psi=linalg.symmetrize(psi), sigma=linalg.symmetrize(sigma))
+def _init_group(y, obs, row_mask, used, x, ztz, cluster_mask, xtx_inv, dinv, c):
+    """pan's starting values for one group (NumPy, float64; spec Appendix A)."""
+    r, q = y.shape[0], ztz.shape[0]
+    mean = np.where(obs, y, 0.0).sum(axis=(1, 2)) / np.maximum(obs.sum(axis=(1, 2)), 1)
+    y0 = np.where(obs, y, np.where(row_mask, mean[:, None, None], 0.0))
+    xu = np.where(used, x, 0.0)
+    beta = xtx_inv @ np.einsum("kjl,tjl->kt", xu, y0)
+    delta = np.where(used, y0 - np.einsum("kjl,kt->tjl", x, beta), 0.0).reshape(r, -1)
+    sigma = delta @ delta.T / used.sum()
+    prec = np.einsum("ts,klj->jtksl", np.linalg.inv(sigma), ztz).reshape(-1, r * q, r * q)
+    prec = prec + np.linalg.inv(dinv / c)
+    cov = np.linalg.inv(prec[cluster_mask])
+    psi = cov.mean(axis=0)
+    return y0, beta, 0.5 * (psi + psi.T), 0.5 * (sigma + sigma.T)
 
 
-@jax.jit
 def init(pan_arrays: PanArrays, prior: PanPrior) -> PanState:
-    """Starting state of one chain (all groups): observed-mean imputation, OLS beta,
-    Sigma = residual cross-products / n*, Psi = average posterior covariance of b_i with Psi at
-    its prior guess ``Dinv / c``."""
-    return jax.vmap(_init_group)(pan_arrays, prior)
+    """Starting state of one chain (all groups), computed on the host: observed-mean imputation,
+    OLS beta, Sigma = residual cross-products / n*, Psi = average posterior covariance of the
+    b_i with Psi at its prior guess ``Dinv / c`` (pan's defaults without ``start``)."""
+    d = jax.device_get(pan_arrays.data)
+    host = jax.device_get((pan_arrays.ztz, pan_arrays.xtx_inv, prior.dinv, prior.c))
+    parts = [
+        _init_group(
+            np.asarray(d.y, np.float64)[g], d.obs[g], d.row_mask[g], d.used[g], np.asarray(d.x, np.float64)[g],
+            np.asarray(host[0], np.float64)[g], d.cluster_mask[g], np.asarray(host[1], np.float64)[g],
+            np.asarray(host[2], np.float64)[g], float(host[3][g]),
+        )
+        for g in range(d.y.shape[0])  # host, once per run; G is small
+    ]
+    dtype = pan_arrays.data.y.dtype
+    stacked = [jnp.asarray(np.stack([part[i] for part in parts]), dtype) for i in range(4)]
+    return PanState(y=stacked[0], beta=stacked[1], psi=stacked[2], sigma=stacked[3])
 
 
 def noise_sizes(r: int, q: int, p: int, n_clusters: int, n_miss: int) -> tuple:
@@ -125,7 +131,7 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     psi, flag_psi = cond.draw_psi(
         noise.normals((psi_n,)), noise.uniforms((psi_u,)), b, d.cluster_mask, d.n_clusters, prior.c, prior.dinv
     )
-    zb = jnp.einsum("kjl,tkj->tjl", d.z, b.reshape(r, q, -1))
+    zb = cond.cluster_effects(d.z, b)
     sig_n, sig_u = linalg.bartlett_noise_size(r)
     sigma, beta_hat, flag_sigma = cond.draw_sigma(
         noise.normals((sig_n,)), noise.uniforms((sig_u,)),

@@ -1,0 +1,118 @@
+"""Speed of pan_impute: ms per iteration per chain for 1, 8, 64 and 256 chains.
+
+Models:
+  (a) the Introduction model on studentratings: ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)
+      (J = 50 clusters of 15 rows, 3 targets, 293 missing cells);
+  (b) simulated: J = 1000 clusters of 20 rows, 5 targets, a random slope, 25% of cells missing.
+
+For every chain count the run is made twice with the same shapes: the first call compiles
+(its extra time is reported as compile seconds), the second is timed. Times include moving the
+parameter draws to the host. R's pan is timed on the same data when ``Rscript`` is on the PATH
+(``n/a`` otherwise), and the ratio R / ours of the single-chain time is printed.
+
+Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+from mitml_jax import load_studentratings, pan_impute
+
+INTRO_FORMULA = "ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)"
+SIM_FORMULA = "y1 + y2 + y3 + y4 + y5 ~ 1 + x + (1 + x | id)"
+
+
+def simulated_data(n_clusters=1000, size=20, n_targets=5, missing=0.25, seed=1):
+    """J clusters x size rows, n_targets correlated targets with a random slope on x."""
+    rng = np.random.default_rng(seed)
+    n = n_clusters * size
+    cid = np.repeat(np.arange(n_clusters), size)
+    x = rng.normal(size=n)
+    u0 = rng.normal(size=(n_clusters, n_targets))[cid]
+    u1 = 0.5 * rng.normal(size=(n_clusters, n_targets))[cid]
+    mix = np.linalg.cholesky(0.5 * np.eye(n_targets) + 0.5)
+    e = rng.normal(size=(n, n_targets)) @ mix.T
+    y = 1.0 + (0.5 + u1) * x[:, None] + u0 + e
+    y[rng.random(size=y.shape) < missing] = np.nan
+    frame = pd.DataFrame(y, columns=[f"y{i + 1}" for i in range(n_targets)])
+    frame.insert(0, "x", x)
+    frame.insert(0, "id", cid)
+    return frame
+
+
+def iterations_for(model, chains, quick):
+    """Iterations per chain per timed run (keeps every run to a few seconds on 2 cores)."""
+    per_chain = {"a": 4000, "b": 200}[model]
+    budget = {"a": 40000, "b": 1000}[model]  # chain-iterations per run
+    n = max(8, min(per_chain, budget // chains))
+    return max(4, n // 4) if quick else n
+
+
+def time_pan(data, formula, chains, n_total):
+    n_iter = max(1, n_total // 2)
+    kwargs = dict(n_burn=n_total - n_iter, n_iter=n_iter, m=chains, chains=chains, seed=1, progress=False)
+    t0 = time.perf_counter()
+    pan_impute(data, formula, **kwargs)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pan_impute(data, formula, **kwargs)
+    second = time.perf_counter() - t0
+    return second / (n_total * chains) * 1e3, second / n_total * 1e3, max(first - second, 0.0)
+
+
+def time_r(data, formula, n_total):
+    """ms per iteration of R's panImpute (one chain), or None without Rscript."""
+    if shutil.which("Rscript") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "data.csv")
+        data.to_csv(path, index=False)
+        script = (
+            "suppressMessages(library(mitml)); d <- read.csv('%s'); "
+            "t <- system.time(panImpute(d, formula = %s, n.burn = %d, n.iter = 1, m = 1, silent = TRUE))[['elapsed']]; "
+            "cat(t)" % (path, formula, n_total)
+        )
+        out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, check=False)
+        try:
+            return float(out.stdout.strip().split()[-1]) / (n_total + 1) * 1e3
+        except (ValueError, IndexError):
+            return None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
+    parser.add_argument("--chains", type=int, nargs="+", default=[1, 8, 64, 256])
+    parser.add_argument("--models", nargs="+", default=["a", "b"], choices=["a", "b"])
+    args = parser.parse_args(argv)
+
+    models = {
+        "a": ("(a) intro, studentratings", load_studentratings(), INTRO_FORMULA),
+        "b": ("(b) sim J=1000x20, r=5, slope", simulated_data(), SIM_FORMULA),
+    }
+    print(f"{'model':32s} {'chains':>6s} {'iters':>6s} {'ms/iter/chain':>14s} {'ms/iter (all)':>14s} "
+          f"{'compile s':>10s} {'R ms/iter':>10s} {'R/ours':>7s}")
+    for key in args.models:
+        label, data, formula = models[key]
+        r_ms = time_r(data, formula, iterations_for(key, 1, args.quick))
+        for chains in args.chains:
+            n_total = iterations_for(key, chains, args.quick)
+            per_chain, per_iter, compile_s = time_pan(data, formula, chains, n_total)
+            ratio = f"{r_ms / per_iter:7.2f}" if (r_ms is not None and chains == 1) else "    n/a"
+            r_txt = f"{r_ms:10.3f}" if r_ms is not None else "       n/a"
+            print(f"{label:32s} {chains:6d} {n_total:6d} {per_chain:14.4f} {per_iter:14.3f} {compile_s:10.1f} "
+                  f"{r_txt} {ratio}", flush=True)
+    print(f"\nmachine: {os.cpu_count()} CPU cores visible; timings on a shared machine are noisy.")
+
+
+if __name__ == "__main__":
+    main()
