@@ -75,6 +75,8 @@ def test_input_forms_agree():
                               uhat=[UHAT[:, :, i] for i in range(5)])
     np.testing.assert_allclose(as_lists.estimates.to_numpy(), ref, rtol=RTOL)
     assert list(as_lists.estimates.index) == ["a", "b"]
+    first = test_estimates(qhat=QHAT.T.copy(), uhat=np.moveaxis(UHAT, 2, 0).copy())  # (m, p), (m, p, p)
+    np.testing.assert_allclose(first.estimates.to_numpy(), ref, rtol=RTOL)
     plain = test_estimates(qhat=QHAT, uhat=UHAT)
     assert list(plain.estimates.index) == ["Parameter.1", "Parameter.2"]
     # variances only: same table, no full T (vcov warns and gives the diagonal)

@@ -9,6 +9,8 @@ Input conventions for ``qhat``/``uhat`` (as mitml, plus the p = 1 fix of bug B9)
 * ``uhat``: None (pool point estimates only); a (p, p, m) array of covariance matrices; a (p, m)
   array of variances (diagonal only; then no full ``T``); for p = 1 a length-m array of variances;
   or a list of m scalars, vectors (variances) or (p, p) matrices.
+* Imputation-first arrays, ``qhat`` (m, p) with ``uhat`` (m, p, p), are accepted when only that
+  reading matches the shapes (mitml's layout is tried first, so with m = p it wins).
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ def arrays_from_qhat_uhat(qhat, uhat, require_uhat: bool = False):
     """Convert mitml-style ``qhat``/``uhat`` into ``(names, qhat (m, p), uhat (m, p, p) | None, diagonal)``."""
     names, q = _qhat_array(qhat)
     m, p = q.shape
+    if isinstance(qhat, np.ndarray) and isinstance(uhat, np.ndarray) and qhat.ndim == 2 \
+            and uhat.ndim == 3 and uhat.shape != (p, p, m) and uhat.shape == qhat.shape + qhat.shape[1:]:
+        q, uhat = qhat.astype(float), np.moveaxis(uhat, 0, 2)  # imputation-first layout
+        m, p = q.shape
     if uhat is None:
         if require_uhat:
             raise MitmlError("Either 'model' or both 'qhat' and 'uhat' must be supplied.")
