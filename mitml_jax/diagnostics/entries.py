@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Entry", "parameter_entries", "entry_draws", "group_labels"]
+__all__ = ["Entry", "parameter_entries", "entry_draws", "entry_draws_by_entry", "group_labels"]
 
 BLOCK_TITLES = {"beta": "Beta", "beta2": "Beta2", "psi": "Psi", "sigma": "Sigma"}
 
@@ -171,3 +171,15 @@ def entry_draws(imp, entries, phase: str = "imputation") -> np.ndarray:
     if phase == "burnin":
         return pick(imp.burnin)
     return np.concatenate([pick(imp.burnin), pick(imp.imputation)], axis=1)
+
+
+def entry_draws_by_entry(imp, entries, phase: str = "imputation") -> np.ndarray:
+    """Imputation-phase (or burn-in) draws as a contiguous (entry, chain, draw) float array."""
+    source = imp.imputation if phase == "imputation" else imp.burnin
+    if not entries:
+        first = next(iter(source.values()))
+        return np.zeros((0,) + first.shape[:2])
+    out = np.empty((len(entries),) + source[entries[0].block].shape[:2])
+    for k, e in enumerate(entries):
+        out[k] = source[e.block][:, :, e.group, e.row, e.col]
+    return out

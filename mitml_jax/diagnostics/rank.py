@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError
 
-__all__ = ["rhat", "ess", "mcse", "rank_diagnostics"]
+__all__ = ["rhat", "ess", "mcse", "rank_diagnostics", "rank_diagnostics_by_parameter"]
 
 _CHUNK_ELEMENTS = 2**22  # parameters are processed in chunks of about this many draws
 
@@ -99,9 +100,11 @@ def _sort_order(v: np.ndarray):
     keys &= ~mask
     keys |= np.arange(n, dtype=np.uint64)
     keys.sort(axis=1)
-    order = (keys & mask).astype(np.intp)
-    del keys
-    s = np.take_along_axis(v, order, axis=1)
+    keys &= mask
+    order = keys.view(np.int64)  # positions < 2**40: the same numbers, no copy
+    s = np.empty_like(v)
+    for row in range(k):  # 1-D takes are NumPy's fastest gather
+        np.take(v[row], order[row], out=s[row])
     for sweep in range(n):
         bad = s[:, 1:] < s[:, :-1]
         if not bad.any():
@@ -114,6 +117,7 @@ def _sort_order(v: np.ndarray):
     return order, s
 
 
+@lru_cache(maxsize=4)
 def _z_table(n: int) -> np.ndarray:
     """Blom scores Phi^-1((r - 3/8)/(n + 1/4)) for half-integer ranks r = 1, 1.5, ..., n."""
     from scipy.special import ndtri
@@ -144,7 +148,8 @@ def _z_scatter(s: np.ndarray, order: np.ndarray, table: np.ndarray) -> np.ndarra
         cols = np.repeat(start_c, length) + offsets
         z_sorted[rows, cols] = table[np.repeat(avg_index, length)]
     z = np.empty((k, n))
-    np.put_along_axis(z, order, z_sorted, axis=1)
+    for row in range(k):  # 1-D scatter per row (cheaper than put_along_axis's index grids)
+        z[row, order[row]] = z_sorted[row]
     return z
 
 
@@ -163,7 +168,9 @@ def _rank_scores(xs: np.ndarray):
     folded = np.abs(s - med[:, None])  # in sorted order of the draws
     order_f, f_sorted = _sort_order(folded)
     del folded
-    z_fold = _z_scatter(f_sorted, np.take_along_axis(order, order_f, axis=1), table)
+    for row in range(k):  # positions in sorted order -> positions among the draws
+        np.take(order[row], order_f[row], out=order_f[row])
+    z_fold = _z_scatter(f_sorted, order_f, table)
     return z_bulk.reshape(k, m, n), z_fold.reshape(k, m, n), s
 
 
@@ -306,6 +313,12 @@ def rank_diagnostics(draws, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
     if bad:
         raise MitmlError(f"Unknown diagnostic(s) {bad} in 'which'; choose from {sorted(known)}.")
     x, pshape = _as_draws(draws)
+    out = rank_diagnostics_by_parameter(x, which)
+    return {w: _finish(v, pshape) for w, v in out.items()}
+
+
+def rank_diagnostics_by_parameter(x: np.ndarray, which) -> dict:
+    """:func:`rank_diagnostics` for float draws laid out (parameter, chain, draw): (K,) arrays."""
     k, c, d = x.shape
     out = {w: np.full(k, np.nan) for w in which}
     step = max(1, _CHUNK_ELEMENTS // max(1, c * d))
@@ -319,7 +332,7 @@ def rank_diagnostics(draws, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
     for lo, part in zip(starts, parts):
         for w in which:
             out[w][lo : lo + step] = part[w]
-    return {w: _finish(v, pshape) for w, v in out.items()}
+    return out
 
 
 def _diagnose_chunk(x: np.ndarray, which) -> dict:

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
-from .entries import BLOCK_TITLES, entry_draws, parameter_entries
+from .entries import BLOCK_TITLES, entry_draws_by_entry, parameter_entries
 from .mitml_stats import reduced_acf, sd_prop, segment_rhat
 from .nested import default_superchains, rhat_nested
 from .printing import format_header, format_numeric_table, format_text_table
-from .rank import rank_diagnostics
+from .rank import rank_diagnostics_by_parameter
 
 __all__ = ["ImputationSummary", "summarize", "missing_rates"]
 
@@ -100,42 +100,42 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
     """
     n_rhat = _check_n_rhat(n_rhat)
     entries = parameter_entries(imp)
-    x = entry_draws(imp, entries)  # (C, D, E)
-    c, d, e = x.shape
-    per_chain = np.moveaxis(x, 2, 1)  # (C, E, D)
+    x = entry_draws_by_entry(imp, entries)  # (E, C, D), contiguous per entry
+    e, c, d = x.shape
     cols = {name: np.full(e, np.nan) for name in COLUMNS[8:]}
     stats = []
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if e and d:
-            cols["mean"] = x.mean(axis=(0, 1))
-            cols["sd"] = x.reshape(c * d, e).std(axis=0, ddof=1) if c * d > 1 else cols["sd"]
+            cols["mean"] = x.mean(axis=(1, 2))
+            cols["sd"] = x.reshape(e, c * d).std(axis=1, ddof=1) if c * d > 1 else cols["sd"]
         if n_rhat is not None and e:
             if d // n_rhat >= 2:
-                seg = segment_rhat(per_chain, n_rhat)  # (C, E)
-                cols["rhat_segments"] = np.nanmean(seg, axis=0)
-                cols["rhat_segments_max"] = np.nanmax(seg, axis=0)
+                seg = segment_rhat(x, n_rhat)  # (E, C)
+                cols["rhat_segments"] = np.nanmean(seg, axis=1)
+                cols["rhat_segments_max"] = np.nanmax(seg, axis=1)
                 stats.append("Rhat")
             else:
                 warnings.warn(
                     f"Too few imputation-phase draws ({d}) for n_rhat={n_rhat} segments; "
                     "segment R-hat skipped.", MitmlWarning, stacklevel=2)
         if goodness_of_appr and e and d > 2:
-            cols["sd_prop"] = np.nanmean(sd_prop(per_chain), axis=0)
+            cols["sd_prop"] = np.nanmean(sd_prop(x), axis=1)
             stats.append("SDprop")
         if autocorrelation and e and d > 2:
-            acf = reduced_acf(per_chain, imp.n_iter).mean(axis=0)  # (E, 3)
+            acf = reduced_acf(x, imp.n_iter).mean(axis=1)  # (E, 3)
             cols["acf_lag1"], cols["acf_lagk"], cols["acf_lag2k"] = acf.T
             stats.append("ACF")
         if e and d >= 4:
-            rd = rank_diagnostics(x, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
+            rd = rank_diagnostics_by_parameter(
+                x, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
             cols["rhat_rank"] = rd["rhat"]
             cols["ess_bulk"] = rd["ess_bulk"]
             cols["ess_tail"] = rd["ess_tail"]
             cols["mcse_mean"] = rd["mcse_mean"]
         nested = c >= 8 and e > 0 and d >= 1
         if nested:
-            cols["rhat_nested"] = rhat_nested(x, default_superchains(c, 4))
+            cols["rhat_nested"] = rhat_nested(np.moveaxis(x, 0, 2), default_superchains(c, 4))
     frame = pd.DataFrame({
         "block": [en.block for en in entries],
         "row": [en.row + 1 for en in entries],

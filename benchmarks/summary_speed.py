@@ -1,0 +1,94 @@
+"""Timing of imp.summary() on many chains: 1,000 chains x 1,000 draws x 100 parameters.
+
+    python benchmarks/summary_speed.py            # full size (about 0.8 GB of draws)
+    python benchmarks/summary_speed.py --quick    # 100 chains
+
+The draws are synthetic AR(1) chains (phi = 0.5) in an Imputations object whose ``beta`` block is
+10 x 10 (100 entries), so the timing covers exactly what ``summary()`` does: mitml's segment
+R-hat (n_rhat = 3) per chain, rank-normalised split R-hat, bulk and tail ESS and MCSE across
+chains, and nested R-hat. Prints a Markdown table (seconds, best of ``--repeat`` runs) and the
+breakdown into the mitml statistics and the rank diagnostics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from mitml_jax.diagnostics.mitml_stats import segment_rhat  # noqa: E402
+from mitml_jax.diagnostics.rank import rank_diagnostics  # noqa: E402
+from mitml_jax.diagnostics.summary import summarize  # noqa: E402
+from mitml_jax.results.imputations import Imputations  # noqa: E402
+
+
+class _Spec:
+    targets = tuple(f"y{j + 1}" for j in range(10))
+    fixed_names = tuple(f"x{i + 1}" for i in range(10))
+    fixed_terms = fixed_names
+    random_names = random_terms = targets_l2 = fixed_names_l2 = fixed_terms_l2 = ()
+    cluster = group = None
+
+
+def make_imputations(chains: int, draws: int, seed: int = 1) -> Imputations:
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x = np.empty((chains, draws, 1, 10, 10))
+    x[:, 0] = rng.standard_normal((chains, 1, 10, 10))
+    for t in range(1, draws):
+        x[:, t] = 0.5 * x[:, t - 1] + rng.standard_normal((chains, 1, 10, 10))
+    data = pd.DataFrame({"y1": [0.0, np.nan]})
+    return Imputations(
+        data=data, spec=_Spec(), kind="pan", call="synthetic", n_burn=0, n_iter=100,
+        m=draws // 100, chains=chains, seed=seed, prior=[{}], keep_chains="full",
+        random_L1="none", replacement=np.zeros((1, 1)), index=np.zeros((1, 2), int),
+        burnin={"beta": x[:, :0]}, imputation={"beta": x}, labels={},
+        imputation_source=np.zeros((1, 2), int),
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100 chains instead of 1,000")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args(argv)
+    chains, draws = (100, 1000) if args.quick else (1000, 1000)
+    imp = make_imputations(chains, draws)
+    x = imp.imputation["beta"][:, :, 0].reshape(chains, draws, 100)
+
+    def best(fn):
+        walls, cpus = [], []
+        for _ in range(args.repeat):
+            start, cpu = time.perf_counter(), time.process_time()
+            fn()
+            walls.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - cpu)
+        return min(walls), min(cpus)
+
+    rows = [
+        ("imp.summary() total", best(lambda: summarize(imp))),
+        ("rank R-hat + bulk/tail ESS + MCSE", best(lambda: rank_diagnostics(
+            x, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean")))),
+        ("mitml segment R-hat (per chain)", best(lambda: segment_rhat(np.moveaxis(x, 1, 2), 3))),
+    ]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"Summary speed: {chains} chains x {draws} draws x 100 parameters "
+          f"({x.nbytes / 1e9:.2f} GB of draws), {os.cpu_count()} CPU cores, load average "
+          f"{load:.1f}; best of {args.repeat}.\n")
+    print("| step | wall s | CPU s (all threads) |")
+    print("|---|---|---|")
+    for name, (wall, cpu) in rows:
+        print(f"| {name} | {wall:.2f} | {cpu:.2f} |")
+    wall = rows[0][1][0]
+    print(f"\nper 10^6 draws: {wall / (x.size / 1e6) * 1e3:.1f} ms wall")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
