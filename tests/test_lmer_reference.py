@@ -137,3 +137,11 @@ def test_loglik_at_own_ml_estimates_is_ml_loglik(fits):
     params = ml.mitml_params()
     params["sigma2"] *= 1.01
     assert ml.mitml_loglik_at(params) < ml.mitml_loglik()[0]
+
+
+def test_d4_with_data_argument(fits, imputations):
+    ml = [f.mitml_refit_ml() for f in fits[0]]
+    assert ml[0].mitml_stacked_loglik_data(imputations) == pytest.approx(
+        ml[0].mitml_stacked_loglik(ml), rel=1e-12)
+    res = test_models(*fits, method="D4", data=imputations)
+    check_test("lmer_D4", res)

@@ -19,7 +19,7 @@ from .deviance import LmerStats
 from .design import LmerDesign, build_stats, pad_fixed, padded_size
 from .optimize import SINGULAR_TOL, diag_index, fit_batch
 
-__all__ = ["LmerBatch", "run_fit", "GRAD_TOL"]
+__all__ = ["LmerBatch", "run_fit", "stacked_fit_loglik", "GRAD_TOL"]
 
 # lme4's tolerance on the scaled gradient at the optimum (lmerControl check.conv.grad)
 GRAD_TOL = 2e-3
@@ -162,21 +162,35 @@ class LmerBatch:
         """
         key = tuple((id(b), i) for b, i in members)
         if key not in self._stacked:
-            ys, xs, zs, cl = [], [], [], []
-            offset = 0
+            parts = []
             for batch, i in members:
                 d = batch.design
+                if d.x.shape[1] != self.design.x.shape[1] or d.z.shape[1] != self.design.z.shape[1]:
+                    raise MitmlError("mitml_stacked_loglik: the fits do not share one model.")
                 rows = d.imp == i
-                ys.append(d.y[rows])
-                xs.append(d.x[rows])
-                zs.append(d.z[rows])
-                cl.append(d.cluster[rows] + offset)
-                offset += d.n_clusters
-            if len({x.shape[1] for x in xs} | {z.shape[1] for z in zs}) > 2:
-                raise MitmlError("mitml_stacked_loglik: the fits do not share one model.")
-            y, x, z = np.concatenate(ys), np.concatenate(xs), np.concatenate(zs)
-            cluster = np.concatenate(cl)
-            stats, beta0 = build_stats(y, x, z, np.zeros(len(y), dtype=np.int64), cluster, 1, offset)
-            out = run_fit(stats, beta0, self.reml, self.maxiter)
-            self._stacked[key] = float(-0.5 * out["deviance"][0]) / len(members)
+                parts.append((d.y[rows], d.x[rows], d.z[rows], d.cluster[rows], d.n_clusters))
+            self._stacked[key] = stacked_fit_loglik(parts, self.reml, self.maxiter)
         return self._stacked[key]
+
+    def stacked_loglik_data(self, design: LmerDesign) -> float:
+        """As :meth:`stacked_loglik` for the data sets of ``design`` (built from new data)."""
+        parts = []
+        for i in range(design.m):
+            rows = design.imp == i
+            parts.append((design.y[rows], design.x[rows], design.z[rows], design.cluster[rows],
+                          design.n_clusters))
+        return stacked_fit_loglik(parts, self.reml, self.maxiter)
+
+
+def stacked_fit_loglik(parts: list, reml: bool, maxiter: int) -> float:
+    """Fit one model to the stacked ``parts`` ((y, X, Z, cluster, J) per data set) and return
+    its log-likelihood divided by the number of data sets (mitml's D4)."""
+    offsets = np.cumsum([0] + [part[4] for part in parts])
+    y = np.concatenate([part[0] for part in parts])
+    x = np.concatenate([part[1] for part in parts])
+    z = np.concatenate([part[2] for part in parts])
+    cluster = np.concatenate([part[3] + offsets[k] for k, part in enumerate(parts)])
+    stats, beta0 = build_stats(y, x, z, np.zeros(len(y), dtype=np.int64), cluster, 1,
+                               int(offsets[-1]))
+    out = run_fit(stats, beta0, reml, maxiter)
+    return float(-0.5 * out["deviance"][0]) / len(parts)

@@ -73,7 +73,10 @@ def _newton_direction(g, h, theta):
     ``max(1, |theta|) / 2``, so that a step from a concave region or an inflection point stays in
     a trust region. Returns ``(direction, smallest eigenvalue relative to the largest)``.
     """
-    w, v = jnp.linalg.eigh(h)
+    if h.shape[0] == 1:
+        w, v = h[0], jnp.ones((1, 1), h.dtype)
+    else:
+        w, v = jnp.linalg.eigh(h)
     scale = jnp.maximum(1.0, jnp.max(jnp.abs(w)))
     gv = v.T @ g
     d = -(v @ (gv / jnp.maximum(jnp.abs(w), 1e-10 * scale)))

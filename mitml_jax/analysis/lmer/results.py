@@ -206,6 +206,13 @@ class LmerFit:
             members.append((fit._batch, fit.index))
         return self._batch.stacked_loglik(tuple(members))
 
+    def mitml_stacked_loglik_data(self, data: list) -> float:
+        """D4 with ``data=``: this model fitted to the stacked data sets ``data``, logLik / m."""
+        from .design import build_design
+
+        design = build_design(self._batch.design.formula, data)
+        return self._batch.stacked_loglik_data(design)
+
     def mitml_formula(self) -> str:
         return self.formula
 
