@@ -65,3 +65,28 @@ def fake_imputations(chains=1, n_burn=40, n_iter=10, m=5, phi=0.5, seed=1, group
         replacement=rng.standard_normal((len(index), m)), index=index,
         burnin=burnin, imputation=imputation, labels=labels, imputation_source=source,
     )
+
+
+LEVEL2_FORMULA = ["JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID)", "COHES ~ 1"]
+
+
+def fake_jomo_imputations(chains=2, n_burn=20, n_iter=5, m=4, random_L1="full", seed=3):
+    """A jomo-shaped Imputations of the Level-2 vignette model (beta2, stacked Sigma)."""
+    from mitml_jax import load_leadership
+
+    rng = np.random.default_rng(seed)
+    data = load_leadership()
+    spec = build_spec(data, LEVEL2_FORMULA, kind="jomo")
+    n_clusters = data["GRPID"].nunique()
+    rows_sigma = 3 * n_clusters if random_L1 == "full" else 3
+    total = n_burn + n_iter * m
+    shapes = {"beta": (1, 3), "beta2": (1, 1), "psi": (4, 4), "sigma": (rows_sigma, 3)}
+    draws = {k: ar1(rng, (chains, 1) + s, 0.3, total) for k, s in shapes.items()}
+    return Imputations(
+        data=data.copy(), spec=spec, kind="jomo", call="jomo_impute(data, formula=...)",
+        n_burn=n_burn, n_iter=n_iter, m=m, chains=chains, seed=seed, prior=[{}],
+        keep_chains="full", random_L1=random_L1, replacement=np.zeros((0, m)),
+        index=np.zeros((0, 2), int), burnin={k: v[:, :n_burn] for k, v in draws.items()},
+        imputation={k: v[:, n_burn:] for k, v in draws.items()}, labels={},
+        imputation_source=np.column_stack([np.arange(m) % chains, np.arange(m)]),
+    )

@@ -126,3 +126,23 @@ def test_r_table_formatting():
                     "Sigma: 1.000 1.004 1.040  1.009 1.060 1.110\n")
     md = format_text_table(["MD%"], ["ID", "ReadDis", "SES"], [["0", "20.4", "37.5"]])
     assert md == "    ID ReadDis SES \nMD% 0  20.4    37.5\n"
+
+
+def test_two_level_jomo_print_entries_and_summary():
+    from diagnostics_fakes import fake_jomo_imputations
+
+    imp = fake_jomo_imputations()
+    text = repr(imp)
+    assert "\nLevel 1:\n \nCluster variable:         GRPID \n" in text
+    assert ("\n" + "Level 2:\n" + " " * 16 + " \nTarget variables:         COHES \n"
+            "Fixed effect predictors:  (Intercept) \n") in text
+    entries = parameter_entries(imp)
+    titles = [e.title for e in entries]
+    assert "Beta2 [1,1]: COHES ON (Intercept)" in titles
+    assert "Psi [4,1]: COHES WITH (JOBSAT ON (Intercept))" in titles
+    first_cluster = str(np.sort(imp.data.GRPID.unique())[1])
+    assert f"Sigma [4,1]: JOBSAT WITH JOBSAT [GRPID:{first_cluster}]" in titles
+    sig = [e for e in entries if e.block == "sigma"]
+    assert len(sig) == 6 * imp.data.GRPID.nunique()
+    s = imp.summary()
+    assert "Beta2:" in str(s) and len(s.to_frame()) == len(entries)

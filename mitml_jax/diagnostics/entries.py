@@ -80,6 +80,20 @@ def _clean(stem: str) -> str:
     return re.sub(r"\s", "-", re.sub(r"[(),]", "", stem))
 
 
+def _cluster_ids(imp, g: int, count: int) -> list:
+    """Cluster values of group ``g`` in sorted order (jomo's stacked Sigma rows), else 1..count."""
+    spec = imp.spec
+    cluster = getattr(spec, "cluster", None)
+    if cluster and cluster in imp.data.columns:
+        rows = imp.data
+        if getattr(spec, "group", None) and spec.group in rows.columns:
+            rows = rows[rows[spec.group].astype(str) == group_labels(imp)[g]]
+        values = np.sort(pd.unique(rows[cluster].dropna()))
+        if len(values) == count:
+            return [str(v) for v in values]
+    return [str(c + 1) for c in range(count)]
+
+
 def parameter_entries(imp, blocks=None, groups=None) -> list:
     """Non-redundant entries of ``blocks`` (default: all present) for ``groups`` (0-based)."""
     blocks = [b for b in (blocks or imp.blocks) if b in imp.imputation]
@@ -135,6 +149,7 @@ def parameter_entries(imp, blocks=None, groups=None) -> list:
                 names = _names(imp, "sigma", 1, nvar, targets)
                 stacked = nrow > nvar
                 clus = getattr(spec, "cluster", None) or "Cluster"
+                ids = _cluster_ids(imp, g, nrow // max(nvar, 1)) if stacked else []
                 for j in range(ncol):
                     for i in range(nrow):
                         v = i % nvar
@@ -145,7 +160,7 @@ def parameter_entries(imp, blocks=None, groups=None) -> list:
                         vc = v if diagonal else j
                         suffix, fsuffix = "", ""
                         if stacked:
-                            c = i // nvar + 1
+                            c = ids[i // nvar]
                             suffix, fsuffix = f" [{clus}:{c}]", f"_{clus}{c}"
                         title = f"Sigma [{i + 1},{j + 1}{glab}]: {names[v]} WITH {names[vc]}{suffix}"
                         stem = f"SIGMA_{gfile}{names[v]}_WITH_{names[vc]}{fsuffix}"
