@@ -29,7 +29,7 @@ import numpy as np
 
 from . import random_l1 as hr
 from .jomo_data import JomoArrays, JomoConfig
-from .jomo_linalg import conditional_normal_draw, inverse_wishart
+from .jomo_linalg import conditional_normal_draw, inverse_wishart, spd_inverse
 from .latent import fixed_block, update_latent_block
 from .level2 import draw_random_effects, draw_regression, random_effects_prior
 from .mh_covariance import free_elements, mh_covariance_update
@@ -161,7 +161,7 @@ def build_kernel(config: JomoConfig):
         # 3. beta (GLS over all rows; flat prior)
         target = (y - (random_part(u1) if config.multilevel else 0.0)) * mask
         if use_hr:
-            beta = hr.draw_beta_clusterwise(keys[2], x, target, jnp.linalg.inv(omega))
+            beta = hr.draw_beta_clusterwise(keys[2], x, target, spd_inverse(omega))
         else:
             xty = jnp.einsum("jlp,jlr->pr", x, target)
             beta = draw_regression(keys[2], arrays.xtx_inv, arrays.xtx_inv_chol, xty, omega)
@@ -179,7 +179,7 @@ def build_kernel(config: JomoConfig):
             prior_mean, prior_prec = random_effects_prior(psi, u2, d1)
             resid = (y - fixed_part(beta)) * mask
             ztr = jnp.einsum("jlq,jlr->jqr", z, resid)
-            u1 = draw_random_effects(keys[4], prior_mean, prior_prec, jnp.linalg.inv(omega),
+            u1 = draw_random_effects(keys[4], prior_mean, prior_prec, spd_inverse(omega),
                                      arrays.ztz, ztr)
             # 6. Psi
             u_all = jnp.concatenate([u1, u2], axis=1)

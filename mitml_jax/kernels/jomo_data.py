@@ -72,6 +72,8 @@ class JomoArrays(NamedTuple):
     miss2_clusters: jnp.ndarray  # (M2,)
     miss2_pattern: jnp.ndarray  # (M2,)
     patterns2: jnp.ndarray  # (P2, dim_psi) bool
+    report_l1: jnp.ndarray  # (K1,) flat indices into y (J*L*r) of all missing level-1 cells
+    report_l2: jnp.ndarray  # (K2,) flat indices into y2 (J*r2) of all missing level-2 cells
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class JomoLayout:
     row_slot: np.ndarray  # (n,) position within the padded cluster
     n_clusters: int
     max_size: int
+    report_l1: np.ndarray  # (K1, 2) (input row, level-1 column) of each reported value
+    report_l2: np.ndarray  # (K2, 2) (cluster, level-2 column) of each reported value
 
 
 def _patterns(miss: np.ndarray):
@@ -217,7 +221,14 @@ def build_jomo_arrays(y_con, y_cat, n_cats, x, z=None, cluster=None, y2_con=None
         x2tx2_inv=jnp.asarray(x2tx2_inv), x2tx2_inv_chol=jnp.asarray(x2tx2_inv_chol),
         miss2_clusters=jnp.asarray(clusters2.astype(np.int32)),
         miss2_pattern=jnp.asarray(pat2_id), patterns2=jnp.asarray(pats2),
+        report_l1=jnp.zeros(0, jnp.int32), report_l2=jnp.zeros(0, jnp.int32),
     )
+    rep_rows, rep_cols = np.nonzero(miss)
+    rep_flat = ((cluster[rep_rows] * max_size + slot[rep_rows]) * r + rep_cols).astype(np.int32)
+    rep2_cl, rep2_cols = np.nonzero(miss2)
+    rep2_flat = (rep2_cl * r2 + rep2_cols).astype(np.int32)
+    arrays = arrays._replace(report_l1=jnp.asarray(rep_flat), report_l2=jnp.asarray(rep2_flat))
     layout = JomoLayout(row_cluster=cluster, row_slot=slot, n_clusters=n_clusters,
-                        max_size=max_size)
+                        max_size=max_size, report_l1=np.column_stack([rep_rows, rep_cols]),
+                        report_l2=np.column_stack([rep2_cl, rep2_cols]))
     return arrays, config, layout

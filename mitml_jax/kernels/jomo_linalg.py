@@ -1,7 +1,8 @@
 """Small dense draws used by the jomo sweeps: Wishart / inverse-Wishart, conditional normals.
 
-Private to the jomo kernels (the pan engineer's ``kernels/linalg.py`` had not landed when these
-were written); everything is pure JAX and works under ``vmap`` and ``lax.scan``.
+Thin layer over pan's :mod:`mitml_jax.kernels.linalg` (unrolled small-matrix Cholesky and
+triangular solves, Bartlett draws with a fixed number of gamma proposals), plus the
+pattern-wise conditional-normal draws of missing values. Pure JAX; works under ``vmap``/``scan``.
 
 Conventions: ``X ~ IW(df, S)`` means ``X^-1 ~ Wishart(df, S^-1)``, which is how jomo's C code
 reads its updates (``Psi^-1 ~ W(J + dim, (sum u u' + Dinv)^-1)``).
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
+
+from . import linalg as la
 
 __all__ = [
-    "bartlett_factor",
+    "chol",
+    "spd_inverse",
+    "logdet_from_chol",
     "inverse_wishart",
     "wishart",
     "chol_solve",
@@ -23,45 +27,33 @@ __all__ = [
     "pattern_matrices",
 ]
 
+chol = la.chol
 
-def bartlett_factor(key, df, dim: int):
-    """Lower-triangular Bartlett factor A with A A' ~ Wishart(df, I_dim).
 
-    Diagonal ``sqrt(chi2(df - i))`` for ``i = 0..dim-1``, standard normals below.
-    """
-    key_chi, key_norm = jax.random.split(key)
-    shapes = (df - jnp.arange(dim)) / 2.0
-    chi2 = 2.0 * jax.random.gamma(key_chi, shapes, dtype=jnp.result_type(float))
-    lower = jnp.tril(jax.random.normal(key_norm, (dim, dim)), -1)
-    return lower + jnp.diag(jnp.sqrt(chi2))
+def spd_inverse(a):
+    """Inverse of symmetric positive definite matrices (..., d, d) via the unrolled Cholesky."""
+    li = la.inv_lower(la.chol(a))
+    return jnp.swapaxes(li, -1, -2) @ li
+
+
+def logdet_from_chol(l):
+    """``log|A|`` from the lower Cholesky factor of ``A`` (..., d, d)."""
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(l, axis1=-2, axis2=-1)), axis=-1)
 
 
 def wishart(key, df, scale):
     """One draw of Wishart(df, scale) (mean ``df * scale``)."""
-    dim = scale.shape[-1]
-    chol = jnp.linalg.cholesky(scale)
-    m = chol @ bartlett_factor(key, df, dim)
-    return m @ m.T
+    return la.draw_wishart(key, df, la.chol(scale))[0]
 
 
 def inverse_wishart(key, df, scale):
-    """One draw of IW(df, scale): the inverse of a Wishart(df, scale^-1) draw.
-
-    With ``scale = L L'`` and Bartlett ``A``, ``X = (L A^-T)(L A^-T)'``.
-    """
-    dim = scale.shape[-1]
-    chol = jnp.linalg.cholesky(scale)
-    a = bartlett_factor(key, df, dim)
-    # M = L A^{-T} = (A^{-1} L')'
-    m = solve_triangular(a, chol.T, lower=True).T
-    x = m @ m.T
-    return 0.5 * (x + x.T)
+    """One draw of IW(df, scale): the inverse of a Wishart(df, scale^-1) draw."""
+    return la.draw_inverse_wishart(key, df, scale)[0]
 
 
-def chol_solve(chol, b):
-    """Solve (L L') x = b for a lower Cholesky factor ``chol`` (batched over leading axes)."""
-    y = solve_triangular(chol, b, lower=True)
-    return solve_triangular(chol, y, lower=True, trans="T")
+def chol_solve(l, b):
+    """Solve ``(L L') X = B`` for a lower factor ``l`` (d, d) and ``B`` (d, m) (or (..., d, m))."""
+    return jnp.swapaxes(la.cho_solve(l[..., None, :, :], jnp.swapaxes(b, -1, -2)), -1, -2)
 
 
 def pattern_matrices(cov, patterns):
@@ -78,16 +70,13 @@ def pattern_matrices(cov, patterns):
         ``mean_m - minv (m * (Lambda (o * dev)))`` plus ``chol @ z`` on the missing coordinates.
     """
     d = cov.shape[-1]
-    prec = jnp.linalg.inv(cov)
-    prec = 0.5 * (prec + prec.T)
+    prec = spd_inverse(cov)
     m = patterns.astype(cov.dtype)
     mm = m[:, :, None] * m[:, None, :]
     eye = jnp.eye(d, dtype=cov.dtype)
     block = prec[None] * mm + eye[None] * (1.0 - m)[:, :, None]
-    minv = jnp.linalg.inv(block)
-    minv = 0.5 * (minv + jnp.swapaxes(minv, -1, -2))
-    chol = jnp.linalg.cholesky(minv)
-    return prec, minv, chol
+    minv = la.symmetrize(spd_inverse(block))
+    return prec, minv, la.chol(minv)
 
 
 def conditional_normal_draw(key, values, means, cov, patterns, pattern_id):

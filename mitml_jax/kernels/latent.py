@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
+from .jomo_linalg import chol, chol_solve, spd_inverse
+
 __all__ = [
     "LATENT_LOWER",
     "LATENT_UPPER",
@@ -78,7 +80,7 @@ def block_conditional(cov, pos: int, k: int):
         return others, jnp.zeros((k, 0), cov.dtype), fixed
     c_oo = cov[np.ix_(others, others)]
     c_ob = cov[np.ix_(others, block)]
-    coef = jnp.linalg.solve(c_oo, c_ob).T
+    coef = chol_solve(chol(c_oo), c_ob).T
     cond = fixed - coef @ c_ob
     return others, coef, 0.5 * (cond + cond.T)
 
@@ -113,7 +115,7 @@ def _take_rows(x, codes, k: int):
 
 def _gibbs_pass(key, current, mean, cond_cov, codes, k: int):
     """One coordinate-wise truncated-normal Gibbs pass over the latent region."""
-    prec = jnp.linalg.inv(cond_cov)
+    prec = spd_inverse(cond_cov)
     x = current
     keys = jax.random.split(key, k)
     for i in range(k):
@@ -155,14 +157,19 @@ def update_latent_block(key, resid, block_mean, cov, pos: int, k: int, codes, n_
         new = truncated_normal(key, mean[:, 0], sd, lower, upper)[:, None]
         return jnp.where(observed[:, None], new, current)
     key_prop, key_gibbs = jax.random.split(key)
-    chol = jnp.linalg.cholesky(cond_cov)
+    factor = chol(cond_cov)
     z = jax.random.normal(key_prop, (n_proposals,) + mean.shape, dtype=mean.dtype)
-    props = mean[None] + z @ chol.T
+    props = mean[None] + z @ factor.T
     ok = jax.vmap(lambda p: in_region(p, codes, k))(props)  # (T, N)
     first = jnp.argmax(ok, axis=0)
     any_ok = jnp.any(ok, axis=0)
     chosen = jnp.take_along_axis(props, first[None, :, None], axis=0)[0]
-    fallback = _gibbs_pass(key_gibbs, current, mean, cond_cov, codes, k)
+    # the Gibbs pass needs a start inside the region (true after the first sweep; at the start
+    # the latents are 0): otherwise start from a canonical interior point of the region
+    inside = in_region(current, codes, k)
+    canonical = jnp.where(jax.nn.one_hot(codes, k, dtype=current.dtype) > 0, 1.0, -1.0)
+    start = jnp.where(inside[:, None], current, canonical)
+    fallback = _gibbs_pass(key_gibbs, start, mean, cond_cov, codes, k)
     new = jnp.where(any_ok[:, None], chosen, fallback)
     return jnp.where(observed[:, None], new, current)
 

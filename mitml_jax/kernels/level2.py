@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
-
-from .jomo_linalg import chol_solve
+from . import linalg as la
+from .jomo_linalg import chol, chol_solve, spd_inverse
 
 __all__ = ["draw_regression", "random_effects_prior", "draw_random_effects"]
 
@@ -25,7 +24,7 @@ def draw_regression(key, xtx_inv, xtx_inv_chol, xty, cov):
     """
     mean = xtx_inv @ xty
     e = jax.random.normal(key, mean.shape, dtype=mean.dtype)
-    return mean + xtx_inv_chol @ e @ jnp.linalg.cholesky(cov).T
+    return mean + xtx_inv_chol @ e @ chol(cov).T
 
 
 def random_effects_prior(psi, u2, d1: int):
@@ -34,14 +33,14 @@ def random_effects_prior(psi, u2, d1: int):
     Returns ``(prior_mean (J, d1), prior_precision (d1, d1))`` from the partition of ``psi``.
     """
     if psi.shape[-1] == d1:
-        return jnp.zeros((u2.shape[0], d1), psi.dtype), jnp.linalg.inv(psi)
+        return jnp.zeros((u2.shape[0], d1), psi.dtype), spd_inverse(psi)
     p11 = psi[:d1, :d1]
     p12 = psi[:d1, d1:]
     p22 = psi[d1:, d1:]
-    coef = jnp.linalg.solve(p22, p12.T).T  # (d1, r2)
+    coef = chol_solve(chol(p22), p12.T).T  # (d1, r2)
     cond = p11 - coef @ p12.T
-    prec = jnp.linalg.inv(0.5 * (cond + cond.T))
-    return u2 @ coef.T, 0.5 * (prec + prec.T)
+    prec = spd_inverse(la.symmetrize(cond))
+    return u2 @ coef.T, la.symmetrize(prec)
 
 
 def draw_random_effects(key, prior_mean, prior_prec, omega_inv, ztz, ztr):
@@ -67,8 +66,7 @@ def draw_random_effects(key, prior_mean, prior_prec, omega_inv, ztz, ztr):
     d1 = r * q
     prec = prior_prec[None] + kron.reshape(n_clusters, d1, d1)
     b = rhs.reshape(n_clusters, d1) + prior_mean @ prior_prec.T
-    chol = jnp.linalg.cholesky(prec)
-    mean = chol_solve(chol, b[..., None])[..., 0]
+    factor = chol(prec)
+    mean = la.cho_solve(factor, b)
     z = jax.random.normal(key, mean.shape, dtype=mean.dtype)
-    noise = solve_triangular(chol, z[..., None], lower=True, trans="T")[..., 0]
-    return mean + noise
+    return mean + la.solve_upper_t(factor, z)

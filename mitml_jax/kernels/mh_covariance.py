@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .jomo_linalg import chol_solve
+from .jomo_linalg import chol, chol_solve, logdet_from_chol
 
 __all__ = ["free_elements", "normal_loglik", "mh_covariance_update"]
 
@@ -34,22 +34,20 @@ def free_elements(dim: int, fixed_blocks: Sequence[tuple]) -> list:
     return [(j, k) for j in range(dim) for k in range(j, dim) if not fixed[j, k]]
 
 
-def normal_loglik(chol, scatter, n):
-    """``-tr(C^-1 S)/2 - n log|C|/2`` from the Cholesky factor of C."""
-    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-    trace = jnp.trace(chol_solve(chol, scatter), axis1=-2, axis2=-1)
-    return -0.5 * trace - 0.5 * n * logdet
+def normal_loglik(factor, scatter, n):
+    """``-tr(C^-1 S)/2 - n log|C|/2`` from the lower Cholesky factor of C."""
+    trace = jnp.trace(chol_solve(factor, scatter), axis1=-2, axis2=-1)
+    return -0.5 * trace - 0.5 * n * logdet_from_chol(factor)
 
 
 def mh_covariance_update(key, cov, scatter, n, elements: Sequence[tuple], n_tries: int = 8,
                          log_target=None):
-    """One jomo sweep of element-wise Metropolis updates.
+    """One jomo sweep of element-wise Metropolis updates (a ``lax.scan`` over the elements).
 
     Args:
         key: PRNG key.
         cov: (d, d) current covariance.
-        scatter: (d, d) sum of outer products of the residuals (or another statistic used by
-            ``log_target``).
+        scatter: (d, d) sum of outer products of the residuals (used by the default target).
         n: number of residual vectors (scale of the proposal sd, and of the log-likelihood).
         elements: static list of ``(j, k)`` pairs to update (see :func:`free_elements`).
         n_tries: proposals drawn in parallel per element; the first positive-definite one is used.
@@ -58,35 +56,42 @@ def mh_covariance_update(key, cov, scatter, n, elements: Sequence[tuple], n_trie
     Returns:
         ``(cov, n_accepted)``.
     """
+    if not elements:
+        return cov, jnp.zeros((), jnp.int32)
     if log_target is None:
-        def log_target(c, chol):  # noqa: ARG001
-            return normal_loglik(chol, scatter, n)
+        def log_target(c, factor):  # noqa: ARG001
+            return normal_loglik(factor, scatter, n)
 
-    chol = jnp.linalg.cholesky(cov)
-    current = log_target(cov, chol)
-    accepted = jnp.zeros((), dtype=jnp.int32)
-    keys = jax.random.split(key, 2 * max(len(elements), 1))
-    for idx, (j, k) in enumerate(elements):
-        if j == k:
-            sd = cov[j, j] * jnp.sqrt(11.6 / n)
-        else:
-            sd = 0.1 * jnp.sqrt(cov[j, j] * cov[k, k])
-        vals = cov[j, k] + sd * jax.random.normal(keys[2 * idx], (n_tries,), dtype=cov.dtype)
+    rows = jnp.asarray([j for j, _ in elements], dtype=jnp.int32)
+    cols = jnp.asarray([k for _, k in elements], dtype=jnp.int32)
+    factor0 = chol(cov)
+    noise = jax.random.normal(key, (len(elements), n_tries + 1), dtype=cov.dtype)
+
+    def visit(carry, inputs):
+        cov, factor, current, accepted = carry
+        j, k, z = inputs
+        diag = j == k
+        sd = jnp.where(diag, cov[j, j] * jnp.sqrt(11.6 / n),
+                       0.1 * jnp.sqrt(cov[j, j] * cov[k, k]))
+        vals = cov[j, k] + sd * z[:n_tries]
         cands = jnp.broadcast_to(cov, (n_tries,) + cov.shape)
         cands = cands.at[:, j, k].set(vals).at[:, k, j].set(vals)
-        chols = jnp.linalg.cholesky(cands)
+        chols = chol(cands)
         pd = jnp.all(jnp.isfinite(chols), axis=(-2, -1)) & jnp.all(
-            jnp.diagonal(chols, axis1=-2, axis2=-1) > 0, axis=-1
-        )
+            jnp.diagonal(chols, axis1=-2, axis2=-1) > 0, axis=-1)
         first = jnp.argmax(pd)
         any_pd = jnp.any(pd)
         cand = cands[first]
-        cand_chol = jnp.where(any_pd, chols[first], chol)
-        proposed = log_target(cand, cand_chol)
-        log_u = jnp.log(jax.random.uniform(keys[2 * idx + 1], dtype=cov.dtype))
+        cand_factor = jnp.where(any_pd, chols[first], factor)
+        proposed = log_target(cand, cand_factor)
+        # jomo: unif_rand() < exp(new - old); z[-1] is turned into that uniform
+        log_u = jnp.log(jax.scipy.special.ndtr(z[-1]))
         accept = any_pd & (log_u < proposed - current)
         cov = jnp.where(accept, cand, cov)
-        chol = jnp.where(accept, cand_chol, chol)
+        factor = jnp.where(accept, cand_factor, factor)
         current = jnp.where(accept, proposed, current)
-        accepted = accepted + accept.astype(jnp.int32)
+        return (cov, factor, current, accepted + accept.astype(jnp.int32)), None
+
+    init = (cov, factor0, log_target(cov, factor0), jnp.zeros((), jnp.int32))
+    (cov, _, _, accepted), _ = jax.lax.scan(visit, init, (rows, cols, noise))
     return cov, accepted

@@ -26,7 +26,9 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln, multigammaln
 
-from .jomo_linalg import draw_missing_rows, inverse_wishart, pattern_matrices, wishart
+from . import linalg as la
+from .jomo_linalg import (chol, chol_solve, draw_missing_rows, inverse_wishart,
+                          logdet_from_chol, pattern_matrices, spd_inverse, wishart)
 from .mh_covariance import mh_covariance_update
 
 __all__ = [
@@ -52,11 +54,10 @@ def draw_beta_clusterwise(key, x, target, omega_inv):
     xtx = jnp.einsum("jlp,jlk->jpk", x, x)
     prec = jnp.einsum("jts,jpk->tpsk", omega_inv, xtx).reshape(r * p, r * p)
     rhs = jnp.einsum("jlp,jlr,jrs->sp", x, target, omega_inv).reshape(r * p)
-    chol = jnp.linalg.cholesky(0.5 * (prec + prec.T))
-    mean = jax.scipy.linalg.cho_solve((chol, True), rhs)
+    factor = chol(la.symmetrize(prec))
+    mean = la.cho_solve(factor, rhs)
     z = jax.random.normal(key, mean.shape, dtype=mean.dtype)
-    noise = jax.scipy.linalg.solve_triangular(chol, z, lower=True, trans="T")
-    return (mean + noise).reshape(r, p).T
+    return (mean + la.solve_upper_t(factor, z)).reshape(r, p).T
 
 
 def log_f_df(u, eta, dim: int, n_clusters: int, sum_logdet_omega, logdet_h):
@@ -119,28 +120,29 @@ def update_cluster_covariances(key, omega, a, scale, resid, cluster_size, prior,
     """
     n_clusters, _, r = resid.shape
     key_scale, key_df, key_omega = jax.random.split(key, 3)
-    omega_inv = jnp.linalg.inv(omega)
-    omega_inv = 0.5 * (omega_inv + jnp.swapaxes(omega_inv, -1, -2))
-    h = omega_inv.sum(axis=0) + jnp.linalg.inv(prior.binv)
-    gamma_star = jnp.linalg.inv(0.5 * (h + h.T))
-    scale = wishart(key_scale, n_clusters * a + r + 1.0, 0.5 * (gamma_star + gamma_star.T))
-    sum_logdet = jnp.sum(jnp.linalg.slogdet(omega)[1])
-    logdet_h = jnp.linalg.slogdet(h)[1]
+    omega_chol = chol(omega)
+    omega_inv = la.symmetrize(spd_inverse(omega))
+    h = la.symmetrize(omega_inv.sum(axis=0) + spd_inverse(prior.binv))
+    gamma_star = la.symmetrize(spd_inverse(h))
+    # jomo passes the df to an ``int`` parameter: truncated
+    scale = wishart(key_scale, jnp.floor(n_clusters * a + r + 1.0), gamma_star)
+    sum_logdet = jnp.sum(logdet_from_chol(omega_chol))
+    logdet_h = logdet_from_chol(chol(h))
     a, accepted_a = update_df(key_df, a, prior.a, r, n_clusters, sum_logdet, logdet_h)
     scatter = jnp.einsum("jlr,jls->jrs", resid, resid) + scale[None]
     keys = jax.random.split(key_omega, n_clusters)
     if config.cat_blocks:
         def one(k, om, sc, n_j):
-            def log_target(c, chol):
-                logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
-                trace = jnp.trace(jax.scipy.linalg.cho_solve((chol, True), sc))
+            def log_target(c, factor):
+                logdet = logdet_from_chol(factor)
+                trace = jnp.trace(chol_solve(factor, sc))
                 return -0.5 * trace - 0.5 * (a + n_j + r + 1.0) * logdet
             return mh_covariance_update(k, om, sc, n_j, elements, config.n_tries, log_target)
 
         omega, accepted = jax.vmap(one)(keys, omega, scatter, cluster_size)
         accepted = accepted.sum()
     else:
-        omega = jax.vmap(inverse_wishart)(keys, cluster_size + a, scatter)
+        omega = jax.vmap(inverse_wishart)(keys, jnp.floor(cluster_size + a), scatter)
         accepted = jnp.zeros((), jnp.int32)
     return omega, a, scale, accepted, accepted_a
 

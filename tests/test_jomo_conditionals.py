@@ -1,0 +1,181 @@
+"""Fast checks of the jomo conditionals against closed forms and brute force."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from mitml_jax.kernels.jomo_linalg import conditional_normal_draw, inverse_wishart
+from mitml_jax.kernels.latent import (LATENT_LOWER, LATENT_UPPER, in_region, latent_to_category,
+                                      truncated_normal, update_latent_block)
+from mitml_jax.kernels.level2 import draw_random_effects, random_effects_prior
+from mitml_jax.kernels.mh_covariance import free_elements, mh_covariance_update
+from mitml_jax.kernels.random_l1 import log_f_df, update_df
+
+
+def test_truncated_normal_matches_scipy_mean_and_bounds():
+    mean = jnp.array([0.3, -2.0, 5.0, 0.0])
+    lower = jnp.array([0.0, -3.0, -3.0, -3.0])
+    upper = jnp.array([4.0, 0.0, 0.0, 4.0])
+    draws = jax.vmap(lambda k: truncated_normal(k, mean, 1.0, lower, upper))(
+        jax.random.split(jax.random.key(0), 5000))
+    d = np.asarray(draws)
+    assert np.all(d > np.asarray(lower)) and np.all(d < np.asarray(upper))
+    for i in range(4):
+        a, b = (float(lower[i]) - float(mean[i])), (float(upper[i]) - float(mean[i]))
+        ref = stats.truncnorm(a, b, loc=float(mean[i])).mean()
+        sd = stats.truncnorm(a, b, loc=float(mean[i])).std()
+        assert abs(d[:, i].mean() - ref) < 5 * sd / np.sqrt(d.shape[0])
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_latent_draws_agree_with_observed_category(k):
+    rng = np.random.default_rng(1)
+    n, d = 400, k + 1
+    cov = np.eye(d) * 0.6 + 0.4
+    cov[1:, 1:] = 0.5 + 0.5 * np.eye(k)
+    resid = jnp.asarray(rng.normal(size=(n, d)))
+    block_mean = jnp.asarray(rng.normal(scale=2.0, size=(n, k)))
+    codes = jnp.asarray(rng.integers(-1, k + 1, size=n))
+    new = update_latent_block(jax.random.key(3), resid, block_mean, jnp.asarray(cov), 1, k, codes)
+    new = np.asarray(new)
+    observed = np.asarray(codes) >= 0
+    assert np.all(np.asarray(in_region(jnp.asarray(new), codes, k))[observed])
+    assert np.all(latent_to_category(new)[observed] == np.asarray(codes)[observed])
+    assert np.all((new[observed] > LATENT_LOWER) & (new[observed] < LATENT_UPPER))
+    current = np.asarray(block_mean + resid[:, 1:])
+    np.testing.assert_array_equal(new[~observed], current[~observed])
+
+
+@pytest.mark.slow
+def test_latent_block_law_matches_rejection_sampling():
+    """K = 3: parallel proposals + Gibbs fallback give the truncated conditional's mean."""
+    cov = jnp.asarray([[1.0, 0.3, 0.2], [0.3, 1.0, 0.5], [0.2, 0.5, 1.0]])
+    resid = jnp.zeros((1, 3)).at[0, 0].set(0.8)
+    block_mean = jnp.asarray([[-0.5, 0.4]])
+    code = 0  # latent 0 is the largest and positive
+
+    def chain(key):
+        def step(x, k):
+            e = resid.at[:, 1:].set(x - block_mean)
+            x = update_latent_block(k, e, block_mean, cov, 1, 2, jnp.array([code]), n_proposals=2)
+            return x, x[0]
+        _, xs = jax.lax.scan(step, block_mean, jax.random.split(key, 2500))
+        return xs[100:]
+
+    draws = jax.vmap(chain)(jax.random.split(jax.random.key(5), 8)).reshape(-1, 2)
+    # brute force: rejection from the exact conditional normal
+    c = np.asarray(cov)
+    coef = c[1:, :1] / c[0, 0]
+    mu = np.asarray(block_mean[0]) + coef[:, 0] * 0.8
+    s = c[1:, 1:] - coef @ c[:1, 1:]
+    rng = np.random.default_rng(0)
+    z = rng.multivariate_normal(mu, s, size=400000)
+    ok = (z.min(1) > -3) & (z.max(1) < 4) & (z.argmax(1) == code) & (z.max(1) > 0)
+    ref = z[ok]
+    got = np.asarray(draws)
+    se = ref.std(0) / np.sqrt(len(got))
+    assert np.all(np.abs(got.mean(0) - ref.mean(0)) < 5 * se)
+
+
+def test_conditional_normal_draw_matches_closed_form():
+    cov = np.array([[2.0, 0.6, 0.3], [0.6, 1.0, 0.2], [0.3, 0.2, 1.5]])
+    patterns = jnp.asarray([[True, False, True]])
+    vals = jnp.asarray([[0.0, 1.3, 0.0]])
+    means = jnp.asarray([[0.5, -0.2, 1.0]])
+    draws = jax.vmap(lambda k: conditional_normal_draw(
+        k, vals, means, jnp.asarray(cov), patterns, jnp.zeros(1, jnp.int32))[0])(
+        jax.random.split(jax.random.key(2), 10000))
+    d = np.asarray(draws)
+    assert np.all(d[:, 1] == 1.3)
+    m, o = [0, 2], [1]
+    mu = np.array([0.5, 1.0]) + cov[np.ix_(m, o)] @ np.linalg.solve(cov[np.ix_(o, o)],
+                                                                   np.array([1.5]))
+    sc = cov[np.ix_(m, m)] - cov[np.ix_(m, o)] @ np.linalg.solve(cov[np.ix_(o, o)],
+                                                                cov[np.ix_(o, m)])
+    assert np.all(np.abs(d[:, m].mean(0) - mu) < 5 * np.sqrt(sc.diagonal() / len(d)))
+    np.testing.assert_allclose(np.cov(d[:, m].T), sc, rtol=0.08, atol=0.03)
+
+
+@pytest.mark.slow
+def test_inverse_wishart_mean():
+    s = np.array([[2.0, 0.5], [0.5, 1.0]])
+    draws = jax.vmap(lambda k: inverse_wishart(k, 12.0, jnp.asarray(s)))(
+        jax.random.split(jax.random.key(4), 10000))
+    np.testing.assert_allclose(np.asarray(draws).mean(0), s / (12 - 2 - 1), rtol=0.06)
+
+
+@pytest.mark.slow
+def test_random_effects_given_level2_residuals_match_brute_force():
+    rng = np.random.default_rng(3)
+    r, q, n_cl = 2, 1, 2
+    d1 = r * q
+    psi = np.array([[1.0, 0.2, 0.4], [0.2, 0.8, -0.1], [0.4, -0.1, 1.2]])
+    u2 = rng.normal(size=(n_cl, 1))
+    omega = np.array([[1.0, 0.3], [0.3, 2.0]])
+    ztz = np.array([[[4.0]], [[7.0]]])
+    ztr = rng.normal(size=(n_cl, q, r))
+    pm, pp = random_effects_prior(jnp.asarray(psi), jnp.asarray(u2), d1)
+    draws = jax.vmap(lambda k: draw_random_effects(
+        k, pm, pp, jnp.asarray(np.linalg.inv(omega)), jnp.asarray(ztz), jnp.asarray(ztr)))(
+        jax.random.split(jax.random.key(1), 8000))
+    c11, c12, c22 = psi[:d1, :d1], psi[:d1, d1:], psi[d1:, d1:]
+    cond = c11 - c12 @ np.linalg.solve(c22, c12.T)
+    for j in range(n_cl):
+        prior_mean = c12 @ np.linalg.solve(c22, u2[j])
+        prec = np.linalg.inv(cond) + np.kron(np.linalg.inv(omega), ztz[j])
+        rhs = np.linalg.solve(cond, prior_mean) + (ztr[j] @ np.linalg.inv(omega)).T.reshape(-1)
+        mean = np.linalg.solve(prec, rhs)
+        got = np.asarray(draws[:, j])
+        se = np.sqrt(np.diag(np.linalg.inv(prec)) / len(got))
+        assert np.all(np.abs(got.mean(0) - mean) < 5 * se)
+        np.testing.assert_allclose(got.var(0), np.diag(np.linalg.inv(prec)), rtol=0.08)
+
+
+def test_mh_covariance_keeps_fixed_block_and_targets_wishart_posterior():
+    """Without fixed blocks jomo's target is the IW(n - d - 1, S) density (approximately: no
+    Hastings correction); with a fixed latent block that block never moves."""
+    s = np.array([[60.0, 12.0, 5.0], [12.0, 40.0, 8.0], [5.0, 8.0, 30.0]])
+    n = 60.0
+    cov0 = jnp.asarray(np.diag([1.0, 1.0, 1.0]))
+    elements = free_elements(3, [(2, 1)])
+    assert (2, 2) not in elements and len(elements) == 5
+
+    def chain(key):
+        def step(c, k):
+            c, acc = mh_covariance_update(k, c, jnp.asarray(s), n, elements)
+            return c, (c, acc)
+        _, (covs, acc) = jax.lax.scan(step, cov0, jax.random.split(key, 1000))
+        return covs[300:], acc
+
+    covs, acc = jax.vmap(chain)(jax.random.split(jax.random.key(7), 6))
+    covs = np.asarray(covs).reshape(-1, 3, 3)
+    assert np.all(covs[:, 2, 2] == 1.0)
+    assert np.all(np.linalg.eigvalsh(covs).min(axis=1) > 0)
+    assert 0.1 < float(np.asarray(acc).mean()) / len(elements) < 0.9
+    # without the fixed block, the free part's mean is near S/(n - 2 d - 2) (d = 3)
+    free_mean = covs.mean(0)[:2, :2]
+    assert np.all(np.abs(free_mean - s[:2, :2] / (n - 8)) < 0.15 * s[:2, :2].diagonal().max()
+                  / (n - 8))
+
+
+@pytest.mark.slow
+def test_df_update_moves_towards_the_generating_df():
+    """Cluster covariances drawn from IW(12, 9 I): jomo's df step settles near 12, never < r."""
+    r, n_cl, a_true = 3, 60, 12.0
+    omegas = stats.invwishart(df=a_true, scale=np.eye(r) * (a_true - r - 1)).rvs(
+        size=n_cl, random_state=1)
+    sum_logdet = float(np.sum(np.linalg.slogdet(omegas)[1]))
+    logdet_h = float(np.linalg.slogdet(np.linalg.inv(omegas).sum(0) + np.eye(r))[1])
+    step = jax.jit(update_df, static_argnums=(3, 4))
+    a, values, accepted = jnp.asarray(float(r)), [], 0
+    for i in range(150):
+        a, acc = step(jax.random.key(i), a, float(r), r, n_cl, sum_logdet, logdet_h)
+        values.append(float(a))
+        accepted += int(acc)
+    values = np.array(values)
+    assert np.all(values >= r) and np.all(np.isfinite(values))
+    assert accepted > 20
+    assert 6.0 < values[50:].mean() < 25.0
+    assert np.isfinite(float(log_f_df(jnp.log(10.0), 3.0, r, n_cl, sum_logdet, logdet_h)))
