@@ -3,8 +3,8 @@
 
 Constraints are strings over parameter names, each tested against 0 (``"G.SES - I.SES"``,
 ``"exp(a) - 1"``, ``"a*b"``, R's ``a^2``). They are parsed with :mod:`ast` into a small, safe
-evaluator over :mod:`jax.numpy` (numbers, ``+ - * / **``, R's ``^`` read as ``**``, parameter names and a whitelist of
-functions); nothing is passed to ``eval``. The Jacobian is exact (``jax.jacfwd``).
+evaluator over :mod:`jax.numpy` (numbers, ``+ - * / **``, R's ``^`` read as ``**``,
+parameter names and a whitelist of functions); nothing is passed to ``eval``. The Jacobian is exact (``jax.jacfwd``).
 
 Parameter names: ``(Intercept)`` is written ``Intercept`` (as in mitml). Names that are not
 Python identifiers (``Sex[T.Girl]``, ``x:z``) can be written in backticks (```Sex[T.Girl]```),
@@ -116,8 +116,9 @@ def _evaluate(node, theta, lookup, text):
     name = _dotted(node)
     if name is not None:
         if name not in lookup:
+            known = sorted(k for k in lookup if not k.startswith("__mitml"))
             raise MitmlError(f"Unknown parameter {name!r} in constraint {text!r}; parameters "
-                             f"and aliases are {sorted(k for k in lookup if not k.startswith('__mitml'))}.")
+                             f"and aliases are {known}.")
         return theta[lookup[name]]
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         return _BINARY[type(node.op)](_evaluate(node.left, theta, lookup, text),

@@ -32,7 +32,7 @@ SNAKE = ["estimate", "std_error", "t_value", "df", "p_value", "riv", "fmi"]
 
 
 def extract_estimates(fits: list):
-    """Stack ``mitml_coef``/``mitml_vcov`` of protocol fits into ``(names, qhat (m, p), uhat (m, p, p))``."""
+    """Stack the fits' ``mitml_coef``/``mitml_vcov`` into ``(names, qhat (m, p), uhat (m, p, p))``."""
     coefs = [fit.mitml_coef() for fit in fits]
     names = list(coefs[0].index)
     for i, coef in enumerate(coefs[1:], start=2):
@@ -101,7 +101,7 @@ def _uhat_array(uhat, m: int, p: int):
 
 
 def arrays_from_qhat_uhat(qhat, uhat, require_uhat: bool = False):
-    """Convert mitml-style ``qhat``/``uhat`` into ``(names, qhat (m, p), uhat (m, p, p) | None, diagonal)``."""
+    """mitml-style ``qhat``/``uhat`` as ``(names, qhat (m, p), uhat (m, p, p) | None, diagonal)``."""
     names, q = _qhat_array(qhat)
     m, p = q.shape
     if isinstance(qhat, np.ndarray) and isinstance(uhat, np.ndarray) and qhat.ndim == 2 \
@@ -138,7 +138,10 @@ class EstimatesResult:
         self.call = call
 
     def to_frame(self) -> pd.DataFrame:
-        """The estimates with snake_case columns (estimate, std_error, t_value, df, p_value, riv, fmi)."""
+        """The estimates with snake_case columns.
+
+        Columns: estimate, std_error, t_value, df, p_value, riv, fmi.
+        """
         return self.estimates.rename(columns=dict(zip(COLUMNS, SNAKE)))
 
     def coef(self) -> pd.Series:
@@ -174,10 +177,12 @@ class EstimatesResult:
         est = self.estimates
         if parm is not None:
             parm = [parm] if isinstance(parm, (str, int, np.integer)) else list(parm)
-            est = est.iloc[parm] if all(isinstance(x, (int, np.integer)) for x in parm) else est.loc[parm]
+            positions = all(isinstance(x, (int, np.integer)) for x in parm)
+            est = est.iloc[parm] if positions else est.loc[parm]
         alpha = 1.0 - level
         df = est["df"].to_numpy(dtype=float)
-        q = np.where(np.isfinite(df), stats.t.ppf(1.0 - alpha / 2.0, np.where(np.isfinite(df), df, 1.0)),
+        finite = np.isfinite(df)
+        q = np.where(finite, stats.t.ppf(1.0 - alpha / 2.0, np.where(finite, df, 1.0)),
                      stats.norm.ppf(1.0 - alpha / 2.0))
         half = q * est["Std.Error"].to_numpy()
         lower, upper = _percent_labels(alpha)
@@ -185,7 +190,8 @@ class EstimatesResult:
                              upper: est["Estimate"].to_numpy() + half}, index=est.index)
 
     def __str__(self) -> str:
-        out = f"\nCall:\n\n{self.call}\n\nFinal parameter estimates and inferences obtained from {self.m} imputed data sets.\n\n"
+        out = (f"\nCall:\n\n{self.call}\n\nFinal parameter estimates and inferences obtained "
+               f"from {self.m} imputed data sets.\n\n")
         est = self.estimates
         out += table_lines(format_table(est.to_numpy(), list(est.index), list(est.columns)))
         if self.extra_pars is not None:
