@@ -158,10 +158,11 @@ def pan_impute(
         n_burn=n_burn,
         n_iter=n_iter,
         n_saves=n_saves,
-        transform=pan.build_transform(keep_chains),
+        transform=pan.transform,
         save=pan.save_missing,
         progress=progress,
         failure_hint=_FAILURE_HINT,
+        reduce_records=pan.diagonal_records if keep_chains == "diagonal" else None,
     )
     saved = run.saves.reshape(chains, n_saves, -1)
     target_pos = np.array([data.columns.get_loc(t) for t in spec.targets])

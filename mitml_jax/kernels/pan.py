@@ -13,7 +13,6 @@ Rows with no observed target are left out of steps 1-4 (pan's n*), and imputed i
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -27,7 +26,8 @@ from . import linalg
 from .noise import NoiseStream, draw_noise
 from .state import PanInfo, PanPrior, PanState
 
-__all__ = ["PanArrays", "prepare_pan_arrays", "init", "noise_sizes", "build_kernel", "build_transform", "save_missing"]
+__all__ = ["PanArrays", "prepare_pan_arrays", "init", "noise_sizes", "build_kernel", "transform",
+           "build_transform", "diagonal_records", "save_missing"]
 
 
 class PanArrays(NamedTuple):
@@ -170,7 +170,8 @@ def build_kernel():
     return _kernel
 
 
-def _transform_full(state):
+def transform(state):
+    """What every iteration records: ``{beta, psi, sigma}``, each (G, rows, cols)."""
     return {"beta": state.beta, "psi": state.psi, "sigma": state.sigma}
 
 
@@ -182,10 +183,19 @@ def _transform_diagonal(state):
     }
 
 
-@functools.lru_cache(maxsize=None)
 def build_transform(keep_chains: str = "full"):
-    """``state -> {beta, psi, sigma}`` (G, rows, cols); ``"diagonal"`` keeps (G, d, 1) diagonals."""
-    return _transform_diagonal if keep_chains == "diagonal" else _transform_full
+    """Device-side record function: :func:`transform`, or diagonals of Psi and Sigma on the device
+    for ``"diagonal"`` (``pan_impute`` instead reduces on the host, see :func:`diagonal_records`,
+    so both settings share one compiled program)."""
+    return _transform_diagonal if keep_chains == "diagonal" else transform
+
+
+def diagonal_records(records: dict) -> dict:
+    """Host-side ``keep_chains="diagonal"``: Psi and Sigma reduced to (..., d, 1) diagonals."""
+    out = dict(records)
+    for name in ("psi", "sigma"):
+        out[name] = np.ascontiguousarray(np.diagonal(records[name], axis1=-2, axis2=-1)[..., None])
+    return out
 
 
 def save_missing(state, pan_arrays):

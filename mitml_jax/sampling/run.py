@@ -135,6 +135,7 @@ def run_chains(
     chain_ids=None,
     progress: bool = True,
     failure_hint: str = "",
+    reduce_records: Callable | None = None,
 ) -> ChainRun:
     """Run ``C`` independent chains of ``kernel`` (vmapped), burn-in then ``n_saves`` saves.
 
@@ -156,6 +157,9 @@ def run_chains(
             of a bigger run.
         progress: show a tqdm bar updated between blocks.
         failure_hint: remedy appended to the :class:`SamplerFailure` message.
+        reduce_records: optional host-side ``dict -> dict`` applied to every block of records
+            (NumPy arrays (C, D, ...)) before they are stored, e.g. keeping only diagonals;
+            it changes host memory without changing (or recompiling) the device program.
 
     Returns:
         :class:`ChainRun` with NumPy arrays (chain axis first).
@@ -178,8 +182,10 @@ def run_chains(
     first_bad = jnp.full((chains,), -1, dtype=jnp.int32)
 
     n_imp = n_saves * n_iter
-    burnin = {n: np.empty((chains, n_burn) + s.shape[1:], s.dtype) for n, s in record_shape.items()}
-    imputation = {n: np.empty((chains, n_imp) + s.shape[1:], s.dtype) for n, s in record_shape.items()}
+    reduce_records = reduce_records or (lambda records: records)
+    host_shape = reduce_records({n: np.zeros((chains, 1) + s.shape[1:], s.dtype) for n, s in record_shape.items()})
+    burnin = {n: np.empty((chains, n_burn) + s.shape[2:], s.dtype) for n, s in host_shape.items()}
+    imputation = {n: np.empty((chains, n_imp) + s.shape[2:], s.dtype) for n, s in host_shape.items()}
     save_shape = jax.eval_shape(jax.vmap(save, in_axes=(0, None)), init_state, arrays)
     saves = jax.tree_util.tree_map(lambda s: np.empty((chains, n_saves) + s.shape[1:], s.dtype), save_shape)
 
@@ -195,10 +201,10 @@ def run_chains(
             out = block(keys, state, arrays, prior, jnp.int32(t0), jnp.int32(t_end), acc, first_bad)
             state, acc, first_bad = out[0], out[1], out[2]
             if pending is not None:
-                _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids)
+                _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records)
             pending = (t0, min(t_end - t0, block_len), phase, out)
         if pending is not None:
-            _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids)
+            _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records)
     finally:
         bar.close()
     failures = {name: np.asarray(v) for name, v in acc._asdict().items()} if hasattr(acc, "_asdict") else jax.device_get(acc)
@@ -212,7 +218,7 @@ def run_chains(
     )
 
 
-def _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids):
+def _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records):
     """Copy one finished block to the host arrays; raise on non-finite draws."""
     t0, n_active, phase, out = pending
     _, _, first_bad, records, saved = jax.device_get(out)
@@ -223,9 +229,9 @@ def _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar
             f"the sampler produced non-finite parameters in chain {int(chain_ids[c])} at iteration "
             f"{int(bad[c]) + 1} (1-based, burn-in included). {failure_hint}".strip()
         )
-    for name, rec in records.items():
-        # rec: (k, n_iter, C, ...) -> (C, k * n_iter, ...)
-        rec = np.moveaxis(rec.reshape((-1,) + rec.shape[2:]), 1, 0)[:, :n_active]
+    # (k, n_iter, C, ...) -> (C, k * n_iter, ...)
+    records = {n: np.moveaxis(rec.reshape((-1,) + rec.shape[2:]), 1, 0)[:, :n_active] for n, rec in records.items()}
+    for name, rec in reduce_records(records).items():
         if phase == "burnin":
             burnin[name][:, t0 : t0 + n_active] = rec
         else:
