@@ -17,7 +17,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from ..errors import MitmlError
+from ..errors import MitmlError, MitmlTypeError
 
 __all__ = ["mitml_complete"]
 
@@ -42,7 +42,13 @@ def mitml_complete(imp, print="all", force_list=False):  # noqa: A002 - mitml's 
             "Invalid 'print' argument." (as in mitml), or an imputation number above ``m``.
     """
     from .implist import ImputedList
+    from .imputations import Imputations
 
+    if not isinstance(imp, Imputations):
+        raise MitmlTypeError(
+            f"'imp' must be the Imputations result of pan_impute or jomo_impute, got "
+            f"{type(imp).__name__}."
+        )
     m = int(imp.m)
     single, which = _parse_print(print, m)
     filler = _Filler(imp)

@@ -21,6 +21,7 @@ tables, and ``<name>.inp``, an input file template. Numbers are written with ful
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import textwrap
 
@@ -134,6 +135,11 @@ def write_mplus(frames, folder, name="imp", na_value=-999, sep="\t"):
     if hasattr(frames, "complete") and not isinstance(frames, list):  # an Imputations object
         frames = frames.complete("all")
     frames = _check_frames(frames, "write_mplus")
+    if isinstance(na_value, bool) or not isinstance(na_value, numbers.Real) or not np.isfinite(na_value):
+        raise MitmlError(
+            f"write_mplus: 'na_value' must be a finite number (Mplus reads 'missing = all "
+            f"(<number>)'), got {na_value!r}; use e.g. -999."
+        )
     os.makedirs(folder, exist_ok=True)
     columns = list(frames[0].columns)
     tables = _code_tables(frames)

@@ -13,7 +13,7 @@ from mitml_jax.errors import MitmlError, MitmlTypeError
 
 __all__ = [
     "check_data_frame", "check_columns", "check_complete", "check_finite",
-    "check_no_duplicates", "check_target_types", "check_has_missing", "is_categorical",
+    "check_no_duplicates", "check_target_types", "check_observed", "check_has_missing", "is_categorical",
     "target_levels", "within_cluster_constant", "check_full_rank",
 ]
 
@@ -114,6 +114,33 @@ def check_target_types(data: pd.DataFrame, targets, kind: str) -> None:
             if len(levels) < 2:
                 raise MitmlError(f"Categorical target '{name}' has fewer than two levels "
                                  f"({list(levels)}); drop it from the model or recode it.")
+
+
+def check_observed(data: pd.DataFrame, targets, group=None) -> None:
+    """Every target needs observed values to impute from: one per group, two distinct overall.
+
+    A target that is entirely missing (in the data or in one group) or constant (one observed
+    value or category) gives the sampler nothing to estimate its distribution from.
+    """
+    groups = None if group is None else data[group].to_numpy()
+    for name in targets:
+        column = data[name]
+        observed = column.notna().to_numpy()
+        if not observed.any():
+            raise MitmlError(f"Target '{name}' has no observed values, so it cannot be imputed; "
+                             "drop it from the model.")
+        if groups is not None:
+            seen = pd.Series(observed).groupby(groups, sort=False).any()
+            if not seen.all():
+                raise MitmlError(f"Target '{name}' has no observed value in group "
+                                 f"{seen.index[~seen.to_numpy()][0]!r} of '{group}'; drop the "
+                                 "target from the model or the group from the data.")
+        values = column[observed].unique()
+        if len(values) < 2:
+            what = "category" if is_categorical(column) else "value"
+            raise MitmlError(f"Target '{name}' is constant: its only observed {what} is "
+                             f"{values[0]!r}, so there is no variation to model; drop it from "
+                             "the model or recode it.")
 
 
 def check_has_missing(data: pd.DataFrame, targets) -> None:

@@ -280,7 +280,12 @@ def _as_factor(values, n: int, name: str) -> _Factor:
         if dtype == bool or (len(observed) and observed.map(type).eq(bool).all()):
             levels = (False, True)
         else:
-            levels = tuple(sorted(observed.unique()))
+            try:
+                levels = tuple(sorted(observed.unique()))
+            except TypeError:
+                kinds = sorted({type(v).__name__ for v in observed})
+                raise MitmlError(f"Column {name!r} mixes value types {kinds}; convert it to one "
+                                 "type (numbers, or a pandas category with explicit levels).") from None
         codes = pd.Categorical(series, categories=list(levels)).codes.astype(np.int64)
         return _Factor(name, codes, levels, False)
     return _Factor(name, series.to_numpy(dtype=float, na_value=np.nan), None, False)

@@ -304,6 +304,7 @@ def _build(data, parsed: ParsedFormula, parsed_l2: ParsedFormula | None, group, 
         raise MitmlError(f"'group' '{group}' is also the cluster variable; choose another column.")
     checks.check_target_types(data, [*targets, *targets_l2], kind)
     checks.check_finite(data[list(targets) + list(targets_l2)], "Target variable", True)
+    checks.check_observed(data, [*targets, *targets_l2], group)
     checks.check_has_missing(data, [*targets, *targets_l2])
     fixed_rhs, fixed_terms = _canonical_rhs(parsed.fixed, columns)
     x = _predictors(fixed_rhs, data, "fixed part")
