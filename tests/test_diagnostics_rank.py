@@ -162,7 +162,9 @@ if __name__ == "__main__":  # regenerate the fixture
 def test_fast_sort_repairs_near_equal_values_and_ties():
     from scipy.stats import rankdata
 
-    from mitml_jax.diagnostics.rank import _sort_order, _z_scatter, _z_table
+    from mitml_jax.diagnostics.rank_normal import sort_order as _sort_order
+    from mitml_jax.diagnostics.rank_normal import z_scatter as _z_scatter
+    from mitml_jax.diagnostics.rank_normal import z_table as _z_table
 
     rng = np.random.default_rng(11)
     base = 1.0 + rng.integers(0, 5, size=(3, 4000)) * 1e-13  # differ below the kept bits
@@ -182,9 +184,10 @@ def test_fast_sort_repairs_near_equal_values_and_ties():
 
 @pytest.mark.parametrize("lags", [2, 5, 1000])
 def test_direct_lags_and_fft_fallback_agree_with_arviz(monkeypatch, lags):
+    import mitml_jax.diagnostics.ess_geyer as geyer
     import mitml_jax.diagnostics.rank as rank
 
-    monkeypatch.setattr(rank, "_DIRECT_LAGS", lags)
+    monkeypatch.setattr(geyer, "_DIRECT_LAGS", lags)
     for draws, ref in _load():
         got = rank.rank_diagnostics(draws, which=("ess_bulk", "ess_tail", "ess_mean"))
         for name in got:

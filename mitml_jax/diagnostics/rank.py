@@ -5,14 +5,13 @@ The definitions follow ArviZ's legacy implementation (``arviz.stats.diagnostics`
 line by line, so that the values agree with ArviZ's to rounding error; the computation is
 vectorised over parameters instead of looping in Python:
 
-* every parameter's draws are sorted once; ranks (ties averaged) come from that sort, the folded
-  draws ``|x - median|`` are ranked by merging the two monotone halves of the sorted draws (a
-  linear-time stable merge) instead of a second full sort, and ``Phi^-1((r - 3/8)/(S + 1/4))`` is
-  read from a table indexed by the (half-integer) rank;
-* autocovariances come from one FFT over the draw axis, averaged over chains in the frequency
-  domain;
-* Geyer's initial positive and initial monotone sequences are evaluated for all parameters at
-  once (cumulative minima of the lag pairs) instead of ArviZ's per-parameter ``while`` loops.
+* every parameter's draws are sorted once and ranked with ties averaged, the folded draws
+  ``|x - median|`` are ranked from that sort, and the Blom scores come from a table
+  (:mod:`mitml_jax.diagnostics.rank_normal`);
+* autocovariances are averaged over chains, summed directly for the first lags and by FFT only
+  where needed, and Geyer's sequences run for all parameters at once
+  (:mod:`mitml_jax.diagnostics.ess_geyer`);
+* parameters are processed in chunks, on several threads when there are several chunks.
 
 Input arrays are ``(chain, draw, *params)``; results have shape ``params`` (a float for none).
 """
@@ -21,12 +20,13 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError
+from .ess_geyer import ess_core
+from .rank_normal import rank_scores
 
 __all__ = ["rhat", "ess", "mcse", "rank_diagnostics", "rank_diagnostics_by_parameter"]
 
@@ -72,108 +72,6 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, :, :half], x[:, :, d - half :]], axis=1)
 
 
-# --------------------------------------------------------------------------------------------
-# building blocks
-# --------------------------------------------------------------------------------------------
-_SIGN = np.uint64(1 << 63)
-
-
-def _sort_order(v: np.ndarray):
-    """Argsort and sorted values of the rows of ``v`` (K, S), finite float64.
-
-    One ``uint64`` sort replaces the (slower) float argsort: the order-preserving integer image of
-    each value keeps its high bits and carries the draw's position in its low bits. Values that
-    differ only in the dropped low bits can come out swapped; adjacent inversions are repaired
-    by odd-even transposition passes (they only occur inside such tiny runs).
-    """
-    k, n = v.shape
-    bits = max(1, int(n - 1).bit_length())
-    if bits > 40:  # pragma: no cover - more than 10^12 draws
-        order = np.argsort(v, axis=1)
-        return order, np.take_along_axis(v, order, axis=1)
-    b = np.ascontiguousarray(v, dtype=np.float64).view(np.uint64)
-    keys = b >> np.uint64(63)  # order-preserving image: negative -> ~b, positive -> b | sign
-    np.negative(keys, out=keys)
-    keys |= _SIGN
-    keys ^= b
-    mask = np.uint64((1 << bits) - 1)
-    keys &= ~mask
-    keys |= np.arange(n, dtype=np.uint64)
-    keys.sort(axis=1)
-    keys &= mask
-    order = keys.view(np.int64)  # positions < 2**40: the same numbers, no copy
-    s = np.empty_like(v)
-    for row in range(k):  # 1-D takes are NumPy's fastest gather
-        np.take(v[row], order[row], out=s[row])
-    for sweep in range(n):
-        bad = s[:, 1:] < s[:, :-1]
-        if not bad.any():
-            break
-        r, c = np.nonzero(bad)
-        keep = (c % 2) == (sweep % 2)
-        r, c = r[keep], c[keep]
-        s[r, c], s[r, c + 1] = s[r, c + 1], s[r, c].copy()
-        order[r, c], order[r, c + 1] = order[r, c + 1], order[r, c].copy()
-    return order, s
-
-
-@lru_cache(maxsize=4)
-def _z_table(n: int) -> np.ndarray:
-    """Blom scores Phi^-1((r - 3/8)/(n + 1/4)) for half-integer ranks r = 1, 1.5, ..., n."""
-    from scipy.special import ndtri
-
-    return ndtri((np.arange(2, 2 * n + 1) / 2.0 - 3.0 / 8.0) / (n - 2 * (3.0 / 8.0) + 1))
-
-
-def _z_scatter(s: np.ndarray, order: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Blom-normal scores of the draws whose sorted rows are ``s`` with argsort ``order``.
-
-    Ties share their average rank (scipy ``rankdata(method="average")``), fixed sparsely.
-    """
-    k, n = s.shape
-    z_sorted = np.broadcast_to(table[0::2], (k, n))
-    tie = s[:, 1:] == s[:, :-1]
-    if tie.any():
-        z_sorted = np.array(z_sorted)
-        r, c = np.nonzero(tie)
-        first = np.ones(len(c), bool)
-        first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1] + 1)
-        starts = np.flatnonzero(first)
-        ends = np.r_[starts[1:] - 1, len(c) - 1]
-        run_r, start_c, end_c = r[starts], c[starts], c[ends]
-        length = end_c + 2 - start_c  # a run of t tie flags covers t + 1 draws
-        avg_index = (start_c + end_c + 1)  # 2 * average rank - 2, 0-based positions
-        offsets = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
-        rows = np.repeat(run_r, length)
-        cols = np.repeat(start_c, length) + offsets
-        z_sorted[rows, cols] = table[np.repeat(avg_index, length)]
-    z = np.empty((k, n))
-    for row in range(k):  # 1-D scatter per row (cheaper than put_along_axis's index grids)
-        z[row, order[row]] = z_sorted[row]
-    return z
-
-
-def _rank_scores(xs: np.ndarray):
-    """Bulk and folded z-scores of split draws xs (K, M, n); also their sorted values (K, S)."""
-    k, m, n = xs.shape
-    size = m * n
-    flat = xs.reshape(k, size)
-    table = _z_table(size)
-    order, s = _sort_order(flat)
-    z_bulk = _z_scatter(s, order, table)
-    if size % 2 == 0:
-        med = (s[:, size // 2 - 1] + s[:, size // 2]) / 2.0
-    else:
-        med = s[:, size // 2]
-    folded = np.abs(s - med[:, None])  # in sorted order of the draws
-    order_f, f_sorted = _sort_order(folded)
-    del folded
-    for row in range(k):  # positions in sorted order -> positions among the draws
-        np.take(order[row], order_f[row], out=order_f[row])
-    z_fold = _z_scatter(f_sorted, order_f, table)
-    return z_bulk.reshape(k, m, n), z_fold.reshape(k, m, n), s
-
-
 def _rhat_classic(y: np.ndarray) -> np.ndarray:
     """Gelman-Rubin R-hat of (K, M, n) chains (ArviZ ``_rhat``)."""
     n = y.shape[2]
@@ -183,98 +81,6 @@ def _rhat_classic(y: np.ndarray) -> np.ndarray:
     within = chain_var.mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.sqrt((between / within + n - 1) / n)
-
-
-_DIRECT_LAGS = 16  # autocovariance lags summed directly before falling back to the FFT
-
-
-def _mean_autocov(yc: np.ndarray) -> np.ndarray:
-    """All autocovariances (divisor n) of centred (K, M, n) chains, mean over chains: (K, n)."""
-    import scipy.fft as sfft
-
-    k, m, n = yc.shape
-    length = sfft.next_fast_len(2 * n, real=True)
-    f = sfft.rfft(yc, n=length, axis=2, workers=-1)
-    fv = f.view(np.float64)
-    np.square(fv, out=fv)
-    power = fv.reshape(k, m, -1, 2).sum(axis=(1, 3)) / m
-    return sfft.irfft(power, n=length, axis=1, workers=-1)[:, :n] / n
-
-
-def _mean_autocov_direct(yc: np.ndarray, lags: int) -> np.ndarray:
-    """Autocovariances at lags 0..lags-1 by direct sums (cheaper than an FFT for few lags)."""
-    k, m, n = yc.shape
-    out = np.empty((k, lags))
-    for lag in range(lags):
-        out[:, lag] = np.einsum("kmi,kmi->k", yc[:, :, : n - lag], yc[:, :, lag:])
-    return out / (m * n)
-
-
-def _tau(rho: np.ndarray, jmax: int):
-    """Geyer's initial positive + monotone sequence on available lags: (tau, complete).
-
-    ArviZ's loop visits pairs ``P_j = rho[2j] + rho[2j+1]`` for j = 1..J, where J is the first
-    j < jmax with ``P_j <= 0`` (else jmax); ``complete`` is False where the available lags end
-    before J is known.
-    """
-    k, lags = rho.shape
-    npairs = lags // 2
-    pairs = rho[:, 0 : 2 * npairs : 2] + rho[:, 1 : 2 * npairs : 2]
-    limit = min(jmax, npairs)
-    nonpos = pairs[:, :limit] <= 0
-    found = nonpos.any(axis=1)
-    first = np.where(found, np.argmax(nonpos, axis=1), jmax) if limit else np.full(k, jmax)
-    complete = found | (jmax <= npairs - 1)
-    big_j = np.minimum(first, min(jmax, npairs - 1))
-    monotone = np.minimum.accumulate(pairs, axis=1)
-    csum = np.concatenate([np.zeros((k, 1)), np.cumsum(monotone, axis=1)], axis=1)
-    head = np.take_along_axis(csum, big_j[:, None], axis=1)[:, 0]  # pairs 0..J-1
-    rho_even = np.take_along_axis(rho, (2 * big_j)[:, None], axis=1)[:, 0]
-    pair_j = np.take_along_axis(pairs, big_j[:, None], axis=1)[:, 0]
-    last = np.where((rho_even > 0) | (pair_j >= 0), rho_even, 0.0)
-    last = np.where(big_j == 0, 1.0, last)
-    return -1.0 + 2.0 * head + last, complete
-
-
-def _ess_core(y: np.ndarray, relative: bool = False) -> np.ndarray:
-    """Effective sample size of (K, M, n) chains (ArviZ ``_ess``, Geyer's monotone sequence).
-
-    The first lags are summed directly; parameters whose sequence has not ended by then get the
-    full FFT autocovariance.
-    """
-    y = np.asarray(y, dtype=float)
-    k, m, n = y.shape
-    flat = y.reshape(k, -1)
-    constant = (flat.max(axis=1) - flat.min(axis=1)) < np.finfo(float).resolution
-    chain_mean = y.mean(axis=2)
-    yc = y - chain_mean[:, :, None]
-    jmax = int(np.sum(2 * np.arange(1, n) - 1 < n - 3))
-    lags = min(n, max(2, _DIRECT_LAGS))
-    acov = _mean_autocov_direct(yc, lags)
-    mean_var = acov[:, 0] * n / (n - 1.0)
-    var_plus = mean_var * (n - 1.0) / n
-    if m > 1:
-        var_plus = var_plus + chain_mean.var(axis=1, ddof=1)
-
-    def rho_of(ac, rows):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = 1.0 - (mean_var[rows, None] - ac) / var_plus[rows, None]
-        r[:, 0] = 1.0
-        return r
-
-    rows = np.arange(k)
-    rho = rho_of(acov, rows)
-    tau, complete = _tau(rho, jmax)
-    bad = np.isnan(rho[:, :2]).any(axis=1)
-    if not complete.all():
-        redo = np.flatnonzero(~complete)
-        full = _mean_autocov(yc[redo])
-        tau[redo], _ = _tau(rho_of(full, redo), jmax)
-    total = float(m * n)
-    tau = np.maximum(tau, 1.0 / np.log10(total))
-    out = (1.0 if relative else total) / tau
-    out = np.where(bad, np.nan, out)
-    return np.where(constant, float(flat.shape[1]), out)
 
 
 def _quantile_type7(s: np.ndarray, prob: float) -> np.ndarray:
@@ -348,22 +154,22 @@ def _diagnose_chunk(x: np.ndarray, which) -> dict:
     need_ranks = {"rhat", "ess_bulk"} & set(which)
     s = None
     if need_ranks:
-        z_bulk, z_fold, s = _rank_scores(xs)
+        z_bulk, z_fold, s = rank_scores(xs)
         if "rhat" in which and c >= 2:
             res["rhat"][idx] = np.maximum(_rhat_classic(z_bulk), _rhat_classic(z_fold))
         if "ess_bulk" in which:
-            res["ess_bulk"][idx] = _ess_core(z_bulk)
+            res["ess_bulk"][idx] = ess_core(z_bulk)
         del z_bulk, z_fold
     if "ess_tail" in which:
         if s is None or d % 2 == 1:
             s = np.sort(x.reshape(len(idx), -1), axis=1)
         low = _quantile_type7(s, 0.05)
         high = _quantile_type7(s, 0.95)
-        e_low = _ess_core(xs <= low[:, None, None])
-        e_high = _ess_core(xs <= high[:, None, None])
+        e_low = ess_core(xs <= low[:, None, None])
+        e_high = ess_core(xs <= high[:, None, None])
         res["ess_tail"][idx] = np.minimum(e_low, e_high)
     if "ess_mean" in which or "mcse_mean" in which:
-        e_mean = _ess_core(xs)
+        e_mean = ess_core(xs)
         if "ess_mean" in which:
             res["ess_mean"][idx] = e_mean
         if "mcse_mean" in which:
@@ -371,7 +177,7 @@ def _diagnose_chunk(x: np.ndarray, which) -> dict:
             res["mcse_mean"][idx] = sd / np.sqrt(e_mean)
     if "ess_sd" in which or "mcse_sd" in which:
         c2 = (x - x.mean(axis=(1, 2), keepdims=True)) ** 2
-        e_sd = _ess_core(_split(c2))
+        e_sd = ess_core(_split(c2))
         if "ess_sd" in which:
             res["ess_sd"][idx] = e_sd
         if "mcse_sd" in which:
