@@ -113,6 +113,34 @@ class Imputations:
 
         return posterior_summary(self)
 
+    # -- continuation and persistence (results/extend.py, results/checkpoint.py) -------------
+    def extend(self, n_iter=None, m=1, progress=True, callback=None):
+        """``m`` more imputations from the same chains, continuing from ``state``.
+
+        With the same ``n_iter`` the draws equal those of an uninterrupted run with more saves
+        per chain, bit for bit (e.g. ``pan_impute(m=4)`` vs ``pan_impute(m=2).extend(m=2)``).
+        Ctrl-C raises :class:`~mitml_jax.results.extend.InterruptedRun` whose ``partial`` keeps
+        the imputations completed so far. Returns a new object; this one is not changed.
+        See :func:`mitml_jax.results.extend.extend_imputations`.
+        """
+        from .extend import extend_imputations
+
+        return extend_imputations(self, m=m, n_iter=n_iter, progress=progress, callback=callback)
+
+    def save(self, path):
+        """Write this object (draws, imputations, sampler state) to ``path`` (a pickle file; see
+        :mod:`mitml_jax.results.checkpoint`); :meth:`load` reads it back."""
+        from .checkpoint import save_imputations
+
+        return save_imputations(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read an object written by :meth:`save` (trusted files only: pickle)."""
+        from .checkpoint import load_imputations
+
+        return load_imputations(path)
+
     def __repr__(self) -> str:
         try:
             from ..diagnostics.printing import format_imputations

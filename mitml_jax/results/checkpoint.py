@@ -1,0 +1,130 @@
+"""Save an :class:`Imputations` to disk, load it back, and run long imputations in stages.
+
+File format (``imp.save(path)``, ``Imputations.load(path)``): one Python pickle (protocol 5) of
+``{"format": "mitml_jax.Imputations", "version": 1, "fields": {...}}`` where ``fields`` are the
+dataclass fields with every array (draws, replacement, sampler state) as NumPy and a JAX key seed
+stored as its key data and implementation name. The sampler state is kept exactly, so a loaded
+run continued with ``extend`` gives draws identical, bit for bit, to an uninterrupted run.
+Pickle runs code when loading: load only files you (or someone you trust) wrote.
+
+:func:`impute_in_stages` keeps a long run safe: it starts the sampler with one imputation per
+chain, then adds imputations with ``extend`` in stages, saving after every stage; Ctrl-C returns
+(with a warning) everything completed so far, which is also on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import warnings
+
+import jax
+import numpy as np
+
+from ..errors import MitmlError, MitmlTypeError, MitmlWarning
+from .extend import InterruptedRun, extend_imputations
+
+__all__ = ["save_imputations", "load_imputations", "impute_in_stages", "InterruptedRun"]
+
+FORMAT = "mitml_jax.Imputations"
+VERSION = 1
+
+
+def _is_key(value) -> bool:
+    return isinstance(value, jax.Array) and jax.numpy.issubdtype(value.dtype, jax.dtypes.prng_key)
+
+
+def _to_host(value):
+    """JAX arrays (not keys) in a pytree -> NumPy; everything else unchanged."""
+    return jax.tree_util.tree_map(lambda a: np.asarray(a) if isinstance(a, jax.Array) and not _is_key(a) else a,
+                                  value)
+
+
+def save_imputations(imp, path) -> str:
+    """Write ``imp`` to ``path`` (pickle, see the module docstring); returns the path.
+
+    Written to a temporary file first and renamed, so an interrupted save never leaves a
+    truncated file behind.
+    """
+    from .imputations import Imputations
+
+    if not isinstance(imp, Imputations):
+        raise MitmlTypeError(f"save: 'imp' must be an Imputations object, got {type(imp).__name__}.")
+    path = os.fspath(path)
+    fields = {f.name: _to_host(getattr(imp, f.name)) for f in dataclasses.fields(imp)}
+    if _is_key(imp.seed):
+        fields["seed"] = {"key_data": np.asarray(jax.random.key_data(imp.seed)),
+                          "impl": str(jax.random.key_impl(imp.seed))}
+    payload = {"format": FORMAT, "version": VERSION, "fields": fields}
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        pickle.dump(payload, fh, protocol=5)
+    os.replace(tmp, path)
+    return path
+
+
+def load_imputations(path):
+    """Read an :class:`Imputations` written by :func:`save_imputations`."""
+    from .imputations import Imputations
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise MitmlError(f"load: file {path!r} does not exist.")
+    with open(path, "rb") as fh:
+        try:
+            payload = pickle.load(fh)  # noqa: S301 - documented: trusted files only
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+            raise MitmlError(f"load: {path!r} is not a saved Imputations file ({exc}).") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise MitmlError(f"load: {path!r} is not a saved Imputations file.")
+    if payload.get("version") != VERSION:
+        raise MitmlError(f"load: {path!r} has format version {payload.get('version')}, this "
+                         f"mitml_jax reads version {VERSION}.")
+    fields = dict(payload["fields"])
+    seed = fields.get("seed")
+    if isinstance(seed, dict) and "key_data" in seed:
+        impl = seed["impl"]
+        fields["seed"] = jax.random.wrap_key_data(seed["key_data"], impl=impl if impl != "None" else None)
+    return Imputations(**fields)
+
+
+def impute_in_stages(impute, data, *, m: int, stage: int, path=None, progress: bool = True, **kwargs):
+    """Run ``impute(data, m=chains, **kwargs)`` then ``extend`` by ``stage`` imputations at a time.
+
+    Args:
+        impute: ``pan_impute`` (the run must be extendable).
+        data: the data frame.
+        m: total number of imputations wanted.
+        stage: imputations added per stage (a multiple of ``chains`` keeps every chain's saves
+            in step with an uninterrupted run).
+        path: if given, the result is saved there after the first run and after every stage.
+        progress: progress bars.
+        **kwargs: passed to ``impute`` (formula, n_burn, n_iter, seed, chains, ...).
+
+    Returns:
+        :class:`Imputations` with ``m`` imputations. On Ctrl-C, the imputations completed so far
+        (with a :class:`MitmlWarning`; also saved at ``path``); Ctrl-C during the first run
+        (burn-in) propagates, as nothing is complete yet.
+    """
+    chains = int(kwargs.get("chains", 1))
+    if isinstance(stage, bool) or not isinstance(stage, (int, np.integer)) or stage < 1:
+        raise MitmlError(f"'stage' must be a positive integer, got {stage!r}.")
+    first = min(int(m), chains)
+    imp = impute(data, m=first, progress=progress, **kwargs)
+    if path is not None:
+        save_imputations(imp, path)
+    while imp.m < m:
+        try:
+            imp = extend_imputations(imp, m=min(stage, m - imp.m), progress=progress)
+        except InterruptedRun as stop:
+            imp = stop.partial
+            if path is not None:
+                save_imputations(imp, path)
+            warnings.warn(f"Interrupted: returning the {imp.m} imputations completed so far"
+                          + (f" (saved to {path!r})" if path is not None else "")
+                          + "; continue with .extend().", MitmlWarning, stacklevel=2)
+            return imp
+        if path is not None:
+            save_imputations(imp, path)
+    return imp

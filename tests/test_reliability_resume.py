@@ -1,0 +1,166 @@
+"""Checkpoint and resume: extend continues the same chains; save/load; Ctrl-C keeps finished work.
+
+Every comparison is exact (``np.array_equal``): resuming must reproduce an uninterrupted run bit
+for bit on CPU. The tiny data and ``n_iter = 2`` match the bad-input battery so the compiled
+sampler is shared within a pytest process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas.testing as pdt
+import pytest
+
+import mitml_jax as mj
+from mitml_jax.errors import MitmlError, MitmlTypeError, MitmlWarning
+from mitml_jax.results.checkpoint import impute_in_stages
+from mitml_jax.results.extend import InterruptedRun
+from mitml_jax.sampling import run as run_module
+
+from test_reliability_bad_input import FORMULA, tiny
+
+KW = {"n_burn": 5, "n_iter": 2, "seed": 3, "progress": False}
+
+
+def _same(a, b):
+    """Two Imputations hold identical imputations and draws (bit for bit)."""
+    assert a.m == b.m
+    assert np.array_equal(a.replacement, b.replacement)
+    assert np.array_equal(a.index, b.index)
+    assert np.array_equal(a.imputation_source, b.imputation_source)
+    assert set(a.imputation) == set(b.imputation)
+    for block in a.imputation:
+        assert np.array_equal(a.imputation[block], b.imputation[block]), block
+        assert np.array_equal(a.burnin[block], b.burnin[block]), block
+    for x, y in zip(a.state, b.state):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope="module")
+def full4():
+    return mj.pan_impute(tiny(), FORMULA, m=4, **KW)
+
+
+@pytest.fixture(scope="module")
+def first2():
+    return mj.pan_impute(tiny(), FORMULA, m=2, **KW)
+
+
+def test_extend_equals_uninterrupted(full4, first2):
+    data = tiny()
+    before = first2.replacement.copy()
+    ext = first2.extend(m=2, progress=False)
+    _same(ext, full4)
+    assert np.array_equal(first2.replacement, before) and first2.m == 2  # original untouched
+    pdt.assert_frame_equal(ext.data, data)
+    assert ext.call.endswith(".extend(m=2)")
+    assert all(np.array_equal(ext.failures[k], full4.failures[k]) for k in full4.failures)
+
+
+def test_save_load_resume_equals_uninterrupted(full4, first2, tmp_path):
+    path = first2.save(tmp_path / "run.pkl")
+    loaded = mj.Imputations.load(path)
+    _same(loaded, first2)
+    pdt.assert_frame_equal(loaded.data, first2.data)
+    assert loaded.spec == first2.spec
+    _same(loaded.extend(m=2, progress=False), full4)
+    # the completed data of the resumed run equal those of the uninterrupted run
+    for x, y in zip(loaded.extend(m=2, progress=False).complete("all"), full4.complete("all")):
+        pdt.assert_frame_equal(x, y, check_exact=True)
+
+
+def test_extend_twice_and_jax_key_seed(tmp_path):
+    import jax
+
+    key = jax.random.key(11)
+    whole = mj.pan_impute(tiny(), FORMULA, m=5, **{**KW, "seed": key})
+    part = mj.pan_impute(tiny(), FORMULA, m=1, **{**KW, "seed": key})
+    part = mj.Imputations.load(part.save(tmp_path / "k.pkl"))  # a JAX key seed survives saving
+    _same(part.extend(m=1, progress=False).extend(m=3, progress=False), whole)
+
+
+@pytest.mark.slow
+def test_extend_with_two_chains_gives_the_same_imputations():
+    """Chains continue independently: same draws per chain; imputations ordered by time."""
+    kw = {**KW, "chains": 2}
+    whole = mj.pan_impute(tiny(), FORMULA, m=4, **kw)
+    ext = mj.pan_impute(tiny(), FORMULA, m=2, **kw).extend(m=2, progress=False)
+    for block in whole.imputation:
+        assert np.array_equal(whole.imputation[block], ext.imputation[block])
+    order = lambda imp: np.lexsort(imp.imputation_source.T[::-1])  # noqa: E731 - by (chain, draw)
+    assert np.array_equal(whole.imputation_source[order(whole)], ext.imputation_source[order(ext)])
+    assert np.array_equal(whole.replacement[:, order(whole)], ext.replacement[:, order(ext)])
+
+
+def test_extend_bad_arguments(first2):
+    with pytest.raises(MitmlTypeError, match="'m'"):
+        first2.extend(m="2")
+    with pytest.raises(MitmlError, match="'m'"):
+        first2.extend(m=0)
+    with pytest.raises(MitmlError, match="'n_iter'"):
+        first2.extend(m=1, n_iter=0)
+    import dataclasses
+
+    with pytest.raises(MitmlError, match="state"):
+        dataclasses.replace(first2, state=None).extend(m=1)
+
+
+def test_load_rejects_other_files(tmp_path):
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"not a pickle")
+    with pytest.raises(MitmlError, match="bad.pkl"):
+        mj.Imputations.load(bad)
+    with pytest.raises(MitmlError, match="does not exist"):
+        mj.Imputations.load(tmp_path / "missing.pkl")
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 4 iterations (2 saves with n_iter = 2), so a run spans several blocks."""
+    monkeypatch.setattr(run_module, "BLOCK_ITERATIONS", 4)
+
+
+def test_ctrl_c_keeps_completed_imputations(small_blocks, first2):
+    whole = mj.pan_impute(tiny(), FORMULA, m=8, **KW)  # blocks of 4 iterations throughout
+    calls = []
+
+    def interrupt(saves_done):
+        calls.append(saves_done)
+        if saves_done >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(InterruptedRun) as stop:
+        first2.extend(m=6, progress=False, callback=interrupt)
+    partial = stop.value.partial
+    assert isinstance(stop.value, KeyboardInterrupt)
+    assert calls == [2] and partial.m == 4  # the first block (2 saves) was kept
+    # nothing is lost or corrupted: continuing the partial run gives the uninterrupted run
+    _same(partial.extend(m=4, progress=False), whole)
+
+
+def test_impute_in_stages_saves_and_returns_partial(small_blocks, tmp_path, monkeypatch):
+    path = tmp_path / "stages.pkl"
+    whole = mj.pan_impute(tiny(), FORMULA, m=8, **KW)
+    staged = impute_in_stages(mj.pan_impute, tiny(), m=8, stage=3, path=path, formula=FORMULA, **KW)
+    _same(staged, whole)
+    _same(mj.Imputations.load(path), whole)
+
+    import mitml_jax.results.checkpoint as checkpoint
+
+    real = checkpoint.extend_imputations
+    count = {"n": 0}
+
+    def flaky(imp, **kw):  # Ctrl-C in the second stage, after its first block
+        count["n"] += 1
+        if count["n"] == 2:
+            def stop(done):
+                raise KeyboardInterrupt
+            kw["callback"] = stop
+        return real(imp, **kw)
+
+    monkeypatch.setattr(checkpoint, "extend_imputations", flaky)
+    with pytest.warns(MitmlWarning, match="Interrupted: returning the 6 imputations"):
+        got = impute_in_stages(mj.pan_impute, tiny(), m=8, stage=3, path=path, formula=FORMULA, **KW)
+    assert got.m == 6  # 1 (first run) + 3 (stage 1) + 2 (first block of the interrupted stage 2)
+    assert np.array_equal(got.replacement, whole.replacement[:, :6])
+    assert mj.Imputations.load(path).m == 6
