@@ -191,18 +191,19 @@ def d2(d, k, ariv="default"):
     Args:
         d: (m,) chi-square statistics, one per imputation.
         k: their degrees of freedom.
-        ariv: ``"positive"`` truncates the reported RIV at 0 *after* F and df were computed,
-            as mitml does (bug B15, kept for agreement with mitml and documented).
+        ariv: ``"positive"`` truncates the RIV at 0 before D2 and its df are computed (mitml,
+            bug B15, truncates only the reported RIV afterwards). D2's RIV is a sample variance
+            and never negative, so the option cannot change a D2 result either way.
     """
     d = np.asarray(d, dtype=float)
     m = d.size
     if m < 2:
         raise MitmlError("Pooling needs at least two imputed data sets (got m = 1).")
     r = (1.0 + 1.0 / m) * np.var(np.sqrt(d), ddof=1)
-    f = (d.mean() / k - (m + 1.0) / (m - 1.0) * r) / (1.0 + r)
-    nu = k ** (-3.0 / m) * (m - 1.0) * (1.0 + float(_inverse_or_inf(r))) ** 2
     if ariv == "positive":
         r = max(0.0, r)
+    f = (d.mean() / k - (m + 1.0) / (m - 1.0) * r) / (1.0 + r)
+    nu = k ** (-3.0 / m) * (m - 1.0) * (1.0 + float(_inverse_or_inf(r))) ** 2
     return _test(f, k, nu, r)
 
 
