@@ -119,19 +119,22 @@ def make_jomo_problem(n_rep: int, seed: int = 0, cluster_sizes=(4, 5, 6, 7, 8, 9
     codes_all = np.where(sim["y"][:, :, 1] > 0, 0, 1)
     x2 = np.where(pseudo, 1.0 / tau2, 1.0)[:, None]
 
-    def build(i):
-        y_con = np.where(miss_y, np.nan, sim["y"][i, :, 0])[:, None]
-        y_cat = np.where(miss_c, -1, codes_all[i])[:, None]
-        w_rows = np.where(miss_w[clus], np.nan, sim["w"][i, clus])[:, None]
-        return build_jomo_arrays(y_con, y_cat, (2,), x, z=(~pseudo).astype(float)[:, None], cluster=clus,
-                                 y2_con=w_rows, x2=x2)
-
-    arrays0, config, layout = build(0)
-    reps = [build(i)[0] for i in range(n_rep)]
-    stacked = arrays0._replace(
-        y_obs=jnp.stack([a.y_obs for a in reps]), codes=jnp.stack([a.codes for a in reps]),
-        y2_obs=jnp.stack([a.y2_obs for a in reps]),
+    y_con0 = np.where(miss_y, np.nan, sim["y"][0, :, 0])[:, None]
+    w_rows0 = np.where(miss_w[clus], np.nan, sim["w"][0, clus])[:, None]
+    arrays0, config, layout = build_jomo_arrays(
+        y_con0, np.where(miss_c, -1, codes_all[0])[:, None], (2,), x, z=(~pseudo).astype(float)[:, None],
+        cluster=clus, y2_con=w_rows0, x2=x2,
     )
+    # every replication: the same layout, its own observed values (scattered like build_jomo_arrays)
+    rc, rs = layout.row_cluster, layout.row_slot
+    y_obs = np.zeros((n_rep,) + arrays0.y_obs.shape)
+    y_obs[:, rc, rs, 0] = np.where(miss_y, 0.0, sim["y"][:, :, 0])
+    codes = np.full((n_rep,) + arrays0.codes.shape, -1, np.int32)
+    codes[:, rc, rs, 0] = np.where(miss_c, -1, codes_all)
+    y2_obs = np.where(miss_w[None, :, None], 0.0, sim["w"][:, :, None])
+    assert np.array_equal(y_obs[0], np.asarray(arrays0.y_obs)) and np.array_equal(codes[0], np.asarray(arrays0.codes))
+    assert np.array_equal(y2_obs[0], np.asarray(arrays0.y2_obs))
+    stacked = arrays0._replace(y_obs=jnp.asarray(y_obs), codes=jnp.asarray(codes), y2_obs=jnp.asarray(y2_obs))
     axes = jax.tree_util.tree_map(lambda _: None, arrays0)._replace(y_obs=0, codes=0, y2_obs=0)
 
     # checked imputed cells: first missing y, first missing-category latent (real rows), first missing w
