@@ -27,6 +27,9 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
+# fixed-effect blocks up to this size are factorised elementwise (no LAPACK calls)
+_UNROLL_P = 8
+
 __all__ = ["LmerStats", "theta_to_lambda", "profiled", "deviance", "n_theta"]
 
 
@@ -89,6 +92,17 @@ def _forward_unrolled(low: list, b: jax.Array, q: int) -> jax.Array:
     return jnp.stack(xs, axis=-2)
 
 
+def _backward_unrolled(low: list, b: jax.Array, p: int) -> jax.Array:
+    """Solve ``L' x = b`` for one lower-triangular ``L`` given as nested lists of scalars."""
+    xs = [None] * p
+    for i in reversed(range(p)):
+        s = b[i]
+        for k in range(i + 1, p):
+            s = s - low[k][i] * xs[k]
+        xs[i] = s / low[i][i]
+    return jnp.stack(xs)
+
+
 def profiled(theta: jax.Array, stats: LmerStats, reml: bool) -> dict:
     """Everything lme4's ``PLS`` step gives at ``theta`` for one data set.
 
@@ -107,10 +121,20 @@ def profiled(theta: jax.Array, stats: LmerStats, reml: bool) -> dict:
     sol = _forward_unrolled(low, rhs, q)  # (J, q, p + 1)
     rzx, cu = sol[..., :p], sol[..., p]
     rxtrx = stats.xtx - jnp.einsum("jqa,jqb->ab", rzx, rzx)
-    lx = jnp.linalg.cholesky(rxtrx)
-    cb = solve_triangular(lx, stats.xty - jnp.einsum("jqa,jq->a", rzx, cu), lower=True)
+    rhs_x = stats.xty - jnp.einsum("jqa,jq->a", rzx, cu)
+    if p <= _UNROLL_P:
+        # elementwise: one LAPACK call per tiny matrix would dominate the run time
+        low_x = _chol_unrolled(rxtrx, p)
+        cb = _forward_unrolled(low_x, rhs_x[:, None], p)[:, 0]
+        zero = jnp.zeros_like(rxtrx[0, 0])
+        lx = jnp.stack([jnp.stack([low_x[i][j] if j <= i else zero for j in range(p)])
+                        for i in range(p)])
+        beta = _backward_unrolled(low_x, cb, p)
+    else:
+        lx = jnp.linalg.cholesky(rxtrx)
+        cb = solve_triangular(lx, rhs_x, lower=True)
+        beta = solve_triangular(lx.T, cb, lower=False)
     r2 = stats.yty - jnp.sum(cu**2) - jnp.sum(cb**2)
-    beta = solve_triangular(lx.T, cb, lower=False)
     n = stats.n
     # reml may be a traced boolean: ML and REML share one compiled program
     dof = jnp.where(reml, n - stats.n_fixed, n)

@@ -8,8 +8,9 @@ copy of the derivative code and compiles quickly):
   of the exact gradient give the Hessian (relative error about 1e-8, so the iteration stays
   effectively quadratic). The Hessian is made positive definite through its eigenvalues
   (absolute values, floored) and gives the Newton direction and decrement ``g' H^-1 g``;
-- phase B evaluates the deviance at ``theta + alpha d`` for ``alpha = 1, 1/2, 1/4, ...`` at once
-  and takes the largest step satisfying Armijo's condition.
+- phase B evaluates the deviance at ``theta + alpha d`` for ``alpha = s (1, 1/2, 1/4, 1/8)`` at
+  once and takes the largest step satisfying Armijo's condition; when none does, phase B is
+  repeated with ``s / 16`` (``s`` starts at 1 for each direction).
 
 The iteration stops when the decrement falls below ``tol`` or no step decreases the deviance. It
 is one ``lax.while_loop`` per data set, vmapped over the imputations.
@@ -35,7 +36,9 @@ __all__ = ["fit_batch", "start_theta", "canonical_theta", "diag_index", "SINGULA
 
 # lme4::isSingular's default tolerance on the diagonal of Lambda
 SINGULAR_TOL = 1e-4
-_N_TRIALS = 12
+_N_TRIALS = 4  # step lengths tried at once: scale * (1, 1/2, 1/4, 1/8)
+_SHRINK = 1.0 / 16.0  # a failed search retries with scale / 16
+_MIN_SCALE = 2.0**-40
 _ARMIJO = 1e-4
 _FD_STEP = 1e-5
 _NEG_CURVATURE = 1e-6
@@ -90,7 +93,8 @@ def _newton_direction(g, h, theta):
 def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
     q = stats.ztz.shape[-1]
     k = n_theta(q)
-    theta0 = start_theta(q, stats.xtx.dtype)
+    dtype = stats.xtx.dtype
+    theta0 = start_theta(q, dtype)
     n_points = max(_N_TRIALS, 2 * k + 1)
     alphas = 0.5 ** jnp.arange(n_points, dtype=theta0.dtype)
 
@@ -101,7 +105,7 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
     value_and_grad = jax.vmap(jax.value_and_grad(value, has_aux=True))
 
     def cond(carry):
-        return (carry["phase_count"] < 2 * maxiter) & ~carry["done"]
+        return (carry["phase_count"] < 4 * maxiter) & (carry["iterations"] < maxiter) & ~carry["done"]
 
     def body(c):
         theta, d, in_b = c["theta"], c["direction"], c["phase_b"]
@@ -110,7 +114,8 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
         shifts = jnp.concatenate(
             [jnp.zeros((1, k)), jnp.diag(step), -jnp.diag(step), jnp.zeros((n_points - 2 * k - 1, k))]
         )
-        points = jnp.where(in_b, theta + alphas[:, None] * d, theta + shifts)
+        steps = c["scale"] * alphas
+        points = jnp.where(in_b, theta + steps[:, None] * d, theta + shifts)
         (fs, aux), gs = value_and_grad(points)
         # phase A: gradient, Hessian, Newton direction at theta
         g_a = gs[0]
@@ -120,18 +125,20 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
         dec_a = -jnp.dot(g_a, d_a)
         aux_a = jax.tree_util.tree_map(lambda a: a[0], aux)
         # phase B: Armijo backtracking along d
-        ok = jnp.isfinite(fs) & (fs < c["f"]) & (fs <= c["f"] - _ARMIJO * alphas * c["decrement"])
+        ok = jnp.isfinite(fs) & (fs < c["f"]) & (fs <= c["f"] - _ARMIJO * steps * c["decrement"])
         any_ok = jnp.any(ok)
         first = jnp.argmax(ok)
-        theta_b = jnp.where(any_ok, theta + alphas[first] * d, theta)
+        theta_b = jnp.where(any_ok, theta + steps[first] * d, theta)
         f_b = jnp.where(any_ok, fs[first], c["f"])
+        scale_b = jnp.where(any_ok, 1.0, c["scale"] * _SHRINK)
 
         def pick(b_value, a_value):
             return jax.tree_util.tree_map(lambda x, y: jnp.where(in_b, x, y), b_value, a_value)
 
         return {
             "phase_count": c["phase_count"] + 1,
-            "phase_b": ~in_b,
+            "phase_b": jnp.where(in_b, ~any_ok, True),
+            "scale": pick(scale_b, c["scale"]),
             "theta": pick(theta_b, theta),
             "f": pick(f_b, fs[0]),
             "gradient": pick(c["gradient"], g_a),
@@ -139,15 +146,15 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
             "direction": pick(d, d_a),
             "decrement": pick(c["decrement"], dec_a),
             "aux": pick(c["aux"], aux_a),
-            "done": pick(~any_ok, (dec_a < tol) & (min_eig > -_NEG_CURVATURE)),
-            "iterations": c["iterations"] + in_b.astype(c["iterations"].dtype),
+            "done": pick(scale_b < _MIN_SCALE, (dec_a < tol) & (min_eig > -_NEG_CURVATURE)),
+            "iterations": c["iterations"] + (in_b & any_ok).astype(c["iterations"].dtype),
         }
 
-    dtype = theta0.dtype
     p = stats.xtx.shape[-1]
     carry = {
         "phase_count": jnp.asarray(0),
         "phase_b": jnp.asarray(False),
+        "scale": jnp.asarray(1.0, dtype),
         "theta": theta0,
         "f": jnp.asarray(jnp.inf, dtype),
         "gradient": jnp.zeros(k, dtype),
