@@ -80,10 +80,10 @@ def test_export_png_and_pdf_with_mitml_names(tmp_path):
     imp = fake_imputations(groups=2, n_burn=20, n_iter=5, m=4)
     folder = tmp_path / "plots"
     imp.plot(print="psi", pos=(2, 1), group=2, export="png", folder=str(folder))
-    imp.plot(print="beta", pos=(1, 3), export="pdf", folder=str(folder))
+    imp.plot(print="beta", pos=(1, 3), group=1, export="pdf", folder=str(folder))
     names = sorted(os.listdir(folder))
     assert names == [
-        "BETA_Group-1_SchClimate_ON_Intercept.pdf", "BETA_Group-2_SchClimate_ON_Intercept.pdf",
+        "BETA_Group-1_SchClimate_ON_Intercept.pdf",
         "PSI_Group-2_ReadDis_ON_Intercept_WITH_ReadAchiev_ON_Intercept.png",
     ]
     assert (folder / names[2]).read_bytes()[:4] == b"\x89PNG"

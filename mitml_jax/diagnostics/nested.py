@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import MitmlError
 
-__all__ = ["rhat_nested", "default_superchains"]
+__all__ = ["rhat_nested", "rhat_nested_by_parameter", "default_superchains"]
 
 
 def default_superchains(n_chains: int, n_superchains: int = 4) -> np.ndarray:
@@ -48,11 +48,21 @@ def rhat_nested(draws, superchain_ids) -> np.ndarray:
         array of shape ``params`` (float for none).
     """
     x = np.asarray(draws, dtype=float)
+    if x.ndim < 2:
+        raise MitmlError(f"'draws' must be (chain, draw, ...), got shape {x.shape}.")
+    pshape = x.shape[2:]
+    flat = np.moveaxis(x.reshape(x.shape[:2] + (-1,)), 2, 0)
+    out = rhat_nested_by_parameter(flat, superchain_ids).reshape(pshape)
+    return float(out) if out.ndim == 0 else out
+
+
+def rhat_nested_by_parameter(x: np.ndarray, superchain_ids) -> np.ndarray:
+    """:func:`rhat_nested` for draws laid out (parameter, chain, draw): a (K,) array."""
     ids = np.asarray(superchain_ids)
-    if x.ndim < 2 or ids.shape != (x.shape[0],):
+    if ids.shape != (x.shape[1],):
         raise MitmlError(
-            f"'superchain_ids' must have one entry per chain ({x.shape[0] if x.ndim else 0}), "
-            f"got shape {ids.shape}."
+            f"'superchain_ids' must have one entry per chain ({x.shape[1]}), got shape "
+            f"{ids.shape}."
         )
     keep = ids >= 0
     labels, counts = np.unique(ids[keep], return_counts=True)
@@ -61,16 +71,16 @@ def rhat_nested(draws, superchain_ids) -> np.ndarray:
             "'superchain_ids' must define at least two superchains of equal size; got sizes "
             f"{counts.tolist()}."
         )
-    x = x[keep]
+    k, m, n = x.shape[0], len(labels), int(counts[0])
+    chain_mean = x.mean(axis=2)  # (K, C)
+    chain_var = x.var(axis=2, ddof=1) if x.shape[2] > 1 else np.zeros_like(chain_mean)
     order = np.argsort(ids[keep], kind="stable")
-    k, m, n = len(labels), int(counts[0]), x.shape[1]
-    x = x[order].reshape((k, m, n) + x.shape[2:])
-    chain_mean = x.mean(axis=2)  # (K, M, ...)
-    within_chain = x.var(axis=2, ddof=1).mean(axis=1) if n > 1 else 0.0
-    between_chain = chain_mean.var(axis=1, ddof=1) if m > 1 else 0.0
-    super_mean = chain_mean.mean(axis=1)  # (K, ...)
-    between = super_mean.var(axis=0, ddof=1)
-    within = np.mean(within_chain + between_chain, axis=0)
+    cols = np.flatnonzero(keep)[order]
+    chain_mean = chain_mean[:, cols].reshape(k, m, n)  # (K, superchain, chain)
+    chain_var = chain_var[:, cols].reshape(k, m, n)
+    within_chain = chain_var.mean(axis=2)
+    between_chain = chain_mean.var(axis=2, ddof=1) if n > 1 else 0.0
+    between = chain_mean.mean(axis=2).var(axis=1, ddof=1)
+    within = np.mean(within_chain + between_chain, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.sqrt(1.0 + between / within)
-    return float(out) if np.ndim(out) == 0 else out
+        return np.sqrt(1.0 + between / within)

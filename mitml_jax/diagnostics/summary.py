@@ -28,7 +28,7 @@ import pandas as pd
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
 from .entries import BLOCK_TITLES, entry_draws_by_entry, parameter_entries
 from .mitml_stats import reduced_acf, sd_prop, segment_rhat
-from .nested import default_superchains, rhat_nested
+from .nested import default_superchains, rhat_nested_by_parameter
 from .printing import format_header, format_numeric_table, format_text_table
 from .rank import rank_diagnostics_by_parameter
 
@@ -135,7 +135,7 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
             cols["mcse_mean"] = rd["mcse_mean"]
         nested = c >= 8 and e > 0 and d >= 1
         if nested:
-            cols["rhat_nested"] = rhat_nested(np.moveaxis(x, 0, 2), default_superchains(c, 4))
+            cols["rhat_nested"] = rhat_nested_by_parameter(x, default_superchains(c, 4))
     frame = pd.DataFrame({
         "block": [en.block for en in entries],
         "row": [en.row + 1 for en in entries],
