@@ -5,9 +5,11 @@ Models:
       (J = 50 clusters of 15 rows, 3 targets, 293 missing cells);
   (b) simulated: J = 1000 clusters of 20 rows, 5 targets, a random slope, 25% of cells missing.
 
-For every chain count the run is made twice with the same shapes: the first call compiles
-(its extra time is reported as compile seconds), the second is timed. Times include moving the
-parameter draws to the host. R's pan is timed on the same data when ``Rscript`` is on the PATH
+For every chain count pan_impute runs with the same shapes several times: the first call compiles
+(its extra time is "compile s"); the per-iteration time is the difference between a run with
+``iters`` more burn-in iterations and a short run, divided by ``iters`` (it includes moving the
+parameter draws to the host); "call s" is the fixed cost of a call (model building, data layout,
+result assembly). R's pan is timed on the same data when ``Rscript`` is on the PATH
 (``n/a`` otherwise), and the ratio R / ours of the single-chain time is printed.
 
 Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256]``.
@@ -50,23 +52,32 @@ def simulated_data(n_clusters=1000, size=20, n_targets=5, missing=0.25, seed=1):
 
 
 def iterations_for(model, chains, quick):
-    """Iterations per chain per timed run (keeps every run to a few seconds on 2 cores)."""
+    """Iterations per chain in the timed difference (keeps every run to seconds on 2 cores)."""
     per_chain = {"a": 4000, "b": 200}[model]
     budget = {"a": 40000, "b": 1000}[model]  # chain-iterations per run
     n = max(8, min(per_chain, budget // chains))
     return max(4, n // 4) if quick else n
 
 
-def time_pan(data, formula, chains, n_total):
-    n_iter = max(1, n_total // 2)
-    kwargs = dict(n_burn=n_total - n_iter, n_iter=n_iter, m=chains, chains=chains, seed=1, progress=False)
-    t0 = time.perf_counter()
-    pan_impute(data, formula, **kwargs)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pan_impute(data, formula, **kwargs)
-    second = time.perf_counter() - t0
-    return second / (n_total * chains) * 1e3, second / n_total * 1e3, max(first - second, 0.0)
+def time_pan(data, formula, chains, n_extra, n_iter=10):
+    """(ms/iteration/chain, ms/iteration, compile s, fixed overhead s) of pan_impute.
+
+    ``n_burn`` is not a compiled shape, so two runs that differ only in ``n_burn`` share one
+    program: the per-iteration time is their time difference over the extra iterations, free of
+    the fixed cost of a call (model building, data layout, result assembly).
+    """
+    def call(n_burn):
+        t0 = time.perf_counter()
+        pan_impute(data, formula, n_burn=n_burn, n_iter=n_iter, m=chains, chains=chains, seed=1, progress=False)
+        return time.perf_counter() - t0
+
+    n_small = n_iter
+    first = call(n_small)
+    small = min(call(n_small), call(n_small))
+    big = call(n_small + n_extra)
+    per_iter = max(big - small, 1e-9) / n_extra
+    overhead = max(small - 2 * n_iter * per_iter, 0.0)
+    return per_iter / chains * 1e3, per_iter * 1e3, max(first - small, 0.0), overhead
 
 
 def time_r(data, formula, n_total):
@@ -100,17 +111,17 @@ def main(argv=None):
         "b": ("(b) sim J=1000x20, r=5, slope", simulated_data(), SIM_FORMULA),
     }
     print(f"{'model':32s} {'chains':>6s} {'iters':>6s} {'ms/iter/chain':>14s} {'ms/iter (all)':>14s} "
-          f"{'compile s':>10s} {'R ms/iter':>10s} {'R/ours':>7s}")
+          f"{'compile s':>10s} {'call s':>7s} {'R ms/iter':>10s} {'R/ours':>7s}")
     for key in args.models:
         label, data, formula = models[key]
         r_ms = time_r(data, formula, iterations_for(key, 1, args.quick))
         for chains in args.chains:
             n_total = iterations_for(key, chains, args.quick)
-            per_chain, per_iter, compile_s = time_pan(data, formula, chains, n_total)
+            per_chain, per_iter, compile_s, overhead = time_pan(data, formula, chains, n_total)
             ratio = f"{r_ms / per_iter:7.2f}" if (r_ms is not None and chains == 1) else "    n/a"
             r_txt = f"{r_ms:10.3f}" if r_ms is not None else "       n/a"
             print(f"{label:32s} {chains:6d} {n_total:6d} {per_chain:14.4f} {per_iter:14.3f} {compile_s:10.1f} "
-                  f"{r_txt} {ratio}", flush=True)
+                  f"{overhead:7.2f} {r_txt} {ratio}", flush=True)
     print(f"\nmachine: {os.cpu_count()} CPU cores visible; timings on a shared machine are noisy.")
 
 
