@@ -86,7 +86,7 @@ def test_export_png_and_pdf_with_mitml_names(tmp_path):
         "BETA_Group-1_SchClimate_ON_Intercept.pdf",
         "PSI_Group-2_ReadDis_ON_Intercept_WITH_ReadAchiev_ON_Intercept.png",
     ]
-    assert (folder / names[2]).read_bytes()[:4] == b"\x89PNG"
+    assert (folder / names[1]).read_bytes()[:4] == b"\x89PNG"
     assert (folder / names[0]).read_bytes()[:4] == b"%PDF"
 
 
