@@ -1,0 +1,145 @@
+"""Speed of the jomo sweep: milliseconds per iteration per chain, 1 and 64 chains.
+
+Models (issue 9):
+  (a) Level-2 vignette: leadership, ``[JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID), COHES ~ 1]``;
+  (b) justice, ``[sat + jor + sex ~ 1 + (1|id), jcl ~ 1]``, random_L1 = "full";
+  (c) simulated: J = 1000 clusters of n = 20, 5 continuous targets, random intercepts.
+
+The timed call runs ``iterations`` sweeps of every chain in one compiled ``lax.scan`` (vmapped
+over chains) after a warm-up call of the same shape, so compilation is excluded. R's jomo is run
+side by side when ``Rscript`` and the jomo package are available (column ``R ms/iter``);
+otherwise the column shows the issue's reference timings marked "(issue)".
+
+Usage: ``python benchmarks/jomo_speed.py [--models a b c] [--chains 1 64] [--iterations 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+import mitml_jax as mj
+from mitml_jax.kernels import jomo
+from mitml_jax.kernels.jomo_design import build_group_problems
+from mitml_jax.spec.model_spec import build_spec
+
+R_ISSUE_MS = {"a": 2.2, "b": 7.1, "c": 91.0}
+
+
+def simulated_c(seed=0, n_clusters=1000, size=20, r=5):
+    rng = np.random.default_rng(seed)
+    cl = np.repeat(np.arange(n_clusters), size)
+    u = rng.normal(scale=0.7, size=(n_clusters, r))
+    y = u[cl] + rng.normal(size=(len(cl), r))
+    y[rng.random(y.shape) < 0.2] = np.nan
+    data = pd.DataFrame(y, columns=[f"y{i + 1}" for i in range(r)])
+    data["id"] = cl
+    return data
+
+
+def models():
+    return {
+        "a": (mj.load_leadership(), ["JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID)", "COHES ~ 1"],
+              "none"),
+        "b": (mj.load_justice(), ["sat + jor + sex ~ 1 + (1|id)", "jcl ~ 1"], "full"),
+        "c": (simulated_c(), " + ".join(f"y{i + 1}" for i in range(5)) + " ~ 1 + (1|id)", "none"),
+    }
+
+
+def time_jax(data, formula, random_l1, chains, iterations, seed=1):
+    """(wall s, process CPU s) per iteration (all chains) of the compiled sweep, and compile s.
+
+    The process CPU time is reported because the development machine is shared: under load the
+    wall time overstates the cost of single-threaded work.
+    """
+    spec = build_spec(data, formula=formula, kind="jomo")
+    prob = build_group_problems(spec, spec.design(data), random_l1)[0]
+    prior = jomo.default_prior(prob.config)
+    kernel = jomo.build_kernel(prob.config)
+    state0 = jomo.init(prob.arrays, prob.config, prior)
+    state = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chains,) + a.shape), state0)
+
+    def one_chain(key, state):
+        def body(s, t):
+            s, _ = kernel(jax.random.fold_in(key, t), s, prob.arrays, prior)
+            return s, s.beta
+        return jax.lax.scan(body, state, jnp.arange(iterations))
+
+    run = jax.jit(jax.vmap(one_chain))
+    keys = jax.vmap(lambda c: jax.random.fold_in(jax.random.key(seed), c))(jnp.arange(chains))
+    t0 = time.perf_counter()
+    state, _ = jax.block_until_ready(run(keys, state))  # compile + warm-up
+    compile_s = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    jax.block_until_ready(run(keys, state))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall / iterations, cpu / iterations, compile_s
+
+
+R_SCRIPT = """
+suppressMessages(library(mitml)); d <- read.csv("{csv}")
+{prep}
+t <- system.time(jomoImpute(d, formula = {formula}, random.L1 = "{rl1}", n.burn = {n},
+                            n.iter = 1, m = 1, silent = TRUE))[["elapsed"]]
+cat(1000 * t / ({n} + 1))
+"""
+
+
+def time_r(name, data, formula, random_l1, iterations):
+    if shutil.which("Rscript") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = f"{tmp}/d.csv"
+        data.to_csv(csv, index=False)
+        cats = [c for c in data.columns if isinstance(data[c].dtype, pd.CategoricalDtype)]
+        prep = "; ".join(f"d${c} <- factor(d${c})" for c in cats)
+        if isinstance(formula, list):
+            rform = "list(" + ", ".join(f"{f}" for f in formula) + ")"
+        else:
+            rform = formula
+        script = R_SCRIPT.format(csv=csv, prep=prep, formula=rform, rl1=random_l1, n=iterations)
+        try:
+            out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True,
+                                 timeout=3600, check=True)
+            return float(out.stdout.strip().split()[-1])
+        except (subprocess.SubprocessError, ValueError, IndexError):
+            return None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["a", "b", "c"])
+    parser.add_argument("--chains", nargs="+", type=int, default=[1, 64])
+    parser.add_argument("--iterations", type=int, default=200)
+    args = parser.parse_args(argv)
+    specs = models()
+    rows = []
+    for name in args.models:
+        data, formula, rl1 = specs[name]
+        r_ms = time_r(name, data, formula, rl1, args.iterations)
+        for chains in args.chains:
+            iters = max(10, args.iterations // (1 if chains == 1 else 4))
+            sec, cpu, compile_s = time_jax(data, formula, rl1, chains, iters)
+            ms_chain = 1000 * sec / chains
+            ref = r_ms if r_ms is not None else R_ISSUE_MS[name]
+            rows.append({
+                "model": name, "chains": chains, "ms/iter (all chains)": round(1000 * sec, 3),
+                "ms/iter/chain": round(ms_chain, 4),
+                "CPU ms/iter/chain": round(1000 * cpu / chains, 4),
+                "R ms/iter": f"{r_ms:.2f}" if r_ms is not None else f"n/a ({R_ISSUE_MS[name]} issue)",
+                "speed-up vs R": round(ref / ms_chain, 1), "compile s": round(compile_s, 1),
+            })
+            print(rows[-1], flush=True)
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
