@@ -34,3 +34,14 @@ def test_to_arviz_values_and_rhat():
     grouped = fake_imputations(groups=2).to_arviz()
     gpost = grouped.posterior if hasattr(grouped, "posterior") else grouped["posterior"]
     assert gpost["sigma"].dims == ("chain", "draw", "group", "sigma_row", "sigma_col")
+
+
+def test_jomo_coords_name_clusters_and_level2():
+    from diagnostics_fakes import fake_jomo_imputations
+
+    imp = fake_jomo_imputations(chains=1)
+    coords, dims = arviz_coords(imp)
+    assert dims["beta2"] == ["predictor_l2", "target_l2"] and coords["target_l2"] == ["COHES"]
+    assert coords["psi_row"][-1] == "COHES"
+    first = str(np.sort(imp.data.GRPID.unique())[0])
+    assert coords["sigma_row"][0] == f"JOBSAT|GRPID:{first}" and len(coords["sigma_row"]) == 150

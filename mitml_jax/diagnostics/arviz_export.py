@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MitmlError
-from .entries import _names, _psi_components, group_labels
+from .entries import _cluster_ids, _names, _psi_components, group_labels
 
 __all__ = ["to_arviz", "arviz_coords"]
 
@@ -58,7 +58,9 @@ def arviz_coords(imp) -> tuple[dict, dict]:
             nvar = ncol if not diagonal else (len(targets) or nrow)
             names = _names(imp, "sigma", 1, nvar, targets)
             clus = getattr(spec, "cluster", None) or "cluster"
-            rows = [names[i % nvar] if nrow == nvar else f"{names[i % nvar]}|{clus}:{i // nvar + 1}"
+            ids = (_cluster_ids(imp, 0, nrow // nvar) if imp.n_groups == 1
+                   else [str(c + 1) for c in range(nrow // nvar)])
+            rows = [names[i % nvar] if nrow == nvar else f"{names[i % nvar]}|{clus}:{ids[i // nvar]}"
                     for i in range(nrow)]
             rdim, cdim = "sigma_row", ("diagonal" if diagonal else "sigma_col")
             cols = ["diagonal"] if diagonal else names[:ncol]
