@@ -5,8 +5,8 @@ trace (upper left) with a smoothed trend line, ACF (lower left), sideways densit
 same y-range as the trace) and a posterior summary panel (lower right: EAP, MAP, SD, 2.5%,
 97.5%, Rhat, ACF-k; with several chains also the rank-normalised R-hat and bulk ESS). With
 ``trace="all"`` the burn-in is shaded grey and a blue line marks the start of the imputation
-phase. Several chains are overlaid in different colours (trend line, ACF and summaries pool
-them). For multi-chain runs a rank plot (rank histograms per chain, Vehtari et al. 2021) is
+phase. Several chains are overlaid in different colours (at most the first 20 are drawn, and the
+title says so; the trend line, ACF, density and summaries use all of them). For multi-chain runs a rank plot (rank histograms per chain, Vehtari et al. 2021) is
 appended.
 
 Differences from mitml, on purpose: the x-axis shows true iteration numbers for any ``thin``
