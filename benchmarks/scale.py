@@ -1,0 +1,319 @@
+"""Scale of pan_impute: cost against clusters J, chains and targets; float32 against float64.
+
+Sweeps (each point in a FRESH subprocess, so its peak RSS is its own):
+  J:       J = 100, 1,000, 10,000, 100,000 clusters x 20 rows, 5 targets, a random slope
+           (``y1 + ... + y5 ~ 1 + x + (1 + x | id)``), 25% of cells missing (MCAR); the
+           J = 100,000 point runs 1,000 iterations (2,000,000 rows, 2.5 million missing cells).
+  chains:  1, 8, 64, 256, 1024 chains of the Introduction model
+           (``ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)`` on studentratings).
+  targets: 1, 5, 10, 20 targets on J = 1,000 (random slope; r = 5 is the J sweep's point).
+
+In every point process pan_impute is called three times with the same shapes: a warm-up that
+compiles, a short run of ``n_short`` iterations and a long run of ``n_long`` iterations (timed).
+``ms/iter`` is the wall time of one iteration of all chains, ``(t_long - t_short) / (n_long -
+n_short)``, which removes the fixed per-call cost (model spec, padding, copying the imputations
+out); ``total s`` is the long run's wall time (everything but compilation); ``compile s`` is
+``t_warm - t_short``; ``peak MB`` is ``ru_maxrss`` of the point's process. Draws stream to the
+host in blocks, so memory grows with J (the data) but not with the iterations.
+
+float32: the Introduction model with 8 chains in float32 and float64, posterior means of beta,
+Psi and Sigma compared in units of their Monte Carlo standard error (batch means).
+
+The machine is shared: the 1-minute load average is printed with every point (os.getloadavg).
+
+Usage: ``python benchmarks/scale.py [--quick] [--only J chains targets float32] [--reuse]``.
+``--reuse`` keeps the points of ``benchmarks/scale_points.json`` measured earlier (each keeps
+its own date and load) and measures only the missing ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CACHE = os.path.join(HERE, "scale_points.json")
+INTRO = "ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)"
+
+
+def simulated_data(n_clusters, n_targets=5, size=20, missing=0.25, seed=1):
+    """J clusters x ``size`` rows, correlated targets with a random intercept and slope on x."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = n_clusters * size
+    cid = np.repeat(np.arange(n_clusters), size)
+    x = rng.normal(size=n)
+    u0 = rng.normal(size=(n_clusters, n_targets))[cid]
+    u1 = 0.5 * rng.normal(size=(n_clusters, n_targets))[cid]
+    mix = np.linalg.cholesky(0.5 * np.eye(n_targets) + 0.5)
+    y = 1.0 + (0.5 + u1) * x[:, None] + u0 + rng.normal(size=(n, n_targets)) @ mix.T
+    y[rng.random(size=y.shape) < missing] = np.nan
+    frame = pd.DataFrame(y, columns=[f"y{i + 1}" for i in range(n_targets)])
+    frame.insert(0, "x", x)
+    frame.insert(0, "id", cid)
+    return frame
+
+
+def sim_formula(n_targets):
+    return " + ".join(f"y{i + 1}" for i in range(n_targets)) + " ~ 1 + x + (1 + x | id)"
+
+
+# ----------------------------------------------------------------------------- one point (child)
+def run_point(point):
+    """Measure one point in this process; returns a dict (printed as JSON by the child)."""
+    from mitml_jax import load_studentratings, pan_impute
+
+    if point["model"] == "intro":
+        data, formula = load_studentratings(), INTRO
+    else:
+        data, formula = simulated_data(point["J"], point["r"]), sim_formula(point["r"])
+    chains, n_short, n_long = point["chains"], point["n_short"], point["n_long"]
+    # Benchmark instrumentation: one block per n_short iterations (instead of ~1,000), so that
+    # both timed runs consist of whole blocks of active iterations (no skipped scan steps).
+    from mitml_jax.sampling import run as run_module
+
+    run_module.BLOCK_ITERATIONS = n_short
+
+    def call(n_total):
+        t0 = time.perf_counter()
+        pan_impute(data, formula, n_burn=n_total - n_short, n_iter=n_short, m=chains, chains=chains,
+                   seed=1, progress=False, dtype=point.get("dtype"))
+        return time.perf_counter() - t0
+
+    t_warm = call(n_short)
+    t_short = call(n_short)
+    t_long = call(n_long)
+    per_iter = max(t_long - t_short, 1e-9) / (n_long - n_short)
+    return dict(
+        point,
+        rows=int(len(data)),
+        missing=int(data[formula.split("~")[0].replace(" ", "").split("+")].isna().sum().sum()),
+        ms_iter=per_iter * 1e3,
+        ms_iter_chain=per_iter * 1e3 / chains,
+        total_s=t_long,
+        compile_s=max(t_warm - t_short, 0.0),
+        peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        load=os.getloadavg()[0],
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def measure(point):
+    """Run :func:`run_point` in a fresh subprocess (its own peak RSS)."""
+    load_before = os.getloadavg()[0]
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--point", json.dumps(point)],
+                          capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("POINT ")]
+    if proc.returncode != 0 or not lines:
+        return dict(point, error=(proc.stderr or proc.stdout)[-500:].replace("\n", " "))
+    out = json.loads(lines[-1][6:])
+    out["load"] = max(out["load"], load_before)
+    return out
+
+
+# ----------------------------------------------------------------------------- sweeps (parent)
+def plan(quick, J_sizes=None):
+    """Points of every sweep: (sweep name, point dict); n_long is a multiple of n_short."""
+    J_sizes = J_sizes or ([100, 1000, 10000] if quick else [100, 1000, 10000, 100000])
+    chain_counts = [1, 8, 64] if quick else [1, 8, 64, 256, 1024]
+    targets = [1, 5] if quick else [1, 5, 10, 20]
+    iterations = {  # J -> (n_short, n_long)
+        100: (100, 1000), 1000: (50, 400), 10000: (25, 125), 100000: (50, 1000),
+    }
+    points = []
+    for J in J_sizes:
+        short, long = iterations.get(J, (50, 250))
+        if quick:
+            short, long = short // 2, min(long // 2, 250)
+        points.append(("J", dict(model="sim", J=J, r=5, chains=1, n_short=short, n_long=long)))
+    for c in chain_counts:
+        short, long = (100, 400) if c <= 64 else (50, 200)
+        if quick:
+            short, long = short // 2, long // 2
+        points.append(("chains", dict(model="intro", J=50, r=3, chains=c, n_short=short, n_long=long)))
+    for r in targets:
+        short, long = iterations[1000]
+        if quick:
+            short, long = short // 2, long // 2
+        points.append(("targets", dict(model="sim", J=1000, r=r, chains=1, n_short=short, n_long=long)))
+    return points
+
+
+def key_of(point):
+    return json.dumps({k: point[k] for k in sorted(point)}, sort_keys=True)
+
+
+def table(rows, columns):
+    head = "| " + " | ".join(c for c, _ in columns) + " |"
+    sep = "|" + "|".join("---:" for _ in columns) + "|"
+    body = ["| " + " | ".join(fmt(r) for _, fmt in columns) + " |" for r in rows]
+    return "\n".join([head, sep] + body)
+
+
+COLUMNS = [
+    ("J", lambda r: f"{r['J']:,}"),
+    ("rows", lambda r: f"{r.get('rows', 0):,}"),
+    ("targets", lambda r: str(r["r"])),
+    ("chains", lambda r: str(r["chains"])),
+    ("iterations", lambda r: str(r["n_long"])),
+    ("ms/iter", lambda r: f"{r['ms_iter']:.2f}"),
+    ("ms/iter/chain", lambda r: f"{r['ms_iter_chain']:.4f}"),
+    ("total s", lambda r: f"{r['total_s']:.1f}"),
+    ("compile s", lambda r: f"{r['compile_s']:.1f}"),
+    ("peak MB", lambda r: f"{r['peak_mb']:.0f}"),
+    ("load", lambda r: f"{r['load']:.1f}"),
+    ("measured", lambda r: r["date"]),
+]
+
+
+def linear_fit(rows):
+    """Least-squares ms/iter = a + b J and the log-log slope over the largest two J."""
+    J = np.array([r["J"] for r in rows], float)
+    ms = np.array([r["ms_iter"] for r in rows], float)
+    b, a = np.polyfit(J, ms, 1)
+    top = np.argsort(J)[-2:]
+    loglog = np.diff(np.log(ms[top]))[0] / np.diff(np.log(J[top]))[0] if len(J) > 1 else float("nan")
+    return a, b, loglog
+
+
+def plots(by_sweep):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    specs = [
+        ("J", "J", "clusters J (20 rows, 5 targets, random slope)", "scale_clusters.png", "ms_iter"),
+        ("chains", "chains", "chains (Introduction model)", "scale_chains.png", "ms_iter"),
+        ("targets", "r", "targets (J = 1,000, random slope)", "scale_targets.png", "ms_iter"),
+    ]
+    written = []
+    for sweep, xkey, xlabel, name, ykey in specs:
+        rows = [r for r in by_sweep.get(sweep, []) if "error" not in r]
+        if len(rows) < 2:
+            continue
+        x = np.array([r[xkey] for r in rows], float)
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+        axes[0].loglog(x, [r[ykey] for r in rows], "o-", label="ms per iteration (all chains)")
+        if sweep == "chains":
+            axes[0].loglog(x, [r["ms_iter_chain"] for r in rows], "s--", label="ms per iteration per chain")
+        if sweep == "J":
+            a, b, _ = linear_fit(rows)
+            grid = np.geomspace(x.min(), x.max(), 50)
+            axes[0].loglog(grid, a + b * grid, ":", label=f"fit {a:.1f} + {b * 1e3:.2f} ms x J/1000")
+        axes[0].set_xlabel(xlabel)
+        axes[0].set_ylabel("ms")
+        axes[0].legend(fontsize=7)
+        axes[1].semilogx(x, [r["peak_mb"] for r in rows], "o-")
+        axes[1].set_xlabel(xlabel)
+        axes[1].set_ylabel("peak RSS of the process (MB)")
+        fig.suptitle(f"pan_impute on CPU: cost against {sweep} (shared 2-core machine)", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(os.path.join(HERE, name), dpi=90)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def float32_check(chains=8, n_burn=500, n_iter=500):
+    """float32 vs float64 on the Introduction model: max |mean difference| / combined MCSE."""
+    from mitml_jax import load_studentratings, pan_impute
+    from mitml_jax.results.posterior import posterior_summary
+
+    data = load_studentratings()
+    out = {}
+    for dt in ("float64", "float32"):
+        t0 = time.perf_counter()
+        imp = pan_impute(data, INTRO, n_burn=n_burn, n_iter=n_iter, m=chains, chains=chains, seed=7,
+                         progress=False, dtype=dt)
+        out[dt] = (posterior_summary(imp), time.perf_counter() - t0)
+    s64, s32 = out["float64"][0], out["float32"][0]
+    z = (s32["mean"] - s64["mean"]).abs() / np.sqrt(s32["mcse"] ** 2 + s64["mcse"] ** 2)
+    rel = ((s32["mean"] - s64["mean"]).abs() / s64["mean"].abs().clip(lower=1e-12))
+    worst = s64.assign(z=z).sort_values("z").iloc[-1]
+    return dict(max_z=float(z.max()), median_z=float(z.median()), max_rel=float(rel.max()), n=int(len(z)),
+                worst=f"{worst['par']}[{worst['row']},{worst['col']}]", t64=out["float64"][1],
+                t32=out["float32"][1], draws=chains * n_iter)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes (J <= 10,000, chains <= 64)")
+    parser.add_argument("--only", nargs="+", default=["J", "chains", "targets", "float32"],
+                        choices=["J", "chains", "targets", "float32"])
+    parser.add_argument("--reuse", action="store_true", help="keep points already in scale_points.json")
+    parser.add_argument("--J", type=int, nargs="+", default=None, help="cluster counts of the J sweep")
+    parser.add_argument("--point", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.point:
+        print("POINT " + json.dumps(run_point(json.loads(args.point))), flush=True)
+        return 0
+
+    cache = {}
+    if os.path.exists(CACHE):
+        with open(CACHE) as handle:
+            cache = json.load(handle)
+    by_sweep = {}
+    for sweep, point in plan(args.quick, args.J):
+        if sweep not in args.only:
+            continue
+        k = key_of(point)
+        if not (args.reuse and k in cache and "error" not in cache[k]):
+            cache[k] = measure(point)
+            print(f"measured {sweep} {point} -> {cache[k].get('ms_iter', cache[k].get('error'))}",
+                  file=sys.stderr, flush=True)
+            with open(CACHE, "w") as handle:
+                json.dump(cache, handle, indent=1)
+        by_sweep.setdefault(sweep, []).append(cache[k])
+
+    print(f"Load average (1 min) now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine: "
+          "timings are noisy; each row has its own load and date).\n")
+    for sweep, title in (("J", "Cost against clusters J"), ("chains", "Cost against chains"),
+                         ("targets", "Cost against targets")):
+        rows = by_sweep.get(sweep, [])
+        if not rows:
+            continue
+        print(f"### {title}\n")
+        good = [r for r in rows if "error" not in r]
+        print(table(good, COLUMNS))
+        for r in rows:
+            if "error" in r:
+                print(f"\nFAILED point {key_of(r)}: {r['error']}")
+        print()
+        if sweep == "J" and len(good) >= 2:
+            a, b, loglog = linear_fit(good)
+            print(f"Linear fit: ms/iter = {a:.2f} + {b * 1e3:.3f} x (J / 1000); log-log slope between the two "
+                  f"largest J: {loglog:.2f} (1 = linear).")
+            big = max(good, key=lambda r: r["J"])
+            print(f"J = {big['J']:,}: {big['n_long']} iterations in {big['total_s']:.0f} s, peak RSS "
+                  f"{big['peak_mb']:.0f} MB.\n")
+        if sweep == "chains":
+            c = {r["chains"]: r for r in good}
+            if 8 in c and 256 in c:
+                ratio = c[256]["ms_iter"] / c[8]["ms_iter"]
+                print(f"256 chains cost {ratio:.2f} x the wall time per iteration of 8 chains "
+                      f"(target <= 4): {'met' if ratio <= 4 else 'NOT met'}.\n")
+    if "float32" in args.only:
+        f = float32_check(n_iter=100, n_burn=100) if args.quick else float32_check()
+        print("### float32 against float64 (Introduction model, 8 chains)\n")
+        print(f"{f['n']} entries of beta, Psi, Sigma over {f['draws']} draws per dtype: largest |mean32 - mean64| "
+              f"= {f['max_z']:.2f} combined MCSE ({f['worst']}), median {f['median_z']:.2f}; largest relative "
+              f"difference {f['max_rel']:.2e}. Wall time float64 {f['t64']:.1f} s, float32 {f['t32']:.1f} s "
+              "(CPU, compile included).\n")
+    written = plots(by_sweep)
+    if written:
+        print("Plots: " + ", ".join(written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
