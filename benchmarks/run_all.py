@@ -54,9 +54,14 @@ def machine_description() -> str:
     )
 
 
-def run_script(name: str, quick: bool) -> tuple[str, float, int]:
+#: scripts that accept --reuse (keep points measured earlier, each with its own date)
+REUSABLE = {"scale"}
+
+
+def run_script(name: str, quick: bool, reuse: bool = False) -> tuple[str, float, int]:
     path = os.path.join(HERE, f"{name}.py")
     command = [sys.executable, path] + (["--quick"] if quick else [])
+    command += ["--reuse"] if (reuse and name in REUSABLE) else []
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=os.path.dirname(HERE))
     elapsed = time.perf_counter() - start
@@ -66,10 +71,27 @@ def run_script(name: str, quick: bool) -> tuple[str, float, int]:
     return output, elapsed, result.returncode
 
 
+def previous_sections(path: str) -> tuple[str, dict]:
+    """(stamp line, script name -> section text) of an existing results.md (for --only runs)."""
+    if not os.path.exists(path):
+        return "", {}
+    with open(path) as handle:
+        text = handle.read()
+    stamp = next((line for line in text.splitlines() if line.startswith("Measured ")), "")
+    sections = {}
+    for chunk in text.split("\n## ")[1:]:
+        name, _, body = chunk.partition("\n")
+        if name.strip() in SCRIPTS:
+            sections[name.strip()] = body.strip()
+    return stamp, sections
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--reuse", action="store_true",
+                        help="scale.py keeps points already measured (scale_points.json, dated rows)")
     parser.add_argument("--out", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args(argv)
 
@@ -81,13 +103,17 @@ def main(argv=None) -> int:
         "# Benchmark results",
         "",
         f"Measured {stamp} on: {machine_description()}.",
-        f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}`.",
+        f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}"
+        f"{' --only ' + ' '.join(args.only) if args.only else ''}{' --reuse' if args.reuse else ''}`.",
         "",
     ]
+    old_stamp, old = previous_sections(args.out) if args.only else ("", {})
     failed = 0
+    for name in [n for n in SCRIPTS if n in old and n not in names]:
+        lines += [f"## {name}", "", f"(Kept from the previous results.md; {old_stamp.rstrip('.')}.)", "", old[name], ""]
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        output, elapsed, code = run_script(name, args.quick)
+        output, elapsed, code = run_script(name, args.quick, args.reuse)
         failed += code != 0
         lines += [f"## {name}", "", f"Wall time of the script: {elapsed:.1f} s.", "", output.strip(), ""]
     pngs = sorted(f for f in os.listdir(HERE) if f.endswith(".png"))
