@@ -40,6 +40,10 @@ class FittedModel(Protocol):
             the log-likelihood of the model refitted on the stacked data, divided by m.
         mitml_r2: dict of the multilevel R-squared parts named in ``which``
             (``"RB1"``, ``"RB2"``, ``"SB"``, ``"MVP"``).
+
+    Optional extras used when present: ``class_name`` (attribute; the class reported in
+    results and class-mismatch warnings), ``mitml_formula()`` (model text for ``anova``) and
+    ``mitml_stacked_loglik_data(datalist)`` (D4 with the ``data`` argument).
     """
 
     def mitml_coef(self) -> pd.Series: ...
