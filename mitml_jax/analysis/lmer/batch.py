@@ -39,7 +39,7 @@ def run_fit(stats: LmerStats, beta0: np.ndarray, reml: bool, maxiter: int) -> di
     scaled = np.full_like(g, np.inf)
     for i in range(len(g)):
         try:
-            scaled[i] = np.linalg.solve(np.linalg.cholesky(h[i]), g[i])
+            scaled[i] = np.linalg.solve(np.linalg.cholesky(h[i]).T, g[i])  # lme4: solve(chol(H), g)
         except np.linalg.LinAlgError:
             scaled[i] = g[i]
     out["max_grad"] = np.max(np.minimum(np.abs(scaled), np.abs(g)), axis=1)
