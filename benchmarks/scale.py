@@ -148,6 +148,22 @@ def plan(quick, J_sizes=None):
     return points
 
 
+def load_cache(path):
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def save_point(path, key, result):
+    """Add one point to the cache file (re-read first, so concurrent runs do not drop points)."""
+    cache = load_cache(path)
+    cache[key] = result
+    with open(path + ".tmp", "w") as handle:
+        json.dump(cache, handle, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def key_of(point):
     return json.dumps({k: point[k] for k in sorted(point)}, sort_keys=True)
 
@@ -251,6 +267,7 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", default=["J", "chains", "targets", "float32"],
                         choices=["J", "chains", "targets", "float32"])
     parser.add_argument("--reuse", action="store_true", help="keep points already in scale_points.json")
+    parser.add_argument("--cache", default=CACHE, help="JSON file of measured points")
     parser.add_argument("--J", type=int, nargs="+", default=None, help="cluster counts of the J sweep")
     parser.add_argument("--point", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -258,10 +275,7 @@ def main(argv=None):
         print("POINT " + json.dumps(run_point(json.loads(args.point))), flush=True)
         return 0
 
-    cache = {}
-    if os.path.exists(CACHE):
-        with open(CACHE) as handle:
-            cache = json.load(handle)
+    cache = load_cache(args.cache)
     by_sweep = {}
     for sweep, point in plan(args.quick, args.J):
         if sweep not in args.only:
@@ -271,8 +285,7 @@ def main(argv=None):
             cache[k] = measure(point)
             print(f"measured {sweep} {point} -> {cache[k].get('ms_iter', cache[k].get('error'))}",
                   file=sys.stderr, flush=True)
-            with open(CACHE, "w") as handle:
-                json.dump(cache, handle, indent=1)
+            save_point(args.cache, k, cache[k])
         by_sweep.setdefault(sweep, []).append(cache[k])
 
     print(f"Load average (1 min) now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine: "
@@ -303,12 +316,18 @@ def main(argv=None):
                 print(f"256 chains cost {ratio:.2f} x the wall time per iteration of 8 chains "
                       f"(target <= 4): {'met' if ratio <= 4 else 'NOT met'}.\n")
     if "float32" in args.only:
-        f = float32_check(n_iter=100, n_burn=100) if args.quick else float32_check()
+        settings = dict(n_iter=100, n_burn=100) if args.quick else dict(n_iter=500, n_burn=500)
+        k = key_of(dict(sweep="float32", **settings))
+        if not (args.reuse and k in cache):
+            cache[k] = dict(float32_check(**settings), load=os.getloadavg()[0],
+                            date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+            save_point(args.cache, k, cache[k])
+        f = cache[k]
         print("### float32 against float64 (Introduction model, 8 chains)\n")
         print(f"{f['n']} entries of beta, Psi, Sigma over {f['draws']} draws per dtype: largest |mean32 - mean64| "
               f"= {f['max_z']:.2f} combined MCSE ({f['worst']}), median {f['median_z']:.2f}; largest relative "
               f"difference {f['max_rel']:.2e}. Wall time float64 {f['t64']:.1f} s, float32 {f['t32']:.1f} s "
-              "(CPU, compile included).\n")
+              f"(CPU, compile included; load {f['load']:.1f}; measured {f['date']}).\n")
     written = plots(by_sweep)
     if written:
         print("Plots: " + ", ".join(written))
