@@ -146,3 +146,15 @@ def test_two_level_jomo_print_entries_and_summary():
     assert len(sig) == 6 * imp.data.GRPID.nunique()
     s = imp.summary()
     assert "Beta2:" in str(s) and len(s.to_frame()) == len(entries)
+
+
+def test_pooled_mean_sd_and_nested_from_moments():
+    from mitml_jax.diagnostics.nested import default_superchains, rhat_nested
+
+    imp = fake_imputations(chains=8, n_iter=5, m=8)
+    f = imp.summary(n_rhat=None).to_frame()
+    x = imp.imputation["sigma"][:, :, 0, 2, 1]
+    row = f[(f.block == "sigma") & (f.row == 3) & (f.col == 2)].iloc[0]
+    assert row["mean"] == pytest.approx(x.mean(), rel=1e-12)
+    assert row["sd"] == pytest.approx(x.std(ddof=1), rel=1e-10)
+    assert row.rhat_nested == pytest.approx(rhat_nested(x, default_superchains(8, 4)), rel=1e-12)

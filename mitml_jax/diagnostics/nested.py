@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import MitmlError
 
-__all__ = ["rhat_nested", "rhat_nested_by_parameter", "default_superchains"]
+__all__ = ["rhat_nested", "rhat_nested_by_parameter", "rhat_nested_from_moments",
+           "default_superchains"]
 
 
 def default_superchains(n_chains: int, n_superchains: int = 4) -> np.ndarray:
@@ -71,9 +72,17 @@ def rhat_nested_by_parameter(x: np.ndarray, superchain_ids) -> np.ndarray:
             "'superchain_ids' must define at least two superchains of equal size; got sizes "
             f"{counts.tolist()}."
         )
-    k, m, n = x.shape[0], len(labels), int(counts[0])
     chain_mean = x.mean(axis=2)  # (K, C)
     chain_var = x.var(axis=2, ddof=1) if x.shape[2] > 1 else np.zeros_like(chain_mean)
+    return rhat_nested_from_moments(chain_mean, chain_var, ids)
+
+
+def rhat_nested_from_moments(chain_mean, chain_var, superchain_ids) -> np.ndarray:
+    """Nested R-hat from per-chain means and variances (K, C) (variances 0 for one draw)."""
+    ids = np.asarray(superchain_ids)
+    keep = ids >= 0
+    labels, counts = np.unique(ids[keep], return_counts=True)
+    k, m, n = chain_mean.shape[0], len(labels), int(counts[0])
     order = np.argsort(ids[keep], kind="stable")
     cols = np.flatnonzero(keep)[order]
     chain_mean = chain_mean[:, cols].reshape(k, m, n)  # (K, superchain, chain)

@@ -28,7 +28,7 @@ import pandas as pd
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
 from .entries import BLOCK_TITLES, entry_draws_by_entry, parameter_entries
 from .mitml_stats import reduced_acf, sd_prop, segment_rhat
-from .nested import default_superchains, rhat_nested_by_parameter
+from .nested import default_superchains, rhat_nested_from_moments
 from .printing import format_header, format_numeric_table, format_text_table
 from .rank import rank_diagnostics_by_parameter
 
@@ -106,9 +106,13 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
     stats = []
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if e and d:
-            cols["mean"] = x.mean(axis=(1, 2))
-            cols["sd"] = x.reshape(e, c * d).std(axis=1, ddof=1) if c * d > 1 else cols["sd"]
+        if e and d:  # pooled mean and sd from the chains' moments (also used by nested R-hat)
+            chain_mean = x.mean(axis=2)
+            chain_var = x.var(axis=2, ddof=1) if d > 1 else np.zeros_like(chain_mean)
+            cols["mean"] = chain_mean.mean(axis=1)
+            if c * d > 1:
+                squares = ((d - 1) * chain_var + d * (chain_mean - cols["mean"][:, None]) ** 2)
+                cols["sd"] = np.sqrt(squares.sum(axis=1) / (c * d - 1))
         if n_rhat is not None and e:
             if d // n_rhat >= 2:
                 seg = segment_rhat(x, n_rhat)  # (E, C)
@@ -135,7 +139,8 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
             cols["mcse_mean"] = rd["mcse_mean"]
         nested = c >= 8 and e > 0 and d >= 1
         if nested:
-            cols["rhat_nested"] = rhat_nested_by_parameter(x, default_superchains(c, 4))
+            cols["rhat_nested"] = rhat_nested_from_moments(chain_mean, chain_var,
+                                                           default_superchains(c, 4))
     frame = pd.DataFrame({
         "block": [en.block for en in entries],
         "row": [en.row + 1 for en in entries],
