@@ -18,6 +18,7 @@ from .errors import MitmlError, MitmlTypeError, MitmlWarning
 from .kernels import pan
 from .priors import check_pan_prior, to_pan_prior
 from .sampling.collect import collect_imputations, saves_needed
+from .sampling.cache import enable_compilation_cache
 from .sampling.run import run_chains
 from .spec.model_spec import build_spec
 
@@ -118,6 +119,12 @@ def pan_impute(
     Returns:
         :class:`~mitml_jax.Imputations` (``kind="pan"``).
 
+    Notes:
+        The sampler is compiled once per data shape and chain count; ``n_burn``, ``m``, the
+        data values, the seed and ``keep_chains`` do not recompile. Compiled programs are kept
+        in JAX's persistent cache (see :mod:`mitml_jax.sampling.cache`) so later sessions skip
+        compilation.
+
     Raises:
         MitmlError / MitmlTypeError: bad arguments or data (naming the argument or column).
         SamplerFailure: the sampler produced non-finite parameters (names chain and iteration).
@@ -149,6 +156,7 @@ def pan_impute(
     state0 = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chains,) + a.shape), state0)
 
     n_saves = saves_needed(m, chains)
+    enable_compilation_cache()
     run = run_chains(
         pan.build_kernel(),
         state0,
@@ -196,7 +204,7 @@ def pan_impute(
         state=run.state,
         extra={
             "dtype": str(dt),
-            "group_labels": [str(v) for v in design.group_labels],
+            "group_labels": [str(v) for v in design.group_labels] if spec.group else [""],
             "cluster_labels": np.asarray(design.cluster_labels),
         },
     )

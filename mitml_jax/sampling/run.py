@@ -72,9 +72,16 @@ def _all_finite(tree):
 
 
 @functools.lru_cache(maxsize=64)
+def _chain_step(kernel):
+    """``jit(vmap(kernel))`` over chains; jit caches its trace, so the shape probe in
+    :func:`run_chains` and the block function trace the kernel only once between them."""
+    return jax.jit(jax.vmap(kernel, in_axes=(0, 0, None, None)))
+
+
+@functools.lru_cache(maxsize=64)
 def _block_function(kernel, transform, save, n_iter, n_segments):
     """Jitted ``block(keys, state, arrays, prior, t0, t_end, acc, first_bad)`` (cached per config)."""
-    step = jax.vmap(kernel, in_axes=(0, 0, None, None))
+    step = _chain_step(kernel)
 
     def block(keys, state, arrays, prior, t0, t_end, acc, first_bad):
         _TRACES["block"] += 1
@@ -177,7 +184,8 @@ def run_chains(
     block_len = k * n_iter
     block = _block_function(kernel, transform, save, int(n_iter), int(k))
 
-    info_shape = jax.eval_shape(jax.vmap(kernel, in_axes=(0, 0, None, None)), keys, init_state, arrays, prior)[1]
+    iter_keys = jax.vmap(lambda k: jax.random.fold_in(k, jnp.int32(0)))(keys)
+    info_shape = jax.eval_shape(_chain_step(kernel), iter_keys, init_state, arrays, prior)[1]
     acc = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, jnp.int32), info_shape)
     first_bad = jnp.full((chains,), -1, dtype=jnp.int32)
 
