@@ -89,13 +89,16 @@ def update_df(key, a, eta, dim: int, n_clusters: int, sum_logdet_omega, logdet_h
 
     u0 = jnp.log(a + dim)
 
-    def newton(_, carry):
-        x, done = carry
+    def newton(carry):
+        x, done, i = carry
         res = x - d1(x) / d2(x)
         conv = jnp.abs((res - x) / res) < _PRECISION
-        return jnp.where(done, x, res), done | conv
+        return jnp.where(done, x, res), done | conv, i + 1
 
-    u_m, done = jax.lax.fori_loop(0, _NEWTON_STEPS, newton, (u0, jnp.asarray(False)))
+    def going(carry):
+        return (~carry[1]) & (carry[2] < _NEWTON_STEPS)
+
+    u_m, done, _ = jax.lax.while_loop(going, newton, (u0, jnp.asarray(False), 0))
     u_m = jnp.where(done & jnp.isfinite(u_m), u_m, u0)
     lam = jnp.sqrt(-5.0 / (4.0 * d2(u_m)))
     key_t, key_u = jax.random.split(key)
