@@ -120,3 +120,19 @@ def test_singular_fit_is_an_optimum():
         fits = lmer(FORMULA, data, reml=False)
     for fit, d in zip(fits, data):
         assert fit.loglik >= _statsmodels(d, False).llf - 1e-6
+
+
+@pytest.mark.slow
+def test_random_slope_r2_matches_mixedlm_adapter(imputations):
+    import statsmodels.formula.api as smf
+
+    from mitml_jax.analysis.adapters_mixedlm import MixedLMFit, fit_mixedlm
+
+    fits = lmer(FORMULA, imputations)
+    parts = ["RB1", "RB2", "SB", "MVP"]
+    for fit, data in zip(fits, imputations):
+        model = smf.mixedlm("y ~ 1 + x + z", data, groups="g", re_formula="~x")
+        ref = MixedLMFit(fit_mixedlm(model, reml=True), data).mitml_r2(parts)
+        ours = fit.mitml_r2(parts)
+        np.testing.assert_allclose([ours[k] for k in parts], [float(ref[k]) for k in parts],
+                                   rtol=1e-5, atol=1e-6)
