@@ -114,7 +114,6 @@ def _command_impute(args) -> int:
 
 def _command_summary(args) -> int:
     imp = _load_or_run(args)
-    print(imp)
     print(
         imp.summary(
             n_rhat=args.n_rhat,
