@@ -116,6 +116,16 @@ def _implist():
     return _imp().complete("all")
 
 
+def _not_a_run():
+    import pickle
+    import tempfile
+
+    path = os.path.join(tempfile.mkdtemp(), "other.pkl")
+    with open(path, "wb") as fh:
+        pickle.dump({"some": "dict"}, fh)
+    return path
+
+
 def _ols(formula):
     def fit(d):
         import statsmodels.formula.api as smf
@@ -191,6 +201,8 @@ def _prior(r=2, q=1, **kw):
 GAPS = {
     "pan_chains_gt_m": "validation gap in mitml_jax/api_pan.py: chains > m runs chains that give no "
                        "imputation; pan_impute should raise MitmlError naming 'chains' and 'm'",
+    "jomo_chains_gt_m": "validation gap in mitml_jax/api_jomo.py: chains > m runs chains that give no "
+                        "imputation; jomo_impute should raise MitmlError naming 'chains' and 'm'",
 }
 #: cases that compile a sampler of their own (another shape or jomo): run with -m slow
 SLOW = {"jomo_string_clusters", "pan_single_cluster"}
@@ -267,6 +279,7 @@ CASES = [
     # ---- jomo_impute
     Case("jomo_data_none", "jomo_impute", lambda: None, jomo(), MitmlTypeError, "'data'"),
     Case("jomo_m_zero", "jomo_impute", tiny, jomo(m=0), MitmlError, "'m'"),
+    Case("jomo_chains_gt_m", "jomo_impute", tiny, jomo(chains=3, m=2), MitmlError, "'chains'.*'m'|'m'.*'chains'"),
     Case("jomo_n_iter_float", "jomo_impute", tiny, jomo(n_iter=2.5), MitmlTypeError, "'n_iter'"),
     Case("jomo_random_L1", "jomo_impute", tiny, jomo(random_L1="some"), MitmlError, "'random_L1'"),
     Case("jomo_random_L1_no_cluster", "jomo_impute", tiny, jomo(formula="y1 ~ 1 + x", random_L1="mean"), MitmlError, "random_L1"),
@@ -333,6 +346,14 @@ CASES = [
          lambda d: __import__("mitml_jax.results.io", fromlist=["x"]).write_implist([1, 2], "/tmp/x.parquet"), MitmlError, "frame|DataFrame"),
     Case("write_mplus_bad_na", "ImputedList.write_mplus", None,
          lambda d: _implist().write_mplus("/tmp/mitml_bad_mplus", na_value="NA"), MitmlError, "na_value"),
+    # ---- extend / save / load
+    Case("extend_m_zero", "Imputations.extend", None, lambda d: _imp().extend(m=0), MitmlError, "'m'"),
+    Case("extend_m_string", "Imputations.extend", None, lambda d: _imp().extend(m="2"), MitmlTypeError, "'m'"),
+    Case("extend_n_iter_negative", "Imputations.extend", None, lambda d: _imp().extend(n_iter=-1, m=1), MitmlError, "'n_iter'"),
+    Case("load_missing_file", "Imputations.load", None, lambda d: mj.Imputations.load("/nonexistent/run.pkl"), MitmlError,
+         "nonexistent"),
+    Case("load_not_a_run", "Imputations.load", None, lambda d: mj.Imputations.load(_not_a_run()), MitmlError,
+         "not a saved Imputations"),
     # ---- cluster_means
     Case("cluster_means_length", "cluster_means", None, lambda d: mj.cluster_means(np.ones(5), np.ones(4)), MitmlError, "cluster|length"),
     Case("cluster_means_unknown_column", "cluster_means", tiny, lambda d: mj.cluster_means("nope", "id", data=d), MitmlError, "nope"),

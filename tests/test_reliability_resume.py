@@ -164,3 +164,21 @@ def test_impute_in_stages_saves_and_returns_partial(small_blocks, tmp_path, monk
     assert got.m == 6  # 1 (first run) + 3 (stage 1) + 2 (first block of the interrupted stage 2)
     assert np.array_equal(got.replacement, whole.replacement[:, :6])
     assert mj.Imputations.load(path).m == 6
+
+
+@pytest.mark.slow
+def test_jomo_extend_equals_uninterrupted(tmp_path):
+    """jomo with a categorical target and two groups (two sampler problems, keys fold_in(key, g))."""
+    kw = {"formula": "y1 + cat ~ 1 + x + (1|id)", "group": "grp", "n_burn": 5, "n_iter": 2, "seed": 4,
+          "progress": False}
+    whole = mj.jomo_impute(tiny(), m=4, **kw)
+    first = mj.Imputations.load(mj.jomo_impute(tiny(), m=2, **kw).save(tmp_path / "jomo.pkl"))
+    ext = first.extend(m=2, progress=False)
+    assert np.array_equal(ext.replacement, whole.replacement)
+    assert np.array_equal(ext.imputation_source, whole.imputation_source)
+    for block in whole.imputation:
+        assert np.array_equal(ext.imputation[block], whole.imputation[block], equal_nan=True), block
+    for old, new in zip(whole.extra["acceptance"], ext.extra["acceptance"]):
+        assert all(np.array_equal(old[k], new[k]) for k in old)
+    for x, y in zip(ext.complete("all"), whole.complete("all")):
+        pdt.assert_frame_equal(x, y, check_exact=True)

@@ -8,12 +8,14 @@ bit for bit, one uninterrupted run with the larger number of saves per chain (fo
 ``pan_impute(m=4)`` equals ``pan_impute(m=2).extend(m=2)``; with several chains the same
 imputations appear, ordered by when they were made; ``imputation_source`` says which is which).
 
-pan only (jomo's per-group problems are not rebuilt here yet).
+jomo runs are rebuilt group by group (each group is its own problem with key ``fold_in(key, g)``
+when there are several groups, as in ``jomo_impute``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -50,33 +52,77 @@ def _count(name, value, minimum):
     return int(value)
 
 
-def _pan_problem(imp):
-    """(kernel, state, arrays, prior, transform, save, reduce_records, miss_slot) for a pan run."""
+class _Part(NamedTuple):
+    """One independent sampler problem of a run (pan: the run; jomo: one group)."""
+
+    kernel: Any
+    state: Any
+    arrays: Any
+    prior: Any
+    key: Any
+    transform: Any
+    save: Any
+    reduce: Any
+
+
+def _pan_parts(imp):
+    """([part], decode, stack) for a pan run."""
     from ..arrays.build import build_arrays
     from ..kernels import pan
     from ..priors import to_pan_prior
 
     dtype = np.dtype(imp.extra.get("dtype", "float64"))
-    design = imp.spec.design(imp.data)
-    arrays, layout = build_arrays(design, dtype=dtype)
+    arrays, layout = build_arrays(imp.spec.design(imp.data), dtype=dtype)
     prior = to_pan_prior(imp.prior[0], layout.dims["G"], dtype)
     pan_arrays = pan.prepare_pan_arrays(arrays, imp.spec.fixed_names)
     reduce = pan.diagonal_records if imp.keep_chains == "diagonal" else None
-    return (pan.build_kernel(), imp.state, pan_arrays, prior, pan.transform, pan.save_missing, reduce,
-            layout.miss_slot)
+    part = _Part(pan.build_kernel(), imp.state, pan_arrays, prior, rng_key_of(imp.seed), pan.transform,
+                 pan.save_missing, reduce)
+    miss_slot = np.asarray(layout.miss_slot)
+
+    def decode(saves):  # [(C, S, G, M)] -> (C, S, n_miss)
+        s = np.asarray(saves[0])
+        return s.reshape(s.shape[0], s.shape[1], -1)[:, :, miss_slot]
+
+    return [part], decode, lambda records, chains, n_draws: records[0]
+
+
+def _jomo_parts(imp):
+    """(parts, decode, stack) for a jomo run: one part per group, keys as in jomo_impute."""
+    from .. import api_jomo
+    from ..kernels.jomo_design import build_group_problems, decode_saves, missing_index
+
+    design = imp.spec.design(imp.data)
+    index, target_of_cell = missing_index(imp.data.columns, imp.spec, design)
+    problems = build_group_problems(imp.spec, design, imp.random_L1)
+    _, priors = api_jomo._priors(list(imp.prior), problems, imp.random_L1)
+    states = imp.state if len(problems) > 1 else [imp.state]
+    key = rng_key_of(imp.seed)
+    parts = [
+        _Part(api_jomo._kernel(prob.config), states[g], prob.arrays, priors[g],
+              key if len(problems) == 1 else jax.random.fold_in(key, g),
+              api_jomo._transform(prob.config, imp.keep_chains), api_jomo._save, None)
+        for g, prob in enumerate(problems)
+    ]
+
+    def decode(saves):
+        return decode_saves([np.asarray(s) for s in saves], problems, index, target_of_cell)
+
+    return parts, decode, api_jomo._stack_groups
 
 
 def extend_imputations(imp, m: int, n_iter=None, progress: bool = True, callback=None):
     """A new :class:`Imputations` with ``m`` more imputations from the same chains.
 
     Args:
-        imp: a pan :class:`Imputations` with its final sampler ``state``.
-        m: imputations to add (>= 1), split across the chains as ``pan_impute`` does.
+        imp: a pan or jomo :class:`Imputations` with its final sampler ``state``.
+        m: imputations to add (>= 1), split across the chains as the samplers do.
         n_iter: iterations between the new imputations (default: the run's ``n_iter``; only the
             same ``n_iter`` reproduces an uninterrupted run).
         progress: show a progress bar.
         callback: optional ``callback(saves_done)`` called after every block of iterations that
-            reached the host, with the new saves per chain completed so far.
+            reached the host, with the new saves per chain completed so far (jomo with groups:
+            per group, one group after the other).
 
     Returns:
         :class:`Imputations` with ``m_old + m`` imputations, the parameter draws of the new
@@ -85,70 +131,78 @@ def extend_imputations(imp, m: int, n_iter=None, progress: bool = True, callback
 
     Raises:
         InterruptedRun: on Ctrl-C; ``.partial`` holds ``imp`` extended by the imputations
-            completed before the interruption (or ``imp`` itself when none was).
+            completed before the interruption (or ``imp`` itself when none was, or when a jomo
+            run with several groups was interrupted before its last group finished).
     """
-    from ..sampling.collect import saves_needed, split_imputations
+    from ..sampling.collect import saves_needed
 
     m = _count("m", m, 1)
     n_iter = imp.n_iter if n_iter is None else _count("n_iter", n_iter, 1)
     if imp.state is None:
         raise MitmlError("extend: this Imputations object has no sampler state ('state' is None); "
                          "run the sampler again with the desired 'm'.")
-    if imp.kind != "pan":
-        raise MitmlError(f"extend: continuing {imp.kind} runs is not supported yet; only pan_impute "
-                         "results can be extended.")
-    kernel, state, arrays, prior, transform, save, reduce, miss_slot = _pan_problem(imp)
+    if imp.kind not in ("pan", "jomo"):
+        raise MitmlError(f"extend: unknown kind {imp.kind!r}; only pan and jomo runs can be extended.")
+    parts, decode, stack = (_pan_parts if imp.kind == "pan" else _jomo_parts)(imp)
     chains = int(imp.chains)
     drawn = int(next(iter(imp.imputation.values())).shape[1])
     n_saves = saves_needed(m, chains)
-
-    def finish(run, n_done):
-        return _merge(imp, run, n_done, m if n_done == n_saves else None, n_iter, drawn, miss_slot,
-                      split_imputations)
-
+    runs = []
     try:
-        run = continue_chains(
-            kernel, state, arrays, prior, rng_key_of(imp.seed), t_start=int(imp.n_burn) + drawn,
-            n_iter=n_iter, n_saves=n_saves, transform=transform, save=save, progress=progress,
-            reduce_records=reduce, failure_hint="extend: see pan_impute's remedies.",
-            after_block=callback,
-        )
+        for part in parts:
+            runs.append(continue_chains(
+                part.kernel, part.state, part.arrays, part.prior, part.key, t_start=int(imp.n_burn) + drawn,
+                n_iter=n_iter, n_saves=n_saves, transform=part.transform, save=part.save,
+                progress=progress, reduce_records=part.reduce, after_block=callback,
+                failure_hint=f"extend: see {imp.kind}_impute's remedies.",
+            ))
     except PartialRun as stop:
-        partial = finish(stop.run, stop.n_saves_done) if stop.n_saves_done > 0 else imp
+        partial = imp
+        if len(parts) == 1 and stop.n_saves_done > 0:
+            partial = _merge(imp, [stop.run], stop.n_saves_done, None, n_iter, drawn, decode, stack)
         raise InterruptedRun(partial, f"extend interrupted: kept {partial.m} imputations "
                                       f"({partial.m - imp.m} new); continue with .extend() on the "
                                       "partial result.") from None
-    return finish(run, n_saves)
+    return _merge(imp, runs, n_saves, m, n_iter, drawn, decode, stack)
 
 
-def _merge(imp, run, n_done, m_new, n_iter, drawn, miss_slot, split_imputations):
-    """``imp`` plus the run's saves: all ``m_new`` if given, else every completed save."""
+def _merge(imp, runs, n_done, m_new, n_iter, drawn, decode, stack):
+    """``imp`` plus the runs' saves: ``m_new`` of them if given, else every completed save."""
+    from ..sampling.collect import split_imputations
+
     chains = int(imp.chains)
-    saved = np.asarray(run.saves).reshape(chains, n_done, -1)
+    values = decode([r.saves for r in runs])  # (C, n_done, n_miss)
     if m_new is None:  # interrupted: keep every completed save of every chain
         source = np.array([(c, s) for c in range(chains) for s in range(n_done)]).reshape(-1, 2)
     else:
         source = split_imputations(m_new, chains)
-    values = saved[source[:, 0], source[:, 1]]
-    replacement = np.concatenate([imp.replacement, values[:, np.asarray(miss_slot)].T], axis=1)
+    replacement = np.concatenate([imp.replacement, values[source[:, 0], source[:, 1]].T], axis=1)
     new_source = np.column_stack([source[:, 0], drawn + (source[:, 1] + 1) * n_iter - 1])
-    imputation = {b: np.concatenate([imp.imputation[b], run.imputation[b]], axis=1) for b in imp.imputation}
+    new_records = stack([r.imputation for r in runs], chains, n_done * n_iter)
+    imputation = {b: np.concatenate([imp.imputation[b], new_records[b]], axis=1) for b in imp.imputation}
     failures = dict(imp.failures)
-    for name, count in run.failures.items():
-        failures[name] = np.asarray(failures.get(name, 0)) + np.asarray(count)
     extra = dict(imp.extra)
+    if imp.kind == "pan":
+        for name, count in runs[0].failures.items():
+            failures[name] = np.asarray(failures.get(name, 0)) + np.asarray(count)
+    else:
+        if "acceptance" in extra:
+            extra["acceptance"] = [{k: np.asarray(old.get(k, 0)) + np.asarray(v) for k, v in r.failures.items()}
+                                   for old, r in zip(extra["acceptance"], runs)]
+        if "a" in extra:
+            extra["a"] = np.stack([np.asarray(r.state.a) for r in runs], axis=1)
     if n_iter != imp.n_iter:
         extra["n_iter_history"] = list(extra.get("n_iter_history", [(imp.m, imp.n_iter)])) + [(len(source), n_iter)]
-    m_total = imp.m + len(source)
+    states = [r.state for r in runs]
     return dataclasses.replace(
         imp,
-        m=m_total,
+        m=imp.m + len(source),
         n_iter=int(n_iter),
         replacement=replacement,
         imputation=imputation,
         imputation_source=np.concatenate([np.asarray(imp.imputation_source).reshape(-1, 2), new_source]),
         failures=failures,
-        state=run.state,
+        state=states if len(states) > 1 else states[0],
         call=f"{imp.call}.extend(m={len(source)}" + (f", n_iter={n_iter}" if n_iter != imp.n_iter else "") + ")",
         extra=extra,
     )
