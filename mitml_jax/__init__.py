@@ -33,6 +33,7 @@ _EXPORTS = {
     "pan_impute": "mitml_jax.api_pan",
     "jomo_impute": "mitml_jax.api_jomo",
     "Imputations": "mitml_jax.results.imputations",
+    "InterruptedRun": "mitml_jax.results.extend",
     # completed data
     "mitml_complete": "mitml_jax.results.complete",
     "ImputedList": "mitml_jax.results.implist",
