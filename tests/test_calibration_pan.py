@@ -55,3 +55,8 @@ def test_pan_sbc_full():
     print(res.table())
     assert res.flags.sum() == 0
     assert res.failed(ALPHA) == []
+    # power: the same test catches Sigma's degrees of freedom off by p = 2 (pan's "a + n* - p"
+    # without the "- p"); measured p-value 1.6e-11 for sigma[0,0,0]
+    wrong = prob.prior._replace(a=prob.prior.a + 2.0)
+    bad = run_pan_sbc(prob, seed=12, n_burn=200, n_draws=99, thin=5, sampler_prior=wrong)
+    assert any(n.startswith("sigma") for n, _ in bad.failed(ALPHA))

@@ -37,7 +37,7 @@ from ..kernels import jomo
 from ..kernels.jomo_data import JomoArrays, JomoConfig, build_jomo_arrays
 from .sbc import SBCResult, sbc_ranks, upper_triangle
 
-__all__ = ["JomoSBCProblem", "make_jomo_problem", "run_jomo_sbc"]
+__all__ = ["JomoSBCProblem", "make_jomo_problem", "run_jomo_sbc", "level2_loglik"]
 
 BOX = (-3.0, 4.0)
 
@@ -49,7 +49,7 @@ class JomoSBCProblem(NamedTuple):
     prior: jomo.JomoPrior
     truth: np.ndarray
     names: tuple
-    cells: tuple  # (cluster, slot, col) level-1 cells and (cluster,) level-2 cells checked
+    cells: tuple  # (level-1 cells (cluster, slot, col), level-2 cluster, clusters of the level-2 loglik)
     acceptance: float
     envelope_margin: np.ndarray  # max |beta_l| accepted / envelope half-width, per coefficient
 
@@ -145,31 +145,53 @@ def make_jomo_problem(n_rep: int, seed: int = 0, cluster_sizes=(4, 5, 6, 7, 8, 9
     clus_w = int(np.flatnonzero(miss_w)[0])
     cells = [(int(layout.row_cluster[r]), int(layout.row_slot[r]), col)
              for r, col in ((row_y, 0), (row_c, 1), (row_b, 0))]
+    use_l2 = ~miss_w
+    use_l2[-1] = False  # the pseudo cluster's random effects are not simulated
     truth = np.column_stack([
         sim["beta"].reshape(n_rep, -1), sim["beta2"][:, None],
         upper_triangle(sim["psi"]), sim["omega"][:, 0, 0], sim["omega"][:, 0, 1],
         sim["y"][:, row_y, 0], sim["y"][:, row_c, 1], sim["y"][:, row_b, 0], sim["w"][:, clus_w],
+        level2_loglik(sim["w"], sim["beta2"], sim["u"][:, :, :2], sim["psi"], use_l2),
     ])
     rows, cols = np.triu_indices(3)
     names = (
         ["beta[1,y]", "beta[1,l]", "beta[x,y]", "beta[x,l]", "beta2[1,w]"]
         + [f"psi[{'ylw'[i]},{'ylw'[j]}]" for i, j in zip(rows, cols)]
-        + ["omega[y,y]", "omega[y,l]", "ymis[y]", "ymis[latent]", "ymis[y, row all missing]", "wmis[w]"]
+        + ["omega[y,y]", "omega[y,l]", "ymis[y]", "ymis[latent]", "ymis[y, row all missing]", "wmis[w]", "loglik[w | u1]"]
     )
     prior = jomo.JomoPrior(jnp.eye(2), jnp.asarray(dinv), jnp.asarray(2.0), jnp.asarray(2.0))
-    return JomoSBCProblem(stacked, axes, config, prior, truth, tuple(names), (tuple(cells), clus_w), acceptance,
-                          margin)
+    return JomoSBCProblem(stacked, axes, config, prior, truth, tuple(names), (tuple(cells), clus_w, tuple(use_l2)),
+                          acceptance, margin)
 
 
-def _extractor(cells, clus_w):
+def level2_loglik(w, beta2, u1, psi, use):
+    """Data-dependent test quantity: ``sum_j log N(w_j - beta2 ; c u1_j, s^2)`` over clusters ``use``
+    with ``c = Psi_w1 Psi_11^-1``, ``s^2 = Psi_ww - c Psi_1w`` (the level-2 values given the level-1
+    random effects). It depends jointly on beta2, Psi and u1, where jomo's beta2 step (GLS with the
+    marginal ``Psi_ww``, ignoring u1) is not a conditional of the joint posterior. Works on NumPy
+    (leading replication axis) and JAX arrays: w (..., J), beta2 (...), u1 (..., J, 2),
+    psi (..., 3, 3), use (J,) bool.
+    """
+    xp = jnp if isinstance(w, jax.Array) else np
+    p11, p1w, pww = psi[..., :2, :2], psi[..., :2, 2], psi[..., 2, 2]
+    c = xp.linalg.solve(p11, p1w[..., None])[..., 0]  # (..., 2)
+    s2 = pww - xp.sum(c * p1w, axis=-1)
+    resid = w - beta2[..., None] - xp.sum(u1 * c[..., None, :], axis=-1)
+    ll = -0.5 * xp.log(2 * np.pi * s2[..., None]) - 0.5 * resid**2 / s2[..., None]
+    return xp.sum(xp.where(use, ll, 0.0), axis=-1)
+
+
+def _extractor(cells, clus_w, use_l2):
     cl = np.array([c[0] for c in cells])
     sl = np.array([c[1] for c in cells])
     co = np.array([c[2] for c in cells])
+    use = jnp.asarray(use_l2)
 
-    def extract(state, arrays):  # noqa: ARG001
+    def extract(state, arrays):
+        ll2 = level2_loglik(arrays.y2_obs[:, 0], state.beta2[0, 0], state.u1, state.psi, use)
         return jnp.concatenate([
             state.beta.reshape(-1), state.beta2.reshape(-1), upper_triangle(state.psi),
-            state.omega[0, :1], state.omega[0, 1:2], state.y[cl, sl, co], state.y2[clus_w, :1],
+            state.omega[0, :1], state.omega[0, 1:2], state.y[cl, sl, co], state.y2[clus_w, :1], ll2[None],
         ])
 
     return extract
