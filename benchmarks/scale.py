@@ -8,8 +8,9 @@ Sweeps (each point in a FRESH subprocess, so its peak RSS is its own):
            (``ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)`` on studentratings).
   targets: 1, 5, 10, 20 targets on J = 1,000 (random slope; r = 5 is the J sweep's point).
 
-In every point process pan_impute is called three times with the same shapes: a warm-up that
-compiles, a short run of ``n_short`` iterations and a long run of ``n_long`` iterations (timed).
+In every point process pan_impute is called with the same shapes: a warm-up that compiles, then
+a short run of ``n_short`` and a long run of ``n_long`` iterations, each twice (the faster one
+counts; once for J = 100,000).
 ``ms/iter`` is the wall time of one iteration of all chains, ``(t_long - t_short) / (n_long -
 n_short)``, which removes the fixed per-call cost (model spec, padding, copying the imputations
 out); ``total s`` is the long run's wall time (everything but compilation); ``compile s`` is
@@ -90,8 +91,10 @@ def run_point(point):
         return time.perf_counter() - t0
 
     t_warm = call(n_short)
-    t_short = call(n_short)
-    t_long = call(n_long)
+    # the machine is shared: the best of two runs each (one for the big J = 100,000 run)
+    repeats = 1 if point.get("J", 0) >= 100000 else 2
+    t_short = min(call(n_short) for _ in range(repeats))
+    t_long = min(call(n_long) for _ in range(repeats))
     per_iter = max(t_long - t_short, 1e-9) / (n_long - n_short)
     return dict(
         point,
@@ -240,23 +243,44 @@ def plots(by_sweep):
     return written
 
 
-def float32_check(chains=8, n_burn=500, n_iter=500):
-    """float32 vs float64 on the Introduction model: max |mean difference| / combined MCSE."""
-    from mitml_jax import load_studentratings, pan_impute
-    from mitml_jax.results.posterior import posterior_summary
+def standardized_intro():
+    """studentratings with the three Introduction targets as z-scores (float32-friendly scale)."""
+    from mitml_jax import load_studentratings
 
     data = load_studentratings()
+    for col in ("ReadAchiev", "ReadDis", "SchClimate"):
+        data[col] = (data[col] - data[col].mean()) / data[col].std()
+    return data
+
+
+def float32_check(chains=8, n_burn=500, n_iter=500):
+    """float32 vs float64 on the Introduction model: max |mean difference| / combined MCSE.
+
+    The comparison uses standardized targets. The raw scale with seed 12 is also run in float32
+    and whether it finished is reported (it hits a float32 uniform that rounds to 1.0, a known
+    defect of kernels/noise.py; see tests/test_scale_float32.py).
+    """
+    from mitml_jax import load_studentratings, pan_impute
+    from mitml_jax.errors import SamplerFailure
+    from mitml_jax.results.posterior import posterior_summary
+
+    kwargs = dict(n_burn=n_burn, n_iter=n_iter, m=chains, chains=chains, progress=False)
+    try:
+        pan_impute(load_studentratings(), INTRO, seed=12, dtype="float32", **kwargs)
+        raw = "finished"
+    except SamplerFailure as err:
+        raw = "FAILED: " + str(err).split(". Remedies")[0]
+    data = standardized_intro()
     out = {}
-    for dt in ("float64", "float32"):
+    for dt, seed in (("float64", 11), ("float32", 13)):
         t0 = time.perf_counter()
-        imp = pan_impute(data, INTRO, n_burn=n_burn, n_iter=n_iter, m=chains, chains=chains, seed=7,
-                         progress=False, dtype=dt)
+        imp = pan_impute(data, INTRO, seed=seed, dtype=dt, **kwargs)
         out[dt] = (posterior_summary(imp), time.perf_counter() - t0)
     s64, s32 = out["float64"][0], out["float32"][0]
     z = (s32["mean"] - s64["mean"]).abs() / np.sqrt(s32["mcse"] ** 2 + s64["mcse"] ** 2)
-    rel = ((s32["mean"] - s64["mean"]).abs() / s64["mean"].abs().clip(lower=1e-12))
     worst = s64.assign(z=z).sort_values("z").iloc[-1]
-    return dict(max_z=float(z.max()), median_z=float(z.median()), max_rel=float(rel.max()), n=int(len(z)),
+    return dict(max_z=float(z.max()), median_z=float(z.median()), n=int(len(z)), raw=raw,
+                max_sd_ratio=float((s32["sd"] / s64["sd"] - 1).abs().max()),
                 worst=f"{worst['par']}[{worst['row']},{worst['col']}]", t64=out["float64"][1],
                 t32=out["float32"][1], draws=chains * n_iter)
 
@@ -324,10 +348,11 @@ def main(argv=None):
             save_point(args.cache, k, cache[k])
         f = cache[k]
         print("### float32 against float64 (Introduction model, 8 chains)\n")
-        print(f"{f['n']} entries of beta, Psi, Sigma over {f['draws']} draws per dtype: largest |mean32 - mean64| "
-              f"= {f['max_z']:.2f} combined MCSE ({f['worst']}), median {f['median_z']:.2f}; largest relative "
-              f"difference {f['max_rel']:.2e}. Wall time float64 {f['t64']:.1f} s, float32 {f['t32']:.1f} s "
-              f"(CPU, compile included; load {f['load']:.1f}; measured {f['date']}).\n")
+        print(f"Standardized targets: {f['n']} entries of beta, Psi, Sigma over {f['draws']} draws per dtype "
+              f"(independent seeds): largest |mean32 - mean64| = {f['max_z']:.2f} combined MCSE ({f['worst']}), "
+              f"median {f['median_z']:.2f}; posterior sd differ by at most {100 * f['max_sd_ratio']:.1f}%. "
+              f"Wall time float64 {f['t64']:.1f} s, float32 {f['t32']:.1f} s (CPU, compile included; load "
+              f"{f['load']:.1f}; measured {f['date']}). Raw scale in float32 (seed 12): {f['raw']}.\n")
     written = plots(by_sweep)
     if written:
         print("Plots: " + ", ".join(written))
