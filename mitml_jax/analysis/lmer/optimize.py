@@ -8,9 +8,12 @@ copy of the derivative code and compiles quickly):
   of the exact gradient give the Hessian (relative error about 1e-8, so the iteration stays
   effectively quadratic). The Hessian is made positive definite through its eigenvalues
   (absolute values, floored) and gives the Newton direction and decrement ``g' H^-1 g``;
-- phase B evaluates the deviance at ``theta + alpha d`` for ``alpha = s (1, 1/2, 1/4, 1/8)`` at
-  once and takes the largest step satisfying Armijo's condition; when none does, phase B is
-  repeated with ``s / 16`` (``s`` starts at 1 for each direction).
+- phase B evaluates the deviance at ``theta + alpha d`` for ``alpha = s (1, 1/2, 1/4)`` and at
+  the full step with the diagonal elements of ``Lambda`` that it shrinks by more than a quarter
+  set to zero (a snap to lme4's bound: near a boundary optimum Newton steps shrink such elements
+  only linearly), all at once, and takes the point with the lowest deviance among those
+  satisfying Armijo's condition; when none does, phase B is repeated with ``s / 8`` (``s`` starts
+  at 1 for each direction).
 
 The iteration stops when the decrement falls below ``tol`` or no step decreases the deviance. It
 is one ``lax.while_loop`` per data set, vmapped over the imputations.
@@ -36,8 +39,10 @@ __all__ = ["fit_batch", "start_theta", "canonical_theta", "diag_index", "SINGULA
 
 # lme4::isSingular's default tolerance on the diagonal of Lambda
 SINGULAR_TOL = 1e-4
-_N_TRIALS = 4  # step lengths tried at once: scale * (1, 1/2, 1/4, 1/8)
-_SHRINK = 1.0 / 16.0  # a failed search retries with scale / 16
+_N_TRIALS = 4  # points tried at once: steps scale * (1, 1/2, 1/4) and a snap to the bound
+_SHRINK = 1.0 / 8.0  # a failed search retries with scale / 8
+_FORCE_STEP = 1e-8
+_SNAP = 0.75  # a diagonal element the full step shrinks below 75 % is also tried at 0
 _MIN_SCALE = 2.0**-40
 _ARMIJO = 1e-4
 _FD_STEP = 1e-5
@@ -97,6 +102,7 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
     theta0 = start_theta(q, dtype)
     n_points = max(_N_TRIALS, 2 * k + 1)
     alphas = 0.5 ** jnp.arange(n_points, dtype=theta0.dtype)
+    is_diag = jnp.zeros(k, dtype=bool).at[jnp.array(diag_index(q))].set(True)
 
     def value(theta):
         out = profiled(theta, stats, reml)
@@ -115,7 +121,11 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
             [jnp.zeros((1, k)), jnp.diag(step), -jnp.diag(step), jnp.zeros((n_points - 2 * k - 1, k))]
         )
         steps = c["scale"] * alphas
-        points = jnp.where(in_b, theta + steps[:, None] * d, theta + shifts)
+        trial = theta + steps[:, None] * d
+        full = trial[0]
+        snap = jnp.where(is_diag & (jnp.abs(full) < _SNAP * jnp.abs(theta)), 0.0, full)
+        trial = trial.at[_N_TRIALS - 1].set(snap)
+        points = jnp.where(in_b, trial, theta + shifts)
         (fs, aux), gs = value_and_grad(points)
         # phase A: gradient, Hessian, Newton direction at theta
         g_a = gs[0]
@@ -126,10 +136,14 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
         aux_a = jax.tree_util.tree_map(lambda a: a[0], aux)
         # phase B: Armijo backtracking along d
         ok = jnp.isfinite(fs) & (fs < c["f"]) & (fs <= c["f"] - _ARMIJO * steps * c["decrement"])
+        # once the predicted decrease is at the rounding level of the deviance, take the full
+        # Newton step without comparing deviances (quadratic convergence of theta)
+        force = (c["decrement"] < _FORCE_STEP) & c["convex"]
+        ok = ok | (force & (jnp.arange(n_points) == 0))
         any_ok = jnp.any(ok)
-        first = jnp.argmax(ok)
-        theta_b = jnp.where(any_ok, theta + steps[first] * d, theta)
-        f_b = jnp.where(any_ok, fs[first], c["f"])
+        best = jnp.where(force, 0, jnp.argmin(jnp.where(ok, fs, jnp.inf)))
+        theta_b = jnp.where(any_ok, points[best], theta)
+        f_b = jnp.where(any_ok, fs[best], c["f"])
         scale_b = jnp.where(any_ok, 1.0, c["scale"] * _SHRINK)
 
         def pick(b_value, a_value):
@@ -145,6 +159,7 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
             "hessian": pick(c["hessian"], h),
             "direction": pick(d, d_a),
             "decrement": pick(c["decrement"], dec_a),
+            "convex": pick(c["convex"], min_eig > _NEG_CURVATURE),
             "aux": pick(c["aux"], aux_a),
             "done": pick(scale_b < _MIN_SCALE, (dec_a < tol) & (min_eig > -_NEG_CURVATURE)),
             "iterations": c["iterations"] + (in_b & any_ok).astype(c["iterations"].dtype),
@@ -161,6 +176,7 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
         "hessian": jnp.eye(k, dtype=dtype),
         "direction": jnp.zeros(k, dtype),
         "decrement": jnp.asarray(jnp.inf, dtype),
+        "convex": jnp.asarray(False),
         "aux": (jnp.zeros(p, dtype), jnp.asarray(1.0, dtype), jnp.eye(p, dtype=dtype)),
         "done": jnp.asarray(False),
         "iterations": jnp.asarray(0),
@@ -183,7 +199,7 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
 
 
 @jax.jit
-def fit_batch(stats: LmerStats, reml, maxiter=100, tol=1e-12):
+def fit_batch(stats: LmerStats, reml, maxiter=100, tol=1e-15):
     """Minimise the (RE)ML deviance for every data set of the batch (leading axis m).
 
     ``reml`` (boolean), ``maxiter`` and ``tol`` are traced: changing them does not recompile.
