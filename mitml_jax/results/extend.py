@@ -143,7 +143,10 @@ def extend_imputations(imp, m: int, n_iter=None, progress: bool = True, callback
                          "run the sampler again with the desired 'm'.")
     if imp.kind not in ("pan", "jomo"):
         raise MitmlError(f"extend: unknown kind {imp.kind!r}; only pan and jomo runs can be extended.")
+    from ..sampling.cache import enable_compilation_cache
+
     parts, decode, stack = (_pan_parts if imp.kind == "pan" else _jomo_parts)(imp)
+    enable_compilation_cache()  # as pan_impute does: a resumed session reuses compiled programs
     chains = int(imp.chains)
     drawn = int(next(iter(imp.imputation.values())).shape[1])
     n_saves = saves_needed(m, chains)
