@@ -25,6 +25,7 @@ from .errors import MitmlError, MitmlTypeError, MitmlWarning
 from .kernels import jomo
 from .kernels.jomo_chains import record_parameters
 from .kernels.jomo_design import build_group_problems, decode_saves, missing_index
+from .sampling.cache import enable_compilation_cache
 from .sampling.collect import collect_imputations, saves_needed
 from .sampling.run import run_chains
 from .spec.model_spec import build_spec
@@ -241,6 +242,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     prior_np, prior_dev = _priors(prior, problems, random_L1)
 
     n_saves = saves_needed(m, chains)
+    enable_compilation_cache()  # as pan_impute: later processes reuse the compiled sweep
     burn, imp, saves, finals, accept = [], [], [], [], []
     for g, prob in enumerate(problems):
         state0 = jomo.init(prob.arrays, prob.config, prior_dev[g])
