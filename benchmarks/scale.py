@@ -8,13 +8,14 @@ Sweeps (each point in a FRESH subprocess, so its peak RSS is its own):
            (``ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)`` on studentratings).
   targets: 1, 5, 10, 20 targets on J = 1,000 (random slope; r = 5 is the J sweep's point).
 
-In every point process pan_impute is called with the same shapes: a warm-up that compiles, then
-a short run of ``n_short`` and a long run of ``n_long`` iterations, each twice (the faster one
-counts; once for J = 100,000).
-``ms/iter`` is the wall time of one iteration of all chains, ``(t_long - t_short) / (n_long -
-n_short)``, which removes the fixed per-call cost (model spec, padding, copying the imputations
-out); ``total s`` is the long run's wall time (everything but compilation); ``compile s`` is
-``t_warm - t_short``; ``peak MB`` is ``ru_maxrss`` of the point's process. Draws stream to the
+In every point process pan_impute is called with the same shapes: a warm-up of ``n_short``
+iterations that compiles, then a run of ``n_long`` iterations in blocks of ``n_short``, twice (the
+faster counts; once for J = 100,000). ``ms/iter`` is the wall time of one iteration of all chains,
+from the times at which blocks reach the host (blocks are dispatched one ahead, so the gap
+between two arrivals is one block's compute), free of the per-call cost (model spec, padding,
+copying the imputations out); ``total s`` is the long run's wall time (everything but
+compilation); ``compile s`` is the warm-up's time less its ``n_short`` iterations and the
+per-call cost (with the persistent compilation cache on, a shape compiled before is loaded); ``peak MB`` is ``ru_maxrss`` of the point's process. Draws stream to the
 host in blocks, so memory grows with J (the data) but not with the iterations.
 
 float32: the Introduction model with 8 chains in float32 and float64, posterior means of beta,
@@ -78,24 +79,44 @@ def run_point(point):
     else:
         data, formula = simulated_data(point["J"], point["r"]), sim_formula(point["r"])
     chains, n_short, n_long = point["chains"], point["n_short"], point["n_long"]
-    # Benchmark instrumentation: one block per n_short iterations (instead of ~1,000), so that
-    # both timed runs consist of whole blocks of active iterations (no skipped scan steps).
+    # Benchmark instrumentation: blocks of n_short iterations (instead of ~1,000) and a progress
+    # bar that records when each block reaches the host. Blocks are dispatched one ahead, so the
+    # time between two block arrivals is the compute time of one block, free of the per-call
+    # cost (model spec, padding, copying the imputations out).
     from mitml_jax.sampling import run as run_module
 
     run_module.BLOCK_ITERATIONS = n_short
+    arrivals = []
+
+    class Recorder:
+        def __init__(self, total, enabled=True, desc=""):
+            arrivals.clear()
+
+        def update(self, n):
+            arrivals.append((time.perf_counter(), n))
+
+        def close(self):
+            pass
+
+    run_module.ProgressBar = Recorder
 
     def call(n_total):
         t0 = time.perf_counter()
         pan_impute(data, formula, n_burn=n_total - n_short, n_iter=n_short, m=chains, chains=chains,
                    seed=1, progress=False, dtype=point.get("dtype"))
-        return time.perf_counter() - t0
+        total = time.perf_counter() - t0
+        if len(arrivals) < 2:
+            return total, float("nan")
+        (t_first, _), (t_last, _) = arrivals[0], arrivals[-1]
+        return total, (t_last - t_first) / sum(n for _, n in arrivals[1:])
 
-    t_warm = call(n_short)
-    # the machine is shared: the best of two runs each (one for the big J = 100,000 run)
+    t_warm, _ = call(n_short)
+    # the machine is shared: the best of two runs (one for the big J = 100,000 run)
     repeats = 1 if point.get("J", 0) >= 100000 else 2
-    t_short = min(call(n_short) for _ in range(repeats))
-    t_long = min(call(n_long) for _ in range(repeats))
-    per_iter = max(t_long - t_short, 1e-9) / (n_long - n_short)
+    runs = [call(n_long) for _ in range(repeats)]
+    t_long = min(t for t, _ in runs)
+    per_iter = min(p for _, p in runs)
+    t_short = t_long - per_iter * (n_long - n_short)  # the same call without its extra blocks
     return dict(
         point,
         rows=int(len(data)),
