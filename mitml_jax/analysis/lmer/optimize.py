@@ -15,8 +15,12 @@ copy of the derivative code and compiles quickly):
   satisfying Armijo's condition; when none does, phase B is repeated with ``s / 8`` (``s`` starts
   at 1 for each direction).
 
-The iteration stops when the decrement falls below ``tol`` or no step decreases the deviance. It
-is one ``lax.while_loop`` per data set, vmapped over the imputations.
+Once the decrement is below ``1e-8`` at a point of positive curvature, the full Newton step is
+taken without comparing deviances (their differences are at rounding level there, the gradient
+is still accurate), which gives ``theta`` to about 1e-8 relative. The iteration stops when the
+decrement falls below ``tol`` (1e-15) at a point of positive curvature, when no step decreases
+the deviance, or after ``maxiter`` accepted steps. It is one ``lax.while_loop`` per data set,
+vmapped over the imputations.
 
 Bounds: the deviance depends on ``Lambda`` only through ``Lambda Lambda'``, which is unchanged when
 a column of ``Lambda`` changes sign. The unconstrained optimum is therefore an optimum under lme4's
