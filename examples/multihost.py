@@ -24,9 +24,11 @@ How it works: chain ``c`` of a run draws from ``fold_in(key, c)`` wherever it ru
 no communication. Process ``i`` runs chains ``i * C_local ... (i + 1) * C_local - 1`` (``chain_ids``),
 sharded over its local devices (``run_chains_sharded``: the chain axis of the state on a
 ``Mesh`` of the local devices, ``PartitionSpec("chains")``); it writes its draws to
-``<out>/chains_<i>.npz`` and process 0 merges them. Every chain is the same as in a single-host
-run of all chains with the same seed: ``--check`` reruns the first process's chains on one device
-without sharding and prints the largest difference.
+``<out>/chains_<i>.npz`` and process 0 merges them. Every chain is the chain of a single-host run
+of all chains with the same seed: bit for bit when every device holds as many chains (2 processes
+x 2 CPU devices x 2 chains reproduced 1 process x 4 devices x 2 chains exactly), otherwise up to
+rounding (XLA may vectorise 2 chains per device differently from 8 on one). ``--check`` reruns
+this process's chains on one device without sharding and prints the largest difference.
 """
 
 from __future__ import annotations
