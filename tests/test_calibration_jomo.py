@@ -36,10 +36,33 @@ def test_jomo_sbc_simulation_is_consistent():
     assert BOX == (-3.0, 4.0)
 
 
+# Finding (see the report in the module docstring of this file): jomo's beta2 step draws the
+# level-2 fixed effects by GLS with the *marginal* Psi_ww, ignoring the level-1 random effects u1
+# (jomo2comC.c does the same, and the kernel reproduces it on purpose). That step is not a full
+# conditional of the joint posterior when u_w and u1 are correlated, and SBC detects it.
+KNOWN_MISCALIBRATED = ("beta[1,y]", "loglik[w | u1]")
+
+
+@pytest.fixture(scope="module")
+def level2_sbc():
+    prob = make_jomo_problem(1000, seed=7)
+    return prob, run_jomo_sbc(prob, seed=1, n_burn=500, n_draws=99, thin=20)
+
+
 @pytest.mark.slow
-def test_jomo_sbc_full():
-    """300 replications, 99 draws thinned by 20 after 500 sweeps (see the module for the model)."""
-    prob = make_jomo_problem(300, seed=0)
-    res = run_jomo_sbc(prob, seed=1, n_burn=500, n_draws=99, thin=20)
+def test_jomo_sbc_level2_model(level2_sbc):
+    """1000 replications, 99 draws thinned by 20 after 500 sweeps: beta, beta2, Psi, Omega, imputed
+    y, latent, w are calibrated (chi-square, 20 bins, alpha 0.001), except the known finding."""
+    _, res = level2_sbc
     print(res.table())
-    assert res.failed(ALPHA) == []
+    failed = [name for name, _ in res.failed(ALPHA)]
+    assert [n for n in failed if n not in KNOWN_MISCALIBRATED] == []
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="jomo's beta2 step ignores u1 (marginal Psi_ww GLS), reproduced from jomo2comC.c")
+def test_jomo_sbc_level2_known_finding(level2_sbc):
+    """Strict xfail: turns into a failure (remove the marker) once the beta2 step conditions on u1."""
+    _, res = level2_sbc
+    p = dict(zip(res.names, res.p_values))
+    assert all(p[n] >= ALPHA for n in KNOWN_MISCALIBRATED)

@@ -59,20 +59,21 @@ def _simulate_batch(rng, n, x, clus, n_clusters, pseudo, c_obs, tau, tau2, dinv,
     from scipy import stats
 
     n_rows = x.shape[0]
-    psi = stats.invwishart(df=3, scale=dinv).rvs(size=n, random_state=rng).reshape(n, 3, 3)
+    dim = dinv.shape[0]  # 3 with the level-2 target, 2 without
+    psi = stats.invwishart(df=dim, scale=dinv).rvs(size=n, random_state=rng).reshape(n, dim, dim)
     o11 = stats.invgamma((k_rows - 3) / 2.0, scale=s_scale / 2.0).rvs(size=n, random_state=rng)
     o12 = rng.uniform(-1.0, 1.0, n) * np.sqrt(o11)
     omega = np.stack([np.stack([o11, o12], -1), np.stack([o12, np.ones(n)], -1)], -2)
     beta = np.empty((n, 2, 2))
     beta[:, :, 0] = tau * np.sqrt(o11)[:, None] * rng.normal(size=(n, 2))
     beta[:, :, 1] = rng.uniform(-1.0, 1.0, (n, 2)) * env[None] + np.array([0.5, 0.0])
-    beta2 = tau2 * np.sqrt(psi[:, 2, 2]) * rng.normal(size=n)
-    u = np.einsum("iab,ijb->ija", np.linalg.cholesky(psi), rng.normal(size=(n, n_clusters, 3)))
+    beta2 = tau2 * np.sqrt(psi[:, -1, -1]) * rng.normal(size=n) * (dim == 3)
+    u = np.einsum("iab,ijb->ija", np.linalg.cholesky(psi), rng.normal(size=(n, n_clusters, dim)))
     e = np.einsum("iab,inb->ina", np.linalg.cholesky(omega), rng.normal(size=(n, n_rows, 2)))
     z = (~pseudo).astype(float)  # random intercept, Z = 0 in the pseudo cluster
     mean = np.einsum("np,ipr->inr", x, beta) + z[None, :, None] * u[:, clus, :2]
     y = mean + e
-    w = beta2[:, None] + u[:, :, 2]  # level-2 value of every cluster (X2 = 1)
+    w = beta2[:, None] + u[:, :, -1]  # level-2 value of every cluster (X2 = 1); unused without level 2
     lat = y[:, :, 1]
     inside = (lat > BOX[0]) & (lat < BOX[1])
     accept = np.all(inside | ~c_obs[None], axis=1)
@@ -81,8 +82,13 @@ def _simulate_batch(rng, n, x, clus, n_clusters, pseudo, c_obs, tau, tau2, dinv,
 
 def make_jomo_problem(n_rep: int, seed: int = 0, cluster_sizes=(4, 5, 6, 7, 8, 9, 10, 4, 5, 6, 7, 8),
                       miss_prob: float = 0.2, tau: float = 2.0, tau2: float = 2.0, k_rows: int = 9,
-                      dinv_scale: float = 0.5, env=(6.0, 3.0), batch: int = 20000) -> JomoSBCProblem:
-    """Simulate ``n_rep`` accepted replications of the jomo test model (module docstring)."""
+                      dinv_scale: float = 0.5, env=(6.0, 3.0), batch: int = 20000,
+                      level2: bool = True) -> JomoSBCProblem:
+    """Simulate ``n_rep`` accepted replications of the jomo test model (module docstring).
+
+    ``level2=False`` drops the level-2 target ``w`` (jomo's ``jomo1ran`` sweep, Psi 2 x 2): a
+    control that separates level-2 effects from the rest of the sweep.
+    """
     rng = np.random.default_rng(seed)
     n_real = int(np.sum(cluster_sizes))
     n_clusters = len(cluster_sizes) + 1
@@ -101,7 +107,7 @@ def make_jomo_problem(n_rep: int, seed: int = 0, cluster_sizes=(4, 5, 6, 7, 8, 9
     miss_c[np.flatnonzero(~pseudo)[:2]] = True
     c_obs = ~miss_c
     env = np.asarray(env, float)
-    dinv = dinv_scale * np.eye(3)
+    dinv = dinv_scale * np.eye(3 if level2 else 2)
 
     kept, n_prop = [], 0
     while sum(len(k["beta2"]) for k in kept) < n_rep:
@@ -123,7 +129,7 @@ def make_jomo_problem(n_rep: int, seed: int = 0, cluster_sizes=(4, 5, 6, 7, 8, 9
     w_rows0 = np.where(miss_w[clus], np.nan, sim["w"][0, clus])[:, None]
     arrays0, config, layout = build_jomo_arrays(
         y_con0, np.where(miss_c, -1, codes_all[0])[:, None], (2,), x, z=(~pseudo).astype(float)[:, None],
-        cluster=clus, y2_con=w_rows0, x2=x2,
+        cluster=clus, y2_con=w_rows0 if level2 else None, x2=x2 if level2 else None,
     )
     # every replication: the same layout, its own observed values (scattered like build_jomo_arrays)
     rc, rs = layout.row_cluster, layout.row_slot
@@ -132,8 +138,11 @@ def make_jomo_problem(n_rep: int, seed: int = 0, cluster_sizes=(4, 5, 6, 7, 8, 9
     codes = np.full((n_rep,) + arrays0.codes.shape, -1, np.int32)
     codes[:, rc, rs, 0] = np.where(miss_c, -1, codes_all)
     y2_obs = np.where(miss_w[None, :, None], 0.0, sim["w"][:, :, None])
-    assert np.array_equal(y_obs[0], np.asarray(arrays0.y_obs)) and np.array_equal(codes[0], np.asarray(arrays0.codes))
-    assert np.array_equal(y2_obs[0], np.asarray(arrays0.y2_obs))
+    same = np.array_equal(y_obs[0], np.asarray(arrays0.y_obs)) and np.array_equal(codes[0], np.asarray(arrays0.codes))
+    if not same or (level2 and not np.array_equal(y2_obs[0], np.asarray(arrays0.y2_obs))):
+        raise RuntimeError("replication layout differs from build_jomo_arrays' layout")
+    if not level2:
+        y2_obs = np.broadcast_to(np.asarray(arrays0.y2_obs), (n_rep,) + arrays0.y2_obs.shape)
     stacked = arrays0._replace(y_obs=jnp.asarray(y_obs), codes=jnp.asarray(codes), y2_obs=jnp.asarray(y2_obs))
     axes = jax.tree_util.tree_map(lambda _: None, arrays0)._replace(y_obs=0, codes=0, y2_obs=0)
 
@@ -147,20 +156,25 @@ def make_jomo_problem(n_rep: int, seed: int = 0, cluster_sizes=(4, 5, 6, 7, 8, 9
              for r, col in ((row_y, 0), (row_c, 1), (row_b, 0))]
     use_l2 = ~miss_w
     use_l2[-1] = False  # the pseudo cluster's random effects are not simulated
-    truth = np.column_stack([
+    cols_truth = [
         sim["beta"].reshape(n_rep, -1), sim["beta2"][:, None],
         upper_triangle(sim["psi"]), sim["omega"][:, 0, 0], sim["omega"][:, 0, 1],
         sim["y"][:, row_y, 0], sim["y"][:, row_c, 1], sim["y"][:, row_b, 0], sim["w"][:, clus_w],
-        level2_loglik(sim["w"], sim["beta2"], sim["u"][:, :, :2], sim["psi"], use_l2),
-    ])
-    rows, cols = np.triu_indices(3)
+        level2_loglik(sim["w"], sim["beta2"], sim["u"][:, :, :2], sim["psi"], use_l2) if level2 else None,
+    ]
+    rows, cols = np.triu_indices(3 if level2 else 2)
     names = (
         ["beta[1,y]", "beta[1,l]", "beta[x,y]", "beta[x,l]", "beta2[1,w]"]
         + [f"psi[{'ylw'[i]},{'ylw'[j]}]" for i, j in zip(rows, cols)]
         + ["omega[y,y]", "omega[y,l]", "ymis[y]", "ymis[latent]", "ymis[y, row all missing]", "wmis[w]", "loglik[w | u1]"]
     )
+    if not level2:
+        cols_truth = [c for c in cols_truth if c is not None]
+        del cols_truth[1], cols_truth[-1]  # beta2, missing w
+        names = [n for n in names if not ("w" in n and n != "ymis[y, row all missing]")]
+    truth = np.column_stack(cols_truth)
     prior = jomo.JomoPrior(jnp.eye(2), jnp.asarray(dinv), jnp.asarray(2.0), jnp.asarray(2.0))
-    return JomoSBCProblem(stacked, axes, config, prior, truth, tuple(names), (tuple(cells), clus_w, tuple(use_l2)),
+    return JomoSBCProblem(stacked, axes, config, prior, truth, tuple(names), (tuple(cells), clus_w, tuple(use_l2), level2),
                           acceptance, margin)
 
 
@@ -181,13 +195,16 @@ def level2_loglik(w, beta2, u1, psi, use):
     return xp.sum(xp.where(use, ll, 0.0), axis=-1)
 
 
-def _extractor(cells, clus_w, use_l2):
+def _extractor(cells, clus_w, use_l2, level2=True):
     cl = np.array([c[0] for c in cells])
     sl = np.array([c[1] for c in cells])
     co = np.array([c[2] for c in cells])
     use = jnp.asarray(use_l2)
 
     def extract(state, arrays):
+        if not level2:
+            return jnp.concatenate([state.beta.reshape(-1), upper_triangle(state.psi), state.omega[0, :1],
+                                    state.omega[0, 1:2], state.y[cl, sl, co]])
         ll2 = level2_loglik(arrays.y2_obs[:, 0], state.beta2[0, 0], state.u1, state.psi, use)
         return jnp.concatenate([
             state.beta.reshape(-1), state.beta2.reshape(-1), upper_triangle(state.psi),
