@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import SamplerFailure
 from .progress import ProgressBar
 
-__all__ = ["ChainRun", "run_chains", "trace_count", "chain_keys"]
+__all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_keys"]
 
 #: Target size of one block's parameter records on the device (bytes).
 BLOCK_BYTES = 32 * 2**20
@@ -59,6 +59,23 @@ class ChainRun(NamedTuple):
     state: Any
     failures: dict
     first_bad: np.ndarray
+
+
+class InterruptedChains(KeyboardInterrupt):
+    """Ctrl-C inside :func:`run_chains`: ``run`` holds every block that reached the host.
+
+    A ``KeyboardInterrupt`` subclass (an unhandled one still stops the program).
+
+    Attributes:
+        run: :class:`ChainRun` truncated to the completed iterations (burn-in records, then
+            imputation-phase records and saves), with the chains' state after them.
+        iterations_done: iterations completed per chain in this call (from ``t_start``).
+    """
+
+    def __init__(self, run, iterations_done: int):
+        super().__init__(f"sampler interrupted after {iterations_done} iteration(s) per chain")
+        self.run = run
+        self.iterations_done = int(iterations_done)
 
 
 def chain_keys(rng_key, chain_ids):
@@ -143,6 +160,8 @@ def run_chains(
     progress: bool = True,
     failure_hint: str = "",
     reduce_records: Callable | None = None,
+    t_start: int = 0,
+    after_block: Callable | None = None,
 ) -> ChainRun:
     """Run ``C`` independent chains of ``kernel`` (vmapped), burn-in then ``n_saves`` saves.
 
@@ -167,6 +186,12 @@ def run_chains(
         reduce_records: optional host-side ``dict -> dict`` applied to every block of records
             (NumPy arrays (C, D, ...)) before they are stored, e.g. keeping only diagonals;
             it changes host memory without changing (or recompiling) the device program.
+        t_start: global number of the first iteration (default 0). A resumed run passes the
+            iterations its chains already made (with their last state as ``init_state`` and
+            ``n_burn=0``), so its keys continue the sequence and the draws equal those of one
+            uninterrupted run bit for bit.
+        after_block: optional ``after_block(iterations_done)`` called on the host after every
+            block that was stored (iterations per chain completed in this call).
 
     Returns:
         :class:`ChainRun` with NumPy arrays (chain axis first).
@@ -174,6 +199,7 @@ def run_chains(
     Raises:
         SamplerFailure: when a recorded parameter becomes NaN or infinite; names chain and
             iteration.
+        InterruptedChains: on Ctrl-C (between or during blocks); carries the completed part.
     """
     chains = jax.tree_util.tree_leaves(init_state)[0].shape[0]
     if chain_ids is None:
@@ -204,17 +230,36 @@ def run_chains(
     state = init_state
     bar = ProgressBar(total=n_burn + n_imp, enabled=progress)
     pending = None
+    done = {"iterations": 0, "state": init_state, "acc": acc}
+
+    def store(pending):
+        _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records)
+        done.update(iterations=pending[0] + pending[1], state=pending[3][0], acc=pending[3][1])
+        if after_block is not None:
+            after_block(done["iterations"])
+
     try:
         for t0, t_end, phase in plan:
-            out = block(keys, state, arrays, prior, jnp.int32(t0), jnp.int32(t_end), acc, first_bad)
+            out = block(keys, state, arrays, prior, jnp.int32(t_start + t0), jnp.int32(t_start + t_end), acc, first_bad)
             state, acc, first_bad = out[0], out[1], out[2]
             if pending is not None:
-                _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records)
+                store(pending)
             pending = (t0, min(t_end - t0, block_len), phase, out)
         if pending is not None:
-            _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records)
+            store(pending)
+    except KeyboardInterrupt:
+        t = done["iterations"]
+        n_b, n_s = min(t, n_burn), max(t - n_burn, 0) // n_iter
+        partial = _chain_run({b: v[:, :n_b] for b, v in burnin.items()},
+                             {b: v[:, : n_s * n_iter] for b, v in imputation.items()},
+                             jax.tree_util.tree_map(lambda a: a[:, :n_s], saves), done["state"], done["acc"], first_bad)
+        raise InterruptedChains(partial, t) from None
     finally:
         bar.close()
+    return _chain_run(burnin, imputation, saves, state, acc, first_bad)
+
+
+def _chain_run(burnin, imputation, saves, state, acc, first_bad) -> ChainRun:
     failures = {name: np.asarray(v) for name, v in acc._asdict().items()} if hasattr(acc, "_asdict") else jax.device_get(acc)
     return ChainRun(
         burnin=burnin,
