@@ -11,6 +11,26 @@ side by side when ``Rscript`` and the jomo package are available (column ``R ms/
 otherwise the column shows the issue's reference timings marked "(issue)".
 
 Usage: ``python benchmarks/jomo_speed.py [--models a b c] [--chains 1 64] [--iterations 200]``.
+
+Measured 2026-11-25 on the shared 2-core development machine (load average about 10, so wall
+times are inflated; no R there), float64, with
+``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"`` (single-threaded
+XLA: under contention this cut model (a)'s wall time per iteration from 2.3 ms to 0.5-0.9 ms):
+
+=====  ======  ====================  =============  =================  ===========
+model  chains  ms/iter (all chains)  ms/iter/chain  CPU ms/iter/chain  R (issue)
+=====  ======  ====================  =============  =================  ===========
+a      1       0.87                  0.87           0.57               2.2
+a      64      38.2                  0.60           0.24               2.2
+b      1       3.28                  3.28           3.20               7.1
+b      64      193                   3.02           1.73               7.1
+c      1       21.1                  21.1           14.2               91
+c      64      1436                  22.4           9.6                91
+=====  ======  ====================  =============  =================  ===========
+
+So one chain is 2.2x (b) to 4.4x (a, c) faster than R's jomo per iteration here, short of the
+10x target; compilation takes 25-100 s on this loaded machine (once per model shape, then the
+persistent compilation cache of ``jomo_impute`` serves later processes).
 """
 
 from __future__ import annotations
