@@ -228,3 +228,11 @@ def test_run_chains_ctrl_c_keeps_completed_blocks(small_blocks):
     assert np.array_equal(part.imputation["x"], whole.imputation["x"][:, :4])
     rest = _toy_run(n_burn=0, n_saves=3, state=part.state, t_start=7)
     assert np.array_equal(rest.saves, whole.saves[:, 2:])
+
+
+def test_extend_keep_chains_diagonal():
+    kw = {**KW, "keep_chains": "diagonal"}
+    whole = mj.pan_impute(tiny(), FORMULA, m=3, **kw)
+    ext = mj.pan_impute(tiny(), FORMULA, m=1, **kw).extend(m=2, progress=False)
+    assert ext.imputation["psi"].shape[-1] == 1
+    _same(ext, whole)
