@@ -116,6 +116,15 @@ def _implist():
     return _imp().complete("all")
 
 
+def _text_file():
+    import tempfile
+
+    path = os.path.join(tempfile.mkdtemp(), "text.parquet")
+    with open(path, "w") as fh:
+        fh.write("not parquet")
+    return path
+
+
 def _not_a_run():
     import pickle
     import tempfile
@@ -203,6 +212,10 @@ GAPS = {
                        "imputation; pan_impute should raise MitmlError naming 'chains' and 'm'",
     "jomo_chains_gt_m": "validation gap in mitml_jax/api_jomo.py: chains > m runs chains that give no "
                         "imputation; jomo_impute should raise MitmlError naming 'chains' and 'm'",
+    "estimates_df_com_negative": "validation gap in mitml_jax/analysis/estimates.py: a negative 'df_com' is "
+                                 "accepted; test_estimates should raise MitmlError naming 'df_com'",
+    "pan_save_pred_string": "validation gap in mitml_jax/api_pan.py: 'save_pred' is used as a truth value; "
+                            "pan_impute should raise MitmlTypeError unless it is True or False",
 }
 #: cases that compile a sampler of their own (another shape or jomo): run with -m slow
 SLOW = {"jomo_string_clusters", "pan_single_cluster"}
@@ -346,6 +359,19 @@ CASES = [
          lambda d: __import__("mitml_jax.results.io", fromlist=["x"]).write_implist([1, 2], "/tmp/x.parquet"), MitmlError, "frame|DataFrame"),
     Case("write_mplus_bad_na", "ImputedList.write_mplus", None,
          lambda d: _implist().write_mplus("/tmp/mitml_bad_mplus", na_value="NA"), MitmlError, "na_value"),
+    Case("complete_force_list_string", "mitml_complete", None, lambda d: _imp().complete(1, force_list="yes"), MitmlTypeError,
+         "'force_list'"),
+    Case("summary_n_rhat_string", "Imputations.summary", None, lambda d: _imp().summary(n_rhat="3"), MitmlTypeError, "'n_rhat'"),
+    Case("read_not_parquet", "read_implist", None, lambda d: mj.read_implist(_text_file()), MitmlError, "not a readable parquet"),
+    Case("write_missing_folder", "ImputedList.write", None, lambda d: _implist().write("/nonexistent/dir/x.parquet"),
+         MitmlError, "/nonexistent/dir"),
+    Case("cluster_means_adj_string", "cluster_means", None, lambda d: mj.cluster_means(np.ones(4), [1, 1, 2, 2], adj="yes"),
+         MitmlTypeError, "'adj'"),
+    Case("estimates_df_com_negative", "test_estimates", None, lambda d: mj.test_estimates(_fits(), df_com=-5), MitmlError,
+         "'df_com'"),
+    Case("pan_save_pred_string", "pan_impute", tiny, pan(save_pred="yes"), MitmlTypeError, "'save_pred'"),
+    Case("pan_group_target_missing", "pan_impute", _with(y1=_set("y1", list(range(12)), np.nan)), pan(group="grp"),
+         MitmlError, "'y1'.*group 'g1'"),
     # ---- extend / save / load
     Case("extend_m_zero", "Imputations.extend", None, lambda d: _imp().extend(m=0), MitmlError, "'m'"),
     Case("extend_m_string", "Imputations.extend", None, lambda d: _imp().extend(m="2"), MitmlTypeError, "'m'"),

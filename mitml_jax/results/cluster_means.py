@@ -40,6 +40,8 @@ def cluster_means(x, cluster, adj=False, group=None, data=None):
         Series. Clusters with no observed value of ``x`` get NaN. Rows whose cluster (or group)
         id is missing get NaN.
     """
+    if not isinstance(adj, (bool, np.bool_)):
+        raise MitmlTypeError(f"cluster_means: 'adj' must be True or False, got {adj!r}.")
     x = _resolve(x, data, "x")
     cluster = _resolve(cluster, data, "cluster")
     group = None if group is None else _resolve(group, data, "group")

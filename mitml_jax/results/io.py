@@ -77,7 +77,11 @@ def write_implist(frames, path) -> None:
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()}
     )
-    pq.write_table(table, os.fspath(path))
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise MitmlError(f"write: the folder {folder!r} of {path!r} does not exist; create it first.")
+    pq.write_table(table, path)
 
 
 def read_implist(path):
@@ -94,7 +98,10 @@ def read_implist(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise MitmlError(f"read_implist: file {path!r} does not exist.")
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as err:  # pyarrow.ArrowInvalid is a ValueError
+        raise MitmlError(f"read_implist: {path!r} is not a readable parquet file ({err}).") from None
     raw = (table.schema.metadata or {}).get(_META_KEY)
     long = table.to_pandas()
     if raw is None:
