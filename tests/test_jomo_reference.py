@@ -129,3 +129,35 @@ def test_single_level_with_interleaved_groups_maps_rows_back():
     miss = data["y1"].isna()
     means = done[miss].groupby("grp")["y1"].mean()
     assert means["g1"] < -3 and means["g2"] > 3
+
+
+@pytest.mark.slow
+def test_exact_beta2_option_is_the_full_conditional_step():
+    """``JomoConfig.exact_beta2`` equals the validation variant (full-conditional beta2 step)."""
+    import dataclasses
+
+    import jax
+
+    from mitml_jax.kernels import jomo
+    from mitml_jax.kernels.jomo_design import build_group_problems
+    from mitml_jax.spec.model_spec import build_spec
+    from mitml_jax.validation.jomo_beta2_variant import build_conditional_beta2_kernel
+
+    data = mj.load_leadership()
+    spec = build_spec(data, formula=["JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID)", "COHES ~ 1"],
+                      kind="jomo")
+    prob = build_group_problems(spec, spec.design(data))[0]
+    prior = jomo.default_prior(prob.config)
+    state = jomo.init(prob.arrays, prob.config, prior)
+    plain = jax.jit(jomo.build_kernel(prob.config))
+    for i in range(3):  # move away from the starting values (u1 = 0)
+        state, _ = plain(jax.random.key(i), state, prob.arrays, prior)
+    exact = jomo.build_kernel(dataclasses.replace(prob.config, exact_beta2=True))
+    variant = build_conditional_beta2_kernel(prob.config)
+    key = jax.random.key(99)
+    a, _ = exact(key, state, prob.arrays, prior)
+    b, _ = variant(key, state, prob.arrays, prior)
+    c, _ = plain(key, state, prob.arrays, prior)
+    np.testing.assert_allclose(np.asarray(a.beta2), np.asarray(b.beta2), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(a.psi), np.asarray(b.psi), rtol=1e-10)
+    assert not np.allclose(np.asarray(a.beta2), np.asarray(c.beta2))

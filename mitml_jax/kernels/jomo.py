@@ -14,6 +14,10 @@ One sweep follows ``jomo2comC.c`` / ``jomo1ranC.c`` / ``jomo1C.c`` (cran/jomo 2.
 8. missing level-1 values (and latents of missing categories) from their conditional normal;
 9. missing level-2 values given the cluster's random effects.
 
+``JomoConfig.exact_beta2 = True`` replaces step 4 by the full conditional of ``beta2`` given ``u1``
+(jomo's marginal GLS is not the full conditional when level-1 and level-2 residuals correlate,
+so jomo's chain is not exactly calibrated there); the default keeps jomo's step.
+
 Differences from jomo, all leaving the same posterior: the latent rejection sampler uses a fixed
 number of parallel proposals with a Gibbs fallback (K > 2) or exact inversion (K = 2); the
 positive-definiteness retries of the Metropolis proposals are parallel (``n_tries``).
@@ -27,9 +31,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import linalg as la
 from . import random_l1 as hr
 from .jomo_data import JomoArrays, JomoConfig
-from .jomo_linalg import conditional_normal_draw, inverse_wishart, spd_inverse
+from .jomo_linalg import (chol, chol_solve, conditional_normal_draw, inverse_wishart,
+                          spd_inverse)
 from .latent import fixed_block, update_latent_block
 from .level2 import draw_random_effects, draw_regression, random_effects_prior
 from .mh_covariance import free_elements, mh_covariance_update
@@ -168,9 +174,14 @@ def build_kernel(config: JomoConfig):
 
         # 4. beta2 with the marginal level-2 block, then level-2 residuals
         if r2 > 0:
-            x2ty2 = arrays.x2.T @ y2
-            beta2 = draw_regression(keys[3], arrays.x2tx2_inv, arrays.x2tx2_inv_chol, x2ty2,
-                                    psi[d1:, d1:])
+            cov2, target2 = psi[d1:, d1:], y2
+            if config.exact_beta2 and config.multilevel:
+                # full conditional given u1: u2 | u1 ~ N(u1 C', Psi22 - C Psi12)
+                coef = chol_solve(chol(psi[:d1, :d1]), psi[:d1, d1:]).T  # (r2, d1)
+                cov2 = la.symmetrize(psi[d1:, d1:] - coef @ psi[:d1, d1:])
+                target2 = y2 - u1 @ coef.T
+            beta2 = draw_regression(keys[3], arrays.x2tx2_inv, arrays.x2tx2_inv_chol,
+                                    arrays.x2.T @ target2, cov2)
         u2 = y2 - arrays.x2 @ beta2
 
         accepted_psi = jnp.zeros((), jnp.int32)

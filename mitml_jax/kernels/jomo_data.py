@@ -37,6 +37,7 @@ class JomoConfig:
     random_l1: str = "none"
     n_tries: int = 8
     jomo_compat: bool = True
+    exact_beta2: bool = False  # True: full-conditional beta2 step instead of jomo's marginal GLS
 
     @property
     def d1(self) -> int:
