@@ -15,9 +15,10 @@ result assembly). R's pan is timed on the same data when ``Rscript`` is on the P
 Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--models a b]``.
 
 Measured 2026-11-25 on the project's 2-core CPU machine while six other engineers were running
-tests (load average 13 to 17, so every number is several times slower than on an idle machine
+tests (load average 6 to 17, so every number is several times slower than on an idle machine
 and varies by +-50% between runs; no Rscript there, so the R columns read n/a; R's pan on this
-machine, from performance-notes.md: about 0.047 ms/iteration on (a), 3.4 ms on (b))::
+machine, from performance-notes.md: about 0.047 ms/iteration on (a), 3.4 ms on (b)).
+Run 1 (load 13-17, cold compilation cache; (b) at 64/256 chains later, load 8-10)::
 
     model                          chains iters ms/iter/chain ms/iter(all) compile s call s
     (a) intro, studentratings           1  4000        0.8728        0.873      45.8   0.22
@@ -26,10 +27,19 @@ machine, from performance-notes.md: about 0.047 ms/iteration on (a), 3.4 ms on (
     (a) intro, studentratings         256   156        0.6099      156.131      35.5   0.11
     (b) sim J=1000x20, r=5, slope       1   200       19.9188       19.919      59.3   0.16
     (b) sim J=1000x20, r=5, slope       8   125       18.8798      151.038      97.6   1.00
+    (b) sim J=1000x20, r=5, slope      64    15        9.1723      587.028      71.9   8.26
+    (b) sim J=1000x20, r=5, slope     256     8        6.4158     1642.452      73.8  27.31
 
-The same single-chain sweep timed as a bare ``lax.scan`` in a quieter moment (load 8 to 11)
-ran at 0.11 to 0.14 ms/iteration on (a). With the persistent compilation cache
-(:mod:`mitml_jax.sampling.cache`) a later process skips the compile column.
+Run 2 of (a) (load about 6, programs already in the persistent compilation cache, so "compile s"
+is loading plus tracing)::
+
+    (a) intro, studentratings           1  4000        0.2976        0.298       4.3   0.07
+    (a) intro, studentratings           8  4000        0.1350        1.080       2.5   0.10
+    (a) intro, studentratings          64   625        0.1464        9.372       2.3   0.01
+    (a) intro, studentratings         256   156        0.1225       31.348       2.7   0.51
+
+The single-chain sweep of (a) timed as a bare ``lax.scan`` at load 8 to 11 ran at 0.11 to 0.14
+ms/iteration. (Times for "call s" under 0 are clipped to 0.)
 """
 
 from __future__ import annotations
