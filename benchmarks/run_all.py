@@ -62,6 +62,7 @@ def run_script(name: str, quick: bool, reuse: bool = False) -> tuple[str, float,
     path = os.path.join(HERE, f"{name}.py")
     command = [sys.executable, path] + (["--quick"] if quick else [])
     command += ["--reuse"] if (reuse and name in REUSABLE) else []
+    command += ["--cached-only"] if (reuse == "cached-only" and name in REUSABLE) else []
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=os.path.dirname(HERE))
     elapsed = time.perf_counter() - start
@@ -92,6 +93,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--reuse", action="store_true",
                         help="scale.py keeps points already measured (scale_points.json, dated rows)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="scale.py measures nothing and reports the points of scale_points.json")
     parser.add_argument("--out", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args(argv)
 
@@ -104,7 +107,8 @@ def main(argv=None) -> int:
         "",
         f"Measured {stamp} on: {machine_description()}.",
         f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}"
-        f"{' --only ' + ' '.join(args.only) if args.only else ''}{' --reuse' if args.reuse else ''}`.",
+        f"{' --only ' + ' '.join(args.only) if args.only else ''}{' --reuse' if args.reuse else ''}"
+        f"{' --cached-only' if args.cached_only else ''}`.",
         "",
     ]
     old_stamp, old = previous_sections(args.out) if args.only else ("", {})
@@ -113,7 +117,7 @@ def main(argv=None) -> int:
         lines += [f"## {name}", "", f"(Kept from the previous results.md; {old_stamp.rstrip('.')}.)", "", old[name], ""]
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        output, elapsed, code = run_script(name, args.quick, args.reuse)
+        output, elapsed, code = run_script(name, args.quick, "cached-only" if args.cached_only else args.reuse)
         failed += code != 0
         lines += [f"## {name}", "", f"Wall time of the script: {elapsed:.1f} s.", "", output.strip(), ""]
     pngs = sorted(f for f in os.listdir(HERE) if f.endswith(".png"))

@@ -312,6 +312,8 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", default=["J", "chains", "targets", "float32"],
                         choices=["J", "chains", "targets", "float32"])
     parser.add_argument("--reuse", action="store_true", help="keep points already in scale_points.json")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="measure nothing: report the points of the cache, list the missing ones")
     parser.add_argument("--cache", default=CACHE, help="JSON file of measured points")
     parser.add_argument("--J", type=int, nargs="+", default=None, help="cluster counts of the J sweep")
     parser.add_argument("--point", help=argparse.SUPPRESS)
@@ -322,11 +324,15 @@ def main(argv=None):
 
     cache = load_cache(args.cache)
     by_sweep = {}
+    missing = []
     for sweep, point in plan(args.quick, args.J):
         if sweep not in args.only:
             continue
         k = key_of(point)
-        if not (args.reuse and k in cache and "error" not in cache[k]):
+        if args.cached_only and k not in cache:
+            missing.append(f"{sweep} {point}")
+            continue
+        if not ((args.reuse or args.cached_only) and k in cache and "error" not in cache[k]):
             cache[k] = measure(point)
             print(f"measured {sweep} {point} -> {cache[k].get('ms_iter', cache[k].get('error'))}",
                   file=sys.stderr, flush=True)
@@ -335,6 +341,8 @@ def main(argv=None):
 
     print(f"Load average (1 min) now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine: "
           "timings are noisy; each row has its own load and date).\n")
+    for item in missing:
+        print(f"Not measured (not in the cache of this report): {item}\n")
     for sweep, title in (("J", "Cost against clusters J"), ("chains", "Cost against chains"),
                          ("targets", "Cost against targets")):
         rows = by_sweep.get(sweep, [])
@@ -363,7 +371,7 @@ def main(argv=None):
     if "float32" in args.only:
         settings = dict(n_iter=100, n_burn=100) if args.quick else dict(n_iter=500, n_burn=500)
         k = key_of(dict(sweep="float32", **settings))
-        if not (args.reuse and k in cache):
+        if not ((args.reuse or args.cached_only) and k in cache):
             cache[k] = dict(float32_check(**settings), load=os.getloadavg()[0],
                             date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
             save_point(args.cache, k, cache[k])
