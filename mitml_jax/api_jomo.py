@@ -221,6 +221,9 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     n_iter = _check_count("n_iter", n_iter, 1)
     m = _check_count("m", m, 1)
     chains = _check_count("chains", chains, 1)
+    if chains > m:
+        raise MitmlError(f"'chains' ({chains}) must not exceed 'm' ({m}): every chain gives at least one "
+                         "imputation; use chains <= m.")
     if keep_chains not in ("full", "diagonal"):
         raise MitmlError(f"'keep_chains' must be 'full' or 'diagonal', got {keep_chains!r}.")
     if random_L1 not in ("none", "mean", "full"):

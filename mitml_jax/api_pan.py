@@ -19,7 +19,7 @@ from .kernels import pan
 from .priors import check_pan_prior, to_pan_prior
 from .sampling.collect import collect_imputations, saves_needed
 from .sampling.cache import enable_compilation_cache
-from .sampling.run import run_chains
+from .sampling.run import InterruptedChains, run_chains
 from .spec.model_spec import build_spec
 
 __all__ = ["pan_impute"]
@@ -135,6 +135,11 @@ def pan_impute(
     n_iter = _check_count("n_iter", n_iter, 1)
     m = _check_count("m", m, 1)
     chains = _check_count("chains", chains, 1)
+    if chains > m:
+        raise MitmlError(f"'chains' ({chains}) must not exceed 'm' ({m}): every chain gives at least one "
+                         "imputation; use chains <= m.")
+    if not isinstance(save_pred, (bool, np.bool_)):
+        raise MitmlTypeError(f"'save_pred' must be True or False, got {save_pred!r}.")
     if keep_chains not in ("full", "diagonal"):
         raise MitmlError(f"'keep_chains' must be 'full' or 'diagonal', got {keep_chains!r}.")
     dt = _dtype(dtype)
@@ -157,21 +162,29 @@ def pan_impute(
 
     n_saves = saves_needed(m, chains)
     enable_compilation_cache()
-    run = run_chains(
-        pan.build_kernel(),
-        state0,
-        pan_arrays,
-        pan_prior,
-        key,
-        n_burn=n_burn,
-        n_iter=n_iter,
-        n_saves=n_saves,
-        transform=pan.transform,
-        save=pan.save_missing,
-        progress=progress,
-        failure_hint=_FAILURE_HINT,
-        reduce_records=pan.diagonal_records if keep_chains == "diagonal" else None,
-    )
+    try:
+        run = run_chains(
+            pan.build_kernel(),
+            state0,
+            pan_arrays,
+            pan_prior,
+            key,
+            n_burn=n_burn,
+            n_iter=n_iter,
+            n_saves=n_saves,
+            transform=pan.transform,
+            save=pan.save_missing,
+            progress=progress,
+            failure_hint=_FAILURE_HINT,
+            reduce_records=pan.diagonal_records if keep_chains == "diagonal" else None,
+        )
+    except InterruptedChains as stop:  # Ctrl-C: keep the imputations completed so far
+        run, n_saves = stop.run, int(np.asarray(stop.run.saves).shape[1])
+        if n_saves == 0:
+            raise
+        m = n_saves * chains
+        warnings.warn(f"Interrupted: returning the {m} imputations completed so far; continue the "
+                      "same chains with .extend(m=...).", MitmlWarning, stacklevel=2)
     saved = run.saves.reshape(chains, n_saves, -1)
     target_pos = np.array([data.columns.get_loc(t) for t in spec.targets])
     index = np.column_stack([layout.miss_row, target_pos[layout.miss_col]])

@@ -207,15 +207,7 @@ def _prior(r=2, q=1, **kw):
 
 
 #: cases whose validation is missing in a file this battery's owner may not edit: name -> reason
-GAPS = {
-    "pan_chains_gt_m": "validation gap in mitml_jax/api_pan.py: chains > m runs chains that give no "
-                       "imputation; pan_impute should raise MitmlError naming 'chains' and 'm'",
-    "jomo_chains_gt_m": "validation gap in mitml_jax/api_jomo.py: chains > m runs chains that give no "
-                        "imputation; jomo_impute should raise MitmlError naming 'chains' and 'm'",
-    "estimates_df_com_negative": "validation gap in mitml_jax/analysis/estimates.py: a negative 'df_com' is "
-                                 "accepted; test_estimates should raise MitmlError naming 'df_com'",
-    "pan_save_pred_string": "validation gap in mitml_jax/api_pan.py: 'save_pred' is used as a truth value; "
-                            "pan_impute should raise MitmlTypeError unless it is True or False",
+GAPS: dict = {
 }
 #: cases that compile a sampler of their own (another shape or jomo): run with -m slow
 SLOW = {"jomo_string_clusters", "pan_single_cluster"}

@@ -236,3 +236,35 @@ def test_extend_keep_chains_diagonal():
     ext = mj.pan_impute(tiny(), FORMULA, m=1, **kw).extend(m=2, progress=False)
     assert ext.imputation["psi"].shape[-1] == 1
     _same(ext, whole)
+
+
+def test_pan_impute_ctrl_c_returns_completed_imputations(small_blocks, monkeypatch):
+    """Ctrl-C after the first imputation-phase block: pan_impute warns and returns 2 imputations
+    whose continuation equals the uninterrupted run."""
+    import mitml_jax.api_pan as api_pan
+
+    whole = mj.pan_impute(tiny(), FORMULA, m=8, **KW)
+    real = api_pan.run_chains
+
+    def interrupted(*args, **kw):
+        def stop(iterations):  # blocks end at 4, 5 (burn-in), 9 (two saves), ...
+            if iterations >= 9:
+                raise KeyboardInterrupt
+        return real(*args, **{**kw, "after_block": stop})
+
+    monkeypatch.setattr(api_pan, "run_chains", interrupted)
+    data = tiny()
+    with pytest.warns(MitmlWarning, match="Interrupted: returning the 2 imputations"):
+        part = mj.pan_impute(data, FORMULA, m=8, **KW)
+    pdt.assert_frame_equal(data, tiny())
+    assert part.m == 2
+    _same(part.extend(m=6, progress=False), whole)
+
+    def early(*args, **kw):  # Ctrl-C during burn-in: nothing to keep, the interruption propagates
+        def stop(iterations):
+            raise KeyboardInterrupt
+        return real(*args, **{**kw, "after_block": stop})
+
+    monkeypatch.setattr(api_pan, "run_chains", early)
+    with pytest.raises(KeyboardInterrupt):
+        mj.pan_impute(tiny(), FORMULA, m=8, **KW)

@@ -256,6 +256,8 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
         dfc = np.atleast_1d(np.asarray(df_com, dtype=float))
         if dfc.size not in (1, p):
             raise MitmlError(f"'df_com' must be one number or one per parameter ({p}); got {dfc.size}.")
+        if np.any(np.isnan(dfc)) or np.any(dfc <= 0):
+            raise MitmlError(f"'df_com' must be positive (complete-data degrees of freedom), got {df_com!r}.")
     res = pooling.rubin(q, u, df_com=df_com)
     if u is None:
         estimates = pd.DataFrame({"Estimate": res["estimate"]}, index=names)
