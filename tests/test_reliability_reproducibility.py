@@ -42,15 +42,6 @@ def test_same_seed_same_results_across_calls():
     assert not np.array_equal(a.replacement, c.replacement)  # the seed matters
 
 
-GAP_SLOTS = (
-    "gap in mitml_jax/arrays/build.py (pan engineer's file): the missing-cell slots, which fix the "
-    "order of the imputation noise, follow the input row order; sorting each group's slots by padded "
-    "position (after `sel = np.flatnonzero(g_m == gg)` add `sel = sel[np.argsort(flat[sel], "
-    "kind='stable')]`) makes this test pass bit for bit (checked by patching)"
-)
-
-
-@pytest.mark.xfail(reason=GAP_SLOTS, strict=False)
 def test_cluster_order_does_not_matter():
     """Whole clusters permuted in the rows (string ids, appearance order != sorted order)."""
     data = tiny()

@@ -148,6 +148,9 @@ def build_arrays(design, dtype=None) -> tuple[ModelArrays, Layout]:
     slot_in_group = np.zeros(len(miss_row), np.int64)
     for gg in range(G):  # host bookkeeping over groups (G is small)
         sel = np.flatnonzero(g_m == gg)
+        # slots follow the padded (sorted) position, so the noise order, and hence the
+        # imputations, do not depend on the order of clusters in the input rows
+        sel = sel[np.argsort(flat[sel], kind="stable")]
         slot_in_group[sel] = np.arange(len(sel))
     miss_index = np.full((G, M), J * L * r, np.int64)
     miss_valid = np.zeros((G, M), bool)
