@@ -11,6 +11,7 @@ unchanged; the last sampled df of the cluster covariances is in ``extra["a"]``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,13 @@ def _rng_key(seed):
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise MitmlTypeError(f"'seed' must be an integer, a jax.random.key or None, got {seed!r}.")
     return jax.random.key(int(seed)), int(seed)
+
+
+def configure_problems(problems, exact_beta2):
+    """Set the beta2 update of every group's sweep (jomo's marginal step, or the full conditional)."""
+    for problem in problems:
+        problem.config = dataclasses.replace(problem.config, exact_beta2=bool(exact_beta2))
+    return problems
 
 
 @functools.lru_cache(maxsize=64)
@@ -181,7 +189,7 @@ def _with_predictors(data, spec, design):
 
 def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  # noqa: A002,N803
                 n_iter=100, m=10, group=None, prior=None, seed=None, chains=1,
-                keep_chains="full", save_pred=False, progress=True):
+                keep_chains="full", save_pred=False, progress=True, exact_beta2=False):
     """Impute multilevel (or single-level) data with jomo's joint model (mitml's ``jomoImpute``).
 
     Targets may be continuous or categorical (pandas ``category``/strings; each with ``K``
@@ -211,6 +219,13 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
         keep_chains: ``"full"`` or ``"diagonal"``.
         save_pred: append derived predictor columns (level-1 and level-2) to the data.
         progress: show a progress bar.
+        exact_beta2: False (default) keeps jomo's update of the level-2 fixed effects, which draws
+            ``beta2`` from its marginal given ``Psi`` and ignores the level-1 random effects; it
+            reproduces R's jomo but is not the full conditional when level-1 random effects and
+            level-2 residuals are correlated, and simulation-based calibration detects the
+            difference (tests/test_calibration_jomo.py). True draws ``beta2`` from its full
+            conditional given the level-1 random effects, which samples the model's posterior
+            exactly. Kept by ``Imputations.extend``.
 
     Returns:
         :class:`~mitml_jax.Imputations` (``kind="jomo"``).
@@ -241,7 +256,9 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     index, target_of_cell = missing_index(data.columns, spec, design)
     if len(index) == 0:
         raise MitmlError("Target variables do not contain any missing data.")
-    problems = build_group_problems(spec, design, random_L1)
+    if not isinstance(exact_beta2, bool):
+        raise MitmlTypeError(f"'exact_beta2' must be True or False, got {exact_beta2!r}.")
+    problems = configure_problems(build_group_problems(spec, design, random_L1), exact_beta2)
     prior_np, prior_dev = _priors(prior, problems, random_L1)
 
     n_saves = saves_needed(m, chains)
@@ -274,6 +291,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
         "cluster_labels": np.asarray(design.cluster_labels),
         "acceptance": accept,
         "latent_columns": [p.l1_columns for p in problems],
+        "exact_beta2": exact_beta2,
     }
     if random_L1 != "none":
         extra["a"] = np.stack([np.asarray(s.a) for s in finals], axis=1)  # (C, G)

@@ -106,3 +106,18 @@ def test_bad_arguments_raise(small_leadership):
         mj.jomo_impute(d.dropna(), formula="JOBSAT + NEGLEAD ~ 1 + (1|GRPID)", progress=False)
     with pytest.raises(MitmlError, match="prior"):
         mj.jomo_impute(d, formula=LEVEL2, prior=[{}, {}], progress=False)
+
+
+def test_exact_beta2_option_changes_level2_step_and_is_kept_by_extend(small_leadership):
+    kwargs = dict(formula=LEVEL2, n_burn=20, n_iter=10, m=2, chains=2, seed=3, progress=False)
+    jomo_like = mj.jomo_impute(small_leadership, **kwargs)
+    exact = mj.jomo_impute(small_leadership, exact_beta2=True, **kwargs)
+    assert exact.extra["exact_beta2"] is True and jomo_like.extra["exact_beta2"] is False
+    assert not np.array_equal(exact.imputation["beta2"], jomo_like.imputation["beta2"])
+    longer = mj.jomo_impute(small_leadership, exact_beta2=True, **{**kwargs, "m": 4, "chains": 2})
+    resumed = exact.extend(m=2)
+    # the same imputations (their order across chains differs between the two layouts)
+    np.testing.assert_array_equal(np.sort(resumed.replacement, axis=1),
+                                  np.sort(longer.replacement, axis=1))
+    with pytest.raises(mj.MitmlTypeError, match="exact_beta2"):
+        mj.jomo_impute(small_leadership, exact_beta2="yes", **kwargs)

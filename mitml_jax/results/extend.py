@@ -94,7 +94,8 @@ def _jomo_parts(imp):
 
     design = imp.spec.design(imp.data)
     index, target_of_cell = missing_index(imp.data.columns, imp.spec, design)
-    problems = build_group_problems(imp.spec, design, imp.random_L1)
+    problems = api_jomo.configure_problems(build_group_problems(imp.spec, design, imp.random_L1),
+                                           imp.extra.get("exact_beta2", False))
     _, priors = api_jomo._priors(list(imp.prior), problems, imp.random_L1)
     states = imp.state if len(problems) > 1 else [imp.state]
     key = rng_key_of(imp.seed)
