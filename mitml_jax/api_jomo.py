@@ -26,6 +26,9 @@ from .errors import MitmlError, MitmlTypeError, MitmlWarning
 from .kernels import jomo
 from .kernels.jomo_chains import record_parameters
 from .kernels.jomo_design import build_group_problems, decode_saves, missing_index
+from .sampling.arguments import check_count as _check_count
+from .sampling.arguments import rng_key_and_seed as _rng_key
+from .sampling.arguments import type_name as _type_name
 from .sampling.cache import enable_compilation_cache
 from .sampling.collect import collect_imputations, saves_needed
 from .sampling.run import run_chains
@@ -40,22 +43,8 @@ _FAILURE_HINT = (
 _BLOCKS = ("beta", "beta2", "psi", "sigma")
 
 
-def _check_count(name, value, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise MitmlTypeError(f"'{name}' must be an integer >= {minimum}, got {value!r}.")
-    if value < minimum:
-        raise MitmlError(f"'{name}' must be an integer >= {minimum}, got {value}.")
-    return int(value)
 
 
-def _rng_key(seed):
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**31))
-    if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
-        return seed, seed
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise MitmlTypeError(f"'seed' must be an integer, a jax.random.key or None, got {seed!r}.")
-    return jax.random.key(int(seed)), int(seed)
 
 
 def configure_problems(problems, exact_beta2):
@@ -306,5 +295,3 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     )
 
 
-def _type_name(value) -> str:
-    return type(value).__name__

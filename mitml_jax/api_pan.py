@@ -18,6 +18,9 @@ from .errors import MitmlError, MitmlTypeError, MitmlWarning
 from .kernels import pan
 from .priors import check_pan_prior, to_pan_prior
 from .sampling.collect import collect_imputations, saves_needed
+from .sampling.arguments import check_count as _check_count
+from .sampling.arguments import rng_key_and_seed as _rng_key
+from .sampling.arguments import type_name as _type_name
 from .sampling.cache import enable_compilation_cache
 from .sampling.run import InterruptedChains, run_chains
 from .spec.model_spec import build_spec
@@ -31,23 +34,8 @@ _FAILURE_HINT = (
 )
 
 
-def _check_count(name, value, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise MitmlTypeError(f"'{name}' must be an integer >= {minimum}, got {value!r}.")
-    if value < minimum:
-        raise MitmlError(f"'{name}' must be an integer >= {minimum}, got {value}.")
-    return int(value)
 
 
-def _rng_key(seed):
-    """(key, seed as recorded): an int seed, a JAX key, or None (a fresh random seed)."""
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**31))
-    if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
-        return seed, seed
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise MitmlTypeError(f"'seed' must be an integer, a jax.random.key or None, got {seed!r}.")
-    return jax.random.key(int(seed)), int(seed)
 
 
 def _dtype(dtype):
@@ -223,5 +211,3 @@ def pan_impute(
     )
 
 
-def _type_name(value) -> str:
-    return type(value).__name__

@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from ..errors import MitmlError, MitmlTypeError
+from ..errors import MitmlError
+from ..sampling.arguments import check_count as _count
 from .continuation import PartialRun, continue_chains
 
 __all__ = ["extend_imputations", "rng_key_of", "InterruptedRun"]
@@ -44,12 +45,6 @@ def rng_key_of(seed):
     raise MitmlError(f"extend: the run's seed {seed!r} is not an int or a JAX key; cannot continue it.")
 
 
-def _count(name, value, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise MitmlTypeError(f"'{name}' must be an integer >= {minimum}, got {value!r}.")
-    if value < minimum:
-        raise MitmlError(f"'{name}' must be an integer >= {minimum}, got {value}.")
-    return int(value)
 
 
 class _Part(NamedTuple):

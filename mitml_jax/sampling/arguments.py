@@ -1,0 +1,36 @@
+"""Checks of the sampler arguments shared by ``pan_impute``, ``jomo_impute`` and ``extend``."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import MitmlError, MitmlTypeError
+
+__all__ = ["check_count", "rng_key_and_seed", "type_name"]
+
+
+def check_count(name: str, value, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``; a MitmlTypeError/MitmlError naming ``name`` otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise MitmlTypeError(f"'{name}' must be an integer >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise MitmlError(f"'{name}' must be an integer >= {minimum}, got {value}.")
+    return int(value)
+
+
+def rng_key_and_seed(seed):
+    """(key, seed as recorded): an int seed, a JAX key, or None (a fresh random seed)."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31))
+    if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
+        return seed, seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise MitmlTypeError(f"'seed' must be an integer, a jax.random.key or None, got {seed!r}.")
+    return jax.random.key(int(seed)), int(seed)
+
+
+def type_name(value) -> str:
+    """The class name of ``value`` for error messages."""
+    return type(value).__name__
