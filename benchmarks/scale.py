@@ -159,6 +159,8 @@ def plan(quick, J_sizes=None):
         if quick:
             short, long = short // 2, min(long // 2, 250)
         points.append(("J", dict(model="sim", J=J, r=5, chains=1, n_short=short, n_long=long)))
+        if J == 100000 and not quick:  # a short second run: per-iteration cost under the current load
+            points.append(("J", dict(model="sim", J=J, r=5, chains=1, n_short=short, n_long=250)))
     for c in chain_counts:
         short, long = (100, 400) if c <= 64 else (50, 200)
         if quick:
