@@ -80,3 +80,17 @@ def test_matrix_normal_covariance_is_kronecker():
     draws = jax.vmap(lambda k: linalg.draw_matrix_normal(k, mean, jnp.asarray(r_fac), jnp.asarray(c_fac)))(keys)
     vec = np.asarray(draws).transpose(0, 2, 1).reshape(-1, 6)  # column-stacking vec
     np.testing.assert_allclose(np.cov(vec.T), np.kron(col, row), rtol=0.06, atol=0.06 * np.abs(np.kron(col, row)).max())
+
+
+@pytest.mark.parametrize("dtype, bits_dtype", [("float32", "uint32"), ("float64", "uint64")])
+def test_open_uniforms_stay_inside_zero_one_at_extreme_bits(monkeypatch, dtype, bits_dtype):
+    """All-ones and all-zeros random bits must give uniforms strictly inside (0, 1)."""
+    import jax.numpy as jnp
+
+    from mitml_jax.kernels import noise
+
+    for fill in (0, np.iinfo(bits_dtype).max):
+        monkeypatch.setattr(noise.jax.random, "bits",
+                            lambda key, shape, dtype=None, fill=fill: jnp.full(shape, fill, dtype))
+        u = np.asarray(noise.open_uniforms(jax.random.key(0), (4,), jnp.dtype(dtype)))
+        assert np.all(u > 0) and np.all(u < 1), (fill, u)

@@ -21,9 +21,11 @@ def open_uniforms(rng_key, shape, dtype):
     dtype = jnp.dtype(dtype)
     if dtype == jnp.float64:
         bits = jax.random.bits(rng_key, shape, dtype=jnp.uint64)
-        return ((bits >> 11).astype(dtype) + 0.5) * (2.0**-53)
+        # 52 bits: k + 0.5 is exact in float64, so the result stays strictly below 1
+        return ((bits >> 12).astype(dtype) + 0.5) * (2.0**-52)
     bits = jax.random.bits(rng_key, shape, dtype=jnp.uint32)
-    return ((bits >> 8).astype(dtype) + 0.5) * (2.0**-24)
+    # 23 bits: k + 0.5 is exact in float32 (k < 2**23), so u never rounds to 1.0
+    return ((bits >> 9).astype(dtype) + 0.5) * (2.0**-23)
 
 
 def draw_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype):
