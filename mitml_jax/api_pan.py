@@ -6,6 +6,7 @@ run_chains -> collect_imputations``.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax
@@ -22,6 +23,7 @@ from .sampling.arguments import check_count as _check_count
 from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.arguments import type_name as _type_name
 from .sampling.cache import enable_compilation_cache
+from .sampling.sharding import run_chains_sharded
 from .sampling.run import InterruptedChains, run_chains
 from .spec.model_spec import build_spec
 
@@ -79,6 +81,7 @@ def pan_impute(
     save_pred=False,
     progress=True,
     dtype=None,
+    devices=None,
 ):
     """Impute two-level multivariate normal data with pan's Gibbs sampler (mitml's ``panImpute``).
 
@@ -103,6 +106,10 @@ def pan_impute(
         save_pred: append derived predictor columns (e.g. ``SexGirl``) to the data.
         progress: show a progress bar.
         dtype: ``float64`` (default) or ``float32``.
+        devices: None (one device), ``"all"`` (every local device), an integer n (the first n
+            local devices) or a list of JAX devices: the chains are split over them (only as
+            many devices as divide ``chains`` are used). Draws equal the unsharded run's up to
+            floating-point rounding (XLA may order batched sums differently).
 
     Returns:
         :class:`~mitml_jax.Imputations` (``kind="pan"``).
@@ -150,8 +157,12 @@ def pan_impute(
 
     n_saves = saves_needed(m, chains)
     enable_compilation_cache()
+    if devices is None:
+        runner = run_chains
+    else:
+        runner = functools.partial(run_chains_sharded, devices=None if devices == "all" else devices)
     try:
-        run = run_chains(
+        run = runner(
             pan.build_kernel(),
             state0,
             pan_arrays,

@@ -127,3 +127,40 @@ def test_usable_devices_divides_chains():
 
     placed = shard_chains({"a": jnp.zeros((3, 2))}, mesh)
     assert placed["a"].shape == (3, 2)
+
+
+API_CHILD = textwrap.dedent(
+    """
+    import numpy as np
+    import mitml_jax as mj
+    df = mj.load_studentratings()
+    kw = dict(formula="ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)", n_burn=6, n_iter=3, m=8,
+              chains=8, seed=7, progress=False)
+    plain = mj.pan_impute(df, **kw)
+    sharded = mj.pan_impute(df, devices="all", **kw)
+    assert np.allclose(plain.replacement, sharded.replacement, rtol=1e-12, atol=1e-9)
+    for block in plain.imputation:
+        assert np.allclose(plain.imputation[block], sharded.imputation[block], rtol=1e-12, atol=1e-9)
+    print("OK")
+    """
+)
+
+
+@pytest.mark.slow
+def test_pan_impute_devices_all_equals_unsharded():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", API_CHILD], capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_pan_impute_devices_on_one_device():
+    import numpy as np
+
+    import mitml_jax as mj
+
+    df = mj.load_studentratings()[["ID", "ReadDis", "SES"]]
+    kw = dict(formula="ReadDis + SES ~ 1 + (1|ID)", n_burn=4, n_iter=2, m=2, chains=2, seed=3,
+              progress=False)
+    np.testing.assert_allclose(mj.pan_impute(df, devices=1, **kw).replacement,
+                               mj.pan_impute(df, **kw).replacement, rtol=1e-12)
