@@ -139,7 +139,10 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["a", "b", "c"])
     parser.add_argument("--chains", nargs="+", type=int, default=[1, 64])
     parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="60 iterations per point (run_all --quick)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.iterations = 60
     specs = models()
     rows = []
     for name in args.models:
