@@ -20,15 +20,13 @@ from types import SimpleNamespace
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
 from .errors import MitmlError, MitmlTypeError, MitmlWarning
 from .kernels import jomo
 from .kernels.jomo_chains import record_parameters
 from .kernels.jomo_design import build_group_problems, decode_saves, missing_index
-from .sampling.arguments import check_count as _check_count
+from .sampling.arguments import check_run_arguments
 from .sampling.arguments import rng_key_and_seed as _rng_key
-from .sampling.arguments import type_name as _type_name
 from .sampling.cache import enable_compilation_cache
 from .sampling.collect import collect_imputations, saves_needed
 from .sampling.run import run_chains
@@ -219,15 +217,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     Returns:
         :class:`~mitml_jax.Imputations` (``kind="jomo"``).
     """
-    if not isinstance(data, pd.DataFrame):
-        raise MitmlTypeError(f"'data' must be a pandas DataFrame, got {_type_name(data)}.")
-    n_burn = _check_count("n_burn", n_burn, 0)
-    n_iter = _check_count("n_iter", n_iter, 1)
-    m = _check_count("m", m, 1)
-    chains = _check_count("chains", chains, 1)
-    if chains > m:
-        raise MitmlError(f"'chains' ({chains}) must not exceed 'm' ({m}): every chain gives at least one "
-                         "imputation; use chains <= m.")
+    n_burn, n_iter, m, chains = check_run_arguments(data, n_burn, n_iter, m, chains)
     if keep_chains not in ("full", "diagonal"):
         raise MitmlError(f"'keep_chains' must be 'full' or 'diagonal', got {keep_chains!r}.")
     if random_L1 not in ("none", "mean", "full"):

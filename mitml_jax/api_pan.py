@@ -12,16 +12,14 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
 from .arrays.build import build_arrays
 from .errors import MitmlError, MitmlTypeError, MitmlWarning
 from .kernels import pan
 from .priors import check_pan_prior, to_pan_prior
 from .sampling.collect import collect_imputations, saves_needed
-from .sampling.arguments import check_count as _check_count
+from .sampling.arguments import check_run_arguments
 from .sampling.arguments import rng_key_and_seed as _rng_key
-from .sampling.arguments import type_name as _type_name
 from .sampling.cache import enable_compilation_cache
 from .sampling.sharding import run_chains_sharded
 from .sampling.run import InterruptedChains, run_chains
@@ -124,15 +122,7 @@ def pan_impute(
         MitmlError / MitmlTypeError: bad arguments or data (naming the argument or column).
         SamplerFailure: the sampler produced non-finite parameters (names chain and iteration).
     """
-    if not isinstance(data, pd.DataFrame):
-        raise MitmlTypeError(f"'data' must be a pandas DataFrame, got {_type_name(data)}.")
-    n_burn = _check_count("n_burn", n_burn, 0)
-    n_iter = _check_count("n_iter", n_iter, 1)
-    m = _check_count("m", m, 1)
-    chains = _check_count("chains", chains, 1)
-    if chains > m:
-        raise MitmlError(f"'chains' ({chains}) must not exceed 'm' ({m}): every chain gives at least one "
-                         "imputation; use chains <= m.")
+    n_burn, n_iter, m, chains = check_run_arguments(data, n_burn, n_iter, m, chains)
     if not isinstance(save_pred, (bool, np.bool_)):
         raise MitmlTypeError(f"'save_pred' must be True or False, got {save_pred!r}.")
     if keep_chains not in ("full", "diagonal"):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError
 
-__all__ = ["check_count", "rng_key_and_seed", "type_name"]
+__all__ = ["check_count", "check_run_arguments", "rng_key_and_seed", "type_name"]
 
 
 def check_count(name: str, value, minimum: int) -> int:
@@ -34,3 +34,19 @@ def rng_key_and_seed(seed):
 def type_name(value) -> str:
     """The class name of ``value`` for error messages."""
     return type(value).__name__
+
+
+def check_run_arguments(data, n_burn, n_iter, m, chains) -> tuple[int, int, int, int]:
+    """The checks every sampler entry point starts with; returns (n_burn, n_iter, m, chains)."""
+    import pandas as pd
+
+    if not isinstance(data, pd.DataFrame):
+        raise MitmlTypeError(f"'data' must be a pandas DataFrame, got {type_name(data)}.")
+    n_burn = check_count("n_burn", n_burn, 0)
+    n_iter = check_count("n_iter", n_iter, 1)
+    m = check_count("m", m, 1)
+    chains = check_count("chains", chains, 1)
+    if chains > m:
+        raise MitmlError(f"'chains' ({chains}) must not exceed 'm' ({m}): every chain gives at least one "
+                         "imputation; use chains <= m.")
+    return n_burn, n_iter, m, chains
