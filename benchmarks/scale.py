@@ -46,25 +46,6 @@ CACHE = os.path.join(HERE, "scale_points.json")
 INTRO = "ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)"
 
 
-def simulated_data(n_clusters, n_targets=5, size=20, missing=0.25, seed=1):
-    """J clusters x ``size`` rows, correlated targets with a random intercept and slope on x."""
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    n = n_clusters * size
-    cid = np.repeat(np.arange(n_clusters), size)
-    x = rng.normal(size=n)
-    u0 = rng.normal(size=(n_clusters, n_targets))[cid]
-    u1 = 0.5 * rng.normal(size=(n_clusters, n_targets))[cid]
-    mix = np.linalg.cholesky(0.5 * np.eye(n_targets) + 0.5)
-    y = 1.0 + (0.5 + u1) * x[:, None] + u0 + rng.normal(size=(n, n_targets)) @ mix.T
-    y[rng.random(size=y.shape) < missing] = np.nan
-    frame = pd.DataFrame(y, columns=[f"y{i + 1}" for i in range(n_targets)])
-    frame.insert(0, "x", x)
-    frame.insert(0, "id", cid)
-    return frame
-
-
 def sim_formula(n_targets):
     return " + ".join(f"y{i + 1}" for i in range(n_targets)) + " ~ 1 + x + (1 + x | id)"
 
@@ -77,7 +58,10 @@ def run_point(point):
     if point["model"] == "intro":
         data, formula = load_studentratings(), INTRO
     else:
-        data, formula = simulated_data(point["J"], point["r"]), sim_formula(point["r"])
+        from pan_speed import simulated_data  # the same simulator as pan_speed.py's model (b)
+
+        data = simulated_data(n_clusters=point["J"], n_targets=point["r"])
+        formula = sim_formula(point["r"])
     chains, n_short, n_long = point["chains"], point["n_short"], point["n_long"]
     # Benchmark instrumentation: blocks of n_short iterations (instead of ~1,000) and a progress
     # bar that records when each block reaches the host. Blocks are dispatched one ahead, so the
