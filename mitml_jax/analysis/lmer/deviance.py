@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
+from ...kernels.linalg import solve_upper_t_list
+
 # fixed-effect blocks up to this size are factorised elementwise (no LAPACK calls)
 _UNROLL_P = 8
 
@@ -92,17 +94,6 @@ def _forward_unrolled(low: list, b: jax.Array, q: int) -> jax.Array:
     return jnp.stack(xs, axis=-2)
 
 
-def _backward_unrolled(low: list, b: jax.Array, p: int) -> jax.Array:
-    """Solve ``L' x = b`` for one lower-triangular ``L`` given as nested lists of scalars."""
-    xs = [None] * p
-    for i in reversed(range(p)):
-        s = b[i]
-        for k in range(i + 1, p):
-            s = s - low[k][i] * xs[k]
-        xs[i] = s / low[i][i]
-    return jnp.stack(xs)
-
-
 def profiled(theta: jax.Array, stats: LmerStats, reml: bool) -> dict:
     """Everything lme4's ``PLS`` step gives at ``theta`` for one data set.
 
@@ -129,7 +120,7 @@ def profiled(theta: jax.Array, stats: LmerStats, reml: bool) -> dict:
         zero = jnp.zeros_like(rxtrx[0, 0])
         lx = jnp.stack([jnp.stack([low_x[i][j] if j <= i else zero for j in range(p)])
                         for i in range(p)])
-        beta = _backward_unrolled(low_x, cb, p)
+        beta = jnp.stack(solve_upper_t_list(low_x, [cb[i] for i in range(p)]))
     else:
         lx = jnp.linalg.cholesky(rxtrx)
         cb = solve_triangular(lx, rhs_x, lower=True)
