@@ -168,7 +168,7 @@ class EstimatesResult:
             level: confidence level in (0, 1).
             parm: parameter names or integer positions (default all).
         """
-        from scipy import stats
+        from scipy import special
 
         if "Std.Error" not in self.estimates:
             raise MitmlError("Confidence intervals need standard errors: pass 'uhat'.")
@@ -182,8 +182,8 @@ class EstimatesResult:
         alpha = 1.0 - level
         df = est["df"].to_numpy(dtype=float)
         finite = np.isfinite(df)
-        q = np.where(finite, stats.t.ppf(1.0 - alpha / 2.0, np.where(finite, df, 1.0)),
-                     stats.norm.ppf(1.0 - alpha / 2.0))
+        q = np.where(finite, special.stdtrit(np.where(finite, df, 1.0), 1.0 - alpha / 2.0),
+                     special.ndtri(1.0 - alpha / 2.0))
         half = q * est["Std.Error"].to_numpy()
         lower, upper = _percent_labels(alpha)
         return pd.DataFrame({lower: est["Estimate"].to_numpy() - half,
