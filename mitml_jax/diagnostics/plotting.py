@@ -123,8 +123,10 @@ def _figure(imp, e, trace, thin, smooth, n_rhat, rank_stats):
     drw, _ = _series(imp, e, "burnin" if trace == "burnin" else "imputation", thin)
     chains = trc.shape[0]
     shown = min(chains, MAX_CHAINS_DRAWN)
-    fig = Figure(figsize=(8.0, 5.2), layout="constrained")
-    gs = fig.add_gridspec(2, 2, width_ratios=(5, 1), height_ratios=(1.13, 1))
+    fig = Figure(figsize=(8.0, 5.2))
+    # fixed margins: a constrained layout costs ~0.4 s per figure and gives the same picture
+    gs = fig.add_gridspec(2, 2, width_ratios=(5, 1), height_ratios=(1.13, 1), left=0.085, right=0.985,
+                          bottom=0.085, top=0.95, wspace=0.04, hspace=0.28)
     ax_tr, ax_acf = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[1, 0])
     ax_den, ax_txt = fig.add_subplot(gs[0, 1], sharey=ax_tr), fig.add_subplot(gs[1, 1])
     lo, hi = np.nanmin(trc), np.nanmax(trc)
