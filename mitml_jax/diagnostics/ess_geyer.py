@@ -1,18 +1,30 @@
 """Effective sample size of (parameter, chain, draw) arrays: ArviZ's ``_ess``, vectorised.
 
-Autocovariances are averaged over chains; the first lags are summed directly (``einsum``), and
-only parameters whose Geyer sequence has not ended by then get the full FFT autocovariance.
-Geyer's initial positive and initial monotone sequences are evaluated for all parameters at once
-(cumulative minima of the lag pairs) instead of ArviZ's per-parameter ``while`` loops.
+Autocovariances are averaged over chains; the first lags are summed directly (one ``vecdot`` per
+lag over all chains), and only parameters whose Geyer sequence has not ended by then get the full
+FFT autocovariance. Geyer's initial positive and initial monotone sequences are evaluated for all
+parameters at once (cumulative minima of the lag pairs) instead of ArviZ's per-parameter ``while``
+loops.
+
+Indicator chains (tail ESS) need no dense array: :func:`ess_indicator` takes the positions of the
+ones and counts lagged pairs exactly.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ess_core", "mean_autocov"]
+__all__ = [
+    "ess_core", "ess_indicator", "ess_from_autocov", "mean_autocov", "lag_sums",
+    "centred_lag_sums", "direct_lags",
+]
 
 _DIRECT_LAGS = 16  # autocovariance lags summed directly before falling back to the FFT
+
+
+def direct_lags(n: int) -> int:
+    """Number of autocovariance lags summed directly for chains of n draws."""
+    return min(n, max(2, _DIRECT_LAGS))
 
 
 def mean_autocov(yc: np.ndarray) -> np.ndarray:
@@ -21,20 +33,25 @@ def mean_autocov(yc: np.ndarray) -> np.ndarray:
 
     k, m, n = yc.shape
     length = sfft.next_fast_len(2 * n, real=True)
-    f = sfft.rfft(yc, n=length, axis=2, workers=-1)
+    f = sfft.rfft(yc, n=length, axis=2)
     fv = f.view(np.float64)
     np.square(fv, out=fv)
     power = fv.reshape(k, m, -1, 2).sum(axis=(1, 3)) / m
-    return sfft.irfft(power, n=length, axis=1, workers=-1)[:, :n] / n
+    return sfft.irfft(power, n=length, axis=1)[:, :n] / n
 
 
-def _mean_autocov_direct(yc: np.ndarray, lags: int) -> np.ndarray:
-    """Autocovariances at lags 0..lags-1 by direct sums (cheaper than an FFT for few lags)."""
+def lag_sums(yc: np.ndarray, lags: int, first: int = 0) -> np.ndarray:
+    """Sums over chains and draws of ``yc[:, :, i] * yc[:, :, i + lag]``, lag 0..lags-1: (K, lags).
+
+    One row-wise ``vecdot`` per lag (chains are short, so NumPy's dot stays single-threaded);
+    lags below ``first`` are left unset.
+    """
     k, m, n = yc.shape
+    rows = yc.reshape(k * m, n)
     out = np.empty((k, lags))
-    for lag in range(lags):
-        out[:, lag] = np.einsum("kmi,kmi->k", yc[:, :, : n - lag], yc[:, :, lag:])
-    return out / (m * n)
+    for lag in range(first, lags):
+        out[:, lag] = np.vecdot(rows[:, : n - lag], rows[:, lag:]).reshape(k, m).sum(axis=1)
+    return out
 
 
 def _tau(rho: np.ndarray, jmax: int):
@@ -63,21 +80,20 @@ def _tau(rho: np.ndarray, jmax: int):
     return -1.0 + 2.0 * head + last, complete
 
 
-def ess_core(y: np.ndarray, relative: bool = False) -> np.ndarray:
-    """Effective sample size of (K, M, n) chains (ArviZ ``_ess``, Geyer's monotone sequence).
+def ess_from_autocov(acov, chain_mean, n: int, full_autocov, constant, relative=False):
+    """ESS from the chain-averaged autocovariances of the first lags (ArviZ ``_ess``).
 
-    The first lags are summed directly; parameters whose sequence has not ended by then get the
-    full FFT autocovariance.
+    Args:
+        acov: (K, L) mean over chains of the centred autocovariances (divisor n), lags 0..L-1.
+        chain_mean: (K, M) chain means.
+        n: draws per chain.
+        full_autocov: callable ``rows -> (len(rows), n)`` giving all lags for those parameters;
+            called only where Geyer's sequence has not ended within the L lags.
+        constant: (K,) bool, parameters whose draws are constant (ESS = number of draws).
+        relative: divide by the number of draws.
     """
-    y = np.asarray(y, dtype=float)
-    k, m, n = y.shape
-    flat = y.reshape(k, -1)
-    constant = (flat.max(axis=1) - flat.min(axis=1)) < np.finfo(float).resolution
-    chain_mean = y.mean(axis=2)
-    yc = y - chain_mean[:, :, None]
+    k, m = chain_mean.shape
     jmax = int(np.sum(2 * np.arange(1, n) - 1 < n - 3))
-    lags = min(n, max(2, _DIRECT_LAGS))
-    acov = _mean_autocov_direct(yc, lags)
     mean_var = acov[:, 0] * n / (n - 1.0)
     var_plus = mean_var * (n - 1.0) / n
     if m > 1:
@@ -89,18 +105,99 @@ def ess_core(y: np.ndarray, relative: bool = False) -> np.ndarray:
         r[:, 0] = 1.0
         return r
 
-    rows = np.arange(k)
-    rho = rho_of(acov, rows)
+    rho = rho_of(acov, np.arange(k))
     tau, complete = _tau(rho, jmax)
     bad = np.isnan(rho[:, :2]).any(axis=1)
     if not complete.all():
         redo = np.flatnonzero(~complete)
-        full = mean_autocov(yc[redo])
-        tau[redo], _ = _tau(rho_of(full, redo), jmax)
+        tau[redo], _ = _tau(rho_of(full_autocov(redo), redo), jmax)
     total = float(m * n)
     tau = np.maximum(tau, 1.0 / np.log10(total))
     out = (1.0 if relative else total) / tau
     out = np.where(bad, np.nan, out)
-    return np.where(constant, float(flat.shape[1]), out)
+    return np.where(constant, total, out)
 
 
+def centred_lag_sums(y: np.ndarray, lags: int):
+    """Chain means (K, M), centred chains, their lag sums (K, lags) and sums of squares (K, M)."""
+    k, m, n = y.shape
+    chain_mean = y.mean(axis=2)
+    yc = y - chain_mean[:, :, None]
+    rows = yc.reshape(k * m, n)
+    squares = np.vecdot(rows, rows).reshape(k, m)
+    sums = np.empty((k, lags))
+    sums[:, 0] = squares.sum(axis=1)
+    if lags > 1:
+        sums[:, 1:] = lag_sums(yc, lags, first=1)[:, 1:]
+    return chain_mean, yc, sums, squares
+
+
+def ess_core(y: np.ndarray, relative: bool = False, moments=None) -> np.ndarray:
+    """Effective sample size of (K, M, n) chains (ArviZ ``_ess``, Geyer's monotone sequence).
+
+    The first lags are summed directly; parameters whose sequence has not ended by then get the
+    full FFT autocovariance. ``moments``: the result of :func:`centred_lag_sums` if already known.
+    """
+    y = np.asarray(y, dtype=float)
+    k, m, n = y.shape
+    flat = y.reshape(k, -1)
+    constant = (flat.max(axis=1) - flat.min(axis=1)) < np.finfo(float).resolution
+    lags = direct_lags(n)
+    chain_mean, yc, sums, _ = moments if moments is not None else centred_lag_sums(y, lags)
+    return ess_from_autocov(sums / (m * n), chain_mean, n, lambda rows: mean_autocov(yc[rows]),
+                            constant, relative)
+
+
+def _indicator_autocov(pos: np.ndarray, m: int, n: int, lags: int):
+    """Chain means and chain-averaged centred autocovariances (lags 0..lags-1) of 0/1 chains.
+
+    ``pos`` holds the flat positions (chain * n + draw) of the ones. With ``c`` ones in a chain,
+    ``p = c / n``, ``R_l`` lagged pairs of ones, ``H_l`` ones among the first ``n - l`` draws and
+    ``T_l`` ones among the last ``n - l``: ``n * acov_l = R_l - p (H_l + T_l) + (n - l) p^2``.
+    """
+    pos = np.asarray(pos, dtype=np.int64)
+    chain, t = np.divmod(pos, n)
+    count = np.bincount(chain, minlength=m).astype(float)
+    p = count / n
+    ones = np.zeros(m * n + lags, dtype=bool)
+    ones[pos] = True
+    pairs = np.empty(lags)
+    for lag in range(lags):
+        pairs[lag] = np.count_nonzero(ones[pos + lag] & (t < n - lag))
+    first = t < lags  # ones among the first / last `lags` draws of each chain
+    head = np.bincount(chain[first] * lags + t[first], minlength=m * lags).reshape(m, lags)
+    last = t >= n - lags
+    tail = np.bincount(chain[last] * lags + (n - 1 - t[last]), minlength=m * lags)
+    tail = tail.reshape(m, lags)
+    # ones at draws < l (dropped from T_l) and at draws >= n - l (dropped from H_l)
+    head_before = np.concatenate([np.zeros((m, 1)), np.cumsum(head, axis=1)[:, :-1]], axis=1)
+    tail_before = np.concatenate([np.zeros((m, 1)), np.cumsum(tail, axis=1)[:, :-1]], axis=1)
+    h_plus_t = 2.0 * count[:, None] - head_before - tail_before  # (M, lags)
+    lag_n = n - np.arange(lags)
+    acov = (pairs - p @ h_plus_t + lag_n * np.dot(p, p)) / (m * n)
+    return p, acov
+
+
+def ess_indicator(pos_rows, m: int, n: int, relative: bool = False) -> np.ndarray:
+    """ESS of 0/1 chains (K, M, n) given, per parameter, the flat positions of the ones.
+
+    Equal to ``ess_core`` of the dense indicator array, without building it (the FFT fallback
+    builds it only for parameters whose Geyer sequence runs past the direct lags).
+    """
+    k = len(pos_rows)
+    lags = direct_lags(n)
+    means = np.empty((k, m))
+    acov = np.empty((k, lags))
+    constant = np.empty(k, bool)
+    for row, pos in enumerate(pos_rows):
+        means[row], acov[row] = _indicator_autocov(pos, m, n, lags)
+        constant[row] = len(pos) in (0, m * n)
+
+    def full(rows):
+        dense = np.zeros((len(rows), m * n))
+        for i, row in enumerate(rows):
+            dense[i, pos_rows[row]] = 1.0
+        dense = dense.reshape(len(rows), m, n)
+        return mean_autocov(dense - dense.mean(axis=2, keepdims=True))
+
+    return ess_from_autocov(acov, means, n, full, constant, relative)

@@ -25,10 +25,12 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError
-from .ess_geyer import ess_core
-from .rank_normal import rank_scores
+from .ess_geyer import centred_lag_sums, direct_lags, ess_core, ess_indicator
+from .rank_normal import rank_scores, sort_order
 
-__all__ = ["rhat", "ess", "mcse", "rank_diagnostics", "rank_diagnostics_by_parameter"]
+__all__ = [
+    "rhat", "ess", "mcse", "rank_diagnostics", "rank_diagnostics_by_parameter", "diagnose_chunk",
+]
 
 _CHUNK_ELEMENTS = 2**22  # parameters are processed in chunks of about this many draws
 
@@ -132,16 +134,25 @@ def rank_diagnostics_by_parameter(x: np.ndarray, which) -> dict:
     workers = min(len(starts), os.cpu_count() or 1, 4)
     if workers > 1:  # NumPy's sort, einsum and FFT release the GIL
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(lambda lo: _diagnose_chunk(x[lo : lo + step], which), starts))
+            parts = list(pool.map(lambda lo: diagnose_chunk(x[lo : lo + step], which), starts))
     else:
-        parts = [_diagnose_chunk(x[lo : lo + step], which) for lo in starts]
+        parts = [diagnose_chunk(x[lo : lo + step], which) for lo in starts]
     for lo, part in zip(starts, parts):
         for w in which:
             out[w][lo : lo + step] = part[w]
     return out
 
 
-def _diagnose_chunk(x: np.ndarray, which) -> dict:
+def _rhat_from_moments(chain_mean, chain_var, n: int) -> np.ndarray:
+    """Gelman-Rubin R-hat from (K, M) chain means and variances (ArviZ ``_rhat``)."""
+    between = n * chain_mean.var(axis=1, ddof=1)
+    within = chain_var.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt((between / within + n - 1) / n)
+
+
+def diagnose_chunk(x: np.ndarray, which) -> dict:
+    """:func:`rank_diagnostics_by_parameter` of one chunk (K, C, D), on the calling thread."""
     k, c, d = x.shape
     res = {w: np.full(k, np.nan) for w in which}
     ok = _valid(x, 1)
@@ -151,23 +162,21 @@ def _diagnose_chunk(x: np.ndarray, which) -> dict:
     if len(idx) < k:
         x = x[idx]
     xs = _split(x)
-    need_ranks = {"rhat", "ess_bulk"} & set(which)
-    s = None
-    if need_ranks:
-        z_bulk, z_fold, s = rank_scores(xs)
+    kk, m, n = xs.shape
+    s = order = None
+    if {"rhat", "ess_bulk"} & set(which):
+        z_bulk, (fold_sums, fold_squares), s, order = rank_scores(xs)
+        moments = centred_lag_sums(z_bulk, direct_lags(n))
         if "rhat" in which and c >= 2:
-            res["rhat"][idx] = np.maximum(_rhat_classic(z_bulk), _rhat_classic(z_fold))
+            bulk = _rhat_from_moments(moments[0], moments[3] / (n - 1), n)
+            fold_mean = fold_sums / n
+            fold_var = (fold_squares - fold_sums * fold_mean) / (n - 1)
+            res["rhat"][idx] = np.maximum(bulk, _rhat_from_moments(fold_mean, fold_var, n))
         if "ess_bulk" in which:
-            res["ess_bulk"][idx] = ess_core(z_bulk)
-        del z_bulk, z_fold
+            res["ess_bulk"][idx] = ess_core(z_bulk, moments=moments)
+        del z_bulk, moments
     if "ess_tail" in which:
-        if s is None or d % 2 == 1:
-            s = np.sort(x.reshape(len(idx), -1), axis=1)
-        low = _quantile_type7(s, 0.05)
-        high = _quantile_type7(s, 0.95)
-        e_low = ess_core(xs <= low[:, None, None])
-        e_high = ess_core(xs <= high[:, None, None])
-        res["ess_tail"][idx] = np.minimum(e_low, e_high)
+        res["ess_tail"][idx] = _ess_tail(x, xs, s, order)
     if "ess_mean" in which or "mcse_mean" in which:
         e_mean = ess_core(xs)
         if "ess_mean" in which:
@@ -185,6 +194,28 @@ def _diagnose_chunk(x: np.ndarray, which) -> dict:
             varvar = ((c2**2).mean(axis=(1, 2)) - evar**2) / e_sd
             res["mcse_sd"][idx] = np.sqrt(varvar / evar / 4)
     return res
+
+
+def _ess_tail(x, xs, s, order) -> np.ndarray:
+    """Tail ESS: minimum ESS of the indicators ``x <= q05`` and ``x <= q95`` (split chains).
+
+    The quantiles come from all draws; the indicators' ones are read off the sorted split draws
+    (``x > q95`` is used for the upper one: the same ESS, fewer ones).
+    """
+    k, m, n = xs.shape
+    if s is None or xs.shape[1] * xs.shape[2] != x.shape[1] * x.shape[2]:
+        full = np.sort(x.reshape(k, -1), axis=1)  # odd draws: the quantiles need the middle draw
+    else:
+        full = s
+    low = _quantile_type7(full, 0.05)
+    high = _quantile_type7(full, 0.95)
+    if s is None:
+        order, s = sort_order(xs.reshape(k, -1))
+    pos_low, pos_high = [], []
+    for row in range(k):
+        pos_low.append(order[row, : np.searchsorted(s[row], low[row], side="right")])
+        pos_high.append(order[row, np.searchsorted(s[row], high[row], side="right") :])
+    return np.minimum(ess_indicator(pos_low, m, n), ess_indicator(pos_high, m, n))
 
 
 # --------------------------------------------------------------------------------------------

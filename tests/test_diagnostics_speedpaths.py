@@ -1,0 +1,101 @@
+"""The fast paths of the rank diagnostics equal their plain definitions.
+
+* folded ranks by merging the two halves of the sorted draws (with exact order restored where
+  the packed keys agree, ties averaged) equal scipy's average ranks of ``|x - median|``;
+* tail ESS from the positions of the indicator's ones equals the ESS of the dense indicator;
+* direct lag sums equal their definition.
+"""
+
+import numpy as np
+import pytest
+from scipy.special import ndtri
+from scipy.stats import rankdata
+
+from mitml_jax.diagnostics import ess_geyer
+from mitml_jax.diagnostics.ess_geyer import ess_core, ess_indicator, lag_sums
+from mitml_jax.diagnostics.rank_normal import folded_chain_sums, sort_order, z_table
+
+
+def _folded_reference(v, n):
+    out_s, out_q = [], []
+    for row in v:
+        size = row.size
+        z = ndtri((rankdata(np.abs(row - np.median(row))) - 0.375) / (size + 0.25))
+        z = z.reshape(size // n, n)
+        out_s.append(z.sum(axis=1))
+        out_q.append((z * z).sum(axis=1))
+    return np.array(out_s), np.array(out_q)
+
+
+def _hard_rows(rng, size):
+    """Rows with near-equal folded values (below the packed keys' bits), ties and signed zeros."""
+    rows = []
+    base = rng.standard_normal(size)
+    rows.append(base)
+    near = 1.0 + rng.integers(0, 6, size=size) * 1e-13  # agree in the kept bits
+    near[: size // 2] = -near[: size // 2]  # mirrored around a median near 0
+    rows.append(near)
+    tied = np.round(rng.standard_normal(size) * 3)  # many exact ties on both sides
+    rows.append(tied)
+    zeros = rng.standard_normal(size)
+    zeros[: size // 4] = 0.0
+    zeros[size // 4 : size // 3] = -0.0
+    rows.append(zeros)
+    offset = 489.0 + 1e-9 * rng.integers(0, 50, size=size)  # large mean, tiny spread
+    rows.append(offset)
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("m, n", [(8, 250), (6, 31), (2, 3)])
+def test_folded_chain_sums_equal_average_ranks(m, n):
+    rng = np.random.default_rng(m * 100 + n)
+    v = _hard_rows(rng, m * n)
+    order, s = sort_order(v)
+    sums, squares = folded_chain_sums(v, s, order, n, z_table(m * n))
+    ref_s, ref_q = _folded_reference(v, n)
+    np.testing.assert_allclose(sums, ref_s, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(squares, ref_q, rtol=1e-10, atol=1e-10)
+
+
+def test_folded_chain_sums_odd_total():
+    rng = np.random.default_rng(4)
+    v = _hard_rows(rng, 3 * 41)
+    order, s = sort_order(v)
+    sums, squares = folded_chain_sums(v, s, order, 41, z_table(3 * 41))
+    ref_s, ref_q = _folded_reference(v, 41)
+    np.testing.assert_allclose(sums, ref_s, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(squares, ref_q, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("lags", [2, 4, 16, 1000])
+def test_ess_indicator_equals_dense(monkeypatch, lags):
+    monkeypatch.setattr(ess_geyer, "_DIRECT_LAGS", lags)
+    rng = np.random.default_rng(lags)
+    m, n = 6, 120
+    rows, dense = [], []
+    for p, phi in [(0.05, 0.0), (0.05, 0.9), (0.5, 0.7), (0.95, 0.3), (0.0, 0.0), (1.0, 0.0)]:
+        e = rng.standard_normal((m, n))
+        y = np.empty_like(e)
+        y[:, 0] = e[:, 0]
+        for t in range(1, n):
+            y[:, t] = phi * y[:, t - 1] + np.sqrt(1 - phi**2) * e[:, t]
+        ind = y <= np.quantile(y, p) if 0 < p < 1 else np.full((m, n), p == 1.0)
+        ind[0, :3] = True  # ones at the chain boundaries
+        ind[1, -3:] = True
+        if p in (0.0, 1.0):
+            ind[:] = p == 1.0
+        dense.append(ind.astype(float))
+        rows.append(np.flatnonzero(ind.ravel()))
+    got = ess_indicator(rows, m, n)
+    ref = ess_core(np.array(dense))
+    np.testing.assert_allclose(got, ref, rtol=1e-10)
+    assert got[-1] == got[-2] == m * n  # constant indicators
+
+
+def test_lag_sums_definition():
+    rng = np.random.default_rng(2)
+    y = rng.standard_normal((3, 5, 40))
+    got = lag_sums(y, 7)
+    ref = np.array([[np.sum(y[k, :, : 40 - lag] * y[k, :, lag:]) for lag in range(7)]
+                    for k in range(3)])
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
