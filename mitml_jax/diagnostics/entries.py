@@ -16,7 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Entry", "parameter_entries", "entry_draws", "entry_draws_by_entry", "group_labels"]
+__all__ = [
+    "Entry", "parameter_entries", "entry_draws", "entry_draws_by_entry", "entry_chunks",
+    "gather_draws", "group_labels",
+]
 
 BLOCK_TITLES = {"beta": "Beta", "beta2": "Beta2", "psi": "Psi", "sigma": "Sigma"}
 
@@ -94,6 +97,21 @@ def _cluster_ids(imp, g: int, count: int) -> list:
     return [str(c + 1) for c in range(count)]
 
 
+def _finite_entries(arr: np.ndarray) -> np.ndarray:
+    """Which (row, col) entries of (chain, draw, row, col) draws have any finite value.
+
+    The first draw of every chain decides for almost all entries; only entries without a finite
+    first draw are scanned in full.
+    """
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        return np.zeros(arr.shape[2:], dtype=bool)
+    finite = np.isfinite(arr[:, 0]).any(axis=0)
+    rows, cols = np.nonzero(~finite)
+    if len(rows):
+        finite[rows, cols] = np.isfinite(arr[:, :, rows, cols]).any(axis=(0, 1))
+    return finite
+
+
 def parameter_entries(imp, blocks=None, groups=None) -> list:
     """Non-redundant entries of ``blocks`` (default: all present) for ``groups`` (0-based)."""
     blocks = [b for b in (blocks or imp.blocks) if b in imp.imputation]
@@ -108,7 +126,7 @@ def parameter_entries(imp, blocks=None, groups=None) -> list:
         for block in blocks:
             arr = imp.imputation[block]
             nrow, ncol = arr.shape[3], arr.shape[4]
-            finite = np.isfinite(arr[:, :, g]).any(axis=(0, 1))
+            finite = _finite_entries(arr[:, :, g])
             name = BLOCK_TITLES[block]
             if block in ("beta", "beta2"):
                 l2 = block == "beta2"
@@ -188,6 +206,42 @@ def entry_draws(imp, entries, phase: str = "imputation") -> np.ndarray:
     return np.concatenate([pick(imp.burnin), pick(imp.imputation)], axis=1)
 
 
+def entry_chunks(imp, entries, size: int = 8, phase: str = "imputation") -> list:
+    """Entries cut into chunks of at most ``size`` that sit next to each other in memory.
+
+    Returns a list of ``(rows, source, flat)``: positions in ``entries``, the source draws
+    ``(chain, draw, F)`` of one block and group, and the entries' positions among its ``F``
+    columns (ascending, so that a chunk's draws share cache lines).
+    """
+    source = imp.imputation if phase == "imputation" else imp.burnin
+    by_source = {}
+    for k, e in enumerate(entries):
+        ncol = source[e.block].shape[4]
+        by_source.setdefault((e.block, e.group), []).append((e.row * ncol + e.col, k))
+    chunks = []
+    for (block, group), items in by_source.items():
+        arr = source[block][:, :, group]
+        arr = arr.reshape(arr.shape[:2] + (-1,))
+        items.sort()
+        for lo in range(0, len(items), size):
+            part = items[lo : lo + size]
+            chunks.append((np.array([k for _, k in part]), arr, np.array([f for f, _ in part])))
+    return chunks
+
+
+def gather_draws(source: np.ndarray, flat: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Copy columns ``flat`` of (chain, draw, F) draws into ``out`` (len(flat), chain, draw).
+
+    A few chains at a time, so that reads and writes stay in cache.
+    """
+    chains, draws = source.shape[:2]
+    step = max(1, 2**15 // max(1, draws * len(flat)))
+    cols = slice(flat[0], flat[-1] + 1) if np.all(np.diff(flat) == 1) else flat
+    for c0 in range(0, chains, step):
+        out[:, c0 : c0 + step] = source[c0 : c0 + step][:, :, cols].transpose(2, 0, 1)
+    return out
+
+
 def entry_draws_by_entry(imp, entries, phase: str = "imputation") -> np.ndarray:
     """Imputation-phase (or burn-in) draws as a contiguous (entry, chain, draw) float array."""
     source = imp.imputation if phase == "imputation" else imp.burnin
@@ -195,6 +249,6 @@ def entry_draws_by_entry(imp, entries, phase: str = "imputation") -> np.ndarray:
         first = next(iter(source.values()))
         return np.zeros((0,) + first.shape[:2])
     out = np.empty((len(entries),) + source[entries[0].block].shape[:2])
-    for k, e in enumerate(entries):
-        out[k] = source[e.block][:, :, e.group, e.row, e.col]
+    for rows, arr, flat in entry_chunks(imp, entries, size=64, phase=phase):
+        out[rows] = gather_draws(arr, flat, np.empty((len(flat),) + arr.shape[:2]))
     return out

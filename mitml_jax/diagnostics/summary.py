@@ -19,20 +19,25 @@ The printed text follows ``print.mitml.summary`` (verified layout, spec 1.2), th
 from __future__ import annotations
 
 import html
+import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
-from .entries import BLOCK_TITLES, entry_draws_by_entry, parameter_entries
+from .entries import BLOCK_TITLES, entry_chunks, gather_draws, parameter_entries
 from .mitml_stats import reduced_acf, sd_prop, segment_rhat
 from .nested import default_superchains, rhat_nested_from_moments
 from .printing import format_header, format_numeric_table, format_text_table
-from .rank import rank_diagnostics_by_parameter
+from .rank import diagnose_chunk
 
 __all__ = ["ImputationSummary", "summarize", "missing_rates"]
+
+_GATHER = 8  # entries gathered together (one cache line of float64 draws)
 
 COLUMNS = (
     "block", "row", "col", "group", "group_label", "row_label", "col_label", "name",
@@ -100,43 +105,38 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
     """
     n_rhat = _check_n_rhat(n_rhat)
     entries = parameter_entries(imp)
-    x = entry_draws_by_entry(imp, entries)  # (E, C, D), contiguous per entry
-    e, c, d = x.shape
+    e = len(entries)
+    source = imp.imputation[entries[0].block] if e else next(iter(imp.imputation.values()))
+    c, d = source.shape[:2]
     cols = {name: np.full(e, np.nan) for name in COLUMNS[8:]}
     stats = []
+    if n_rhat is not None and e:
+        if d // n_rhat >= 2:
+            stats.append("Rhat")
+        else:
+            warnings.warn(
+                f"Too few imputation-phase draws ({d}) for n_rhat={n_rhat} segments; "
+                "segment R-hat skipped.", MitmlWarning, stacklevel=2)
+    if goodness_of_appr and e and d > 2:
+        stats.append("SDprop")
+    if autocorrelation and e and d > 2:
+        stats.append("ACF")
+    chain_mean = np.full((e, c), np.nan)
+    chain_var = np.zeros((e, c))
+    if e and d:
+        per_entry = _per_entry_statistics(imp, entries, n_rhat, stats, c, d)
+        chain_mean, chain_var = per_entry.pop("chain_mean"), per_entry.pop("chain_var")
+        cols.update(per_entry)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if e and d:  # pooled mean and sd from the chains' moments (also used by nested R-hat)
-            chain_mean = x.mean(axis=2)
-            chain_var = x.var(axis=2, ddof=1) if d > 1 else np.zeros_like(chain_mean)
             cols["mean"] = chain_mean.mean(axis=1)
             if c * d > 1:
                 squares = ((d - 1) * chain_var + d * (chain_mean - cols["mean"][:, None]) ** 2)
                 cols["sd"] = np.sqrt(squares.sum(axis=1) / (c * d - 1))
-        if n_rhat is not None and e:
-            if d // n_rhat >= 2:
-                seg = segment_rhat(x, n_rhat)  # (E, C)
-                cols["rhat_segments"] = np.nanmean(seg, axis=1)
-                cols["rhat_segments_max"] = np.nanmax(seg, axis=1)
-                stats.append("Rhat")
-            else:
-                warnings.warn(
-                    f"Too few imputation-phase draws ({d}) for n_rhat={n_rhat} segments; "
-                    "segment R-hat skipped.", MitmlWarning, stacklevel=2)
-        if goodness_of_appr and e and d > 2:
-            cols["sd_prop"] = np.nanmean(sd_prop(x), axis=1)
-            stats.append("SDprop")
-        if autocorrelation and e and d > 2:
-            acf = reduced_acf(x, imp.n_iter).mean(axis=1)  # (E, 3)
-            cols["acf_lag1"], cols["acf_lagk"], cols["acf_lag2k"] = acf.T
-            stats.append("ACF")
-        if e and d >= 4:
-            rd = rank_diagnostics_by_parameter(
-                x, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
-            cols["rhat_rank"] = rd["rhat"]
-            cols["ess_bulk"] = rd["ess_bulk"]
-            cols["ess_tail"] = rd["ess_tail"]
-            cols["mcse_mean"] = rd["mcse_mean"]
+        if e and d >= 4:  # ArviZ's mcse_mean: sd of all draws / sqrt(ESS of the mean)
+            cols["mcse_mean"] = cols["sd"] / np.sqrt(cols.pop("ess_mean"))
+        cols.pop("ess_mean", None)
         nested = c >= 8 and e > 0 and d >= 1
         if nested:
             cols["rhat_nested"] = rhat_nested_from_moments(chain_mean, chain_var,
@@ -157,6 +157,71 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
         missing=missing_rates(imp.data), stats=tuple(stats), keep_chains=imp.keep_chains,
         chains=c, draws=d, n_rhat=n_rhat, extra={"nested": nested},
     )
+
+
+def _per_entry_statistics(imp, entries, n_rhat, stats, c: int, d: int) -> dict:
+    """Chain moments, mitml's statistics and the rank diagnostics of every entry, (E, ...) arrays.
+
+    Entries are gathered a few at a time (neighbours in memory together) into a per-thread
+    buffer and processed one by one while their draws are in cache, on several threads.
+    """
+    e = len(entries)
+    out = {"chain_mean": np.empty((e, c)), "chain_var": np.zeros((e, c))}
+    names = ["rhat_segments", "rhat_segments_max", "sd_prop", "acf_lag1", "acf_lagk",
+             "acf_lag2k", "rhat_rank", "ess_bulk", "ess_tail", "ess_mean"]
+    out.update({name: np.full(e, np.nan) for name in names})
+    which = ("rhat", "ess_bulk", "ess_tail", "ess_mean")
+    chunks = entry_chunks(imp, entries, size=_GATHER)
+    local = threading.local()
+
+    def work(chunk) -> None:
+        rows, source, flat = chunk
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = np.empty((_GATHER, c, d))
+        x = gather_draws(source, flat, buf[: len(flat)])
+        for i, row in enumerate(rows):
+            _entry_statistics(x[i : i + 1], row, out, n_rhat, stats, which, imp.n_iter)
+
+    workers = min(len(chunks), os.cpu_count() or 1, 4)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if workers > 1 and c * d * e >= 2**20:  # NumPy releases the GIL in the heavy steps
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(work, chunks))
+        else:
+            for chunk in chunks:
+                work(chunk)
+    return out
+
+
+def _entry_statistics(x, row, out, n_rhat, stats, which, n_iter) -> None:
+    """All per-entry statistics of one entry's draws x (1, C, D), written to ``out[...][row]``."""
+    with np.errstate(all="ignore"):  # NumPy's error state is per thread
+        _entry_statistics_quiet(x, row, out, n_rhat, stats, which, n_iter)
+
+
+def _entry_statistics_quiet(x, row, out, n_rhat, stats, which, n_iter) -> None:
+    c, d = x.shape[1:]
+    mean = x.mean(axis=2)
+    out["chain_mean"][row] = mean[0]
+    if d > 1:
+        dev = x[0] - mean[0][:, None]
+        out["chain_var"][row] = np.vecdot(dev, dev) / (d - 1)
+    if "Rhat" in stats:
+        seg = segment_rhat(x, n_rhat)[0]  # (C,)
+        out["rhat_segments"][row] = np.nanmean(seg)
+        out["rhat_segments_max"][row] = np.nanmax(seg)
+    if "SDprop" in stats:
+        out["sd_prop"][row] = np.nanmean(sd_prop(x)[0])
+    if "ACF" in stats:
+        out["acf_lag1"][row], out["acf_lagk"][row], out["acf_lag2k"][row] = (
+            reduced_acf(x, n_iter)[0].mean(axis=0))
+    if d >= 4:
+        rd = diagnose_chunk(x, which)
+        out["rhat_rank"][row] = rd["rhat"][0]
+        for name in ("ess_bulk", "ess_tail", "ess_mean"):
+            out[name][row] = rd[name][0]
 
 
 # -- printing ----------------------------------------------------------------------------------
