@@ -5,15 +5,25 @@ about a second of XLA compile time; a sweep with a dozen calls compiled for half
 sweep therefore draws one block of uniform bits, turns part of it into normals
 (``sqrt(2) erfinv(2u - 1)``, as ``jax.random.normal`` does) and slices it with offsets known
 at trace time (:class:`NoiseStream`).
+
+:func:`draw_sweep_noise` is the faster variant used by pan: the hash written out as elementwise
+operations (:mod:`threefry`, the same bits as ``jax.random.bits``), uniforms built from the bits
+without integer-to-float conversion (AVX2 has none for 64-bit integers) and normals by the
+Box-Muller transform with a polynomial sine/cosine, about four times cheaper per normal on CPU
+than ``erfinv`` in float64 (different numbers from :func:`draw_noise`, same distribution).
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["open_uniforms", "draw_noise", "NoiseStream"]
+from . import threefry
+
+__all__ = ["open_uniforms", "draw_noise", "uniforms_from_bits", "box_muller", "draw_sweep_noise", "NoiseStream"]
 
 
 def open_uniforms(rng_key, shape, dtype):
@@ -33,6 +43,66 @@ def draw_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype):
     u = open_uniforms(rng_key, tuple(batch_shape) + (n_normals + n_uniforms,), dtype)
     normals = np.sqrt(2.0).astype(u.dtype) * jax.scipy.special.erfinv(2.0 * u[..., :n_normals] - 1.0)
     return normals, u[..., n_normals:]
+
+
+def uniforms_from_bits(bits, dtype):
+    """:func:`open_uniforms`'s numbers from its bits (uint64 for float64, uint32 for float32).
+
+    The top 52 (23) bits become the mantissa of a float in [1, 2); subtracting 1 and adding half a
+    step gives ``(k + 0.5) 2^-52`` exactly, as :func:`open_uniforms`, with shifts and a bitcast.
+    """
+    dtype = jnp.dtype(dtype)
+    if dtype == jnp.float64:
+        one = jax.lax.bitcast_convert_type((bits >> np.uint64(12)) | np.uint64(0x3FF0000000000000), dtype)
+        return (one - 1.0) + 2.0**-53
+    one = jax.lax.bitcast_convert_type((bits >> np.uint32(9)) | np.uint32(0x3F800000), dtype)
+    return (one - np.float32(1.0)) + np.float32(2.0**-24)
+
+
+def _sin_cos_quarter(a):
+    """(sin a, cos a) for |a| <= pi / 4 by Taylor polynomials (truncation error < 1e-16)."""
+    a2 = a * a
+    s = jnp.full_like(a, -1.0 / math.factorial(15))
+    for k in range(13, 0, -2):
+        s = s * a2 + (-1.0) ** (k // 2) / math.factorial(k)
+    c = jnp.full_like(a, 1.0 / math.factorial(16))
+    for k in range(14, -1, -2):
+        c = c * a2 + (-1.0) ** (k // 2) / math.factorial(k)
+    return a * s, c
+
+
+def box_muller(u_radius, u_angle):
+    """Two independent standard normals per pair of open uniforms: ``r cos(2 pi v)``, ``r sin(2 pi v)``
+    with ``r = sqrt(-2 log u)``. Returns (cos part, sin part), each shaped like the inputs.
+
+    The angle is reduced exactly to a quarter turn ``k`` plus ``f`` in [-1/8, 1/8] and the sine and
+    cosine of ``2 pi f`` come from polynomials (elementwise, vectorised; XLA's float64 ``sin`` and
+    ``cos`` are several times slower on CPU).
+    """
+    r = jnp.sqrt(-2.0 * jnp.log(u_radius))
+    k = jnp.floor(4.0 * u_angle + 0.5)
+    s, c = _sin_cos_quarter((2.0 * np.pi) * (u_angle - 0.25 * k))
+    quarter = k.astype(jnp.int32) & 3
+    sin = jnp.where(quarter == 0, s, jnp.where(quarter == 1, c, jnp.where(quarter == 2, -s, -c)))
+    cos = jnp.where(quarter == 0, c, jnp.where(quarter == 1, -s, jnp.where(quarter == 2, -c, s)))
+    return r * cos, r * sin
+
+
+def draw_sweep_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype):
+    """(normals (*batch, n_normals), uniforms (*batch, n_uniforms)) from one key, like
+    :func:`draw_noise` but faster on CPU (see the module docstring; different numbers).
+
+    One elementwise threefry pass gives ``2 ceil(n_normals / 2) + n_uniforms`` open uniforms per
+    batch element; the first pairs become normals by :func:`box_muller`.
+    """
+    dtype = jnp.dtype(dtype)
+    pairs = -(-int(n_normals) // 2)
+    width = jnp.uint64 if dtype == jnp.float64 else jnp.uint32
+    bits = threefry.random_bits(rng_key, tuple(batch_shape) + (2 * pairs + int(n_uniforms),), width)
+    u = uniforms_from_bits(bits, dtype)
+    z_cos, z_sin = box_muller(u[..., :pairs], u[..., pairs : 2 * pairs])
+    normals = jnp.concatenate([z_cos, z_sin], axis=-1)[..., : int(n_normals)]
+    return normals, u[..., 2 * pairs :]
 
 
 class NoiseStream:

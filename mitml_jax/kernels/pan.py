@@ -23,7 +23,7 @@ from ..arrays.build import ModelArrays
 from ..errors import MitmlError
 from . import conditionals as cond
 from . import linalg
-from .noise import NoiseStream, draw_noise
+from .noise import NoiseStream, draw_sweep_noise
 from .state import PanInfo, PanPrior, PanState
 
 __all__ = ["PanArrays", "prepare_pan_arrays", "init", "noise_sizes", "build_kernel", "transform",
@@ -157,7 +157,7 @@ def _kernel(rng_key, state, pan_arrays, prior):
     n_groups, r, n_clusters = d.y.shape[:3]
     q, p, n_miss = d.z.shape[1], d.x.shape[1], d.miss_index.shape[1]
     n_norm, n_unif = noise_sizes(r, q, p, n_clusters, n_miss)
-    normals, uniforms = draw_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype)
+    normals, uniforms = draw_sweep_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype)
     new, info = jax.vmap(_sweep_group)(normals, uniforms, state, pan_arrays, prior)
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite), gamma_exhausted=jnp.any(info.gamma_exhausted))
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import SamplerFailure
+from ..kernels.threefry import fold_in
 from .progress import ProgressBar
 
 __all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_keys"]
@@ -106,7 +107,7 @@ def _block_function(kernel, transform, save, n_iter, n_segments):
         def iteration(carry, i):
             state, acc, first_bad = carry
             t = (t0 + i).astype(jnp.int32)
-            iter_keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(keys)
+            iter_keys = fold_in(keys, t)
 
             def run(state):
                 new_state, info = step(iter_keys, state, arrays, prior)

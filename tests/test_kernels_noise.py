@@ -1,0 +1,85 @@
+"""The sweep's random numbers: written-out threefry equals jax.random; Box-Muller normals are N(0, 1)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from mitml_jax.kernels import noise, threefry
+
+jax.config.update("jax_enable_x64", True)
+
+
+@pytest.mark.parametrize("dtype", [jnp.uint32, jnp.uint64])
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 554)])
+def test_random_bits_equal_jax_random_bits(dtype, shape):
+    key = jax.random.key(42)
+    keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(4, dtype=jnp.uint32))
+    expected = jax.vmap(lambda k: jax.random.bits(k, shape, dtype=dtype))(keys)
+    got = jax.jit(jax.vmap(lambda k: threefry.random_bits(k, shape, dtype)))(keys)
+    assert got.dtype == expected.dtype
+    assert np.array_equal(np.asarray(got), np.asarray(expected))
+
+
+def test_fold_in_equals_jax_fold_in_and_other_impls_fall_back():
+    keys = jax.vmap(lambda c: jax.random.fold_in(jax.random.key(7), c))(jnp.arange(5, dtype=jnp.uint32))
+    for t in (0, 1, 12345, 2**31 + 3):
+        expected = jax.vmap(lambda k: jax.random.fold_in(k, t))(keys)
+        got = jax.jit(threefry.fold_in)(keys, jnp.uint32(t))
+        assert np.array_equal(jax.random.key_data(got), jax.random.key_data(expected))
+    rbg = jax.random.key(1, impl="rbg")
+    assert not threefry.is_threefry_key(rbg)
+    assert np.array_equal(jax.random.key_data(threefry.fold_in(rbg, 3)), jax.random.key_data(jax.random.fold_in(rbg, 3)))
+    assert np.array_equal(threefry.random_bits(rbg, (5,), jnp.uint32), jax.random.bits(rbg, (5,), dtype=jnp.uint32))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_uniforms_from_bits_equal_open_uniforms(dtype):
+    key = jax.random.key(3)
+    bits = jax.random.bits(key, (50000,), dtype=jnp.uint64 if dtype == jnp.float64 else jnp.uint32)
+    u = noise.uniforms_from_bits(bits, dtype)
+    assert np.array_equal(np.asarray(u), np.asarray(noise.open_uniforms(key, (50000,), dtype)))
+    extremes = noise.uniforms_from_bits(jnp.asarray([0, np.iinfo(bits.dtype).max], bits.dtype), dtype)
+    assert 0.0 < float(extremes[0]) and float(extremes[1]) < 1.0
+
+
+def test_box_muller_sine_cosine_accurate_on_every_quarter():
+    v = jnp.linspace(1e-9, 1 - 1e-9, 200001)
+    radius_one = jnp.full_like(v, np.exp(-0.5))  # sqrt(-2 log u) = 1
+    c, s = noise.box_muller(radius_one, v)
+    assert float(jnp.max(jnp.abs(c - jnp.cos(2 * np.pi * v)))) < 4e-15
+    assert float(jnp.max(jnp.abs(s - jnp.sin(2 * np.pi * v)))) < 4e-15
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_sweep_noise_normals_are_standard_normal_and_independent(dtype):
+    n = 200001  # odd: the last pair's sine part is dropped
+    normals, uniforms = noise.draw_sweep_noise(jax.random.key(11), (3,), n, 9, dtype)
+    assert normals.shape == (3, n) and uniforms.shape == (3, 9)
+    assert normals.dtype == dtype and uniforms.dtype == dtype
+    z = np.asarray(normals, np.float64)
+    flat = z.ravel()
+    se = 1 / np.sqrt(flat.size)
+    assert abs(flat.mean()) < 4 * se
+    assert abs(flat.var() - 1) < 4 * np.sqrt(2) * se
+    assert abs(stats.kurtosis(flat)) < 4 * np.sqrt(24) * se
+    assert stats.kstest(flat, "norm").pvalue > 1e-3
+    # the two halves of a pair, and neighbouring batch rows, are uncorrelated
+    half = n // 2
+    pair_corr = np.corrcoef(z[:, :half].ravel(), z[:, half + 1 : 2 * half + 1].ravel())[0, 1]
+    squares_corr = np.corrcoef(z[:, :half].ravel() ** 2, z[:, half + 1 : 2 * half + 1].ravel() ** 2)[0, 1]
+    assert abs(pair_corr) < 4 / np.sqrt(3 * half) and abs(squares_corr) < 4 / np.sqrt(3 * half)
+    assert abs(np.corrcoef(z[0], z[1])[0, 1]) < 4 / np.sqrt(n)
+    u = np.asarray(uniforms)
+    assert np.all((u > 0) & (u < 1))
+
+
+def test_sweep_noise_reproducible_and_key_dependent():
+    a = noise.draw_sweep_noise(jax.random.key(1), (2,), 10, 3, jnp.float64)
+    b = jax.jit(lambda k: noise.draw_sweep_noise(k, (2,), 10, 3, jnp.float64))(jax.random.key(1))
+    c = noise.draw_sweep_noise(jax.random.key(2), (2,), 10, 3, jnp.float64)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
