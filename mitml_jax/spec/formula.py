@@ -1,6 +1,6 @@
 """Parse lme4-style imputation formulas: ``"y1 + y2 ~ 1 + x1 + (1 + x1 | id)"``.
 
-The bar term is split off here (formulaic has no bars); the fixed and random parts are plain
+The bar term is split off here; the fixed and random parts are plain
 one-sided formulas handled by :mod:`mitml_jax.spec.model_matrix`. As in mitml, only the first
 ``( ... | cluster)`` term is used; further bar terms are ignored (with a warning here).
 """

@@ -1,8 +1,7 @@
 """R's ``model.matrix`` for one-sided formulas, with R's column names and NA handling.
 
-formulaic parses the formula (``+``, ``-``, ``*``, ``:``, ``/``, ``^``, ``0``/``-1``); the columns
-are then assembled here with R's rules, because formulaic's defaults differ from R in details
-that matter for names and values:
+:mod:`mitml_jax.spec.terms` expands the formula (``+``, ``-``, ``*``, ``:``, ``/``, ``^``, ``0``/``-1``); the columns
+are then assembled here with R's rules (names and values as R's):
 
 * terms are ordered by degree, and the variables inside an interaction follow their order of
   first appearance in the formula (R writes ``x + f + f:x`` as ``x:fGirl``);
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mitml_jax.errors import MitmlError
+from mitml_jax.spec.terms import expand_terms
 
 __all__ = ["model_matrix", "rhs_terms", "RhsTerms", "to_python_rhs", "r_expression", "r_name",
            "sanitize_expression"]
@@ -168,30 +168,18 @@ def rhs_terms(rhs: str, columns=()) -> RhsTerms:
 
     ``columns`` (the data's column names) lets labels spell non-Python names as R does.
     """
-    from formulaic import Formula
-
     text = rhs.strip()
     if text.startswith("~"):
         text = text[1:].strip()
     if text == "":
         raise MitmlError("The formula's right-hand side is empty: write '1' for an intercept only.")
     try:
-        parsed = list(Formula(to_python_rhs(text), _ordering="none"))
-    except Exception as exc:  # formulaic raises several exception types
-        raise MitmlError(f"Could not parse the formula part {rhs!r}: {exc}") from exc
-    intercept = False
-    raw_terms = []
-    for term in parsed:
-        factors = tuple(str(f.expr) for f in term.factors)
-        if factors == ("1",):
-            intercept = True
-        elif factors and factors not in raw_terms:
-            raw_terms.append(factors)
-    order = []
-    for factors in raw_terms:
-        for f in factors:
-            if f not in order:
-                order.append(f)
+        expanded = expand_terms(to_python_rhs(text))
+    except MitmlError as exc:
+        raise MitmlError(f"Could not parse the formula part {rhs!r}: {str(exc).split(': ', 1)[-1]}") from None
+    intercept = expanded.intercept
+    raw_terms = list(expanded.terms)
+    order = list(expanded.variables)  # R orders an interaction's factors by the formula's variables
     terms = [tuple(sorted(set(t), key=order.index)) for t in raw_terms]
     terms = sorted(dict.fromkeys(terms), key=len)  # stable: degree, then appearance
     columns = {str(c) for c in columns}

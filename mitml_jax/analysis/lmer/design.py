@@ -23,34 +23,14 @@ from .formula import LmerFormula
 __all__ = ["LmerDesign", "model_matrix", "build_design", "build_stats", "pad_fixed",
            "padded_size"]
 
-_TREATMENT = re.compile(r"([A-Za-z_.][A-Za-z0-9_.]*)\[T\.([^\]]*)\]")
 
 
 def model_matrix(rhs: str, data: pd.DataFrame) -> pd.DataFrame:
-    """R's ``model.matrix`` of a one-sided formula with R's column names; rows are kept.
+    """R's ``model.matrix`` of a one-sided formula with R's column names; rows are kept
+    (:func:`mitml_jax.spec.model_matrix.model_matrix`)."""
+    from mitml_jax.spec.model_matrix import model_matrix as spec_model_matrix
 
-    Uses :func:`mitml_jax.spec.model_matrix.model_matrix` when available, otherwise formulaic with
-    the names translated (``Intercept`` -> ``(Intercept)``, ``Sex[T.Girl]`` -> ``SexGirl``).
-    """
-    try:
-        from mitml_jax.spec.model_matrix import model_matrix as spec_model_matrix
-    except ImportError:
-        spec_model_matrix = None
-    if spec_model_matrix is not None:
-        return spec_model_matrix(rhs, data)
-    import formulaic
-
-    try:
-        matrix = formulaic.model_matrix(rhs, data, na_action="ignore")
-    except Exception as exc:  # formulaic raises many types for unknown columns
-        raise MitmlError(f"Could not build the model matrix for {rhs!r}: {exc}") from exc
-    frame = pd.DataFrame(np.asarray(matrix, dtype=float), index=data.index)
-    names = []
-    for name in matrix.columns:
-        name = "(Intercept)" if name == "Intercept" else _TREATMENT.sub(r"\1\2", name)
-        names.append(name)
-    frame.columns = names
-    return frame
+    return spec_model_matrix(rhs, data)
 
 
 @dataclass(frozen=True)
