@@ -20,7 +20,8 @@ import mitml_jax as mj
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few iterations (for tests)")
-    parser.add_argument("--chains", type=int, default=4, help="parallel chains (4)")
+    parser.add_argument("--chains", type=int, default=1,
+                        help="parallel chains (1, as panImpute; try 4 for R-hat across chains)")
     parser.add_argument("--plots", default="mitmlPlots", help="folder for the convergence plot")
     parser.add_argument("--statsmodels", action="store_true",
                         help="also analyse with statsmodels MixedLM (slow: ~0.4 s per fit)")

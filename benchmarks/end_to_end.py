@@ -1,0 +1,95 @@
+"""End-to-end wall time of the Introduction vignette: examples/introduction.py against R's mitml.
+
+    python benchmarks/end_to_end.py            # m = 100 as the vignette, 2 repeats
+    python benchmarks/end_to_end.py --quick    # one repeat
+
+Each run is a fresh process, timed from outside (interpreter start-up, imports, compilation,
+imputation, summary, the PNG convergence plot, completion, 100 lmer fits, pooling):
+
+* ``ours, cold``: an empty compilation cache directory, as on a fresh install (every XLA program is
+  compiled, and written to the cache);
+* ``ours, cached``: the same directory again, as on every later run on the machine;
+* ``R``: ``Rscript benchmarks/r/introduction.R`` (the vignette's code, the same plot exported as
+  PNG) when ``Rscript`` with mitml and lme4 is installed.
+
+The three kinds are interleaved in every repeat so they see the same machine load; the table
+shows each run and the ratio to R in the same repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def _timed(command, env=None) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+    return elapsed, result.stdout
+
+
+def r_available() -> bool:
+    if shutil.which("Rscript") is None:
+        return False
+    probe = subprocess.run(["Rscript", "-e", "library(mitml); library(lme4)"], capture_output=True)
+    return probe.returncode == 0
+
+
+def _estimate(text: str, name: str) -> str:
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] == name and len(parts) > 2:
+            return f"{float(parts[1]):.1f} ({float(parts[2]):.2f})"
+    return "?"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one repeat")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else args.repeat
+    with_r = r_available()
+    rows = []
+    for rep in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = dict(os.environ, MITML_JAX_COMPILATION_CACHE=os.path.join(tmp, "xla"))
+            ours = [sys.executable, os.path.join(ROOT, "examples", "introduction.py"),
+                    "--plots", os.path.join(tmp, "plots")]
+            cold, out_cold = _timed(ours, env)
+            cached, out_cached = _timed(ours, env)
+            r_time, out_r = (_timed(["Rscript", os.path.join(HERE, "r", "introduction.R"), tmp])
+                             if with_r else (float("nan"), ""))
+        rows.append((rep + 1, "ours, cold cache", cold, r_time, _estimate(out_cold, "(Intercept)"),
+                     _estimate(out_cold, "ReadDis")))
+        rows.append((rep + 1, "ours, cached", cached, r_time, _estimate(out_cached, "(Intercept)"),
+                     _estimate(out_cached, "ReadDis")))
+        if with_r:
+            rows.append((rep + 1, "R (mitml + lme4)", r_time, r_time, _estimate(out_r, "(Intercept)"),
+                         _estimate(out_r, "ReadDis")))
+    print("Introduction vignette end to end (panImpute m = 100, n.burn = 5000, n.iter = 100, 1 chain; "
+          "summary; PNG plot; mitmlComplete; 100 lmer fits; testEstimates); wall seconds per process "
+          f"on {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at the end.")
+    print()
+    print("| repeat | run | wall s | R wall s (same repeat) | ours / R | (Intercept) (SE) | ReadDis (SE) |")
+    print("|---:|---|---:|---:|---:|---|---|")
+    for rep, name, wall, r_time, icpt, slope in rows:
+        ratio = f"{wall / r_time:.2f}" if r_time == r_time else "n/a"
+        r_txt = f"{r_time:.2f}" if r_time == r_time else "n/a (no Rscript with mitml, lme4)"
+        print(f"| {rep} | {name} | {wall:.2f} | {r_txt} | {ratio} | {icpt} | {slope} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

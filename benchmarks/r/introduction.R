@@ -1,0 +1,17 @@
+# mitml's Introduction vignette, as timed against examples/introduction.py
+# (Rscript benchmarks/r/introduction.R [folder for the plot])
+args <- commandArgs(trailingOnly = TRUE)
+folder <- if (length(args)) args[1] else tempdir()
+t0 <- proc.time()[["elapsed"]]
+suppressPackageStartupMessages({library(mitml); library(lme4)})
+data(studentratings)
+fml <- ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)
+imp <- panImpute(studentratings, formula = fml, n.burn = 5000, n.iter = 100, m = 100)
+print(summary(imp))
+owd <- setwd(folder)
+plot(imp, trace = "all", print = "beta", pos = c(1, 2), export = "png")
+setwd(owd)
+implist <- mitmlComplete(imp, "all")
+fit <- with(implist, lmer(ReadAchiev ~ 1 + ReadDis + (1|ID)))
+print(testEstimates(fit, extra.pars = TRUE))
+cat(sprintf("Total wall time (after R start-up): %.2f s\n", proc.time()[["elapsed"]] - t0))
