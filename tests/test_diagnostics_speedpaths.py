@@ -99,3 +99,20 @@ def test_lag_sums_definition():
     ref = np.array([[np.sum(y[k, :, : 40 - lag] * y[k, :, lag:]) for lag in range(7)]
                     for k in range(3)])
     np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("size", [2000, 93])
+def test_sort_order_ties_from_keys_equal_average_ranks(size):
+    from mitml_jax.diagnostics.rank_normal import z_scatter
+
+    rng = np.random.default_rng(size)
+    v = _hard_rows(rng, size)
+    v[0, :5] = [0.0, -0.0, 0.0, -0.0, 1e-300]  # signed zeros tie; a denormal-free tiny value
+    order, s, ties = sort_order(v, return_ties=True)
+    np.testing.assert_array_equal(s, np.sort(v, axis=1))
+    np.testing.assert_array_equal(np.take_along_axis(v, order, axis=1), s)
+    z = z_scatter(s, order, z_table(size), ties)
+    ref = ndtri((np.array([rankdata(row) for row in v]) - 0.375) / (size + 0.25))
+    np.testing.assert_allclose(z, ref, rtol=1e-14, atol=0)
+    # the ties found from s alone give the same scores
+    np.testing.assert_array_equal(z, z_scatter(s, order, z_table(size)))

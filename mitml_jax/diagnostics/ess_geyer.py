@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rank_normal import scratch
+
 __all__ = [
     "ess_core", "ess_indicator", "ess_from_autocov", "mean_autocov", "lag_sums",
     "centred_lag_sums", "direct_lags",
@@ -118,11 +120,14 @@ def ess_from_autocov(acov, chain_mean, n: int, full_autocov, constant, relative=
     return np.where(constant, total, out)
 
 
-def centred_lag_sums(y: np.ndarray, lags: int):
-    """Chain means (K, M), centred chains, their lag sums (K, lags) and sums of squares (K, M)."""
+def centred_lag_sums(y: np.ndarray, lags: int, work=None):
+    """Chain means (K, M), centred chains, their lag sums (K, lags) and sums of squares (K, M).
+
+    ``work``: dict of reusable buffers (see :func:`~.rank_normal.scratch`).
+    """
     k, m, n = y.shape
     chain_mean = y.mean(axis=2)
-    yc = y - chain_mean[:, :, None]
+    yc = np.subtract(y, chain_mean[:, :, None], out=scratch(work, "centred", y.shape))
     rows = yc.reshape(k * m, n)
     squares = np.vecdot(rows, rows).reshape(k, m)
     sums = np.empty((k, lags))
@@ -132,43 +137,58 @@ def centred_lag_sums(y: np.ndarray, lags: int):
     return chain_mean, yc, sums, squares
 
 
-def ess_core(y: np.ndarray, relative: bool = False, moments=None) -> np.ndarray:
+def ess_core(y: np.ndarray, relative: bool = False, moments=None, work=None,
+             spread=None) -> np.ndarray:
     """Effective sample size of (K, M, n) chains (ArviZ ``_ess``, Geyer's monotone sequence).
 
     The first lags are summed directly; parameters whose sequence has not ended by then get the
-    full FFT autocovariance. ``moments``: the result of :func:`centred_lag_sums` if already known.
+    full FFT autocovariance. ``moments``: the result of :func:`centred_lag_sums` if already known;
+    ``spread``: max - min of each parameter's draws if already known (constant draws: ESS = size).
     """
     y = np.asarray(y, dtype=float)
     k, m, n = y.shape
-    flat = y.reshape(k, -1)
-    constant = (flat.max(axis=1) - flat.min(axis=1)) < np.finfo(float).resolution
+    if spread is None:
+        flat = y.reshape(k, -1)
+        spread = flat.max(axis=1) - flat.min(axis=1)
+    constant = spread < np.finfo(float).resolution
     lags = direct_lags(n)
-    chain_mean, yc, sums, _ = moments if moments is not None else centred_lag_sums(y, lags)
+    if moments is None:
+        moments = centred_lag_sums(y, lags, work)
+    chain_mean, yc, sums, _ = moments
     return ess_from_autocov(sums / (m * n), chain_mean, n, lambda rows: mean_autocov(yc[rows]),
                             constant, relative)
 
 
-def _indicator_autocov(pos: np.ndarray, m: int, n: int, lags: int):
+def _indicator_autocov(pos: np.ndarray, m: int, n: int, lags: int, work=None):
     """Chain means and chain-averaged centred autocovariances (lags 0..lags-1) of 0/1 chains.
 
     ``pos`` holds the flat positions (chain * n + draw) of the ones. With ``c`` ones in a chain,
     ``p = c / n``, ``R_l`` lagged pairs of ones, ``H_l`` ones among the first ``n - l`` draws and
     ``T_l`` ones among the last ``n - l``: ``n * acov_l = R_l - p (H_l + T_l) + (n - l) p^2``.
+    Pairs are counted on a dense bool array of all chains laid end to end, less the pairs that
+    straddle two chains.
     """
-    pos = np.asarray(pos, dtype=np.int64)
-    chain, t = np.divmod(pos, n)
-    count = np.bincount(chain, minlength=m).astype(float)
-    p = count / n
-    ones = np.zeros(m * n + lags, dtype=bool)
+    size = m * n
+    ones = scratch(work, "ones", size + lags, bool)
+    both = scratch(work, "ones_pairs", size, bool)
+    if work is None or work.get("ones_clear") is not ones:
+        ones[:] = False
     ones[pos] = True
+    grid = ones[:size].reshape(m, n)
+    count = np.count_nonzero(grid, axis=1).astype(float)
+    p = count / n
+    head = grid[:, :lags].astype(float)  # first / last `lags` draws of every chain
+    tail = grid[:, n - lags :][:, ::-1].astype(float)  # tail[:, j]: draw n - 1 - j
     pairs = np.empty(lags)
     for lag in range(lags):
-        pairs[lag] = np.count_nonzero(ones[pos + lag] & (t < n - lag))
-    first = t < lags  # ones among the first / last `lags` draws of each chain
-    head = np.bincount(chain[first] * lags + t[first], minlength=m * lags).reshape(m, lags)
-    last = t >= n - lags
-    tail = np.bincount(chain[last] * lags + (n - 1 - t[last]), minlength=m * lags)
-    tail = tail.reshape(m, lags)
+        np.logical_and(ones[: size - lag], ones[lag:size], out=both[: size - lag])
+        straddle = 0.0
+        if lag and m > 1:  # draw n - lag + j of chain i with draw j of chain i + 1, j < lag
+            straddle = np.sum(tail[:-1, lag - 1 :: -1][:, :lag] * head[1:, :lag])
+        pairs[lag] = np.count_nonzero(both[: size - lag]) - straddle
+    ones[pos] = False  # leave the buffer cleared for the next call
+    if work is not None:
+        work["ones_clear"] = ones
     # ones at draws < l (dropped from T_l) and at draws >= n - l (dropped from H_l)
     head_before = np.concatenate([np.zeros((m, 1)), np.cumsum(head, axis=1)[:, :-1]], axis=1)
     tail_before = np.concatenate([np.zeros((m, 1)), np.cumsum(tail, axis=1)[:, :-1]], axis=1)
@@ -178,7 +198,7 @@ def _indicator_autocov(pos: np.ndarray, m: int, n: int, lags: int):
     return p, acov
 
 
-def ess_indicator(pos_rows, m: int, n: int, relative: bool = False) -> np.ndarray:
+def ess_indicator(pos_rows, m: int, n: int, relative: bool = False, work=None) -> np.ndarray:
     """ESS of 0/1 chains (K, M, n) given, per parameter, the flat positions of the ones.
 
     Equal to ``ess_core`` of the dense indicator array, without building it (the FFT fallback
@@ -190,7 +210,7 @@ def ess_indicator(pos_rows, m: int, n: int, relative: bool = False) -> np.ndarra
     acov = np.empty((k, lags))
     constant = np.empty(k, bool)
     for row, pos in enumerate(pos_rows):
-        means[row], acov[row] = _indicator_autocov(pos, m, n, lags)
+        means[row], acov[row] = _indicator_autocov(pos, m, n, lags, work)
         constant[row] = len(pos) in (0, m * n)
 
     def full(rows):

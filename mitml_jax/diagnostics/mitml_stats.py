@@ -19,16 +19,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MitmlError
+from .rank_normal import scratch
 
 __all__ = ["segment_rhat", "sd_prop", "autocorrelation", "reduced_acf", "smoothed_acf"]
 
 
-def segment_rhat(x, n_segments: int = 3) -> np.ndarray:
+def segment_rhat(x, n_segments: int = 3, work=None) -> np.ndarray:
     """mitml's R-hat of one chain cut into ``n_segments`` segments (``.GelmanRubin``).
 
     Args:
         x: draws (..., N); the last ``N mod n_segments`` draws are dropped.
         n_segments: number of segments M >= 2.
+        work: optional dict of reusable buffers (see :func:`~.rank_normal.scratch`).
 
     Returns:
         array of the leading shape: ``sqrt((V / W) * df / (df - 2))``; 1 where every segment is
@@ -46,7 +48,8 @@ def segment_rhat(x, n_segments: int = 3) -> np.ndarray:
         )
     seg = x[..., : n * m].reshape(x.shape[:-1] + (m, n))
     xbar = seg.mean(axis=-1)
-    s2 = seg.var(axis=-1, ddof=1)
+    dev = np.subtract(seg, xbar[..., None], out=scratch(work, "segments", seg.shape))
+    s2 = np.vecdot(dev, dev) / (n - 1)  # segment variances without full-size temporaries
     b_n = xbar.var(axis=-1, ddof=1)
     w = s2.mean(axis=-1)
     mu = seg.mean(axis=(-2, -1))

@@ -95,7 +95,7 @@ def _quantile_type7(s: np.ndarray, prob: float) -> np.ndarray:
 
 
 def _valid(x: np.ndarray, min_chains: int) -> np.ndarray:
-    ok = ~np.isnan(x).any(axis=(1, 2))
+    ok = ~np.isnan(x.min(axis=(1, 2)))  # NaN iff any draw is NaN (no full-size temporary)
     if x.shape[1] < min_chains or x.shape[2] < 4:
         ok[:] = False
     return ok
@@ -151,8 +151,11 @@ def _rhat_from_moments(chain_mean, chain_var, n: int) -> np.ndarray:
         return np.sqrt((between / within + n - 1) / n)
 
 
-def diagnose_chunk(x: np.ndarray, which) -> dict:
-    """:func:`rank_diagnostics_by_parameter` of one chunk (K, C, D), on the calling thread."""
+def diagnose_chunk(x: np.ndarray, which, work=None) -> dict:
+    """:func:`rank_diagnostics_by_parameter` of one chunk (K, C, D), on the calling thread.
+
+    ``work``: dict of reusable buffers, kept between calls on the same thread.
+    """
     k, c, d = x.shape
     res = {w: np.full(k, np.nan) for w in which}
     ok = _valid(x, 1)
@@ -165,20 +168,21 @@ def diagnose_chunk(x: np.ndarray, which) -> dict:
     kk, m, n = xs.shape
     s = order = None
     if {"rhat", "ess_bulk"} & set(which):
-        z_bulk, (fold_sums, fold_squares), s, order = rank_scores(xs)
-        moments = centred_lag_sums(z_bulk, direct_lags(n))
+        z_bulk, (fold_sums, fold_squares), s, order = rank_scores(xs, work)
+        moments = centred_lag_sums(z_bulk, direct_lags(n), work)
         if "rhat" in which and c >= 2:
             bulk = _rhat_from_moments(moments[0], moments[3] / (n - 1), n)
             fold_mean = fold_sums / n
             fold_var = (fold_squares - fold_sums * fold_mean) / (n - 1)
             res["rhat"][idx] = np.maximum(bulk, _rhat_from_moments(fold_mean, fold_var, n))
-        if "ess_bulk" in which:
-            res["ess_bulk"][idx] = ess_core(z_bulk, moments=moments)
+        if "ess_bulk" in which:  # scores are constant only where the draws are
+            spread = np.where(s[:, -1] > s[:, 0], np.inf, 0.0)
+            res["ess_bulk"][idx] = ess_core(z_bulk, moments=moments, spread=spread)
         del z_bulk, moments
     if "ess_tail" in which:
-        res["ess_tail"][idx] = _ess_tail(x, xs, s, order)
+        res["ess_tail"][idx] = _ess_tail(x, xs, s, order, work)
     if "ess_mean" in which or "mcse_mean" in which:
-        e_mean = ess_core(xs)
+        e_mean = ess_core(xs, work=work, spread=None if s is None else s[:, -1] - s[:, 0])
         if "ess_mean" in which:
             res["ess_mean"][idx] = e_mean
         if "mcse_mean" in which:
@@ -196,7 +200,7 @@ def diagnose_chunk(x: np.ndarray, which) -> dict:
     return res
 
 
-def _ess_tail(x, xs, s, order) -> np.ndarray:
+def _ess_tail(x, xs, s, order, work=None) -> np.ndarray:
     """Tail ESS: minimum ESS of the indicators ``x <= q05`` and ``x <= q95`` (split chains).
 
     The quantiles come from all draws; the indicators' ones are read off the sorted split draws
@@ -210,12 +214,13 @@ def _ess_tail(x, xs, s, order) -> np.ndarray:
     low = _quantile_type7(full, 0.05)
     high = _quantile_type7(full, 0.95)
     if s is None:
-        order, s = sort_order(xs.reshape(k, -1))
+        order, s = sort_order(xs.reshape(k, -1), work=work)
     pos_low, pos_high = [], []
     for row in range(k):
         pos_low.append(order[row, : np.searchsorted(s[row], low[row], side="right")])
         pos_high.append(order[row, np.searchsorted(s[row], high[row], side="right") :])
-    return np.minimum(ess_indicator(pos_low, m, n), ess_indicator(pos_high, m, n))
+    return np.minimum(ess_indicator(pos_low, m, n, work=work),
+                      ess_indicator(pos_high, m, n, work=work))
 
 
 # --------------------------------------------------------------------------------------------

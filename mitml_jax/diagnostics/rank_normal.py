@@ -15,54 +15,126 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["rank_scores", "sort_order", "z_scatter", "z_table", "folded_chain_sums"]
+__all__ = [
+    "rank_scores", "sort_order", "z_scatter", "z_table", "folded_chain_sums", "scratch",
+]
 
 _SIGN = np.uint64(1 << 63)
-_REPAIR_SWEEPS = 8  # odd-even passes before a row falls back to a full argsort
 
 
-def sort_order(v: np.ndarray):
+def scratch(work, name: str, shape, dtype=np.float64) -> np.ndarray:
+    """A reusable uninitialised buffer from the dict ``work`` (a new array when ``work`` is None).
+
+    Large temporaries are reused between parameters: fresh memory costs a page fault per page,
+    which on some machines costs more than the arithmetic done in it.
+    """
+    shape = tuple(np.atleast_1d(shape))
+    if work is None:
+        return np.empty(shape, dtype)
+    buf = work.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = work[name] = np.empty(shape, dtype)
+    return buf
+
+
+def _runs(flags: np.ndarray):
+    """(first, last) indices of the runs of True in a 1-D bool array, or None if there are none."""
+    c = np.flatnonzero(flags)
+    if not len(c):
+        return None
+    first = np.ones(len(c), bool)
+    first[1:] = c[1:] != c[:-1] + 1
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:] - 1, len(c) - 1]
+    return c[starts], c[ends]
+
+
+def _expand(starts: np.ndarray, ends: np.ndarray):
+    """Positions covered by the inclusive ranges [starts, ends] and the index of their range."""
+    length = ends - starts + 1
+    offsets = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+    return np.repeat(starts, length) + offsets, np.repeat(np.arange(len(starts)), length)
+
+
+def _exact_groups(keys: np.ndarray, bits: int, work=None):
+    """First and last positions of the runs of sorted ``keys`` that agree above the low bits."""
+    diff = np.bitwise_xor(keys[1:], keys[:-1], out=scratch(work, "xor", len(keys) - 1, np.uint64))
+    flags = np.less(diff, np.uint64(1 << bits), out=scratch(work, "flags", len(diff), bool))
+    if not flags.any():
+        return None
+    runs = _runs(flags)
+    return runs[0], runs[1] + 1
+
+
+def _tie_runs(values: np.ndarray, gid: np.ndarray, cols: np.ndarray):
+    """First and last sorted positions of runs of equal ``values`` (sorted within groups)."""
+    runs = _runs((values[1:] == values[:-1]) & (gid[1:] == gid[:-1]))
+    return None if runs is None else (cols[runs[0]], cols[runs[1] + 1])
+
+
+def sort_order(v: np.ndarray, return_ties: bool = False, work=None):
     """Argsort and sorted values of the rows of ``v`` (K, S), finite float64.
 
     One ``uint64`` sort replaces the (slower) float argsort: the order-preserving integer image of
-    each value keeps its high bits and carries the draw's position in its low bits. Values that
-    differ only in the dropped low bits can come out swapped; adjacent inversions are repaired
-    by odd-even transposition passes (they only occur inside such tiny runs).
+    each value keeps its high bits and carries the draw's position in its low bits. Only draws
+    whose images agree in the kept bits can come out of order or be tied; those short runs are
+    found on the sorted keys and put in exact order with their values.
+
+    With ``return_ties``, also returns per row None or the (first, last) sorted positions of the
+    runs of exactly equal values (``-0.0`` equals ``0.0``). ``work``: dict of reusable buffers.
     """
     k, n = v.shape
     bits = max(1, int(n - 1).bit_length())
     if bits > 40:  # pragma: no cover - more than 10^12 draws
-        order = np.argsort(v, axis=1)
-        return order, np.take_along_axis(v, order, axis=1)
+        order = np.argsort(v, axis=1, kind="stable")
+        s = np.take_along_axis(v, order, axis=1)
+        ties = [_tie_runs(r, np.zeros(n, int), np.arange(n)) for r in s]
+        return (order, s, ties) if return_ties else (order, s)
     b = np.ascontiguousarray(v, dtype=np.float64).view(np.uint64)
-    keys = b >> np.uint64(63)  # order-preserving image: negative -> ~b, positive -> b | sign
+    keys = np.right_shift(b, np.uint64(63), out=scratch(work, "keys", (k, n), np.uint64))
+    # order-preserving image: negative -> ~b, positive -> b | sign
     np.negative(keys, out=keys)
     keys |= _SIGN
     keys ^= b
     mask = np.uint64((1 << bits) - 1)
     keys &= ~mask
-    keys |= np.arange(n, dtype=np.uint64)
+    keys |= _positions(n)
     keys.sort(axis=1)
+    groups = [_exact_groups(keys[row], bits, work) for row in range(k)]
     keys &= mask
     order = keys.view(np.int64)  # positions < 2**40: the same numbers, no copy
-    s = np.empty_like(v)
+    s = scratch(work, "sorted", (k, n))
+    ties = []
     for row in range(k):  # 1-D takes are NumPy's fastest gather
         np.take(v[row], order[row], out=s[row])
-    for sweep in range(_REPAIR_SWEEPS + 1):
-        bad = s[:, 1:] < s[:, :-1]
-        if not bad.any():
-            return order, s
-        if sweep == _REPAIR_SWEEPS:  # long runs of near-equal draws: argsort those rows
-            for row in np.flatnonzero(bad.any(axis=1)):
-                order[row] = np.argsort(v[row], kind="stable")
-                s[row] = v[row, order[row]]
-            return order, s
-        r, c = np.nonzero(bad)
-        keep = (c % 2) == (sweep % 2)
-        r, c = r[keep], c[keep]
-        s[r, c], s[r, c + 1] = s[r, c + 1], s[r, c].copy()
-        order[r, c], order[r, c + 1] = order[r, c + 1], order[r, c].copy()
-    return order, s
+        runs = None
+        if groups[row] is not None:
+            cols, gid = _expand(*groups[row])
+            exact = s[row, cols]
+            perm = np.lexsort((exact, gid))
+            order[row, cols] = order[row, cols[perm]]
+            s[row, cols] = exact = exact[perm]
+            runs = _tie_runs(exact, gid, cols)
+        ties.append(_with_signed_zeros(s[row], runs))
+    return (order, s, ties) if return_ties else (order, s)
+
+
+def _with_signed_zeros(s: np.ndarray, runs):
+    """Tie runs plus the run of zeros when both -0.0 and 0.0 occur (their images differ)."""
+    lo, hi = np.searchsorted(s, 0.0, side="left"), np.searchsorted(s, 0.0, side="right") - 1
+    if hi <= lo or not (np.signbit(s[lo : hi + 1]).any() and not np.signbit(s[lo : hi + 1]).all()):
+        return runs
+    if runs is None:
+        return np.array([lo]), np.array([hi])
+    keep = (runs[1] < lo) | (runs[0] > hi)
+    starts, ends = np.r_[runs[0][keep], lo], np.r_[runs[1][keep], hi]
+    order = np.argsort(starts)
+    return starts[order], ends[order]
+
+
+@lru_cache(maxsize=4)
+def _positions(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.uint64)
 
 
 @lru_cache(maxsize=4)
@@ -80,49 +152,31 @@ def _plain_scores(n: int):
     return z, z * z
 
 
-def z_scatter(s: np.ndarray, order: np.ndarray, table: np.ndarray) -> np.ndarray:
+def z_scatter(s: np.ndarray, order: np.ndarray, table: np.ndarray, ties=None,
+              work=None) -> np.ndarray:
     """Blom-normal scores of the draws whose sorted rows are ``s`` with argsort ``order``.
 
-    Ties share their average rank (scipy ``rankdata(method="average")``), fixed sparsely.
+    Ties share their average rank (scipy ``rankdata(method="average")``), fixed sparsely;
+    ``ties``: the tie runs from :func:`sort_order` (found from ``s`` when None).
     """
     k, n = s.shape
-    z_sorted = np.broadcast_to(table[0::2], (k, n))
-    tie = s[:, 1:] == s[:, :-1]
-    if tie.any():
-        z_sorted = np.array(z_sorted)
-        r, c = np.nonzero(tie)
-        first = np.ones(len(c), bool)
-        first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1] + 1)
-        starts = np.flatnonzero(first)
-        ends = np.r_[starts[1:] - 1, len(c) - 1]
-        run_r, start_c, end_c = r[starts], c[starts], c[ends]
-        length = end_c + 2 - start_c  # a run of t tie flags covers t + 1 draws
-        avg_index = (start_c + end_c + 1)  # 2 * average rank - 2, 0-based positions
-        offsets = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
-        rows = np.repeat(run_r, length)
-        cols = np.repeat(start_c, length) + offsets
-        z_sorted[rows, cols] = table[np.repeat(avg_index, length)]
-    z = np.empty((k, n))
+    if ties is None:
+        ties = [_tie_runs(row, np.zeros(n, np.int8), np.arange(n)) for row in s]
+    z_plain = _plain_scores(n)[0]
+    z = scratch(work, "z", (k, n))
     for row in range(k):  # 1-D scatter per row (cheaper than put_along_axis's index grids)
-        z[row, order[row]] = z_sorted[row]
+        z_sorted = z_plain
+        if ties[row] is not None:
+            z_sorted = z_plain.copy()
+            lo, hi = ties[row]
+            cols, gid = _expand(lo, hi)
+            z_sorted[cols] = table[(lo + hi)[gid]]  # table index 2 * average rank - 2
+        z[row, order[row]] = z_sorted
     return z
 
 
-def _exact_groups(keys: np.ndarray, bits: int):
-    """Start and end (inclusive) of the runs of sorted ``keys`` that agree above the low bits."""
-    diff = keys[1:] ^ keys[:-1]
-    same = diff < np.uint64(1 << bits)
-    if not same.any():
-        return None
-    c = np.flatnonzero(same)
-    first = np.ones(len(c), bool)
-    first[1:] = c[1:] != c[:-1] + 1
-    starts = np.flatnonzero(first)
-    ends = np.r_[starts[1:] - 1, len(c) - 1]
-    return c[starts], c[ends] + 1
-
-
-def folded_chain_sums(v: np.ndarray, s: np.ndarray, order: np.ndarray, n: int, table):
+def folded_chain_sums(v: np.ndarray, s: np.ndarray, order: np.ndarray, n: int, table,
+                      work=None):
     """Per-chain sum and sum of squares of the folded Blom scores of draws ``v`` (K, M * n).
 
     The folded draws ``|v - median|`` are ranked without a second full sort: read outwards from
@@ -144,8 +198,9 @@ def folded_chain_sums(v: np.ndarray, s: np.ndarray, order: np.ndarray, n: int, t
     z_plain, z_plain_sq = _plain_scores(size)
     sums = np.empty((k, m))
     squares = np.empty((k, m))
-    folded = np.empty(size)
-    keys = np.empty(size, dtype=np.uint64)
+    folded = scratch(work, "folded", size)
+    keys = scratch(work, "folded_keys", size, np.uint64)
+    chain = scratch(work, "chain", size, np.int64)
     for row in range(k):
         med = (s[row, h - 1] + s[row, h]) / 2.0 if size % 2 == 0 else s[row, h]
         np.subtract(med, s[row, h - 1 :: -1], out=folded[:h])
@@ -155,10 +210,10 @@ def folded_chain_sums(v: np.ndarray, s: np.ndarray, order: np.ndarray, n: int, t
         keys[:h] |= order[row, h - 1 :: -1].view(np.uint64)
         keys[h:] |= order[row, h:].view(np.uint64)
         keys.sort(kind="stable")  # two ascending runs: a linear-time merge
-        groups = _exact_groups(keys, bits)
+        groups = _exact_groups(keys, bits, work)
         keys &= mask
         draw = keys.view(np.int64)
-        chain = draw // n
+        np.floor_divide(draw, n, out=chain)
         sums[row] = np.bincount(chain, weights=z_plain, minlength=m)
         squares[row] = np.bincount(chain, weights=z_plain_sq, minlength=m)
         if groups is not None:
@@ -172,27 +227,16 @@ def _exact_within_groups(sums, squares, v, med, draw, n, table, groups):
     Inside each run the draws are put in the order of their exact folded values, and equal
     exact values share their average rank; only the run's scores are recomputed.
     """
-    starts, ends = groups
-    length = ends - starts + 1
-    offsets = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
-    cols = np.repeat(starts, length) + offsets  # merged positions inside the runs
-    gid = np.repeat(np.arange(len(starts)), length)
+    cols, gid = _expand(*groups)  # merged positions inside the runs
     members = draw[cols]
     exact = np.abs(v[members] - med)
     perm = np.lexsort((exact, gid))
     exact, new_members = exact[perm], members[perm]
     index = 2 * cols  # table index 2 * rank - 2 of merged position `cols` (0-based)
-    tie = (exact[1:] == exact[:-1]) & (gid[1:] == gid[:-1])
-    if tie.any():  # runs of equal exact values share (first + last position) as table index
-        t = np.flatnonzero(tie)
-        first = np.ones(len(t), bool)
-        first[1:] = t[1:] != t[:-1] + 1
-        run_start = t[first]
-        run_end = np.r_[t[np.flatnonzero(first)[1:] - 1], t[-1]] + 1
-        size = run_end - run_start + 1
-        inside = np.repeat(run_start, size) + (
-            np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size))
-        index[inside] = np.repeat(cols[run_start] + cols[run_end], size)
+    runs = _tie_runs(exact, gid, np.arange(len(cols)))
+    if runs is not None:  # equal exact values share (first + last position) as table index
+        inside, run = _expand(*runs)
+        index[inside] = (cols[runs[0]] + cols[runs[1]])[run]
     z_old, z_new = table[2 * cols], table[index]
     m = len(sums)
     sums += np.bincount(new_members // n, weights=z_new, minlength=m)
@@ -201,7 +245,7 @@ def _exact_within_groups(sums, squares, v, med, draw, n, table, groups):
     squares -= np.bincount(members // n, weights=z_old * z_old, minlength=m)
 
 
-def rank_scores(xs: np.ndarray):
+def rank_scores(xs: np.ndarray, work=None):
     """Bulk z-scores of split draws xs (K, M, n), per-chain folded sums, sorted draws and order.
 
     Returns:
@@ -213,7 +257,7 @@ def rank_scores(xs: np.ndarray):
     size = m * n
     flat = xs.reshape(k, size)
     table = z_table(size)
-    order, s = sort_order(flat)
-    z_bulk = z_scatter(s, order, table)
-    fold = folded_chain_sums(flat, s, order, n, table)
+    order, s, ties = sort_order(flat, return_ties=True, work=work)
+    z_bulk = z_scatter(s, order, table, ties, work)
+    fold = folded_chain_sums(flat, s, order, n, table, work)
     return z_bulk.reshape(k, m, n), fold, s, order

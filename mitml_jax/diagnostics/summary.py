@@ -34,6 +34,7 @@ from .mitml_stats import reduced_acf, sd_prop, segment_rhat
 from .nested import default_superchains, rhat_nested_from_moments
 from .printing import format_header, format_numeric_table, format_text_table
 from .rank import diagnose_chunk
+from .rank_normal import scratch
 
 __all__ = ["ImputationSummary", "summarize", "missing_rates"]
 
@@ -176,12 +177,13 @@ def _per_entry_statistics(imp, entries, n_rhat, stats, c: int, d: int) -> dict:
 
     def work(chunk) -> None:
         rows, source, flat = chunk
-        buf = getattr(local, "buf", None)
-        if buf is None:
-            buf = local.buf = np.empty((_GATHER, c, d))
+        work = getattr(local, "work", None)
+        if work is None:
+            work = local.work = {}
+        buf = scratch(work, "gather", (_GATHER, c, d))
         x = gather_draws(source, flat, buf[: len(flat)])
         for i, row in enumerate(rows):
-            _entry_statistics(x[i : i + 1], row, out, n_rhat, stats, which, imp.n_iter)
+            _entry_statistics(x[i : i + 1], row, out, n_rhat, stats, which, imp.n_iter, work)
 
     workers = min(len(chunks), os.cpu_count() or 1, 4)
     with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -195,21 +197,21 @@ def _per_entry_statistics(imp, entries, n_rhat, stats, c: int, d: int) -> dict:
     return out
 
 
-def _entry_statistics(x, row, out, n_rhat, stats, which, n_iter) -> None:
+def _entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
     """All per-entry statistics of one entry's draws x (1, C, D), written to ``out[...][row]``."""
     with np.errstate(all="ignore"):  # NumPy's error state is per thread
-        _entry_statistics_quiet(x, row, out, n_rhat, stats, which, n_iter)
+        _entry_statistics_quiet(x, row, out, n_rhat, stats, which, n_iter, work)
 
 
-def _entry_statistics_quiet(x, row, out, n_rhat, stats, which, n_iter) -> None:
+def _entry_statistics_quiet(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
     c, d = x.shape[1:]
     mean = x.mean(axis=2)
     out["chain_mean"][row] = mean[0]
     if d > 1:
-        dev = x[0] - mean[0][:, None]
+        dev = np.subtract(x[0], mean[0][:, None], out=scratch(work, "centred", (c, d)))
         out["chain_var"][row] = np.vecdot(dev, dev) / (d - 1)
     if "Rhat" in stats:
-        seg = segment_rhat(x, n_rhat)[0]  # (C,)
+        seg = segment_rhat(x, n_rhat, work=work)[0]  # (C,)
         out["rhat_segments"][row] = np.nanmean(seg)
         out["rhat_segments_max"][row] = np.nanmax(seg)
     if "SDprop" in stats:
@@ -218,7 +220,7 @@ def _entry_statistics_quiet(x, row, out, n_rhat, stats, which, n_iter) -> None:
         out["acf_lag1"][row], out["acf_lagk"][row], out["acf_lag2k"][row] = (
             reduced_acf(x, n_iter)[0].mean(axis=0))
     if d >= 4:
-        rd = diagnose_chunk(x, which)
+        rd = diagnose_chunk(x, which, work)
         out["rhat_rank"][row] = rd["rhat"][0]
         for name in ("ess_bulk", "ess_tail", "ess_mean"):
             out[name][row] = rd[name][0]
