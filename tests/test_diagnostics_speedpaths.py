@@ -116,3 +116,21 @@ def test_sort_order_ties_from_keys_equal_average_ranks(size):
     np.testing.assert_allclose(z, ref, rtol=1e-14, atol=0)
     # the ties found from s alone give the same scores
     np.testing.assert_array_equal(z, z_scatter(s, order, z_table(size)))
+
+
+def test_rank_diagnostics_gathered_groups_equal_single_parameters(monkeypatch):
+    import mitml_jax.diagnostics.rank as rank
+
+    x = np.random.default_rng(8).standard_normal((3, 40, 7)).astype(np.float32)
+    x[:, :, 3] = np.round(x[:, :, 3])
+    which = ("rhat", "ess_bulk", "ess_tail", "ess_mean", "mcse_mean")
+    single = [rank.rank_diagnostics(x[:, :, j], which) for j in range(7)]
+    monkeypatch.setattr(rank, "_CHUNK_ELEMENTS", 100)
+    monkeypatch.setattr(rank, "_GATHER", 2)  # four gathered groups, the last one short
+    grouped = rank.rank_diagnostics(x, which)
+    for name in which:
+        np.testing.assert_allclose(grouped[name], [s[name] for s in single], rtol=1e-12)
+    by_parameter = rank.rank_diagnostics_by_parameter(
+        np.ascontiguousarray(np.moveaxis(x.astype(float), 2, 0)), which)
+    for name in which:
+        np.testing.assert_allclose(grouped[name], by_parameter[name], rtol=1e-12)

@@ -19,6 +19,7 @@ Input arrays are ``(chain, draw, *params)``; results have shape ``params`` (a fl
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
 
@@ -26,20 +27,22 @@ import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError
 from .ess_geyer import centred_lag_sums, direct_lags, ess_core, ess_indicator
-from .rank_normal import rank_scores, sort_order
+from .entries import gather_draws
+from .rank_normal import rank_scores, scratch, sort_order
 
 __all__ = [
     "rhat", "ess", "mcse", "rank_diagnostics", "rank_diagnostics_by_parameter", "diagnose_chunk",
 ]
 
-_CHUNK_ELEMENTS = 2**22  # parameters are processed in chunks of about this many draws
+_CHUNK_ELEMENTS = 2**20  # parameters are processed in chunks of about this many draws
+_GATHER = 8  # parameters copied out of (chain, draw, K) draws together (one cache line)
 
 
 # --------------------------------------------------------------------------------------------
 # input handling
 # --------------------------------------------------------------------------------------------
-def _as_draws(draws, name: str = "draws") -> tuple[np.ndarray, tuple]:
-    """(chain, draw, *params) -> float array (K, chain, draw) plus the params shape."""
+def _checked(draws, name: str = "draws") -> np.ndarray:
+    """Draws as a float array with at least two dimensions (chain, draw, ...), or an error."""
     if isinstance(draws, Mapping) or hasattr(draws, "imputation"):
         raise MitmlTypeError(
             f"'{name}' must be an array (chain, draw, ...); for an Imputations object use "
@@ -54,10 +57,20 @@ def _as_draws(draws, name: str = "draws") -> tuple[np.ndarray, tuple]:
         raise MitmlError(
             f"'{name}' must have at least two dimensions (chain, draw, ...), got shape {x.shape}."
         )
-    pshape = x.shape[2:]
+    return np.asarray(x, dtype=float)
+
+
+def _as_draws(draws, name: str = "draws") -> tuple[np.ndarray, tuple]:
+    """(chain, draw, *params) -> float array (K, chain, draw) plus the params shape."""
+    x = _checked(draws, name)
     c, d = x.shape[:2]
-    x = np.asarray(x, dtype=float).reshape(c, d, -1)
-    return np.ascontiguousarray(np.moveaxis(x, 2, 0)), pshape
+    return np.ascontiguousarray(np.moveaxis(x.reshape(c, d, -1), 2, 0)), x.shape[2:]
+
+
+def _as_chain_draw(draws) -> tuple[np.ndarray, tuple]:
+    """(chain, draw, *params) -> float array (chain, draw, K) (no transposed copy), params shape."""
+    x = _checked(draws)
+    return x.reshape(x.shape[:2] + (-1,)), x.shape[2:]
 
 
 def _finish(values: np.ndarray, pshape: tuple):
@@ -120,27 +133,54 @@ def rank_diagnostics(draws, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
     bad = [w for w in which if w not in known]
     if bad:
         raise MitmlError(f"Unknown diagnostic(s) {bad} in 'which'; choose from {sorted(known)}.")
-    x, pshape = _as_draws(draws)
-    out = rank_diagnostics_by_parameter(x, which)
+    x, pshape = _as_chain_draw(draws)
+    c, d, k = x.shape
+    step = max(1, _CHUNK_ELEMENTS // max(1, c * d))
+    group = step * -(-_GATHER // step)  # parameters gathered together, a multiple of step
+
+    def chunk(lo: int, work: dict) -> dict:
+        hi = min(lo + group, k)
+        buf = scratch(work, "gather", (group, c, d))[: hi - lo]
+        xk = gather_draws(x, np.arange(lo, hi), buf)
+        parts = [diagnose_chunk(xk[i : i + step], which, work) for i in range(0, hi - lo, step)]
+        return {w: np.concatenate([p[w] for p in parts]) for w in which}
+
+    out = _map_chunks(chunk, list(range(0, k, group)), k, which, c * d * k)
     return {w: _finish(v, pshape) for w, v in out.items()}
+
+
+def _map_chunks(fn, starts, k: int, which, size: int) -> dict:
+    """``fn(start, work)`` for every chunk, on several threads for large inputs: (K,) arrays.
+
+    Every thread keeps its own dict of reusable buffers for the duration of the call.
+    """
+    out = {w: np.full(k, np.nan) for w in which}
+    local = threading.local()
+
+    def run(lo):
+        work = getattr(local, "work", None)
+        if work is None:
+            work = local.work = {}
+        return fn(lo, work)
+
+    workers = min(len(starts), os.cpu_count() or 1, 4)
+    if workers > 1 and size >= 2**20:  # NumPy's sort, take and dot release the GIL
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(run, starts))
+    else:
+        parts = [run(lo) for lo in starts]
+    for lo, part in zip(starts, parts):
+        for w in which:
+            out[w][lo : lo + len(part[w])] = part[w]
+    return out
 
 
 def rank_diagnostics_by_parameter(x: np.ndarray, which) -> dict:
     """:func:`rank_diagnostics` for float draws laid out (parameter, chain, draw): (K,) arrays."""
     k, c, d = x.shape
-    out = {w: np.full(k, np.nan) for w in which}
     step = max(1, _CHUNK_ELEMENTS // max(1, c * d))
-    starts = list(range(0, k, step))
-    workers = min(len(starts), os.cpu_count() or 1, 4)
-    if workers > 1:  # NumPy's sort, einsum and FFT release the GIL
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(lambda lo: diagnose_chunk(x[lo : lo + step], which), starts))
-    else:
-        parts = [diagnose_chunk(x[lo : lo + step], which) for lo in starts]
-    for lo, part in zip(starts, parts):
-        for w in which:
-            out[w][lo : lo + step] = part[w]
-    return out
+    return _map_chunks(lambda lo, work: diagnose_chunk(x[lo : lo + step], which, work),
+                       list(range(0, k, step)), k, which, x.size)
 
 
 def _rhat_from_moments(chain_mean, chain_var, n: int) -> np.ndarray:
@@ -186,7 +226,10 @@ def diagnose_chunk(x: np.ndarray, which, work=None) -> dict:
         if "ess_mean" in which:
             res["ess_mean"][idx] = e_mean
         if "mcse_mean" in which:
-            sd = x.reshape(len(idx), -1).std(axis=1, ddof=1)
+            flat = x.reshape(len(idx), -1)
+            dev = np.subtract(flat, flat.mean(axis=1)[:, None],
+                              out=scratch(work, "centred_all", flat.shape))
+            sd = np.sqrt(np.vecdot(dev, dev) / (flat.shape[1] - 1))  # np.std(ddof=1)
             res["mcse_mean"][idx] = sd / np.sqrt(e_mean)
     if "ess_sd" in which or "mcse_sd" in which:
         c2 = (x - x.mean(axis=(1, 2), keepdims=True)) ** 2
