@@ -134,3 +134,13 @@ def test_rank_diagnostics_gathered_groups_equal_single_parameters(monkeypatch):
         np.ascontiguousarray(np.moveaxis(x.astype(float), 2, 0)), which)
     for name in which:
         np.testing.assert_allclose(grouped[name], by_parameter[name], rtol=1e-12)
+
+
+def test_row_dot_long_rows_in_blocks():
+    from mitml_jax.diagnostics.ess_geyer import row_dot
+
+    rng = np.random.default_rng(9)
+    a, b = rng.standard_normal((3, 20001)), rng.standard_normal((3, 20001))
+    np.testing.assert_allclose(row_dot(a, b), np.einsum("ij,ij->i", a, b), rtol=1e-12)
+    np.testing.assert_allclose(row_dot(a[:, :100], b[:, :100]),
+                               np.einsum("ij,ij->i", a[:, :100], b[:, :100]), rtol=1e-12)

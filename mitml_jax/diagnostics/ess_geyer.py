@@ -18,10 +18,28 @@ from .rank_normal import scratch
 
 __all__ = [
     "ess_core", "ess_indicator", "ess_from_autocov", "mean_autocov", "lag_sums",
-    "centred_lag_sums", "direct_lags",
+    "centred_lag_sums", "direct_lags", "row_dot",
 ]
 
 _DIRECT_LAGS = 16  # autocovariance lags summed directly before falling back to the FFT
+
+
+_DOT_BLOCK = 8192  # OpenBLAS multithreads dot products above 10,000 elements: keep below
+
+
+def row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dot products of the last axes of ``a`` and ``b`` (``np.vecdot``), single-threaded.
+
+    Rows longer than a few thousand elements are summed in blocks: OpenBLAS would otherwise
+    start its own threads for every long row, which costs far more than the arithmetic.
+    """
+    length = a.shape[-1]
+    if length <= _DOT_BLOCK:
+        return np.vecdot(a, b)
+    out = np.vecdot(a[..., :_DOT_BLOCK], b[..., :_DOT_BLOCK])
+    for lo in range(_DOT_BLOCK, length, _DOT_BLOCK):
+        out += np.vecdot(a[..., lo : lo + _DOT_BLOCK], b[..., lo : lo + _DOT_BLOCK])
+    return out
 
 
 def direct_lags(n: int) -> int:
@@ -45,14 +63,14 @@ def mean_autocov(yc: np.ndarray) -> np.ndarray:
 def lag_sums(yc: np.ndarray, lags: int, first: int = 0) -> np.ndarray:
     """Sums over chains and draws of ``yc[:, :, i] * yc[:, :, i + lag]``, lag 0..lags-1: (K, lags).
 
-    One row-wise ``vecdot`` per lag (chains are short, so NumPy's dot stays single-threaded);
-    lags below ``first`` are left unset.
+    One row-wise dot product per lag over all chains (:func:`row_dot`); lags below ``first`` are
+    left unset.
     """
     k, m, n = yc.shape
     rows = yc.reshape(k * m, n)
     out = np.empty((k, lags))
     for lag in range(first, lags):
-        out[:, lag] = np.vecdot(rows[:, : n - lag], rows[:, lag:]).reshape(k, m).sum(axis=1)
+        out[:, lag] = row_dot(rows[:, : n - lag], rows[:, lag:]).reshape(k, m).sum(axis=1)
     return out
 
 
@@ -129,7 +147,7 @@ def centred_lag_sums(y: np.ndarray, lags: int, work=None):
     chain_mean = y.mean(axis=2)
     yc = np.subtract(y, chain_mean[:, :, None], out=scratch(work, "centred", y.shape))
     rows = yc.reshape(k * m, n)
-    squares = np.vecdot(rows, rows).reshape(k, m)
+    squares = row_dot(rows, rows).reshape(k, m)
     sums = np.empty((k, lags))
     sums[:, 0] = squares.sum(axis=1)
     if lags > 1:

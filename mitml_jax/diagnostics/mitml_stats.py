@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MitmlError
+from .ess_geyer import row_dot
 from .rank_normal import scratch
 
 __all__ = ["segment_rhat", "sd_prop", "autocorrelation", "reduced_acf", "smoothed_acf"]
@@ -49,7 +50,7 @@ def segment_rhat(x, n_segments: int = 3, work=None) -> np.ndarray:
     seg = x[..., : n * m].reshape(x.shape[:-1] + (m, n))
     xbar = seg.mean(axis=-1)
     dev = np.subtract(seg, xbar[..., None], out=scratch(work, "segments", seg.shape))
-    s2 = np.vecdot(dev, dev) / (n - 1)  # segment variances without full-size temporaries
+    s2 = row_dot(dev, dev) / (n - 1)  # segment variances without full-size temporaries
     b_n = xbar.var(axis=-1, ddof=1)
     w = s2.mean(axis=-1)
     mu = seg.mean(axis=(-2, -1))

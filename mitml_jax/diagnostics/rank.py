@@ -26,7 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError
-from .ess_geyer import centred_lag_sums, direct_lags, ess_core, ess_indicator
+from .ess_geyer import centred_lag_sums, direct_lags, ess_core, ess_indicator, row_dot
 from .entries import gather_draws
 from .rank_normal import rank_scores, scratch, sort_order
 
@@ -34,7 +34,7 @@ __all__ = [
     "rhat", "ess", "mcse", "rank_diagnostics", "rank_diagnostics_by_parameter", "diagnose_chunk",
 ]
 
-_CHUNK_ELEMENTS = 2**20  # parameters are processed in chunks of about this many draws
+_CHUNK_ELEMENTS = 2**17  # parameters are processed in chunks of about this many draws (L2-sized)
 _GATHER = 8  # parameters copied out of (chain, draw, K) draws together (one cache line)
 
 
@@ -229,7 +229,7 @@ def diagnose_chunk(x: np.ndarray, which, work=None) -> dict:
             flat = x.reshape(len(idx), -1)
             dev = np.subtract(flat, flat.mean(axis=1)[:, None],
                               out=scratch(work, "centred_all", flat.shape))
-            sd = np.sqrt(np.vecdot(dev, dev) / (flat.shape[1] - 1))  # np.std(ddof=1)
+            sd = np.sqrt(row_dot(dev, dev) / (flat.shape[1] - 1))  # np.std(ddof=1)
             res["mcse_mean"][idx] = sd / np.sqrt(e_mean)
     if "ess_sd" in which or "mcse_sd" in which:
         c2 = (x - x.mean(axis=(1, 2), keepdims=True)) ** 2

@@ -33,6 +33,7 @@ from .entries import BLOCK_TITLES, entry_chunks, gather_draws, parameter_entries
 from .mitml_stats import reduced_acf, sd_prop, segment_rhat
 from .nested import default_superchains, rhat_nested_from_moments
 from .printing import format_header, format_numeric_table, format_text_table
+from .ess_geyer import row_dot
 from .rank import diagnose_chunk
 from .rank_normal import scratch
 
@@ -209,7 +210,7 @@ def _entry_statistics_quiet(x, row, out, n_rhat, stats, which, n_iter, work) -> 
     out["chain_mean"][row] = mean[0]
     if d > 1:
         dev = np.subtract(x[0], mean[0][:, None], out=scratch(work, "centred", (c, d)))
-        out["chain_var"][row] = np.vecdot(dev, dev) / (d - 1)
+        out["chain_var"][row] = row_dot(dev, dev) / (d - 1)
     if "Rhat" in stats:
         seg = segment_rhat(x, n_rhat, work=work)[0]  # (C,)
         out["rhat_segments"][row] = np.nanmean(seg)
