@@ -4,13 +4,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.scipy.special import erfinv
 from scipy import stats
 
+from mitml_jax.kernels.jomo_noise import draw_sweep_noise, threefry_bits64
 from mitml_jax.kernels.jomo_linalg import conditional_normal_draw, inverse_wishart
 from mitml_jax.kernels.latent import (LATENT_LOWER, LATENT_UPPER, in_region, latent_to_category,
                                       truncated_normal, update_latent_block)
 from mitml_jax.kernels.level2 import draw_random_effects, random_effects_prior
-from mitml_jax.kernels.mh_covariance import free_elements, mh_covariance_update
+from mitml_jax.kernels.mh_covariance import (free_elements, mh_covariance_from_noise,
+                                             mh_covariance_update)
 from mitml_jax.kernels.random_l1 import log_f_df, update_df
 
 
@@ -118,7 +121,7 @@ def test_random_effects_given_level2_residuals_match_brute_force():
     ztr = rng.normal(size=(n_cl, q, r))
     pm, pp = random_effects_prior(jnp.asarray(psi), jnp.asarray(u2), d1)
     draws = jax.vmap(lambda k: draw_random_effects(
-        k, pm, pp, jnp.asarray(np.linalg.inv(omega)), jnp.asarray(ztz), jnp.asarray(ztr)))(
+        jax.random.normal(k, (n_cl, d1)), pm, pp, jnp.asarray(np.linalg.inv(omega)), jnp.asarray(ztz), jnp.asarray(ztr)))(
         jax.random.split(jax.random.key(1), 8000))
     c11, c12, c22 = psi[:d1, :d1], psi[:d1, d1:], psi[d1:, d1:]
     cond = c11 - c12 @ np.linalg.solve(c22, c12.T)
@@ -179,3 +182,76 @@ def test_df_update_moves_towards_the_generating_df():
     assert accepted > 20
     assert 6.0 < values[50:].mean() < 25.0
     assert np.isfinite(float(log_f_df(jnp.log(10.0), 3.0, r, n_cl, sum_logdet, logdet_h)))
+
+
+def _mh_reference(cov, s, n, elements, z, u, nu):
+    """jomo's element-wise Metropolis sweep written directly (Cholesky per proposal), NumPy."""
+    cov = cov.copy()
+
+    def loglik(c):
+        try:
+            factor = np.linalg.cholesky(c)
+        except np.linalg.LinAlgError:
+            return None
+        return -0.5 * np.trace(np.linalg.solve(c, s)) - nu * np.log(np.diag(factor)).sum()
+
+    current, accepted = loglik(cov), 0
+    for e, (j, k) in enumerate(elements):
+        sd = cov[j, j] * np.sqrt(11.6 / n) if j == k else 0.1 * np.sqrt(cov[j, j] * cov[k, k])
+        new = None
+        for t in range(z.shape[1]):
+            cand = cov.copy()
+            cand[j, k] = cand[k, j] = cov[j, k] + sd * z[e, t]
+            new = loglik(cand)
+            if new is not None:
+                break
+        if new is not None and np.log(u[e]) < new - current:
+            cov, current, accepted = cand, new, accepted + 1
+    return cov, accepted
+
+
+@pytest.mark.parametrize("fixed", [[], [(2, 1)], [(1, 2)]])
+def test_mh_rank_two_updates_follow_the_direct_sweep(fixed):
+    """The Woodbury form takes the same decisions as factorising every proposal (wide proposals
+    included, so non-positive-definite ones and rejections occur), single matrix and batch."""
+    rng = np.random.default_rng(11)
+    d, n, nu = 4, 30.0, 33.0
+    elements = free_elements(d, fixed)
+    covs, scatters, zs, us, refs, accs = [], [], [], [], [], []
+    for trial in range(40):
+        a = rng.normal(size=(d, 8))
+        b = rng.normal(size=(d, 30))
+        covs.append(a @ a.T / 8 + 0.1 * np.eye(d))
+        scatters.append(b @ b.T)
+        zs.append(rng.normal(size=(len(elements), 8)) * (1 + 5 * (trial % 3)))
+        us.append(rng.uniform(size=len(elements)))
+        ref, acc = _mh_reference(covs[-1], scatters[-1], n, elements, zs[-1], us[-1], nu)
+        refs.append(ref)
+        accs.append(acc)
+        got, got_acc = mh_covariance_from_noise(jnp.asarray(covs[-1]), jnp.asarray(scatters[-1]),
+                                                n, elements, jnp.asarray(zs[-1]),
+                                                jnp.asarray(us[-1]), nu)
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=0, atol=1e-10)
+        assert int(got_acc) == acc
+    batch, batch_acc = mh_covariance_from_noise(
+        jnp.asarray(np.stack(covs)), jnp.asarray(np.stack(scatters)), jnp.full(40, n), elements,
+        jnp.asarray(np.stack(zs)), jnp.asarray(np.stack(us)), jnp.full(40, nu))
+    np.testing.assert_allclose(np.asarray(batch), np.stack(refs), rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(np.asarray(batch_acc), accs)
+    assert 0 < sum(accs) < 40 * len(elements)
+
+
+def test_sweep_noise_is_jax_threefry_bits():
+    """The unrolled hash gives jax.random.bits' words; uniforms are open, normals their erfinv."""
+    key = jax.random.key(5)
+    for n_norm, n_unif in [(10, 1001), (0, 5), (7, 0), (1, 1)]:
+        normals, uniforms = draw_sweep_noise(key, n_norm, n_unif, jnp.float64)
+        bits = np.asarray(jax.random.bits(key, (n_norm + n_unif,), jnp.uint64))
+        ref = ((bits >> 12).astype(np.float64) + 0.5) * 2.0**-52
+        np.testing.assert_array_equal(np.asarray(uniforms), ref[n_norm:])
+        np.testing.assert_array_equal(np.asarray(normals),
+                                      np.sqrt(2.0) * np.asarray(erfinv(2.0 * ref[:n_norm] - 1.0)))
+    np.testing.assert_array_equal(np.asarray(threefry_bits64(key, 33)),
+                                  np.asarray(jax.random.bits(key, (33,), jnp.uint64)))
+    _, u32 = draw_sweep_noise(key, 0, 4000, jnp.float32)
+    assert u32.dtype == jnp.float32 and float(u32.min()) > 0.0 and float(u32.max()) < 1.0

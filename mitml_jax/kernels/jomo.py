@@ -34,11 +34,12 @@ import numpy as np
 from . import linalg as la
 from . import random_l1 as hr
 from .jomo_data import JomoArrays, JomoConfig
-from .jomo_linalg import (chol, chol_solve, conditional_normal_draw, inverse_wishart,
-                          spd_inverse)
-from .latent import fixed_block, update_latent_block
+from .jomo_linalg import (chol, chol_solve, conditional_normal_from_noise,
+                          inverse_wishart_from_noise, spd_inverse, wishart_noise_size)
+from .latent import fixed_block, latent_noise_shapes, update_latent_block_from_noise
 from .level2 import draw_random_effects, draw_regression, random_effects_prior
-from .mh_covariance import free_elements, mh_covariance_update
+from .mh_covariance import free_elements, mh_covariance_from_noise
+from .jomo_noise import sweep_noise_stream
 
 __all__ = ["JomoState", "JomoPrior", "JomoInfo", "init", "build_kernel", "default_prior"]
 
@@ -113,14 +114,30 @@ def init(arrays: JomoArrays, config: JomoConfig, prior: JomoPrior) -> JomoState:
 
 
 def build_kernel(config: JomoConfig):
-    """The sweep ``kernel(key, state, arrays, prior) -> (state, info)`` for a static config."""
+    """The sweep ``kernel(key, state, arrays, prior) -> (state, info)`` for a static config.
+
+    All random numbers of a sweep come from one threefry block handed out by a
+    ``NoiseStream`` (:func:`.jomo_noise.sweep_noise_stream`).
+    """
+    sweep = _build_sweep(config)
+
+    def kernel(key, state: JomoState, arrays: JomoArrays, prior: JomoPrior):
+        noise = sweep_noise_stream(key, sweep, (state, arrays, prior), state.y.dtype)
+        out = sweep(noise, state, arrays, prior)
+        noise.finish()
+        return out
+
+    return kernel
+
+
+def _build_sweep(config: JomoConfig):
     r, q, d1, r2 = config.r, config.q, config.d1, config.r2
+    n_tries = config.n_tries
     omega_elements = free_elements(r, config.cat_blocks)
     psi_elements = free_elements(config.dim_psi, [(d1 + p, k) for p, k in config.cat2_blocks])
     use_hr = config.random_l1 != "none"
 
-    def kernel(key, state: JomoState, arrays: JomoArrays, prior: JomoPrior):
-        keys = jax.random.split(key, 12)
+    def sweep(noise, state: JomoState, arrays: JomoArrays, prior: JomoPrior):
         n_clusters, max_size = arrays.row_mask.shape
         mask = arrays.row_mask[..., None]
         y, y2, beta, beta2, u1 = state.y, state.y2, state.beta, state.beta2, state.u1
@@ -133,22 +150,26 @@ def build_kernel(config: JomoConfig):
         def random_part(u):
             return jnp.einsum("jlq,jrq->jlr", z, u.reshape(n_clusters, r, q))
 
+        def latent_noise(batch, n_rows, k):
+            shape_n, shape_u = latent_noise_shapes(n_rows, k, n_tries)
+            return noise.normals(batch + shape_n), noise.uniforms(batch + shape_u)
+
         # 1. latents of observed level-1 categories
         if config.cat_blocks:
             mu = fixed_part(beta) + random_part(u1)
             for c, (pos, k) in enumerate(config.cat_blocks):
-                key_c = jax.random.fold_in(keys[0], c)
                 codes = arrays.codes[..., c]
                 if use_hr:
+                    zn, un = latent_noise((n_clusters,), max_size, k)
                     new = jax.vmap(
-                        lambda kk, e, m, om, cd: update_latent_block(
-                            kk, e, m, om, pos, k, cd, config.n_tries)
-                    )(jax.random.split(key_c, n_clusters), y - mu, mu[..., pos : pos + k],
-                      omega, codes)
+                        lambda zz, uu, e, m, om, cd: update_latent_block_from_noise(
+                            zz, uu, e, m, om, pos, k, cd)
+                    )(zn, un, y - mu, mu[..., pos : pos + k], omega, codes)
                 else:
-                    new = update_latent_block(
-                        key_c, (y - mu).reshape(-1, r), mu[..., pos : pos + k].reshape(-1, k),
-                        omega, pos, k, codes.reshape(-1), config.n_tries,
+                    zn, un = latent_noise((), n_clusters * max_size, k)
+                    new = update_latent_block_from_noise(
+                        zn, un, (y - mu).reshape(-1, r), mu[..., pos : pos + k].reshape(-1, k),
+                        omega, pos, k, codes.reshape(-1),
                     ).reshape(n_clusters, max_size, k)
                 y = y.at[..., pos : pos + k].set(new * mask)
 
@@ -157,20 +178,21 @@ def build_kernel(config: JomoConfig):
             fit2 = arrays.x2 @ beta2
             u_all = jnp.concatenate([u1, y2 - fit2], axis=1)
             for c, (pos, k) in enumerate(config.cat2_blocks):
-                new = update_latent_block(
-                    jax.random.fold_in(keys[1], c), u_all, fit2[:, pos : pos + k], psi,
-                    d1 + pos, k, arrays.codes2[:, c], config.n_tries,
-                )
+                zn, un = latent_noise((), n_clusters, k)
+                new = update_latent_block_from_noise(
+                    zn, un, u_all, fit2[:, pos : pos + k], psi, d1 + pos, k, arrays.codes2[:, c])
                 y2 = y2.at[:, pos : pos + k].set(new)
                 u_all = u_all.at[:, d1 + pos : d1 + pos + k].set(new - fit2[:, pos : pos + k])
 
         # 3. beta (GLS over all rows; flat prior)
         target = (y - (random_part(u1) if config.multilevel else 0.0)) * mask
+        omega_inv = spd_inverse(omega)
         if use_hr:
-            beta = hr.draw_beta_clusterwise(keys[2], x, target, spd_inverse(omega))
+            beta = hr.draw_beta_clusterwise(noise.normals((r * config.p,)), x, target, omega_inv)
         else:
             xty = jnp.einsum("jlp,jlr->pr", x, target)
-            beta = draw_regression(keys[2], arrays.xtx_inv, arrays.xtx_inv_chol, xty, omega)
+            beta = draw_regression(noise.normals((config.p, r)), arrays.xtx_inv,
+                                   arrays.xtx_inv_chol, xty, omega)
 
         # 4. beta2 with the marginal level-2 block, then level-2 residuals
         if r2 > 0:
@@ -180,8 +202,8 @@ def build_kernel(config: JomoConfig):
                 coef = chol_solve(chol(psi[:d1, :d1]), psi[:d1, d1:]).T  # (r2, d1)
                 cov2 = la.symmetrize(psi[d1:, d1:] - coef @ psi[:d1, d1:])
                 target2 = y2 - u1 @ coef.T
-            beta2 = draw_regression(keys[3], arrays.x2tx2_inv, arrays.x2tx2_inv_chol,
-                                    arrays.x2.T @ target2, cov2)
+            beta2 = draw_regression(noise.normals((config.p2, r2)), arrays.x2tx2_inv,
+                                    arrays.x2tx2_inv_chol, arrays.x2.T @ target2, cov2)
         u2 = y2 - arrays.x2 @ beta2
 
         accepted_psi = jnp.zeros((), jnp.int32)
@@ -190,17 +212,21 @@ def build_kernel(config: JomoConfig):
             prior_mean, prior_prec = random_effects_prior(psi, u2, d1)
             resid = (y - fixed_part(beta)) * mask
             ztr = jnp.einsum("jlq,jlr->jqr", z, resid)
-            u1 = draw_random_effects(keys[4], prior_mean, prior_prec, spd_inverse(omega),
-                                     arrays.ztz, ztr)
+            u1 = draw_random_effects(noise.normals((n_clusters, d1)), prior_mean, prior_prec,
+                                     omega_inv, arrays.ztz, ztr)
             # 6. Psi
             u_all = jnp.concatenate([u1, u2], axis=1)
             scatter_u = u_all.T @ u_all
             if config.cat2_blocks:
-                psi, accepted_psi = mh_covariance_update(
-                    keys[5], psi, scatter_u, float(n_clusters), psi_elements, config.n_tries)
+                psi, accepted_psi = mh_covariance_from_noise(
+                    psi, scatter_u, float(n_clusters), psi_elements,
+                    noise.normals((len(psi_elements), n_tries)),
+                    noise.uniforms((len(psi_elements),)))
             else:
-                psi = inverse_wishart(keys[5], n_clusters + config.dim_psi,
-                                      scatter_u + prior.dinv)
+                w_n, w_u = wishart_noise_size(config.dim_psi)
+                psi = inverse_wishart_from_noise(n_clusters + config.dim_psi,
+                                                 scatter_u + prior.dinv,
+                                                 noise.normals((w_n,)), noise.uniforms((w_u,)))
 
         # 7. Omega (shared or cluster-specific)
         mu = fixed_part(beta) + (random_part(u1) if config.multilevel else 0.0)
@@ -210,28 +236,34 @@ def build_kernel(config: JomoConfig):
         a, scale = state.a, state.scale
         if use_hr:
             omega, a, scale, accepted_omega, accepted_a = hr.update_cluster_covariances(
-                keys[6], omega, a, scale, resid, arrays.cluster_size, prior, config,
-                omega_elements)
+                noise, omega, a, scale, resid, arrays.cluster_size, prior, config,
+                omega_elements, omega_inv=la.symmetrize(omega_inv))
         else:
             scatter = jnp.einsum("jlr,jls->rs", resid, resid)
             if config.cat_blocks:
-                omega, accepted_omega = mh_covariance_update(
-                    keys[6], omega, scatter, arrays.n_rows, omega_elements, config.n_tries)
+                omega, accepted_omega = mh_covariance_from_noise(
+                    omega, scatter, arrays.n_rows, omega_elements,
+                    noise.normals((len(omega_elements), n_tries)),
+                    noise.uniforms((len(omega_elements),)), cov_inv=omega_inv)
             else:
-                omega = inverse_wishart(keys[6], arrays.n_rows - 1.0, scatter + prior.binv)
+                w_n, w_u = wishart_noise_size(r)
+                omega = inverse_wishart_from_noise(arrays.n_rows - 1.0, scatter + prior.binv,
+                                                   noise.normals((w_n,)), noise.uniforms((w_u,)))
 
         # 8. missing level-1 values
         flat_y = y.reshape(-1, r)
         rows = arrays.miss_rows
+        z_rows = noise.normals((rows.shape[0], r))
         if use_hr:
             cluster_of_row = rows // max_size
             new_rows = hr.conditional_draw_clusterwise(
-                keys[7], flat_y[rows], mu.reshape(-1, r)[rows], omega, cluster_of_row,
+                z_rows, flat_y[rows], mu.reshape(-1, r)[rows], omega, cluster_of_row,
                 arrays.patterns, arrays.miss_pattern,
                 arrays.pattern_cluster if config.jomo_compat else None)
         else:
-            new_rows = conditional_normal_draw(keys[7], flat_y[rows], mu.reshape(-1, r)[rows],
-                                               omega, arrays.patterns, arrays.miss_pattern)
+            new_rows = conditional_normal_from_noise(z_rows, flat_y[rows],
+                                                     mu.reshape(-1, r)[rows], omega,
+                                                     arrays.patterns, arrays.miss_pattern)
         y = flat_y.at[rows].set(new_rows).reshape(n_clusters, max_size, r)
 
         # 9. missing level-2 values given the cluster's random effects
@@ -240,8 +272,9 @@ def build_kernel(config: JomoConfig):
             u_all = jnp.concatenate([u1, u2], axis=1)
             clus = arrays.miss2_clusters
             vals = u_all[clus]
-            new_u = conditional_normal_draw(keys[8], vals, jnp.zeros_like(vals), psi,
-                                            arrays.patterns2, arrays.miss2_pattern)
+            new_u = conditional_normal_from_noise(noise.normals(vals.shape), vals,
+                                                  jnp.zeros_like(vals), psi, arrays.patterns2,
+                                                  arrays.miss2_pattern)
             y2 = y2.at[clus].set(jnp.where(arrays.miss2[clus], fit2[clus] + new_u[:, d1:],
                                            y2[clus]))
 
@@ -249,4 +282,4 @@ def build_kernel(config: JomoConfig):
                               a=a, scale=scale)
         return new_state, JomoInfo(accepted_omega, accepted_psi, accepted_a)
 
-    return kernel
+    return sweep

@@ -21,8 +21,12 @@ __all__ = [
     "logdet_from_chol",
     "inverse_wishart",
     "wishart",
+    "wishart_noise_size",
+    "wishart_from_noise",
+    "inverse_wishart_from_noise",
     "chol_solve",
     "conditional_normal_draw",
+    "conditional_normal_from_noise",
     "draw_missing_rows",
     "pattern_matrices",
 ]
@@ -49,6 +53,22 @@ def wishart(key, df, scale):
 def inverse_wishart(key, df, scale):
     """One draw of IW(df, scale): the inverse of a Wishart(df, scale^-1) draw."""
     return la.draw_inverse_wishart(key, df, scale)[0]
+
+
+def wishart_noise_size(d: int) -> tuple:
+    """(normals, uniforms) one (inverse) Wishart draw of dimension ``d`` consumes."""
+    return la.bartlett_noise_size(d)
+
+
+def wishart_from_noise(df, scale, normals, uniforms):
+    """Wishart(df, scale) from flat noise of :func:`wishart_noise_size` (mean ``df * scale``)."""
+    factor = la.chol(scale) @ la.bartlett_from_noise(df, scale.shape[-1], normals, uniforms)[0]
+    return la.symmetrize(factor @ factor.T)
+
+
+def inverse_wishart_from_noise(df, scale, normals, uniforms):
+    """IW(df, scale) (the inverse of a Wishart(df, scale^-1) draw) from flat noise."""
+    return la.inverse_wishart_from_noise(df, scale, normals, uniforms)[0]
 
 
 def chol_solve(l, b):
@@ -93,16 +113,23 @@ def conditional_normal_draw(key, values, means, cov, patterns, pattern_id):
     Returns:
         (N, d) values with the missing coordinates redrawn and the observed ones unchanged.
     """
+    z = jax.random.normal(key, values.shape, dtype=values.dtype)
+    return conditional_normal_from_noise(z, values, means, cov, patterns, pattern_id)
+
+
+def conditional_normal_from_noise(normals, values, means, cov, patterns, pattern_id):
+    """:func:`conditional_normal_draw` given standard normals (N, d)."""
     prec, minv, chol = pattern_matrices(cov, patterns)
     miss = patterns[pattern_id]
-    return draw_missing_rows(key, values, means, prec, minv[pattern_id], chol[pattern_id], miss)
+    return draw_missing_rows(normals, values, means, prec, minv[pattern_id], chol[pattern_id],
+                             miss)
 
 
-def draw_missing_rows(key, values, means, prec, minv_rows, chol_rows, miss):
+def draw_missing_rows(normals, values, means, prec, minv_rows, chol_rows, miss):
     """Conditional-normal draw of the missing coordinates with per-row pattern matrices.
 
-    ``prec`` is (d, d) or per row (N, d, d); ``minv_rows``/``chol_rows`` (N, d, d) come from
-    :func:`pattern_matrices`; ``miss`` (N, d) boolean.
+    ``normals`` (N, d) standard normals; ``prec`` is (d, d) or per row (N, d, d);
+    ``minv_rows``/``chol_rows`` (N, d, d) come from :func:`pattern_matrices`; ``miss`` (N, d) boolean.
     """
     m = miss.astype(values.dtype)
     dev = (values - means) * (1.0 - m)
@@ -111,7 +138,7 @@ def draw_missing_rows(key, values, means, prec, minv_rows, chol_rows, miss):
     else:
         t = jnp.einsum("nij,nj->ni", prec, dev) * m
     shift = -jnp.einsum("nij,nj->ni", minv_rows, t)
-    z = jax.random.normal(key, values.shape, dtype=values.dtype)
+    z = normals
     noise = jnp.einsum("nij,nj->ni", chol_rows, z * m)
     draw = means + shift + noise
     return jnp.where(miss, draw, values)

@@ -30,9 +30,12 @@ __all__ = [
     "LATENT_UPPER",
     "fixed_block",
     "truncated_normal",
+    "truncated_normal_from_uniform",
     "block_conditional",
     "in_region",
+    "latent_noise_shapes",
     "update_latent_block",
+    "update_latent_block_from_noise",
     "latent_to_category",
 ]
 
@@ -46,7 +49,14 @@ def fixed_block(k: int, dtype=float) -> np.ndarray:
 
 
 def truncated_normal(key, mean, sd, lower, upper):
-    """Exact draws from N(mean, sd^2) truncated to (lower, upper), elementwise, by inversion.
+    """Exact draws from N(mean, sd^2) truncated to (lower, upper), elementwise, by inversion."""
+    u = jax.random.uniform(key, jnp.shape(mean), dtype=jnp.result_type(mean),
+                           minval=jnp.finfo(jnp.result_type(mean)).tiny)
+    return truncated_normal_from_uniform(u, mean, sd, lower, upper)
+
+
+def truncated_normal_from_uniform(u, mean, sd, lower, upper):
+    """:func:`truncated_normal` given uniforms ``u`` on (0, 1) of the shape of ``mean``.
 
     Works in the lower tail (flipping the sign when the interval lies above the mean) so that
     intervals far in a tail keep their relative precision.
@@ -58,7 +68,6 @@ def truncated_normal(key, mean, sd, lower, upper):
     hi = jnp.where(flip, -a, b)
     p_lo = ndtr(lo)
     p_hi = ndtr(hi)
-    u = jax.random.uniform(key, jnp.shape(mean), dtype=jnp.result_type(mean))
     x = ndtri(p_lo + u * (p_hi - p_lo))
     x = jnp.clip(x, lo, hi)
     x = jnp.where(flip, -x, x)
@@ -113,11 +122,10 @@ def _take_rows(x, codes, k: int):
     return jnp.take_along_axis(x, idx[:, None], axis=1)[:, 0]
 
 
-def _gibbs_pass(key, current, mean, cond_cov, codes, k: int):
-    """One coordinate-wise truncated-normal Gibbs pass over the latent region."""
+def _gibbs_pass(uniforms, current, mean, cond_cov, codes, k: int):
+    """One coordinate-wise truncated-normal Gibbs pass over the latent region (uniforms (k, N))."""
     prec = spd_inverse(cond_cov)
     x = current
-    keys = jax.random.split(key, k)
     for i in range(k):
         q_ii = prec[i, i]
         dev = x - mean
@@ -125,22 +133,40 @@ def _gibbs_pass(key, current, mean, cond_cov, codes, k: int):
         m_i = mean[:, i] - shift / q_ii
         sd_i = jnp.sqrt(1.0 / q_ii)
         lower, upper = _bounds(x, codes, i, k)
-        xi = truncated_normal(keys[i], m_i, sd_i, lower, upper)
+        xi = truncated_normal_from_uniform(uniforms[i], m_i, sd_i, lower, upper)
         x = x.at[:, i].set(xi)
     return x
 
 
+def latent_noise_shapes(n_rows: int, k: int, n_proposals: int) -> tuple:
+    """Shapes ``(normals, uniforms)`` that :func:`update_latent_block_from_noise` consumes."""
+    if k == 1:
+        return (0, n_rows, 1), (n_rows,)
+    return (n_proposals, n_rows, k), (k, n_rows)
+
+
 def update_latent_block(key, resid, block_mean, cov, pos: int, k: int, codes, n_proposals: int = 4):
+    """:func:`update_latent_block_from_noise` with its noise drawn from ``key``."""
+    shape_n, shape_u = latent_noise_shapes(resid.shape[0], k, n_proposals)
+    key_n, key_u = jax.random.split(key)
+    dtype = resid.dtype
+    normals = jax.random.normal(key_n, shape_n, dtype=dtype)
+    uniforms = jax.random.uniform(key_u, shape_u, dtype=dtype, minval=jnp.finfo(dtype).tiny)
+    return update_latent_block_from_noise(normals, uniforms, resid, block_mean, cov, pos, k, codes)
+
+
+def update_latent_block_from_noise(normals, uniforms, resid, block_mean, cov, pos: int, k: int,
+                                   codes):
     """New latent values of one categorical target for the rows whose category is observed.
 
     Args:
-        key: PRNG key.
+        normals, uniforms: noise of the shapes :func:`latent_noise_shapes` gives (the number of
+            joint proposals tried before the Gibbs fallback, ``k > 1`` only, is ``normals.shape[0]``).
         resid: (N, d) current residuals (values minus means) of all columns of the joint normal.
         block_mean: (N, k) means of the block's latent values.
         cov: (d, d) covariance of the joint normal (its block at ``pos`` is the fixed block).
         pos, k: first column and size of the block (static).
         codes: (N,) int, observed category 0..k (k = last category), -1 = not observed.
-        n_proposals: joint proposals tried before the Gibbs fallback (``k > 1`` only).
 
     Returns:
         (N, k) latent values: redrawn where ``codes >= 0``, unchanged elsewhere.
@@ -154,12 +180,10 @@ def update_latent_block(key, resid, block_mean, cov, pos: int, k: int, codes, n_
         last = codes == 1
         lower = jnp.where(last, LATENT_LOWER, 0.0)
         upper = jnp.where(last, 0.0, LATENT_UPPER)
-        new = truncated_normal(key, mean[:, 0], sd, lower, upper)[:, None]
+        new = truncated_normal_from_uniform(uniforms, mean[:, 0], sd, lower, upper)[:, None]
         return jnp.where(observed[:, None], new, current)
-    key_prop, key_gibbs = jax.random.split(key)
     factor = chol(cond_cov)
-    z = jax.random.normal(key_prop, (n_proposals,) + mean.shape, dtype=mean.dtype)
-    props = mean[None] + z @ factor.T
+    props = mean[None] + normals @ factor.T
     ok = jax.vmap(lambda p: in_region(p, codes, k))(props)  # (T, N)
     first = jnp.argmax(ok, axis=0)
     any_ok = jnp.any(ok, axis=0)
@@ -169,7 +193,7 @@ def update_latent_block(key, resid, block_mean, cov, pos: int, k: int, codes, n_
     inside = in_region(current, codes, k)
     canonical = jnp.where(jax.nn.one_hot(codes, k, dtype=current.dtype) > 0, 1.0, -1.0)
     start = jnp.where(inside[:, None], current, canonical)
-    fallback = _gibbs_pass(key_gibbs, start, mean, cond_cov, codes, k)
+    fallback = _gibbs_pass(uniforms, start, mean, cond_cov, codes, k)
     new = jnp.where(any_ok[:, None], chosen, fallback)
     return jnp.where(observed[:, None], new, current)
 

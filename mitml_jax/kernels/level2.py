@@ -8,7 +8,6 @@ random effects, so one covariance ``Psi`` (dimension ``q*r + r2``) joins them. P
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from . import linalg as la
 from .jomo_linalg import chol, chol_solve, spd_inverse
@@ -16,15 +15,14 @@ from .jomo_linalg import chol, chol_solve, spd_inverse
 __all__ = ["draw_regression", "random_effects_prior", "draw_random_effects"]
 
 
-def draw_regression(key, xtx_inv, xtx_inv_chol, xty, cov):
+def draw_regression(normals, xtx_inv, xtx_inv_chol, xty, cov):
     """Multivariate regression coefficients with identical regressors and a flat prior.
 
     ``vec(B) ~ N(vec((X'X)^-1 X'Y), cov (x) (X'X)^-1)``: ``B = (X'X)^-1 X'Y + C E chol(cov)'`` with
-    ``C C' = (X'X)^-1`` and ``E`` standard normal (p, r).
+    ``C C' = (X'X)^-1`` and ``E = normals`` standard normal (p, r).
     """
     mean = xtx_inv @ xty
-    e = jax.random.normal(key, mean.shape, dtype=mean.dtype)
-    return mean + xtx_inv_chol @ e @ chol(cov).T
+    return mean + xtx_inv_chol @ normals @ chol(cov).T
 
 
 def random_effects_prior(psi, u2, d1: int):
@@ -43,10 +41,11 @@ def random_effects_prior(psi, u2, d1: int):
     return u2 @ coef.T, la.symmetrize(prec)
 
 
-def draw_random_effects(key, prior_mean, prior_prec, omega_inv, ztz, ztr):
+def draw_random_effects(normals, prior_mean, prior_prec, omega_inv, ztz, ztr):
     """Cluster random effects ``vec(b_j)`` (target outer, random effect inner).
 
     Args:
+        normals: (J, d1) standard normals.
         prior_mean: (J, d1) prior means; prior_prec: (d1, d1) prior precision.
         omega_inv: (r, r) shared, or (J, r, r) cluster-specific, level-1 precision.
         ztz: (J, q, q) ``Z_j' Z_j``.
@@ -68,5 +67,4 @@ def draw_random_effects(key, prior_mean, prior_prec, omega_inv, ztz, ztr):
     b = rhs.reshape(n_clusters, d1) + prior_mean @ prior_prec.T
     factor = chol(prec)
     mean = la.cho_solve(factor, b)
-    z = jax.random.normal(key, mean.shape, dtype=mean.dtype)
-    return mean + la.solve_upper_t(factor, z)
+    return mean + la.solve_upper_t(factor, normals)

@@ -27,14 +27,15 @@ import jax.numpy as jnp
 from jax.scipy.special import gammaln, multigammaln
 
 from . import linalg as la
-from .jomo_linalg import (chol, chol_solve, draw_missing_rows, inverse_wishart,
-                          logdet_from_chol, pattern_matrices, spd_inverse, wishart)
-from .mh_covariance import mh_covariance_update
+from .jomo_linalg import (chol, draw_missing_rows, inverse_wishart_from_noise, logdet_from_chol,
+                          pattern_matrices, spd_inverse, wishart_from_noise, wishart_noise_size)
+from .mh_covariance import mh_covariance_from_noise
 
 __all__ = [
     "draw_beta_clusterwise",
     "log_f_df",
     "update_df",
+    "update_df_from_noise",
     "update_cluster_covariances",
     "conditional_draw_clusterwise",
 ]
@@ -44,10 +45,11 @@ _PRECISION = 0.001
 _NEWTON_STEPS = 50
 
 
-def draw_beta_clusterwise(key, x, target, omega_inv):
+def draw_beta_clusterwise(normals, x, target, omega_inv):
     """GLS draw of ``beta`` (p, r) with cluster-specific level-1 precisions (flat prior).
 
-    Precision ``sum_j Omega_j^-1 (x) X_j'X_j`` (target outer), mean from ``sum_j X_j' T_j Omega_j^-1``.
+    Precision ``sum_j Omega_j^-1 (x) X_j'X_j`` (target outer), mean from ``sum_j X_j' T_j Omega_j^-1``;
+    ``normals`` (r * p,) standard normals.
     """
     n_clusters, _, p = x.shape
     r = target.shape[-1]
@@ -56,8 +58,7 @@ def draw_beta_clusterwise(key, x, target, omega_inv):
     rhs = jnp.einsum("jlp,jlr,jrs->sp", x, target, omega_inv).reshape(r * p)
     factor = chol(la.symmetrize(prec))
     mean = la.cho_solve(factor, rhs)
-    z = jax.random.normal(key, mean.shape, dtype=mean.dtype)
-    return (mean + la.solve_upper_t(factor, z)).reshape(r, p).T
+    return (mean + la.solve_upper_t(factor, normals)).reshape(r, p).T
 
 
 def log_f_df(u, eta, dim: int, n_clusters: int, sum_logdet_omega, logdet_h):
@@ -76,8 +77,21 @@ def log_f_df(u, eta, dim: int, n_clusters: int, sum_logdet_omega, logdet_h):
 
 
 def update_df(key, a, eta, dim: int, n_clusters: int, sum_logdet_omega, logdet_h):
-    """jomo's Metropolis-Hastings step for the df ``a``; returns ``(a, accepted)``."""
+    """:func:`update_df_from_noise` with its noise drawn from ``key``."""
+    key_n, key_u = jax.random.split(key)
+    dtype = jnp.result_type(float)
+    uniforms = jax.random.uniform(key_u, (3,), dtype=dtype, minval=jnp.finfo(dtype).tiny)
+    return update_df_from_noise(jax.random.normal(key_n, (), dtype=dtype), uniforms, a, eta, dim,
+                                n_clusters, sum_logdet_omega, logdet_h)
 
+
+def update_df_from_noise(normal, uniforms, a, eta, dim: int, n_clusters: int, sum_logdet_omega,
+                         logdet_h):
+    """jomo's Metropolis-Hastings step for the df ``a``; returns ``(a, accepted)``.
+
+    ``normal`` (scalar) and ``uniforms`` (3,): the t(4) proposal is
+    ``normal / sqrt(chi2_4 / 4)`` with ``chi2_4 = -2 log(u_0 u_1)``; ``u_2`` decides acceptance.
+    """
     def f(u):
         return log_f_df(u, eta, dim, n_clusters, sum_logdet_omega, logdet_h)
 
@@ -101,56 +115,59 @@ def update_df(key, a, eta, dim: int, n_clusters: int, sum_logdet_omega, logdet_h
     u_m, done, _ = jax.lax.while_loop(going, newton, (u0, jnp.asarray(False), 0))
     u_m = jnp.where(done & jnp.isfinite(u_m), u_m, u0)
     lam = jnp.sqrt(-5.0 / (4.0 * d2(u_m)))
-    key_t, key_u = jax.random.split(key)
-    u_prop = u_m + lam * jax.random.t(key_t, 4.0, dtype=jnp.result_type(float))
+    t4 = normal / jnp.sqrt(-0.5 * (jnp.log(uniforms[0]) + jnp.log(uniforms[1])))
+    u_prop = u_m + lam * t4
 
     def log_h(u):  # jomo: pow(1 + z^2/4, -5/2) with integer -5/2 == -2
         return -2.0 * jnp.log1p((u - u_m) ** 2 / (4.0 * lam * lam))
 
     log_ratio = f(u_prop) - f(u0) + log_h(u0) - log_h(u_prop)
-    accept = jnp.log(jax.random.uniform(key_u)) < log_ratio
+    accept = jnp.log(uniforms[2]) < log_ratio
     u_new = jnp.where(accept, u_prop, u0)
     a_new = jnp.exp(u_new) - dim
     ok = jnp.isfinite(a_new) & (a_new >= dim)
     return jnp.where(ok, a_new, a), (accept & ok).astype(jnp.int32)
 
 
-def update_cluster_covariances(key, omega, a, scale, resid, cluster_size, prior, config,
-                               elements):
-    """One hr update of ``A`` (``scale``), ``a`` and all ``Omega_j``.
+def update_cluster_covariances(noise, omega, a, scale, resid, cluster_size, prior, config,
+                               elements, omega_inv=None):
+    """One hr update of ``A`` (``scale``), ``a`` and all ``Omega_j``; ``noise`` a ``NoiseStream``.
 
+    ``omega_inv`` (J, r, r), when given, is the inverse of ``omega`` (saves recomputing it).
     Returns ``(omega, a, scale, n_accepted_omega, accepted_a)``.
     """
     n_clusters, _, r = resid.shape
-    key_scale, key_df, key_omega = jax.random.split(key, 3)
     omega_chol = chol(omega)
-    omega_inv = la.symmetrize(spd_inverse(omega))
+    if omega_inv is None:
+        omega_inv = la.symmetrize(spd_inverse(omega))
     h = la.symmetrize(omega_inv.sum(axis=0) + spd_inverse(prior.binv))
     gamma_star = la.symmetrize(spd_inverse(h))
     # jomo passes the df to an ``int`` parameter: truncated
-    scale = wishart(key_scale, jnp.floor(n_clusters * a + r + 1.0), gamma_star)
+    w_n, w_u = wishart_noise_size(r)
+    scale = wishart_from_noise(jnp.floor(n_clusters * a + r + 1.0), gamma_star,
+                               noise.normals((w_n,)), noise.uniforms((w_u,)))
     sum_logdet = jnp.sum(logdet_from_chol(omega_chol))
     logdet_h = logdet_from_chol(chol(h))
-    a, accepted_a = update_df(key_df, a, prior.a, r, n_clusters, sum_logdet, logdet_h)
+    a, accepted_a = update_df_from_noise(noise.normals(()), noise.uniforms((3,)), a, prior.a, r,
+                                         n_clusters, sum_logdet, logdet_h)
     scatter = jnp.einsum("jlr,jls->jrs", resid, resid) + scale[None]
-    keys = jax.random.split(key_omega, n_clusters)
     if config.cat_blocks:
-        def one(k, om, sc, n_j):
-            def log_target(c, factor):
-                logdet = logdet_from_chol(factor)
-                trace = jnp.trace(chol_solve(factor, sc))
-                return -0.5 * trace - 0.5 * (a + n_j + r + 1.0) * logdet
-            return mh_covariance_update(k, om, sc, n_j, elements, config.n_tries, log_target)
-
-        omega, accepted = jax.vmap(one)(keys, omega, scatter, cluster_size)
+        # the IW(n_j + a, S_j + A) density: nu = a + n_j + r + 1
+        omega, accepted = mh_covariance_from_noise(
+            omega, scatter, cluster_size, elements,
+            noise.normals((n_clusters, len(elements), config.n_tries)),
+            noise.uniforms((n_clusters, len(elements))),
+            nu=a + cluster_size + r + 1.0, cov_inv=omega_inv)
         accepted = accepted.sum()
     else:
-        omega = jax.vmap(inverse_wishart)(keys, jnp.floor(cluster_size + a), scatter)
+        omega = jax.vmap(inverse_wishart_from_noise)(
+            jnp.floor(cluster_size + a), scatter, noise.normals((n_clusters, w_n)),
+            noise.uniforms((n_clusters, w_u)))
         accepted = jnp.zeros((), jnp.int32)
     return omega, a, scale, accepted, accepted_a
 
 
-def conditional_draw_clusterwise(key, values, means, omega, cluster_of_row, patterns, pattern_id,
+def conditional_draw_clusterwise(normals, values, means, omega, cluster_of_row, patterns, pattern_id,
                                  pattern_cluster=None):
     """Missing level-1 values under cluster-specific covariances.
 
@@ -162,9 +179,9 @@ def conditional_draw_clusterwise(key, values, means, omega, cluster_of_row, patt
         prec, minv, chol = jax.vmap(pattern_matrices, in_axes=(0, 0))(
             omega[pattern_cluster], patterns[:, None, :])
         prec_rows = prec[pattern_id]
-        return draw_missing_rows(key, values, means, prec_rows, minv[pattern_id, 0],
+        return draw_missing_rows(normals, values, means, prec_rows, minv[pattern_id, 0],
                                  chol[pattern_id, 0], miss)
     prec, minv, chol = jax.vmap(pattern_matrices, in_axes=(0, None))(omega, patterns)
-    return draw_missing_rows(key, values, means, prec[cluster_of_row],
+    return draw_missing_rows(normals, values, means, prec[cluster_of_row],
                              minv[cluster_of_row, pattern_id], chol[cluster_of_row, pattern_id],
                              miss)
