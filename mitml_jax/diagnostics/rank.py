@@ -5,13 +5,16 @@ The definitions follow ArviZ's legacy implementation (``arviz.stats.diagnostics`
 line by line, so that the values agree with ArviZ's to rounding error; the computation is
 vectorised over parameters instead of looping in Python:
 
-* every parameter's draws are sorted once and ranked with ties averaged, the folded draws
-  ``|x - median|`` are ranked from that sort, and the Blom scores come from a table
+* every parameter's draws are sorted once and ranked with ties averaged; the folded draws
+  ``|x - median|`` are ranked by merging the two halves of that sort, and only their per-chain
+  sums are kept (all folded R-hat needs); the Blom scores come from a table
   (:mod:`mitml_jax.diagnostics.rank_normal`);
 * autocovariances are averaged over chains, summed directly for the first lags and by FFT only
-  where needed, and Geyer's sequences run for all parameters at once
-  (:mod:`mitml_jax.diagnostics.ess_geyer`);
-* parameters are processed in chunks, on several threads when there are several chunks.
+  where needed, and Geyer's sequences run for all parameters at once; the tail indicators' pair
+  counts come from the sorted draws (:mod:`mitml_jax.diagnostics.ess_geyer`);
+* parameters are copied out of the ``(chain, draw, K)`` input a cache line at a time and
+  processed one L2-sized chunk at a time, on several threads, each reusing its own buffers
+  (fresh memory costs a page fault per page: more than the arithmetic done in it).
 
 Input arrays are ``(chain, draw, *params)``; results have shape ``params`` (a float for none).
 """

@@ -2,8 +2,9 @@
 
 Every parameter's draws are sorted once through an order-preserving ``uint64`` image that carries
 each draw's position in its low bits (an integer sort is much faster than a float argsort);
-draws that differ only in the dropped bits are put back in order by odd-even transposition.
-The folded draws ``|x - median|`` are ranked from the sorted draws, and
+only draws whose images agree in the kept bits can be misordered or tied, and those short runs,
+found on the sorted keys, are put in exact order with their values. The folded draws
+``|x - median|`` are ranked by a linear-time merge of the two halves of the sorted draws.
 ``Phi^-1((r - 3/8)/(S + 1/4))`` is read from a table indexed by the (half-integer) rank, so
 ``ndtri`` runs once per sample size, not once per draw. Matches scipy's
 ``rankdata(method="average")`` and ArviZ's ``_z_scale`` exactly.

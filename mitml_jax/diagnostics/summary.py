@@ -176,7 +176,7 @@ def _per_entry_statistics(imp, entries, n_rhat, stats, c: int, d: int) -> dict:
     chunks = entry_chunks(imp, entries, size=_GATHER)
     local = threading.local()
 
-    def work(chunk) -> None:
+    def process(chunk) -> None:
         rows, source, flat = chunk
         work = getattr(local, "work", None)
         if work is None:
@@ -191,20 +191,20 @@ def _per_entry_statistics(imp, entries, n_rhat, stats, c: int, d: int) -> dict:
         warnings.simplefilter("ignore", RuntimeWarning)
         if workers > 1 and c * d * e >= 2**20:  # NumPy releases the GIL in the heavy steps
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(work, chunks))
+                list(pool.map(process, chunks))
         else:
             for chunk in chunks:
-                work(chunk)
+                process(chunk)
     return out
 
 
 def _entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
     """All per-entry statistics of one entry's draws x (1, C, D), written to ``out[...][row]``."""
     with np.errstate(all="ignore"):  # NumPy's error state is per thread
-        _entry_statistics_quiet(x, row, out, n_rhat, stats, which, n_iter, work)
+        _write_entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work)
 
 
-def _entry_statistics_quiet(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
+def _write_entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
     c, d = x.shape[1:]
     mean = x.mean(axis=2)
     out["chain_mean"][row] = mean[0]
