@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from . import linalg
+from . import linalg, param_linalg
 
 __all__ = [
     "spd_inverse",
+    "cross_products",
     "linear_predictor",
     "cluster_effects",
     "draw_random_effects",
     "draw_psi",
     "draw_sigma",
+    "draw_sigma_factored",
     "draw_beta",
     "draw_missing",
 ]
@@ -33,8 +35,17 @@ __all__ = [
 
 def spd_inverse(a):
     """Inverse of SPD matrices (..., d, d) via the Cholesky factor: ``L^{-T} L^{-1}``."""
-    li = linalg.inv_lower(linalg.chol(a))
-    return linalg.symmetrize(jnp.swapaxes(li, -1, -2) @ li)
+    return param_linalg.spd_inverse(a)
+
+
+def cross_products(u, v):
+    """``sum over all trailing axes of u[i] * v[j]``: u (a, ...), v (b, ...) -> (a, b).
+
+    A broadcast multiply reduced in one fused loop; XLA's dot for these tall-and-thin products
+    calls a matrix library at a fixed cost of several microseconds per call on CPU.
+    """
+    axes = tuple(range(2, u.ndim + 1))
+    return jnp.sum(u[:, None] * v[None, :], axis=axes)
 
 
 def linear_predictor(design, coef):
@@ -100,7 +111,8 @@ def draw_psi(normals, uniforms, b, cluster_mask, n_clusters, c, dinv):
         (psi (r q, r q), gamma_exhausted flag).
     """
     bm = jnp.where(cluster_mask, b, 0.0)
-    return linalg.inverse_wishart_from_noise(c + n_clusters, dinv + bm @ bm.T, normals, uniforms)
+    psi, _, _, exhausted = param_linalg.inverse_wishart(c + n_clusters, dinv + cross_products(bm, bm), normals, uniforms)
+    return psi, exhausted
 
 
 def draw_sigma(normals, uniforms, eps, x, used, xtx_inv, n_used, a, binv):
@@ -114,17 +126,32 @@ def draw_sigma(normals, uniforms, eps, x, used, xtx_inv, n_used, a, binv):
     Returns:
         (sigma (r, r), beta_hat (p, r), gamma flag).
     """
-    p, r = x.shape[0], eps.shape[0]
-    xu = jnp.where(used, x, 0.0)
-    beta_hat = xtx_inv @ jnp.einsum("kjl,tjl->kt", xu, eps)
-    delta = jnp.where(used, eps - linear_predictor(x, beta_hat), 0.0).reshape(r, -1)
-    sigma, exhausted = linalg.inverse_wishart_from_noise(a + n_used - p, binv + delta @ delta.T, normals, uniforms)
+    sigma, _, _, beta_hat, exhausted = draw_sigma_factored(normals, uniforms, eps, x, used, xtx_inv, n_used, a, binv)
     return sigma, beta_hat, exhausted
 
 
-def draw_beta(normals, beta_hat, xtx_chol_inv_t, sigma_chol):
-    """``vec(beta) ~ N(vec(beta_hat), Sigma kron (X^T X)^{-1})``; normals (p, r)."""
-    return beta_hat + xtx_chol_inv_t @ normals @ sigma_chol.T
+def draw_sigma_factored(normals, uniforms, eps, x, used, xtx_inv, n_used, a, binv):
+    """:func:`draw_sigma` that also returns a square root ``T`` (``T T^T = Sigma``) and ``Sigma^{-1}``
+    from the inverse-Wishart draw itself (no second factorisation).
+
+    Returns:
+        (sigma, root, sigma_inv, beta_hat, gamma flag).
+    """
+    p = x.shape[0]
+    xu = jnp.where(used, x, 0.0)
+    beta_hat = param_linalg.matmul(xtx_inv, cross_products(xu, eps))
+    delta = jnp.where(used, eps - linear_predictor(x, beta_hat), 0.0)
+    sigma, root, sigma_inv, exhausted = param_linalg.inverse_wishart(
+        a + n_used - p, binv + cross_products(delta, delta), normals, uniforms
+    )
+    return sigma, root, sigma_inv, beta_hat, exhausted
+
+
+def draw_beta(normals, beta_hat, xtx_chol_inv_t, sigma_root):
+    """``vec(beta) ~ N(vec(beta_hat), Sigma kron (X^T X)^{-1})``; normals (p, r); ``sigma_root``
+    any ``T`` with ``T T^T = Sigma`` (e.g. the Cholesky factor)."""
+    mm = param_linalg.matmul
+    return beta_hat + mm(mm(xtx_chol_inv_t, normals), sigma_root.T)
 
 
 def draw_missing(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid):

@@ -133,14 +133,11 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     )
     zb = cond.cluster_effects(d.z, b)
     sig_n, sig_u = linalg.bartlett_noise_size(r)
-    sigma, beta_hat, flag_sigma = cond.draw_sigma(
+    sigma, sigma_root, sigma_inv_new, beta_hat, flag_sigma = cond.draw_sigma_factored(
         noise.normals((sig_n,)), noise.uniforms((sig_u,)),
         state.y - zb, d.x, d.used, pa.xtx_inv, d.n_used, prior.a, prior.binv,
     )
-    sigma_chol = linalg.chol(sigma)
-    beta = cond.draw_beta(noise.normals((p, r)), beta_hat, pa.xtx_chol_inv_t, sigma_chol)
-    li = linalg.inv_lower(sigma_chol)
-    sigma_inv_new = linalg.symmetrize(li.T @ li)
+    beta = cond.draw_beta(noise.normals((p, r)), beta_hat, pa.xtx_chol_inv_t, sigma_root)
     mean = cond.linear_predictor(d.x, beta) + zb
     y = cond.draw_missing(
         noise.normals(d.miss_index.shape), d.y, d.obs, mean, sigma_inv_new, d.miss_index, d.miss_valid
