@@ -5,15 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.scipy.special import erfinv
-from scipy import stats
+from scipy import special, stats
 
 from mitml_jax.kernels.jomo_noise import draw_sweep_noise, threefry_bits64
 from mitml_jax.kernels.jomo_linalg import conditional_normal_draw, inverse_wishart
 from mitml_jax.kernels.latent import (LATENT_LOWER, LATENT_UPPER, in_region, latent_to_category,
                                       truncated_normal, update_latent_block)
 from mitml_jax.kernels.level2 import draw_random_effects, random_effects_prior
-from mitml_jax.kernels.mh_covariance import (free_elements, mh_covariance_from_noise,
-                                             mh_covariance_update)
+from mitml_jax.kernels.mh_covariance import (first_positive_definite_change, free_elements,
+                                             mh_covariance_from_noise, mh_covariance_update)
 from mitml_jax.kernels.random_l1 import log_f_df, update_df
 
 
@@ -184,61 +184,91 @@ def test_df_update_moves_towards_the_generating_df():
     assert np.isfinite(float(log_f_df(jnp.log(10.0), 3.0, r, n_cl, sum_logdet, logdet_h)))
 
 
-def _mh_reference(cov, s, n, elements, z, u, nu):
-    """jomo's element-wise Metropolis sweep written directly (Cholesky per proposal), NumPy."""
+def _mh_reference(cov, s, n, elements, u, nu, n_tries):
+    """jomo's element-wise Metropolis sweep written directly in NumPy/SciPy: the interval of
+    positive-definite changes from the determinant polynomial, every log target by Cholesky."""
     cov = cov.copy()
 
     def loglik(c):
-        try:
-            factor = np.linalg.cholesky(c)
-        except np.linalg.LinAlgError:
-            return None
+        factor = np.linalg.cholesky(c)
         return -0.5 * np.trace(np.linalg.solve(c, s)) - nu * np.log(np.diag(factor)).sum()
 
     current, accepted = loglik(cov), 0
     for e, (j, k) in enumerate(elements):
         sd = cov[j, j] * np.sqrt(11.6 / n) if j == k else 0.1 * np.sqrt(cov[j, j] * cov[k, k])
-        new = None
-        for t in range(z.shape[1]):
-            cand = cov.copy()
-            cand[j, k] = cand[k, j] = cov[j, k] + sd * z[e, t]
-            new = loglik(cand)
-            if new is not None:
-                break
-        if new is not None and np.log(u[e]) < new - current:
+        change = np.zeros_like(cov)
+        change[j, k] = change[k, j] = 1.0
+        dets = [np.linalg.det(cov + h * sd * change) for h in (-1.0, 0.0, 1.0)]
+        poly = np.polyfit([-1.0, 0.0, 1.0], dets, 2)  # det as a polynomial in delta / sd
+        roots = np.sort(np.real(np.roots(np.trim_zeros(poly, "f"))))
+        lower = roots[roots < 0].max() if np.any(roots < 0) else -np.inf
+        upper = roots[roots > 0].min() if np.any(roots > 0) else np.inf
+        p_lo, p_hi = special.ndtr(lower), special.ndtr(upper)
+        if u[e, 0] < (p_lo + 1.0 - p_hi) ** n_tries:
+            continue
+        cand = cov + sd * special.ndtri(p_lo + u[e, 1] * (p_hi - p_lo)) * change
+        new = loglik(cand)
+        if np.log(u[e, 2]) < new - current:
             cov, current, accepted = cand, new, accepted + 1
     return cov, accepted
 
 
 @pytest.mark.parametrize("fixed", [[], [(2, 1)], [(1, 2)]])
 def test_mh_rank_two_updates_follow_the_direct_sweep(fixed):
-    """The Woodbury form takes the same decisions as factorising every proposal (wide proposals
-    included, so non-positive-definite ones and rejections occur), single matrix and batch."""
+    """The Woodbury form takes the same steps as the direct computation (small clusters, so
+    proposals often leave the positive-definite set; n_tries 1 and 8), single matrix and batch."""
     rng = np.random.default_rng(11)
-    d, n, nu = 4, 30.0, 33.0
+    d, n, nu = 4, 3.0, 9.0
     elements = free_elements(d, fixed)
-    covs, scatters, zs, us, refs, accs = [], [], [], [], [], []
-    for trial in range(40):
-        a = rng.normal(size=(d, 8))
-        b = rng.normal(size=(d, 30))
-        covs.append(a @ a.T / 8 + 0.1 * np.eye(d))
-        scatters.append(b @ b.T)
-        zs.append(rng.normal(size=(len(elements), 8)) * (1 + 5 * (trial % 3)))
-        us.append(rng.uniform(size=len(elements)))
-        ref, acc = _mh_reference(covs[-1], scatters[-1], n, elements, zs[-1], us[-1], nu)
-        refs.append(ref)
-        accs.append(acc)
-        got, got_acc = mh_covariance_from_noise(jnp.asarray(covs[-1]), jnp.asarray(scatters[-1]),
-                                                n, elements, jnp.asarray(zs[-1]),
-                                                jnp.asarray(us[-1]), nu)
-        np.testing.assert_allclose(np.asarray(got), ref, rtol=0, atol=1e-10)
-        assert int(got_acc) == acc
-    batch, batch_acc = mh_covariance_from_noise(
-        jnp.asarray(np.stack(covs)), jnp.asarray(np.stack(scatters)), jnp.full(40, n), elements,
-        jnp.asarray(np.stack(zs)), jnp.asarray(np.stack(us)), jnp.full(40, nu))
-    np.testing.assert_allclose(np.asarray(batch), np.stack(refs), rtol=0, atol=1e-10)
-    np.testing.assert_array_equal(np.asarray(batch_acc), accs)
-    assert 0 < sum(accs) < 40 * len(elements)
+    for n_tries in (1, 8):
+        covs, scatters, us, refs, accs = [], [], [], [], []
+        for _ in range(30):
+            a = rng.normal(size=(d, 8))
+            b = rng.normal(size=(d, 3))
+            covs.append(a @ a.T / 8 + 0.1 * np.eye(d))
+            scatters.append(b @ b.T)
+            us.append(rng.uniform(size=(len(elements), 3)))
+            ref, acc = _mh_reference(covs[-1], scatters[-1], n, elements, us[-1], nu, n_tries)
+            refs.append(ref)
+            accs.append(acc)
+        got, got_acc = mh_covariance_from_noise(
+            jnp.asarray(np.stack(covs)), jnp.asarray(np.stack(scatters)), jnp.full(30, n),
+            elements, jnp.asarray(np.stack(us)), n_tries, jnp.full(30, nu))
+        np.testing.assert_allclose(np.asarray(got), np.stack(refs), rtol=1e-7, atol=1e-9)
+        np.testing.assert_array_equal(np.asarray(got_acc), accs)
+        assert 0 < sum(accs) < 30 * len(elements)
+        one, one_acc = mh_covariance_from_noise(jnp.asarray(covs[0]), jnp.asarray(scatters[0]), n,
+                                                elements, jnp.asarray(us[0]), n_tries, nu)
+        np.testing.assert_allclose(np.asarray(one), refs[0], rtol=1e-7, atol=1e-9)
+        assert int(one_acc) == accs[0]
+
+
+@pytest.mark.parametrize("j,k", [(0, 0), (0, 1)])
+def test_first_positive_definite_change_is_jomos_redraw_loop(j, k):
+    """Drawn directly, the change has the law of the first positive-definite one of n_tries
+    normal proposals (brute force: proposals checked by eigenvalues), failures included."""
+    cov = np.array([[1.0, 0.8, 0.3], [0.8, 1.0, 0.5], [0.3, 0.5, 2.0]])
+    inv = np.linalg.inv(cov)
+    n_tries, size = 2, 200_000
+    sd = cov[0, 0] * np.sqrt(11.6 / 3.0) if j == k else 0.1 * np.sqrt(cov[j, j] * cov[k, k]) * 8
+    s = 0.5 if j == k else 1.0
+    u = jax.random.uniform(jax.random.key(8), (size, 3), dtype=jnp.float64)
+    delta, ok = first_positive_definite_change(u, sd, s, inv[j, j], inv[k, k], inv[j, k], n_tries)
+    delta, ok = np.asarray(delta), np.asarray(ok)
+    rng = np.random.default_rng(2)
+    props = sd * rng.normal(size=(size, n_tries))
+    mats = np.broadcast_to(cov, (size, n_tries, 3, 3)).copy()
+    mats[:, :, j, k] += props
+    if j != k:
+        mats[:, :, k, j] += props
+    pd = np.linalg.eigvalsh(mats).min(axis=-1) > 0
+    ref_ok = pd.any(axis=1)
+    ref = props[np.arange(size), np.argmax(pd, axis=1)][ref_ok]
+    p = ref_ok.mean()
+    assert 0.02 < 1 - p < 0.5  # failures do occur
+    assert abs(ok.mean() - p) < 5 * np.sqrt(p * (1 - p) / size)
+    assert np.all(delta[~ok] == 0)
+    assert stats.ks_2samp(delta[ok], ref).pvalue > 1e-3
 
 
 def test_sweep_noise_is_jax_threefry_bits():

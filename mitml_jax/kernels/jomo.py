@@ -113,6 +113,12 @@ def init(arrays: JomoArrays, config: JomoConfig, prior: JomoPrior) -> JomoState:
     )
 
 
+def _cell_normals(noise, cells, n_cells: int):
+    """Normals for the missing cells only, placed at ``cells`` (zeros at observed cells)."""
+    z = noise.normals((n_cells,))
+    return jnp.concatenate([z, jnp.zeros((1,), z.dtype)])[cells]
+
+
 def build_kernel(config: JomoConfig):
     """The sweep ``kernel(key, state, arrays, prior) -> (state, info)`` for a static config.
 
@@ -220,8 +226,7 @@ def _build_sweep(config: JomoConfig):
             if config.cat2_blocks:
                 psi, accepted_psi = mh_covariance_from_noise(
                     psi, scatter_u, float(n_clusters), psi_elements,
-                    noise.normals((len(psi_elements), n_tries)),
-                    noise.uniforms((len(psi_elements),)))
+                    noise.uniforms((len(psi_elements), 3)), n_tries)
             else:
                 w_n, w_u = wishart_noise_size(config.dim_psi)
                 psi = inverse_wishart_from_noise(n_clusters + config.dim_psi,
@@ -243,8 +248,7 @@ def _build_sweep(config: JomoConfig):
             if config.cat_blocks:
                 omega, accepted_omega = mh_covariance_from_noise(
                     omega, scatter, arrays.n_rows, omega_elements,
-                    noise.normals((len(omega_elements), n_tries)),
-                    noise.uniforms((len(omega_elements),)), cov_inv=omega_inv)
+                    noise.uniforms((len(omega_elements), 3)), n_tries, cov_inv=omega_inv)
             else:
                 w_n, w_u = wishart_noise_size(r)
                 omega = inverse_wishart_from_noise(arrays.n_rows - 1.0, scatter + prior.binv,
@@ -253,7 +257,7 @@ def _build_sweep(config: JomoConfig):
         # 8. missing level-1 values
         flat_y = y.reshape(-1, r)
         rows = arrays.miss_rows
-        z_rows = noise.normals((rows.shape[0], r))
+        z_rows = _cell_normals(noise, arrays.miss_cells, arrays.report_l1.shape[0])
         if use_hr:
             cluster_of_row = rows // max_size
             new_rows = hr.conditional_draw_clusterwise(
@@ -272,7 +276,8 @@ def _build_sweep(config: JomoConfig):
             u_all = jnp.concatenate([u1, u2], axis=1)
             clus = arrays.miss2_clusters
             vals = u_all[clus]
-            new_u = conditional_normal_from_noise(noise.normals(vals.shape), vals,
+            z_clus = _cell_normals(noise, arrays.miss2_cells, arrays.report_l2.shape[0])
+            new_u = conditional_normal_from_noise(z_clus, vals,
                                                   jnp.zeros_like(vals), psi, arrays.patterns2,
                                                   arrays.miss2_pattern)
             y2 = y2.at[clus].set(jnp.where(arrays.miss2[clus], fit2[clus] + new_u[:, d1:],

@@ -62,6 +62,7 @@ class JomoArrays(NamedTuple):
     cluster_size: jnp.ndarray  # (J,)
     miss_rows: jnp.ndarray  # (M,) flat indices into J*L of rows with a missing cell
     miss_pattern: jnp.ndarray  # (M,) pattern ids
+    miss_cells: jnp.ndarray  # (M, r) position of each missing cell among all K1 of them, K1 if observed
     patterns: jnp.ndarray  # (P, r) bool
     pattern_cluster: jnp.ndarray  # (P,) cluster of the first row with each pattern (jomo hr)
     x2: jnp.ndarray  # (J, p2)
@@ -73,6 +74,7 @@ class JomoArrays(NamedTuple):
     miss2_clusters: jnp.ndarray  # (M2,)
     miss2_pattern: jnp.ndarray  # (M2,)
     patterns2: jnp.ndarray  # (P2, dim_psi) bool
+    miss2_cells: jnp.ndarray  # (M2, dim_psi) as miss_cells, over the K2 missing level-2 cells
     report_l1: jnp.ndarray  # (K1,) flat indices into y (J*L*r) of all missing level-1 cells
     report_l2: jnp.ndarray  # (K2,) flat indices into y2 (J*r2) of all missing level-2 cells
 
@@ -95,6 +97,12 @@ def _patterns(miss: np.ndarray):
         return np.zeros((1, miss.shape[1]), dtype=bool), np.zeros(0, dtype=np.int32)
     pats, ids = np.unique(miss, axis=0, return_inverse=True)
     return pats.astype(bool), ids.reshape(-1).astype(np.int32)
+
+
+def _cell_positions(miss: np.ndarray) -> np.ndarray:
+    """Row-major position of each True cell among all True cells; their count where False."""
+    pos = np.cumsum(miss.ravel()).reshape(miss.shape) - 1
+    return np.where(miss, pos, int(miss.sum())).astype(np.int32)
 
 
 def _inv_and_chol(a: np.ndarray):
@@ -217,11 +225,13 @@ def build_jomo_arrays(y_con, y_cat, n_cats, x, z=None, cluster=None, y2_con=None
         ztz=jnp.asarray(ztz), n_rows=jnp.asarray(float(n)),
         cluster_size=jnp.asarray(sizes.astype(float)),
         miss_rows=jnp.asarray(flat.astype(np.int32)), miss_pattern=jnp.asarray(pat_id),
+        miss_cells=jnp.asarray(_cell_positions(miss[rows])),
         patterns=jnp.asarray(pats), pattern_cluster=jnp.asarray(pattern_cluster), x2=jnp.asarray(x2c), y2_obs=jnp.asarray(y2_full),
         miss2=jnp.asarray(miss2), codes2=jnp.asarray(codes2.astype(np.int32)),
         x2tx2_inv=jnp.asarray(x2tx2_inv), x2tx2_inv_chol=jnp.asarray(x2tx2_inv_chol),
         miss2_clusters=jnp.asarray(clusters2.astype(np.int32)),
         miss2_pattern=jnp.asarray(pat2_id), patterns2=jnp.asarray(pats2),
+        miss2_cells=jnp.asarray(_cell_positions(miss2_full[clusters2])),
         report_l1=jnp.zeros(0, jnp.int32), report_l2=jnp.zeros(0, jnp.int32),
     )
     rep_rows, rep_cols = np.nonzero(miss)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr, ndtri
+from jax.scipy.special import erfc, ndtri
 
 from .jomo_linalg import chol, chol_solve, spd_inverse
 
@@ -29,6 +29,7 @@ __all__ = [
     "LATENT_LOWER",
     "LATENT_UPPER",
     "fixed_block",
+    "normal_cdf",
     "truncated_normal",
     "truncated_normal_from_uniform",
     "block_conditional",
@@ -46,6 +47,12 @@ LATENT_UPPER = 4.0
 def fixed_block(k: int, dtype=float) -> np.ndarray:
     """jomo's fixed latent covariance block: 1 on the diagonal, 0.5 off it."""
     return np.full((k, k), 0.5, dtype=dtype) + 0.5 * np.eye(k, dtype=dtype)
+
+
+def normal_cdf(x):
+    """Standard normal CDF as one ``erfc`` (``jax.scipy.special.ndtr`` evaluates ``erf`` and
+    ``erfc`` on every element: four times the cost in float64 on CPU; same accuracy)."""
+    return 0.5 * erfc(x * -np.sqrt(0.5))
 
 
 def truncated_normal(key, mean, sd, lower, upper):
@@ -66,8 +73,8 @@ def truncated_normal_from_uniform(u, mean, sd, lower, upper):
     flip = a > 0
     lo = jnp.where(flip, -b, a)
     hi = jnp.where(flip, -a, b)
-    p_lo = ndtr(lo)
-    p_hi = ndtr(hi)
+    p_lo = normal_cdf(lo)
+    p_hi = normal_cdf(hi)
     x = ndtri(p_lo + u * (p_hi - p_lo))
     x = jnp.clip(x, lo, hi)
     x = jnp.where(flip, -x, x)

@@ -17,9 +17,10 @@ Changing element ``(j, k)`` by ``delta`` is the symmetric rank-two update ``C' =
 ``U = [e_j, e_k]``, ``D = s delta [[0, 1], [1, 0]]`` (``s = 1/2`` on the diagonal, else 1). With
 ``B = C^-1`` and ``K = I + D U'BU``: ``|C'| = |C| det K``, ``C'`` is positive definite iff
 ``det K > 0`` (given ``C`` is: the update has one positive and one negative eigenvalue, so at most one
-eigenvalue of ``C`` can cross zero), and ``C'^-1 = B - BU K^-1 D U'B`` (Woodbury). So each
-proposal costs a few scalar operations instead of a Cholesky factorisation, the log target
-difference is exact up to rounding, and the draws follow jomo's chain.
+eigenvalue of ``C`` can cross zero), and ``C'^-1 = B - BU K^-1 D U'B`` (Woodbury). So the
+positive-definite proposals form an interval, jomo's redraw loop is a truncated normal (drawn
+directly, :func:`first_positive_definite_change`), the log target difference costs a few scalar
+operations instead of Cholesky factorisations, and the chain is jomo's.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.special import ndtri
 
-from .jomo_linalg import chol, chol_solve, logdet_from_chol, spd_inverse
+from .jomo_linalg import chol_solve, logdet_from_chol, spd_inverse
+from .latent import normal_cdf
 
-__all__ = ["free_elements", "normal_loglik", "mh_covariance_from_noise", "mh_covariance_update"]
+__all__ = ["free_elements", "normal_loglik", "first_positive_definite_change",
+           "mh_covariance_from_noise", "mh_covariance_update"]
 
 #: Above this many free elements the visits run in a ``lax.scan`` instead of being unrolled.
 UNROLL_ELEMENTS = 32
@@ -52,7 +56,33 @@ def normal_loglik(factor, scatter, n):
     return -0.5 * trace - 0.5 * n * logdet_from_chol(factor)
 
 
-def _visit(carry, j, k, z, u, scatter, n, nu):
+def first_positive_definite_change(uniforms, sd, s, bjj, bkk, bjk, n_tries: int):
+    """The change of jomo's proposal loop: the first of ``n_tries`` normal proposals that keeps
+    the matrix positive definite, drawn directly from its law.
+
+    The proposals are ``delta = sd z``, ``z ~ N(0, 1)``. ``C + delta``-update is positive definite
+    iff ``det K = 1 + 2 e b_jk - e^2 (b_jj b_kk - b_jk^2) > 0`` (``e = s delta``): an interval
+    ``(-1 / (s (g + b_jk)), 1 / (s (g - b_jk)))`` with ``g = sqrt(b_jj b_kk)`` (upper end infinite
+    on the diagonal) that contains 0. With ``q`` the probability that one proposal falls outside,
+    no proposal succeeds with probability ``q^T``; otherwise the first success is a normal
+    truncated to the interval. So ``uniforms[..., 0]`` decides success (``u_0 >= q^T``) and
+    ``uniforms[..., 1]`` draws the truncated normal by inversion.
+
+    Returns ``(delta, any_positive_definite)``; ``delta`` is 0 where no proposal succeeds.
+    """
+    g = jnp.sqrt(bjj * bkk)
+    lower = -1.0 / (s * (g + bjk)) / sd
+    upper = jnp.where(s < 1.0, jnp.inf, 1.0 / (s * (g - bjk)) / sd)
+    p_lower = normal_cdf(lower)
+    p_upper = normal_cdf(upper)
+    outside = p_lower + (1.0 - p_upper)
+    success = uniforms[..., 0] >= outside**n_tries
+    p = p_lower + uniforms[..., 1] * (p_upper - p_lower)
+    z = jnp.clip(ndtri(jnp.clip(p, 0.0, 1.0 - 2.0**-53)), lower, upper)
+    return jnp.where(success, sd * z, 0.0), success
+
+
+def _visit(carry, j, k, u, scatter, n, nu, n_tries):
     """One element's proposal and accept step on a batch of matrices (indices static or traced)."""
     cov, inv, accepted = carry
     d = cov.shape[-1]
@@ -61,15 +91,7 @@ def _visit(carry, j, k, z, u, scatter, n, nu):
     sd = jnp.where(diag, cjj * jnp.sqrt(11.6 / n), 0.1 * jnp.sqrt(cjj * ckk))
     s = jnp.where(diag, 0.5, 1.0)
     bjj, bkk, bjk = inv[..., j, j], inv[..., k, k], inv[..., j, k]
-    # det K of every proposal; the first one > 0 is the first positive-definite one
-    e_t = (s * sd)[..., None] * z
-    g_t = 1.0 + e_t * bjk[..., None]
-    pd = g_t * g_t - e_t * e_t * (bjj * bkk)[..., None] > 0.0
-    delta = sd * z[..., -1]
-    for t in reversed(range(z.shape[-1] - 1)):
-        delta = jnp.where(pd[..., t], sd * z[..., t], delta)
-    any_pd = jnp.any(pd, axis=-1)
-    delta = jnp.where(any_pd, delta, 0.0)
+    delta, any_pd = first_positive_definite_change(u, sd, s, bjj, bkk, bjk, n_tries)
     e = s * delta
     g = 1.0 + e * bjk
     det_k = jnp.where(any_pd, g * g - e * e * bjj * bkk, 1.0)
@@ -83,7 +105,7 @@ def _visit(carry, j, k, z, u, scatter, n, nu):
     h_kk = jnp.sum(b_k * sb_k, axis=-1)
     trace_mh = m_jj * h_jj + 2.0 * m_jk * h_jk + m_kk * h_kk
     log_ratio = 0.5 * trace_mh - 0.5 * nu * jnp.log(det_k)
-    accept = any_pd & (jnp.log(u) < log_ratio)
+    accept = any_pd & (jnp.log(u[..., 2]) < log_ratio)
     step = jnp.where(accept, delta, 0.0)
     mask = jax.nn.one_hot(j, d, dtype=cov.dtype)[:, None] * jax.nn.one_hot(k, d, dtype=cov.dtype)
     cov = cov + (s * step)[..., None, None] * (mask + mask.T)
@@ -96,8 +118,8 @@ def _visit(carry, j, k, z, u, scatter, n, nu):
     return cov, inv, accepted + accept.astype(jnp.int32)
 
 
-def mh_covariance_from_noise(cov, scatter, n, elements: Sequence[tuple], normals, uniforms,
-                             nu=None, cov_inv=None):
+def mh_covariance_from_noise(cov, scatter, n, elements: Sequence[tuple], uniforms,
+                             n_tries: int = 8, nu=None, cov_inv=None):
     """One jomo sweep of element-wise Metropolis updates on a batch of covariance matrices.
 
     Args:
@@ -106,7 +128,10 @@ def mh_covariance_from_noise(cov, scatter, n, elements: Sequence[tuple], normals
             prior scale where the target has one).
         n: (...) or scalar: scale of the proposal sd.
         elements: static list of ``(j, k)`` pairs to update (see :func:`free_elements`).
-        normals: (..., E, T) standard normals (T proposals per element); uniforms: (..., E).
+        uniforms: (..., E, 3) uniforms per element: whether one of the ``n_tries`` proposals is
+            positive definite, which one (see :func:`first_positive_definite_change`), and the
+            acceptance.
+        n_tries: proposals per element (static); jomo draws up to 100.
         nu: (...) or scalar weight of ``log|C|`` in the log target (default ``n``).
         cov_inv: optional (..., d, d) inverse of ``cov`` when the caller already has it.
 
@@ -122,18 +147,17 @@ def mh_covariance_from_noise(cov, scatter, n, elements: Sequence[tuple], normals
     carry = (cov, inv, jnp.zeros(batch, jnp.int32))
     if len(elements) <= UNROLL_ELEMENTS:
         for e, (j, k) in enumerate(elements):
-            carry = _visit(carry, j, k, normals[..., e, :], uniforms[..., e], scatter, n, nu)
+            carry = _visit(carry, j, k, uniforms[..., e, :], scatter, n, nu, n_tries)
     else:
         rows = jnp.asarray([j for j, _ in elements], dtype=jnp.int32)
         cols = jnp.asarray([k for _, k in elements], dtype=jnp.int32)
-        z_all = jnp.moveaxis(normals, -2, 0)
-        u_all = jnp.moveaxis(uniforms, -1, 0)
+        u_all = jnp.moveaxis(uniforms, -2, 0)
 
         def body(c, xs):
-            j, k, z, u = xs
-            return _visit(c, j, k, z, u, scatter, n, nu), None
+            j, k, u = xs
+            return _visit(c, j, k, u, scatter, n, nu, n_tries), None
 
-        carry, _ = jax.lax.scan(body, carry, (rows, cols, z_all, u_all))
+        carry, _ = jax.lax.scan(body, carry, (rows, cols, u_all))
     cov, _, accepted = carry
     return cov, accepted
 
@@ -144,9 +168,6 @@ def mh_covariance_update(key, cov, scatter, n, elements: Sequence[tuple], n_trie
 
     Returns ``(cov, n_accepted)``.
     """
-    key_z, key_u = jax.random.split(key)
-    batch = cov.shape[:-2]
-    normals = jax.random.normal(key_z, batch + (len(elements), n_tries), dtype=cov.dtype)
-    uniforms = jax.random.uniform(key_u, batch + (len(elements),), dtype=cov.dtype,
+    uniforms = jax.random.uniform(key, cov.shape[:-2] + (len(elements), 3), dtype=cov.dtype,
                                   minval=jnp.finfo(cov.dtype).tiny)
-    return mh_covariance_from_noise(cov, scatter, n, elements, normals, uniforms, nu)
+    return mh_covariance_from_noise(cov, scatter, n, elements, uniforms, n_tries, nu)

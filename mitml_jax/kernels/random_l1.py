@@ -155,8 +155,7 @@ def update_cluster_covariances(noise, omega, a, scale, resid, cluster_size, prio
         # the IW(n_j + a, S_j + A) density: nu = a + n_j + r + 1
         omega, accepted = mh_covariance_from_noise(
             omega, scatter, cluster_size, elements,
-            noise.normals((n_clusters, len(elements), config.n_tries)),
-            noise.uniforms((n_clusters, len(elements))),
+            noise.uniforms((n_clusters, len(elements), 3)), config.n_tries,
             nu=a + cluster_size + r + 1.0, cov_inv=omega_inv)
         accepted = accepted.sum()
     else:
