@@ -144,3 +144,15 @@ def test_row_dot_long_rows_in_blocks():
     np.testing.assert_allclose(row_dot(a, b), np.einsum("ij,ij->i", a, b), rtol=1e-12)
     np.testing.assert_allclose(row_dot(a[:, :100], b[:, :100]),
                                np.einsum("ij,ij->i", a[:, :100], b[:, :100]), rtol=1e-12)
+
+
+def test_centred_lag_sums_in_blocks(monkeypatch):
+    from mitml_jax.diagnostics.ess_geyer import centred_lag_sums
+
+    monkeypatch.setattr(ess_geyer, "_BLOCK_BYTES", 8 * 40 * 3)  # three chains per block
+    y = np.random.default_rng(10).standard_normal((2, 7, 40)) + 5.0
+    mean, _, sums, squares = centred_lag_sums(y, 6)
+    yc = y - y.mean(axis=2, keepdims=True)
+    np.testing.assert_allclose(mean, y.mean(axis=2), rtol=1e-15)
+    np.testing.assert_allclose(squares, (yc * yc).sum(axis=2), rtol=1e-12)
+    np.testing.assert_allclose(sums, lag_sums(yc, 6), rtol=1e-12)

@@ -25,6 +25,7 @@ _DIRECT_LAGS = 16  # autocovariance lags summed directly before falling back to 
 
 
 _DOT_BLOCK = 8192  # OpenBLAS multithreads dot products above 10,000 elements: keep below
+_BLOCK_BYTES = 2**20  # chains centred and multiplied together (a block stays in cache for all lags)
 
 
 def row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -139,20 +140,29 @@ def ess_from_autocov(acov, chain_mean, n: int, full_autocov, constant, relative=
 
 
 def centred_lag_sums(y: np.ndarray, lags: int, work=None):
-    """Chain means (K, M), centred chains, their lag sums (K, lags) and sums of squares (K, M).
+    """Chain means (K, M), lag sums of the centred chains (K, lags) and their squares (K, M).
 
-    ``work``: dict of reusable buffers (see :func:`~.rank_normal.scratch`).
+    Chains are centred and multiplied a block of chains at a time, so that each block is read
+    from memory once for all lags. ``work``: dict of reusable buffers (see
+    :func:`~.rank_normal.scratch`).
+
+    Returns:
+        ``(chain_mean, y, sums, squares)``; ``y`` itself is returned for the FFT fallback.
     """
     k, m, n = y.shape
-    chain_mean = y.mean(axis=2)
-    yc = np.subtract(y, chain_mean[:, :, None], out=scratch(work, "centred", y.shape))
-    rows = yc.reshape(k * m, n)
-    squares = row_dot(rows, rows).reshape(k, m)
-    sums = np.empty((k, lags))
-    sums[:, 0] = squares.sum(axis=1)
-    if lags > 1:
-        sums[:, 1:] = lag_sums(yc, lags, first=1)[:, 1:]
-    return chain_mean, yc, sums, squares
+    rows = y.reshape(k * m, n)
+    block = max(1, _BLOCK_BYTES // (8 * n))
+    buf = scratch(work, "lag_block", (min(block, k * m), n))
+    means = np.empty(k * m)
+    per_row = np.empty((k * m, lags))
+    for lo in range(0, k * m, block):
+        part = rows[lo : lo + block]
+        means[lo : lo + len(part)] = part.mean(axis=1)
+        yc = np.subtract(part, means[lo : lo + len(part), None], out=buf[: len(part)])
+        for lag in range(lags):
+            per_row[lo : lo + len(part), lag] = row_dot(yc[:, : n - lag], yc[:, lag:])
+    per_row = per_row.reshape(k, m, lags)
+    return means.reshape(k, m), y, per_row.sum(axis=1), per_row[:, :, 0]
 
 
 def ess_core(y: np.ndarray, relative: bool = False, moments=None, work=None,
@@ -172,8 +182,9 @@ def ess_core(y: np.ndarray, relative: bool = False, moments=None, work=None,
     lags = direct_lags(n)
     if moments is None:
         moments = centred_lag_sums(y, lags, work)
-    chain_mean, yc, sums, _ = moments
-    return ess_from_autocov(sums / (m * n), chain_mean, n, lambda rows: mean_autocov(yc[rows]),
+    chain_mean, y, sums, _ = moments
+    return ess_from_autocov(sums / (m * n), chain_mean, n,
+                            lambda rows: mean_autocov(y[rows] - chain_mean[rows, :, None]),
                             constant, relative)
 
 
