@@ -156,3 +156,24 @@ def test_centred_lag_sums_in_blocks(monkeypatch):
     np.testing.assert_allclose(mean, y.mean(axis=2), rtol=1e-15)
     np.testing.assert_allclose(squares, (yc * yc).sum(axis=2), rtol=1e-12)
     np.testing.assert_allclose(sums, lag_sums(yc, 6), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_rhat", [None, 3, 4])
+def test_summary_chain_moments_from_segments(n_rhat):
+    """With segment R-hat on, chain means and variances come from the segment moments."""
+    from diagnostics_fakes import fake_imputations
+    from mitml_jax.diagnostics.mitml_stats import segment_rhat
+    from mitml_jax.diagnostics.nested import default_superchains, rhat_nested
+
+    imp = fake_imputations(chains=8, n_iter=5, m=8, phi=0.7)  # 40 draws: 3 segments leave one
+    x = imp.imputation["sigma"][:, :, 0, 2, 1] * 1e3 + 1e4  # large mean, moderate spread
+    imp.imputation["sigma"][:, :, 0, 2, 1] = x
+    f = imp.summary(n_rhat=n_rhat).to_frame()
+    row = f[(f.block == "sigma") & (f.row == 3) & (f.col == 2)].iloc[0]
+    assert row["mean"] == pytest.approx(x.mean(), rel=1e-13)
+    assert row["sd"] == pytest.approx(x.std(ddof=1), rel=1e-11)
+    assert row.rhat_nested == pytest.approx(rhat_nested(x, default_superchains(8, 4)), rel=1e-10)
+    if n_rhat:
+        seg = segment_rhat(x, n_rhat)
+        assert row.rhat_segments == pytest.approx(seg.mean(), rel=1e-12)
+        assert row.rhat_segments_max == pytest.approx(seg.max(), rel=1e-12)

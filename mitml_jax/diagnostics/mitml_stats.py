@@ -22,7 +22,10 @@ from ..errors import MitmlError
 from .ess_geyer import row_dot
 from .rank_normal import scratch
 
-__all__ = ["segment_rhat", "sd_prop", "autocorrelation", "reduced_acf", "smoothed_acf"]
+__all__ = [
+    "segment_rhat", "segment_moments", "segment_rhat_from_moments", "sd_prop", "autocorrelation",
+    "reduced_acf", "smoothed_acf",
+]
 
 
 def segment_rhat(x, n_segments: int = 3, work=None) -> np.ndarray:
@@ -36,6 +39,14 @@ def segment_rhat(x, n_segments: int = 3, work=None) -> np.ndarray:
     Returns:
         array of the leading shape: ``sqrt((V / W) * df / (df - 2))``; 1 where every segment is
         constant and all segment means agree.
+    """
+    return segment_rhat_from_moments(*segment_moments(x, n_segments, work))
+
+
+def segment_moments(x, n_segments: int, work=None):
+    """Means and variances (ddof 1) of ``n_segments`` consecutive segments: (..., M) each, and n.
+
+    The last ``N mod n_segments`` draws belong to no segment.
     """
     x = np.asarray(x, dtype=float)
     m = int(n_segments)
@@ -51,9 +62,15 @@ def segment_rhat(x, n_segments: int = 3, work=None) -> np.ndarray:
     xbar = seg.mean(axis=-1)
     dev = np.subtract(seg, xbar[..., None], out=scratch(work, "segments", seg.shape))
     s2 = row_dot(dev, dev) / (n - 1)  # segment variances without full-size temporaries
+    return xbar, s2, n
+
+
+def segment_rhat_from_moments(xbar: np.ndarray, s2: np.ndarray, n: int) -> np.ndarray:
+    """:func:`segment_rhat` from the segment means and variances (..., M) of n draws each."""
+    m = xbar.shape[-1]
     b_n = xbar.var(axis=-1, ddof=1)
     w = s2.mean(axis=-1)
-    mu = seg.mean(axis=(-2, -1))
+    mu = xbar.mean(axis=-1)
     sigma2 = (n - 1) / n * w + b_n
     v = sigma2 + b_n / m
     b = n * b_n

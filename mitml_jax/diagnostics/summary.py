@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
 from .entries import BLOCK_TITLES, entry_chunks, gather_draws, parameter_entries
-from .mitml_stats import reduced_acf, sd_prop, segment_rhat
+from .mitml_stats import reduced_acf, sd_prop, segment_moments, segment_rhat_from_moments
 from .nested import default_superchains, rhat_nested_from_moments
 from .printing import format_header, format_numeric_table, format_text_table
 from .ess_geyer import row_dot
@@ -206,15 +206,23 @@ def _entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
 
 def _write_entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
     c, d = x.shape[1:]
-    mean = x.mean(axis=2)
-    out["chain_mean"][row] = mean[0]
-    if d > 1:
-        dev = np.subtract(x[0], mean[0][:, None], out=scratch(work, "centred", (c, d)))
-        out["chain_var"][row] = row_dot(dev, dev) / (d - 1)
-    if "Rhat" in stats:
-        seg = segment_rhat(x, n_rhat, work=work)[0]  # (C,)
+    if "Rhat" in stats:  # segment moments give mitml's R-hat and, with the rest, chain moments
+        xbar, s2, n = segment_moments(x[0], n_rhat, work)  # (C, n_rhat) each
+        seg = segment_rhat_from_moments(xbar, s2, n)  # (C,)
         out["rhat_segments"][row] = np.nanmean(seg)
         out["rhat_segments_max"][row] = np.nanmax(seg)
+        rest = x[0, :, n * n_rhat :]
+        mean = (n * xbar.sum(axis=1) + rest.sum(axis=1)) / d
+        between = n * ((xbar - mean[:, None]) ** 2).sum(axis=1)
+        squares = (n - 1) * s2.sum(axis=1) + between + ((rest - mean[:, None]) ** 2).sum(axis=1)
+        out["chain_mean"][row] = mean
+        out["chain_var"][row] = squares / (d - 1)
+    else:
+        mean = x[0].mean(axis=1)
+        out["chain_mean"][row] = mean
+        if d > 1:
+            dev = np.subtract(x[0], mean[:, None], out=scratch(work, "centred", (c, d)))
+            out["chain_var"][row] = row_dot(dev, dev) / (d - 1)
     if "SDprop" in stats:
         out["sd_prop"][row] = np.nanmean(sd_prop(x)[0])
     if "ACF" in stats:
