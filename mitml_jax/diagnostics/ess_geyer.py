@@ -36,11 +36,27 @@ def row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     length = a.shape[-1]
     if length <= _DOT_BLOCK:
-        return np.vecdot(a, b)
-    out = np.vecdot(a[..., :_DOT_BLOCK], b[..., :_DOT_BLOCK])
+        return _vecdot(a, b)
+    out = _vecdot(a[..., :_DOT_BLOCK], b[..., :_DOT_BLOCK])
     for lo in range(_DOT_BLOCK, length, _DOT_BLOCK):
-        out += np.vecdot(a[..., lo : lo + _DOT_BLOCK], b[..., lo : lo + _DOT_BLOCK])
+        out += _vecdot(a[..., lo : lo + _DOT_BLOCK], b[..., lo : lo + _DOT_BLOCK])
     return out
+
+
+def _vecdot(a, b):
+    if hasattr(np, "vecdot"):  # NumPy >= 2.0: BLAS dot per row
+        return np.vecdot(a, b)
+    return np.einsum("...i,...i->...", a, b)  # pragma: no cover - NumPy 1.x
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def _popcount(words: np.ndarray) -> int:
+    """Number of set bits in a uint64 array."""
+    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0
+        return int(np.bitwise_count(words).sum(dtype=np.int64))
+    return int(_POPCOUNT[words.view(np.uint8)].sum(dtype=np.int64))  # pragma: no cover
 
 
 def direct_lags(n: int) -> int:
@@ -194,30 +210,40 @@ def _indicator_autocov(pos: np.ndarray, m: int, n: int, lags: int, work=None):
     ``pos`` holds the flat positions (chain * n + draw) of the ones. With ``c`` ones in a chain,
     ``p = c / n``, ``R_l`` lagged pairs of ones, ``H_l`` ones among the first ``n - l`` draws and
     ``T_l`` ones among the last ``n - l``: ``n * acov_l = R_l - p (H_l + T_l) + (n - l) p^2``.
-    Pairs are counted on a dense bool array of all chains laid end to end, less the pairs that
-    straddle two chains.
+    Pairs are counted on the bits of all chains laid end to end (64 draws a word: the stream
+    shifted by ``l`` draws, AND, popcount), less the pairs that straddle two chains.
     """
     size = m * n
-    ones = scratch(work, "ones", size + lags, bool)
-    both = scratch(work, "ones_pairs", size, bool)
+    ones = scratch(work, "ones", size + lags + 128, bool)
     if work is None or work.get("ones_clear") is not ones:
         ones[:] = False
     ones[pos] = True
     grid = ones[:size].reshape(m, n)
-    count = np.count_nonzero(grid, axis=1).astype(float)
-    p = count / n
     head = grid[:, :lags].astype(float)  # first / last `lags` draws of every chain
     tail = grid[:, n - lags :][:, ::-1].astype(float)  # tail[:, j]: draw n - 1 - j
-    pairs = np.empty(lags)
-    for lag in range(lags):
-        np.logical_and(ones[: size - lag], ones[lag:size], out=both[: size - lag])
-        straddle = 0.0
-        if lag and m > 1:  # draw n - lag + j of chain i with draw j of chain i + 1, j < lag
-            straddle = np.sum(tail[:-1, lag - 1 :: -1][:, :lag] * head[1:, :lag])
-        pairs[lag] = np.count_nonzero(both[: size - lag]) - straddle
+    packed = np.packbits(ones, bitorder="little")
     ones[pos] = False  # leave the buffer cleared for the next call
     if work is not None:
         work["ones_clear"] = ones
+    words = packed[: len(packed) // 8 * 8].view("<u8")  # draw 64 w + t is bit t of word w
+    count = np.bincount(np.asarray(pos) // n, minlength=m).astype(float)
+    p = count / n
+    nwords = -(-size // 64)
+    base = words[:nwords]
+    shifted = np.empty(nwords, np.uint64)
+    pairs = np.empty(lags)
+    for lag in range(lags):
+        q, r = divmod(lag, 64)
+        if r:  # bits of draws lag .. lag + 64 nwords - 1
+            np.right_shift(words[q : q + nwords], np.uint64(r), out=shifted)
+            shifted |= words[q + 1 : q + 1 + nwords] << np.uint64(64 - r)
+            shifted &= base
+        else:
+            np.bitwise_and(words[q : q + nwords], base, out=shifted)
+        straddle = 0.0
+        if lag and m > 1:  # draw n - lag + j of chain i with draw j of chain i + 1, j < lag
+            straddle = np.sum(tail[:-1, lag - 1 :: -1][:, :lag] * head[1:, :lag])
+        pairs[lag] = _popcount(shifted) - straddle
     # ones at draws < l (dropped from T_l) and at draws >= n - l (dropped from H_l)
     head_before = np.concatenate([np.zeros((m, 1)), np.cumsum(head, axis=1)[:, :-1]], axis=1)
     tail_before = np.concatenate([np.zeros((m, 1)), np.cumsum(tail, axis=1)[:, :-1]], axis=1)
