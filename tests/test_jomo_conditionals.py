@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.scipy.special import erfinv
 from scipy import special, stats
 
-from mitml_jax.kernels.jomo_noise import draw_sweep_noise, threefry_bits64
+from mitml_jax.kernels.jomo_noise import (draw_sweep_noise, normal_cdf, normal_quantile,
+                                          threefry_bits64)
 from mitml_jax.kernels.jomo_linalg import conditional_normal_draw, inverse_wishart
 from mitml_jax.kernels.latent import (LATENT_LOWER, LATENT_UPPER, in_region, latent_to_category,
                                       truncated_normal, update_latent_block)
@@ -272,16 +272,28 @@ def test_first_positive_definite_change_is_jomos_redraw_loop(j, k):
 
 
 def test_sweep_noise_is_jax_threefry_bits():
-    """The unrolled hash gives jax.random.bits' words; uniforms are open, normals their erfinv."""
+    """The unrolled hash gives jax.random.bits' words; uniforms are open, normals their quantiles."""
     key = jax.random.key(5)
     for n_norm, n_unif in [(10, 1001), (0, 5), (7, 0), (1, 1)]:
         normals, uniforms = draw_sweep_noise(key, n_norm, n_unif, jnp.float64)
         bits = np.asarray(jax.random.bits(key, (n_norm + n_unif,), jnp.uint64))
         ref = ((bits >> 12).astype(np.float64) + 0.5) * 2.0**-52
         np.testing.assert_array_equal(np.asarray(uniforms), ref[n_norm:])
-        np.testing.assert_array_equal(np.asarray(normals),
-                                      np.sqrt(2.0) * np.asarray(erfinv(2.0 * ref[:n_norm] - 1.0)))
+        np.testing.assert_allclose(np.asarray(normals), special.ndtri(ref[:n_norm]), rtol=3e-15,
+                                   atol=1e-300)
     np.testing.assert_array_equal(np.asarray(threefry_bits64(key, 33)),
                                   np.asarray(jax.random.bits(key, (33,), jnp.uint64)))
     _, u32 = draw_sweep_noise(key, 0, 4000, jnp.float32)
     assert u32.dtype == jnp.float32 and float(u32.min()) > 0.0 and float(u32.max()) < 1.0
+
+
+def test_normal_quantile_and_cdf_match_scipy_to_rounding():
+    """AS241 quantile and the one-erfc CDF, central region and both tails (float64)."""
+    p = np.concatenate([np.logspace(-300, -1, 4000), np.linspace(1e-4, 1 - 1e-4, 20001),
+                        1 - np.logspace(-16, -1, 400)])
+    ref = special.ndtri(p)
+    got = np.asarray(normal_quantile(jnp.asarray(p)))
+    assert np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1e-12)) < 4e-15
+    x = np.concatenate([np.linspace(-37.0, 37.0, 20001), -np.logspace(-10, 1.5, 300)])
+    cdf = np.asarray(normal_cdf(jnp.asarray(x)))
+    assert np.max(np.abs(cdf - special.ndtr(x)) / special.ndtr(x)) < 1e-14

@@ -30,10 +30,9 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtri
 
 from .jomo_linalg import chol_solve, logdet_from_chol, spd_inverse
-from .latent import normal_cdf
+from .jomo_noise import normal_cdf, normal_quantile
 
 __all__ = ["free_elements", "normal_loglik", "first_positive_definite_change",
            "mh_covariance_from_noise", "mh_covariance_update"]
@@ -78,7 +77,7 @@ def first_positive_definite_change(uniforms, sd, s, bjj, bkk, bjk, n_tries: int)
     outside = p_lower + (1.0 - p_upper)
     success = uniforms[..., 0] >= outside**n_tries
     p = p_lower + uniforms[..., 1] * (p_upper - p_lower)
-    z = jnp.clip(ndtri(jnp.clip(p, 0.0, 1.0 - 2.0**-53)), lower, upper)
+    z = jnp.clip(normal_quantile(jnp.clip(p, 2.0**-1074, 1.0 - 2.0**-53)), lower, upper)
     return jnp.where(success, sd * z, 0.0), success
 
 
