@@ -54,3 +54,20 @@ def test_cross_products_equal_einsum():
     u, v = rng.normal(size=(3, 50, 15)), rng.normal(size=(2, 50, 15))
     np.testing.assert_allclose(np.asarray(cond.cross_products(jnp.asarray(u), jnp.asarray(v))),
                                np.einsum("ajl,bjl->ab", u, v), rtol=1e-12)
+
+
+def test_pan_paired_inverse_wisharts_equal_separate_draws():
+    from mitml_jax.kernels import pan
+
+    d = 3
+    n_norm, n_unif = linalg.bartlett_noise_size(d)
+    rng = np.random.default_rng(5)
+    noise = [(jnp.asarray(rng.normal(size=n_norm)), jnp.asarray(rng.uniform(size=n_unif))) for _ in range(2)]
+    scales = [jnp.asarray(_spd(d, s)) for s in (1, 2)]
+    paired = pan._inverse_wisharts(60.0, scales[0], noise[0], 700.0, scales[1], noise[1])
+    psi = param_linalg.inverse_wishart(60.0, scales[0], *noise[0])[0]
+    sigma, root, sigma_inv, _ = param_linalg.inverse_wishart(700.0, scales[1], *noise[1])
+    for got, want in zip(paired[:4], (psi, sigma, root, sigma_inv)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-15)
+    inv = pan._inverses(scales[0], scales[1])
+    np.testing.assert_allclose(np.asarray(inv[1]), np.linalg.inv(np.asarray(scales[1])), rtol=1e-10)

@@ -25,6 +25,8 @@ __all__ = [
     "linear_predictor",
     "cluster_effects",
     "draw_random_effects",
+    "psi_scale",
+    "sigma_scale",
     "draw_psi",
     "draw_sigma",
     "draw_sigma_factored",
@@ -102,6 +104,27 @@ def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
     return jnp.stack(b)
 
 
+def psi_scale(b, cluster_mask, dinv):
+    """Scale of Psi's inverse-Wishart conditional: ``Dinv + sum_i vec(b_i) vec(b_i)^T`` over real clusters."""
+    bm = jnp.where(cluster_mask, b, 0.0)
+    return dinv + cross_products(bm, bm)
+
+
+def sigma_scale(eps, x, used, xtx_inv, binv):
+    """Scale of Sigma's conditional with beta integrated out, and ``beta_hat``.
+
+    Args:
+        eps: (r, J, L) ``y - Z b``; x: (p, J, L); used: (J, L) bool; xtx_inv: (p, p).
+
+    Returns:
+        (``Binv + sum delta delta^T`` (r, r), beta_hat (p, r)).
+    """
+    xu = jnp.where(used, x, 0.0)
+    beta_hat = param_linalg.matmul(xtx_inv, cross_products(xu, eps))
+    delta = jnp.where(used, eps - linear_predictor(x, beta_hat), 0.0)
+    return binv + cross_products(delta, delta), beta_hat
+
+
 def draw_psi(normals, uniforms, b, cluster_mask, n_clusters, c, dinv):
     """``Psi ~ IW(c + J, Dinv + sum_i vec(b_i) vec(b_i)^T)`` over real clusters.
 
@@ -110,8 +133,7 @@ def draw_psi(normals, uniforms, b, cluster_mask, n_clusters, c, dinv):
     Returns:
         (psi (r q, r q), gamma_exhausted flag).
     """
-    bm = jnp.where(cluster_mask, b, 0.0)
-    psi, _, _, exhausted = param_linalg.inverse_wishart(c + n_clusters, dinv + cross_products(bm, bm), normals, uniforms)
+    psi, _, _, exhausted = param_linalg.inverse_wishart(c + n_clusters, psi_scale(b, cluster_mask, dinv), normals, uniforms)
     return psi, exhausted
 
 
@@ -137,13 +159,8 @@ def draw_sigma_factored(normals, uniforms, eps, x, used, xtx_inv, n_used, a, bin
     Returns:
         (sigma, root, sigma_inv, beta_hat, gamma flag).
     """
-    p = x.shape[0]
-    xu = jnp.where(used, x, 0.0)
-    beta_hat = param_linalg.matmul(xtx_inv, cross_products(xu, eps))
-    delta = jnp.where(used, eps - linear_predictor(x, beta_hat), 0.0)
-    sigma, root, sigma_inv, exhausted = param_linalg.inverse_wishart(
-        a + n_used - p, binv + cross_products(delta, delta), normals, uniforms
-    )
+    scale, beta_hat = sigma_scale(eps, x, used, xtx_inv, binv)
+    sigma, root, sigma_inv, exhausted = param_linalg.inverse_wishart(a + n_used - x.shape[0], scale, normals, uniforms)
     return sigma, root, sigma_inv, beta_hat, exhausted
 
 
