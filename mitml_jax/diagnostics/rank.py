@@ -215,9 +215,9 @@ def diagnose_chunk(x: np.ndarray, which, work=None) -> dict:
         moments = centred_lag_sums(z_bulk, direct_lags(n), work)
         if "rhat" in which and c >= 2:
             bulk = _rhat_from_moments(moments[0], moments[3] / (n - 1), n)
-            fold_mean = fold_sums / n
-            fold_var = (fold_squares - fold_sums * fold_mean) / (n - 1)
-            res["rhat"][idx] = np.maximum(bulk, _rhat_from_moments(fold_mean, fold_var, n))
+            fold_mean = fold_sums / n  # mean within-chain variance from the total sum of squares
+            within = (fold_squares - n * (fold_mean**2).sum(axis=1)) / (m * (n - 1))
+            res["rhat"][idx] = np.maximum(bulk, _rhat_from_moments(fold_mean, within[:, None], n))
         if "ess_bulk" in which:  # scores are constant only where the draws are
             spread = np.where(s[:, -1] > s[:, 0], np.inf, 0.0)
             res["ess_bulk"][idx] = ess_core(z_bulk, moments=moments, spread=spread)

@@ -92,9 +92,9 @@ def sort_order(v: np.ndarray, return_ties: bool = False, work=None):
         ties = [_tie_runs(r, np.zeros(n, int), np.arange(n)) for r in s]
         return (order, s, ties) if return_ties else (order, s)
     b = np.ascontiguousarray(v, dtype=np.float64).view(np.uint64)
-    keys = np.right_shift(b, np.uint64(63), out=scratch(work, "keys", (k, n), np.uint64))
-    # order-preserving image: negative -> ~b, positive -> b | sign
-    np.negative(keys, out=keys)
+    keys = scratch(work, "keys", (k, n), np.uint64)
+    # order-preserving image: negative -> ~b, positive -> b | sign (arithmetic shift: 0 or -1)
+    np.right_shift(b.view(np.int64), 63, out=keys.view(np.int64))
     keys |= _SIGN
     keys ^= b
     mask = np.uint64((1 << bits) - 1)
@@ -189,7 +189,9 @@ def folded_chain_sums(v: np.ndarray, s: np.ndarray, order: np.ndarray, n: int, t
     ties share their average rank.
 
     Returns:
-        (sums, squares), each (K, M).
+        ``(sums, squares)``: per-chain sums (K, M) and the total sum of squares (K,) of the
+        scores (R-hat needs no per-chain squares: the within-chain variances only enter through
+        their mean).
     """
     k, size = s.shape
     m = size // n
@@ -198,7 +200,7 @@ def folded_chain_sums(v: np.ndarray, s: np.ndarray, order: np.ndarray, n: int, t
     mask = np.uint64((1 << bits) - 1)
     z_plain, z_plain_sq = _plain_scores(size)
     sums = np.empty((k, m))
-    squares = np.empty((k, m))
+    squares = np.full(k, float(z_plain_sq.sum()))
     folded = scratch(work, "folded", size)
     keys = scratch(work, "folded_keys", size, np.uint64)
     chain = scratch(work, "chain", size, np.int64)
@@ -216,17 +218,17 @@ def folded_chain_sums(v: np.ndarray, s: np.ndarray, order: np.ndarray, n: int, t
         draw = keys.view(np.int64)
         np.floor_divide(draw, n, out=chain)
         sums[row] = np.bincount(chain, weights=z_plain, minlength=m)
-        squares[row] = np.bincount(chain, weights=z_plain_sq, minlength=m)
         if groups is not None:
-            _exact_within_groups(sums[row], squares[row], v[row], med, draw, n, table, groups)
+            squares[row] += _exact_within_groups(sums[row], v[row], med, draw, n, table, groups)
     return sums, squares
 
 
-def _exact_within_groups(sums, squares, v, med, draw, n, table, groups):
+def _exact_within_groups(sums, v, med, draw, n, table, groups) -> float:
     """Correct the chain sums where runs of merged keys agree in the kept bits (in place).
 
     Inside each run the draws are put in the order of their exact folded values, and equal
-    exact values share their average rank; only the run's scores are recomputed.
+    exact values share their average rank; only the run's scores are recomputed. Returns the
+    change of the total sum of squares.
     """
     cols, gid = _expand(*groups)  # merged positions inside the runs
     members = draw[cols]
@@ -242,8 +244,7 @@ def _exact_within_groups(sums, squares, v, med, draw, n, table, groups):
     m = len(sums)
     sums += np.bincount(new_members // n, weights=z_new, minlength=m)
     sums -= np.bincount(members // n, weights=z_old, minlength=m)
-    squares += np.bincount(new_members // n, weights=z_new * z_new, minlength=m)
-    squares -= np.bincount(members // n, weights=z_old * z_old, minlength=m)
+    return float(np.dot(z_new, z_new) - np.dot(z_old, z_old))
 
 
 def rank_scores(xs: np.ndarray, work=None):
@@ -251,8 +252,8 @@ def rank_scores(xs: np.ndarray, work=None):
 
     Returns:
         ``(z_bulk, (fold_sums, fold_squares), s, order)``: the bulk Blom scores (K, M, n), the
-        per-chain sum and sum of squares of the folded Blom scores (K, M) each, the sorted draws
-        (K, S) and their argsort (K, S) into ``xs.reshape(K, S)``.
+        per-chain sums (K, M) and total sum of squares (K,) of the folded Blom scores, the sorted
+        draws (K, S) and their argsort (K, S) into ``xs.reshape(K, S)``.
     """
     k, m, n = xs.shape
     size = m * n
