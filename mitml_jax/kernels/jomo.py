@@ -154,7 +154,9 @@ def _build_sweep(config: JomoConfig):
             return jnp.einsum("jlp,pr->jlr", x, b)
 
         def random_part(u):
-            return jnp.einsum("jlq,jrq->jlr", z, u.reshape(n_clusters, r, q))
+            # tiny per-cluster products as broadcast + sum (batched dots of 3 x 1 matrices
+            # are dispatched matrix by matrix on CPU)
+            return (z[:, :, None, :] * u.reshape(n_clusters, 1, r, q)).sum(-1)
 
         def latent_noise(batch, n_rows, k):
             shape_n, shape_u = latent_noise_shapes(n_rows, k, n_tries)
@@ -217,7 +219,7 @@ def _build_sweep(config: JomoConfig):
             # 5. level-1 random effects given u2
             prior_mean, prior_prec = random_effects_prior(psi, u2, d1)
             resid = (y - fixed_part(beta)) * mask
-            ztr = jnp.einsum("jlq,jlr->jqr", z, resid)
+            ztr = (z[..., :, None] * resid[..., None, :]).sum(axis=1)
             u1 = draw_random_effects(noise.normals((n_clusters, d1)), prior_mean, prior_prec,
                                      omega_inv, arrays.ztz, ztr)
             # 6. Psi
@@ -268,7 +270,8 @@ def _build_sweep(config: JomoConfig):
             new_rows = conditional_normal_from_noise(z_rows, flat_y[rows],
                                                      mu.reshape(-1, r)[rows], omega,
                                                      arrays.patterns, arrays.miss_pattern)
-        y = flat_y.at[rows].set(new_rows).reshape(n_clusters, max_size, r)
+        y = flat_y.at[rows].set(new_rows, indices_are_sorted=True, unique_indices=True)
+        y = y.reshape(n_clusters, max_size, r)
 
         # 9. missing level-2 values given the cluster's random effects
         if r2 > 0:
@@ -281,7 +284,7 @@ def _build_sweep(config: JomoConfig):
                                                   jnp.zeros_like(vals), psi, arrays.patterns2,
                                                   arrays.miss2_pattern)
             y2 = y2.at[clus].set(jnp.where(arrays.miss2[clus], fit2[clus] + new_u[:, d1:],
-                                           y2[clus]))
+                                           y2[clus]), indices_are_sorted=True, unique_indices=True)
 
         new_state = JomoState(y=y, y2=y2, beta=beta, beta2=beta2, u1=u1, psi=psi, omega=omega,
                               a=a, scale=scale)

@@ -60,7 +60,7 @@ class JomoArrays(NamedTuple):
     ztz: jnp.ndarray  # (J, q, q)
     n_rows: jnp.ndarray  # scalar, rows of this group
     cluster_size: jnp.ndarray  # (J,)
-    miss_rows: jnp.ndarray  # (M,) flat indices into J*L of rows with a missing cell
+    miss_rows: jnp.ndarray  # (M,) flat indices into J*L of rows with a missing cell, ascending
     miss_pattern: jnp.ndarray  # (M,) pattern ids
     miss_cells: jnp.ndarray  # (M, r) position of each missing cell among all K1 of them, K1 if observed
     patterns: jnp.ndarray  # (P, r) bool
@@ -162,6 +162,7 @@ def build_jomo_arrays(y_con, y_cat, n_cats, x, z=None, cluster=None, y2_con=None
     xtx_inv, xtx_inv_chol = _inv_and_chol(x.T @ x)
     ztz = np.einsum("jlq,jlk->jqk", zp, zp)
     rows = np.nonzero(miss.any(axis=1))[0]
+    rows = rows[np.argsort(cluster[rows] * max_size + slot[rows], kind="stable")]  # sorted scatter
     pats, pat_id = _patterns(miss[rows])
     flat = cluster[rows] * max_size + slot[rows]
     pattern_cluster = np.zeros(pats.shape[0], dtype=np.int32)

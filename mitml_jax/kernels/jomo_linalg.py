@@ -125,6 +125,12 @@ def conditional_normal_from_noise(normals, values, means, cov, patterns, pattern
                              miss)
 
 
+def _matvec(mats, vecs):
+    """Per-row ``mats @ vecs`` for tiny (N, d, d) x (N, d) as broadcast + sum (a batched dot of
+    d x d matrices is dispatched matrix by matrix on CPU)."""
+    return (mats * vecs[..., None, :]).sum(axis=-1)
+
+
 def draw_missing_rows(normals, values, means, prec, minv_rows, chol_rows, miss):
     """Conditional-normal draw of the missing coordinates with per-row pattern matrices.
 
@@ -136,9 +142,9 @@ def draw_missing_rows(normals, values, means, prec, minv_rows, chol_rows, miss):
     if prec.ndim == 2:
         t = (dev @ prec) * m
     else:
-        t = jnp.einsum("nij,nj->ni", prec, dev) * m
-    shift = -jnp.einsum("nij,nj->ni", minv_rows, t)
+        t = _matvec(prec, dev) * m
+    shift = -_matvec(minv_rows, t)
     z = normals
-    noise = jnp.einsum("nij,nj->ni", chol_rows, z * m)
+    noise = _matvec(chol_rows, z * m)
     draw = means + shift + noise
     return jnp.where(miss, draw, values)

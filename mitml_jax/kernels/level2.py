@@ -61,7 +61,7 @@ def draw_random_effects(normals, prior_mean, prior_prec, omega_inv, ztz, ztr):
         rhs = jnp.einsum("jqr,rs->jsq", ztr, omega_inv)
     else:
         kron = jnp.einsum("jts,jkl->jtksl", omega_inv, ztz)
-        rhs = jnp.einsum("jqr,jrs->jsq", ztr, omega_inv)
+        rhs = jnp.swapaxes((ztr[..., :, None] * omega_inv[:, None, :, :]).sum(axis=-2), -1, -2)
     d1 = r * q
     prec = prior_prec[None] + kron.reshape(n_clusters, d1, d1)
     b = rhs.reshape(n_clusters, d1) + prior_mean @ prior_prec.T

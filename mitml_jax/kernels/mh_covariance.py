@@ -97,8 +97,8 @@ def _visit(carry, j, k, u, scatter, n, nu, n_tries):
     # M = K^-1 D (symmetric 2 x 2) and H = U'B S BU
     m_jj, m_jk, m_kk = (-e * e * bkk / det_k, e * g / det_k, -e * e * bjj / det_k)
     b_j, b_k = inv[..., :, j], inv[..., :, k]
-    sb_j = jnp.einsum("...ab,...b->...a", scatter, b_j)
-    sb_k = jnp.einsum("...ab,...b->...a", scatter, b_k)
+    sb_j = (scatter * b_j[..., None, :]).sum(axis=-1)
+    sb_k = (scatter * b_k[..., None, :]).sum(axis=-1)
     h_jj = jnp.sum(b_j * sb_j, axis=-1)
     h_jk = jnp.sum(b_j * sb_k, axis=-1)
     h_kk = jnp.sum(b_k * sb_k, axis=-1)

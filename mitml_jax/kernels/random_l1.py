@@ -53,7 +53,7 @@ def draw_beta_clusterwise(normals, x, target, omega_inv):
     """
     n_clusters, _, p = x.shape
     r = target.shape[-1]
-    xtx = jnp.einsum("jlp,jlk->jpk", x, x)
+    xtx = (x[..., :, None] * x[..., None, :]).sum(axis=1)
     prec = jnp.einsum("jts,jpk->tpsk", omega_inv, xtx).reshape(r * p, r * p)
     rhs = jnp.einsum("jlp,jlr,jrs->sp", x, target, omega_inv).reshape(r * p)
     factor = chol(la.symmetrize(prec))
@@ -150,7 +150,7 @@ def update_cluster_covariances(noise, omega, a, scale, resid, cluster_size, prio
     logdet_h = logdet_from_chol(chol(h))
     a, accepted_a = update_df_from_noise(noise.normals(()), noise.uniforms((3,)), a, prior.a, r,
                                          n_clusters, sum_logdet, logdet_h)
-    scatter = jnp.einsum("jlr,jls->jrs", resid, resid) + scale[None]
+    scatter = (resid[..., :, None] * resid[..., None, :]).sum(axis=1) + scale[None]
     if config.cat_blocks:
         # the IW(n_j + a, S_j + A) density: nu = a + n_j + r + 1
         omega, accepted = mh_covariance_from_noise(
