@@ -98,9 +98,9 @@ def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
                     j = s * q + l
                     if j <= i:
                         prec[i][j] = sigma_inv[t, s] * ztz[k, l] + psi_inv[i, j]
-    chol = linalg.chol_list(prec)
-    w = linalg.solve_lower_list(chol, h)
-    b = linalg.solve_upper_t_list(chol, [w[i] + normals[i] for i in range(r * q)])
+    chol, recip = linalg.chol_list_reciprocal(prec)
+    w = linalg.solve_lower_list_reciprocal(chol, recip, h)
+    b = linalg.solve_upper_t_list_reciprocal(chol, recip, [w[i] + normals[i] for i in range(r * q)])
     return jnp.stack(b)
 
 
@@ -209,7 +209,7 @@ def draw_missing(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid):
     normals = jnp.where(miss_valid, normals, 0.0)
     noise = jnp.zeros(y_obs.size + 1, y_obs.dtype).at[miss_index].set(normals)
     noise = noise[:-1].reshape(y_obs.shape)
-    chol = linalg.chol_list(a)
-    w = linalg.solve_lower_list(chol, h)
-    e_mis = linalg.solve_upper_t_list(chol, [w[i] + noise[i] for i in range(r)])
+    chol, recip = linalg.chol_list_reciprocal(a)
+    w = linalg.solve_lower_list_reciprocal(chol, recip, h)
+    e_mis = linalg.solve_upper_t_list_reciprocal(chol, recip, [w[i] + noise[i] for i in range(r)])
     return jnp.where(obs, y_obs, mean + jnp.stack(e_mis))
