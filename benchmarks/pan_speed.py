@@ -87,24 +87,27 @@ def iterations_for(model, chains, quick):
 
 
 def time_pan(data, formula, chains, n_extra, n_iter=10):
-    """(ms/iteration/chain, ms/iteration, compile s, fixed overhead s) of pan_impute.
+    """(ms/iteration/chain, ms/iteration, CPU ms/iteration, compile s, fixed overhead s) of pan_impute.
 
     ``n_burn`` is not a compiled shape, so two runs that differ only in ``n_burn`` share one
     program: the per-iteration time is their time difference over the extra iterations, free of
-    the fixed cost of a call (model building, data layout, result assembly).
+    the fixed cost of a call (model building, data layout, result assembly). The CPU column is the
+    process's CPU time (all threads) over the same difference: on a shared machine it is less
+    noisy than wall time, and above the wall time when XLA runs parts of the sweep on two threads.
     """
     def call(n_burn):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pan_impute(data, formula, n_burn=n_burn, n_iter=n_iter, m=chains, chains=chains, seed=1, progress=False)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     n_small = n_iter
-    first = call(n_small)
+    first = call(n_small)[0]
     small = min(call(n_small), call(n_small))
     big = call(n_small + n_extra)
-    per_iter = max(big - small, 1e-9) / n_extra
-    overhead = max(small - 2 * n_iter * per_iter, 0.0)
-    return per_iter / chains * 1e3, per_iter * 1e3, max(first - small, 0.0), overhead
+    per_iter = max(big[0] - small[0], 1e-9) / n_extra
+    cpu_per_iter = max(big[1] - small[1], 1e-9) / n_extra
+    overhead = max(small[0] - 2 * n_iter * per_iter, 0.0)
+    return per_iter / chains * 1e3, per_iter * 1e3, cpu_per_iter * 1e3, max(first - small[0], 0.0), overhead
 
 
 def time_r(data, formula, n_total):
@@ -138,17 +141,17 @@ def main(argv=None):
         "b": ("(b) sim J=1000x20, r=5, slope", simulated_data(), SIM_FORMULA),
     }
     print(f"{'model':32s} {'chains':>6s} {'iters':>6s} {'ms/iter/chain':>14s} {'ms/iter (all)':>14s} "
-          f"{'compile s':>10s} {'call s':>7s} {'R ms/iter':>10s} {'R/ours':>7s}")
+          f"{'CPU ms/iter':>12s} {'compile s':>10s} {'call s':>7s} {'R ms/iter':>10s} {'R/ours':>7s}")
     for key in args.models:
         label, data, formula = models[key]
         r_ms = time_r(data, formula, iterations_for(key, 1, args.quick))
         for chains in args.chains:
             n_total = iterations_for(key, chains, args.quick)
-            per_chain, per_iter, compile_s, overhead = time_pan(data, formula, chains, n_total)
+            per_chain, per_iter, cpu_iter, compile_s, overhead = time_pan(data, formula, chains, n_total)
             ratio = f"{r_ms / per_iter:7.2f}" if (r_ms is not None and chains == 1) else "    n/a"
             r_txt = f"{r_ms:10.3f}" if r_ms is not None else "       n/a"
-            print(f"{label:32s} {chains:6d} {n_total:6d} {per_chain:14.4f} {per_iter:14.3f} {compile_s:10.1f} "
-                  f"{overhead:7.2f} {r_txt} {ratio}", flush=True)
+            print(f"{label:32s} {chains:6d} {n_total:6d} {per_chain:14.4f} {per_iter:14.3f} {cpu_iter:12.3f} "
+                  f"{compile_s:10.1f} {overhead:7.2f} {r_txt} {ratio}", flush=True)
     print(f"\nmachine: {os.cpu_count()} CPU cores visible; timings on a shared machine are noisy.")
 
 
