@@ -94,24 +94,3 @@ def test_open_uniforms_stay_inside_zero_one_at_extreme_bits(monkeypatch, dtype, 
                             lambda key, shape, dtype=None, fill=fill: jnp.full(shape, fill, dtype))
         u = np.asarray(noise.open_uniforms(jax.random.key(0), (4,), jnp.dtype(dtype)))
         assert np.all(u > 0) and np.all(u < 1), (fill, u)
-
-
-def test_reciprocal_list_cholesky_and_solves_match_dense():
-    from mitml_jax.kernels import linalg as la
-
-    rng = np.random.default_rng(3)
-    for d in (1, 3, 5):
-        m = rng.normal(size=(6, d, d))
-        a = m @ np.swapaxes(m, -1, -2) + d * np.eye(d)
-        b = rng.normal(size=(6, d))
-        entries = [[jnp.asarray(a[:, i, j]) for j in range(i + 1)] for i in range(d)]
-        l, recip = la.chol_list_reciprocal(entries)
-        dense = np.linalg.cholesky(a)
-        for i in range(d):
-            np.testing.assert_allclose(np.asarray(recip[i]), 1 / dense[:, i, i], rtol=1e-13)
-            for j in range(i + 1):
-                np.testing.assert_allclose(np.asarray(l[i][j]), dense[:, i, j], rtol=1e-12, atol=1e-13)
-        w = la.solve_lower_list_reciprocal(l, recip, [jnp.asarray(b[:, i]) for i in range(d)])
-        x = la.solve_upper_t_list_reciprocal(l, recip, w)
-        np.testing.assert_allclose(np.stack([np.asarray(v) for v in x], -1), np.linalg.solve(a, b[..., None])[..., 0],
-                                   rtol=1e-10, atol=1e-12)

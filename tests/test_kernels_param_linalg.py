@@ -71,3 +71,11 @@ def test_pan_paired_inverse_wisharts_equal_separate_draws():
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-15)
     inv = pan._inverses(scales[0], scales[1])
     np.testing.assert_allclose(np.asarray(inv[1]), np.linalg.inv(np.asarray(scales[1])), rtol=1e-10)
+
+
+def test_cross_products_long_sums_use_the_dot_path_and_agree():
+    rng = np.random.default_rng(1)
+    u, v = rng.normal(size=(2, 1000, 20)), rng.normal(size=(5, 1000, 20))
+    assert 1000 * 20 >= cond.DOT_MIN_LENGTH
+    np.testing.assert_allclose(np.asarray(cond.cross_products(jnp.asarray(u), jnp.asarray(v))),
+                               np.einsum("ajl,bjl->ab", u, v), rtol=1e-11)

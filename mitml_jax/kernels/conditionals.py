@@ -16,6 +16,7 @@ noise in one threefry call (see :mod:`noise`).
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from . import linalg, param_linalg
 
@@ -40,12 +41,20 @@ def spd_inverse(a):
     return param_linalg.spd_inverse(a)
 
 
+#: Summed extent from which :func:`cross_products` uses XLA's dot instead of a fused multiply-sum.
+DOT_MIN_LENGTH = 4096
+
+
 def cross_products(u, v):
     """``sum over all trailing axes of u[i] * v[j]``: u (a, ...), v (b, ...) -> (a, b).
 
-    A broadcast multiply reduced in one fused loop; XLA's dot for these tall-and-thin products
-    calls a matrix library at a fixed cost of several microseconds per call on CPU.
+    Short sums are a broadcast multiply reduced in one fused loop: XLA's dot calls a matrix
+    library at a fixed cost of several microseconds on CPU. Long sums (``DOT_MIN_LENGTH`` terms or
+    more) use the dot, which is faster there and runs on several threads when chains are batched.
     """
+    length = int(np.prod(u.shape[1:], dtype=np.int64))
+    if length >= DOT_MIN_LENGTH:
+        return u.reshape(u.shape[0], length) @ v.reshape(v.shape[0], length).T
     axes = tuple(range(2, u.ndim + 1))
     return jnp.sum(u[:, None] * v[None, :], axis=axes)
 
@@ -98,9 +107,9 @@ def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
                     j = s * q + l
                     if j <= i:
                         prec[i][j] = sigma_inv[t, s] * ztz[k, l] + psi_inv[i, j]
-    chol, recip = linalg.chol_list_reciprocal(prec)
-    w = linalg.solve_lower_list_reciprocal(chol, recip, h)
-    b = linalg.solve_upper_t_list_reciprocal(chol, recip, [w[i] + normals[i] for i in range(r * q)])
+    chol = linalg.chol_list(prec)
+    w = linalg.solve_lower_list(chol, h)
+    b = linalg.solve_upper_t_list(chol, [w[i] + normals[i] for i in range(r * q)])
     return jnp.stack(b)
 
 
@@ -209,7 +218,7 @@ def draw_missing(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid):
     normals = jnp.where(miss_valid, normals, 0.0)
     noise = jnp.zeros(y_obs.size + 1, y_obs.dtype).at[miss_index].set(normals)
     noise = noise[:-1].reshape(y_obs.shape)
-    chol, recip = linalg.chol_list_reciprocal(a)
-    w = linalg.solve_lower_list_reciprocal(chol, recip, h)
-    e_mis = linalg.solve_upper_t_list_reciprocal(chol, recip, [w[i] + noise[i] for i in range(r)])
+    chol = linalg.chol_list(a)
+    w = linalg.solve_lower_list(chol, h)
+    e_mis = linalg.solve_upper_t_list(chol, [w[i] + noise[i] for i in range(r)])
     return jnp.where(obs, y_obs, mean + jnp.stack(e_mis))

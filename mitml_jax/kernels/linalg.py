@@ -28,9 +28,6 @@ __all__ = [
     "chol_list",
     "solve_lower_list",
     "solve_upper_t_list",
-    "chol_list_reciprocal",
-    "solve_lower_list_reciprocal",
-    "solve_upper_t_list_reciprocal",
     "chol",
     "solve_lower",
     "solve_upper_t",
@@ -100,52 +97,6 @@ def solve_upper_t_list(l, b):
         for k in range(i + 1, d):
             s = s - l[k][i] * xs[k]
         xs[i] = s / l[i][i]
-    return xs
-
-
-def chol_list_reciprocal(a):
-    """:func:`chol_list` that also returns the reciprocals ``1 / l[i][i]`` (computed once anyway).
-
-    With them the triangular solves multiply instead of divide: a division costs several times a
-    multiplication on CPU, and a 3 x 3 system per row otherwise divides nine times.
-    """
-    d = len(a)
-    l = [[None] * (i + 1) for i in range(d)]
-    recip = [None] * d
-    for j in range(d):
-        s = a[j][j]
-        for k in range(j):
-            s = s - l[j][k] * l[j][k]
-        l[j][j] = jnp.sqrt(s)
-        recip[j] = 1.0 / l[j][j]
-        for i in range(j + 1, d):
-            s = a[i][j]
-            for k in range(j):
-                s = s - l[i][k] * l[j][k]
-            l[i][j] = s * recip[j]
-    return l, recip
-
-
-def solve_lower_list_reciprocal(l, recip, b):
-    """Solve ``L x = b`` with ``(l, recip)`` from :func:`chol_list_reciprocal`."""
-    xs = []
-    for i in range(len(l)):
-        s = b[i]
-        for k in range(i):
-            s = s - l[i][k] * xs[k]
-        xs.append(s * recip[i])
-    return xs
-
-
-def solve_upper_t_list_reciprocal(l, recip, b):
-    """Solve ``L^T x = b`` with ``(l, recip)`` from :func:`chol_list_reciprocal`."""
-    d = len(l)
-    xs = [None] * d
-    for i in reversed(range(d)):
-        s = b[i]
-        for k in range(i + 1, d):
-            s = s - l[k][i] * xs[k]
-        xs[i] = s * recip[i]
     return xs
 
 
