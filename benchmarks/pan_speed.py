@@ -14,32 +14,36 @@ result assembly). R's pan is timed on the same data when ``Rscript`` is on the P
 
 Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--models a b]``.
 
-Measured 2026-11-25 on the project's 2-core CPU machine while six other engineers were running
-tests (load average 6 to 17, so every number is several times slower than on an idle machine
-and varies by +-50% between runs; no Rscript there, so the R columns read n/a; R's pan on this
-machine, from performance-notes.md: about 0.047 ms/iteration on (a), 3.4 ms on (b)).
-Run 1 (load 13-17, cold compilation cache; (b) at 64/256 chains later, load 8-10)::
+Measured 2026-11-25 23:46-23:56 UTC on the project's 2-core CPU machine shared with other engineers
+(load average about 3.3; R's pan from Rscript on the same machine at the same time), with
+MITML_JAX_COMPILATION_CACHE=0, this version and then the version before the sweep rewrite
+(commit 716f07a) back to back. Wall times swing by up to 2x with the load; compare within a table.
+This version::
 
-    model                          chains iters ms/iter/chain ms/iter(all) compile s call s
-    (a) intro, studentratings           1  4000        0.8728        0.873      45.8   0.22
-    (a) intro, studentratings           8  4000        0.3821        3.056      29.9   0.33
-    (a) intro, studentratings          64   625        0.3011       19.271      31.9   0.00
-    (a) intro, studentratings         256   156        0.6099      156.131      35.5   0.11
-    (b) sim J=1000x20, r=5, slope       1   200       19.9188       19.919      59.3   0.16
-    (b) sim J=1000x20, r=5, slope       8   125       18.8798      151.038      97.6   1.00
-    (b) sim J=1000x20, r=5, slope      64    15        9.1723      587.028      71.9   8.26
-    (b) sim J=1000x20, r=5, slope     256     8        6.4158     1642.452      73.8  27.31
+    model                            chains  iters  ms/iter/chain  ms/iter (all)  CPU ms/iter  compile s  call s  R ms/iter  R/ours
+    (a) intro, studentratings             1   4000         0.0629          0.063        0.062        5.6    0.03      0.077    1.22
+    (a) intro, studentratings             8   4000         0.0864          0.691        0.689        7.2    0.03      0.077     n/a
+    (a) intro, studentratings            64    625         0.0704          4.508        4.459        6.9    0.04      0.077     n/a
+    (a) intro, studentratings           256    156         0.0634         16.226       16.053        7.0    0.15      0.077     n/a
+    (b) sim J=1000x20, r=5, slope         1    200         4.4730          4.473        4.389       12.3    0.11      6.935    1.55
+    (b) sim J=1000x20, r=5, slope         8    125         4.6585         37.268       36.777       14.9    0.33      6.935     n/a
+    (b) sim J=1000x20, r=5, slope        64     15         4.1523        265.749      268.627       16.3    1.39      6.935     n/a
+    (b) sim J=1000x20, r=5, slope       256      8         6.8217       1746.359     1176.460       14.4    0.00      6.935     n/a
 
-Run 2 of (a) (load about 6, programs already in the persistent compilation cache, so "compile s"
-is loading plus tracing)::
+Before (716f07a: threefry as a rolled loop, float64 erfinv normals, a lax.cond around every
+sweep, unrolled 10 x 10 parameter algebra)::
 
-    (a) intro, studentratings           1  4000        0.2976        0.298       4.3   0.07
-    (a) intro, studentratings           8  4000        0.1350        1.080       2.5   0.10
-    (a) intro, studentratings          64   625        0.1464        9.372       2.3   0.01
-    (a) intro, studentratings         256   156        0.1225       31.348       2.7   0.51
+    model                            chains  iters  ms/iter/chain  ms/iter (all)  CPU ms/iter  compile s  call s  R ms/iter  R/ours
+    (a) intro, studentratings             1   4000         0.1991          0.199        0.194        6.9    0.03      0.064    0.32
+    (a) intro, studentratings             8   4000         0.1614          1.291        1.263        8.2    0.05      0.064     n/a
+    (a) intro, studentratings            64    625         0.0977          6.250        6.160       10.0    0.09      0.064     n/a
+    (a) intro, studentratings           256    156         0.0973         24.911       24.793        9.1    0.21      0.064     n/a
+    (b) sim J=1000x20, r=5, slope         1    200         8.5728          8.573        8.472       20.4    0.06      6.751    0.79
+    (b) sim J=1000x20, r=5, slope         8    125         5.1622         41.297       41.048       27.1    0.44      6.751     n/a
+    (b) sim J=1000x20, r=5, slope        64     15         6.2504        400.026      286.444       30.3    0.00      6.751     n/a
+    (b) sim J=1000x20, r=5, slope       256      8         6.6762       1709.108     1937.664       29.7    0.00      6.751     n/a
 
-The single-chain sweep of (a) timed as a bare ``lax.scan`` at load 8 to 11 ran at 0.11 to 0.14
-ms/iteration. (Times for "call s" under 0 are clipped to 0.)
+CPU ms/iter above ms/iter (all) means XLA ran parts of the sweep on the second core.
 """
 
 from __future__ import annotations
