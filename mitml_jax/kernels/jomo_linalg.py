@@ -29,7 +29,11 @@ __all__ = [
     "conditional_normal_from_noise",
     "draw_missing_rows",
     "pattern_matrices",
+    "sum_over_rows",
 ]
+
+#: Padded cluster sizes up to this are summed by an unrolled chain of adds (see sum_over_rows).
+UNROLL_ROWS = 32
 
 chol = la.chol
 
@@ -69,6 +73,22 @@ def wishart_from_noise(df, scale, normals, uniforms):
 def inverse_wishart_from_noise(df, scale, normals, uniforms):
     """IW(df, scale) (the inverse of a Wishart(df, scale^-1) draw) from flat noise."""
     return la.inverse_wishart_from_noise(df, scale, normals, uniforms)[0]
+
+
+def sum_over_rows(x):
+    """``x.sum(axis=1)`` for per-cluster row products ``x`` (J, L, ...).
+
+    For small ``L`` as an unrolled chain of adds, which XLA fuses with the products into one
+    elementwise loop; as a reduction, XLA's CPU backend hands such tiny per-cluster sums to a
+    library kernel that costs several times more.
+    """
+    n_rows = x.shape[1]
+    if n_rows > UNROLL_ROWS:
+        return x.sum(axis=1)
+    total = x[:, 0]
+    for row in range(1, n_rows):
+        total = total + x[:, row]
+    return total
 
 
 def chol_solve(l, b):

@@ -28,7 +28,8 @@ from jax.scipy.special import gammaln, multigammaln
 
 from . import linalg as la
 from .jomo_linalg import (chol, draw_missing_rows, inverse_wishart_from_noise, logdet_from_chol,
-                          pattern_matrices, spd_inverse, wishart_from_noise, wishart_noise_size)
+                          pattern_matrices, spd_inverse, sum_over_rows, wishart_from_noise,
+                          wishart_noise_size)
 from .mh_covariance import mh_covariance_from_noise
 
 __all__ = [
@@ -53,7 +54,7 @@ def draw_beta_clusterwise(normals, x, target, omega_inv):
     """
     n_clusters, _, p = x.shape
     r = target.shape[-1]
-    xtx = (x[..., :, None] * x[..., None, :]).sum(axis=1)
+    xtx = sum_over_rows(x[..., :, None] * x[..., None, :])
     prec = jnp.einsum("jts,jpk->tpsk", omega_inv, xtx).reshape(r * p, r * p)
     rhs = jnp.einsum("jlp,jlr,jrs->sp", x, target, omega_inv).reshape(r * p)
     factor = chol(la.symmetrize(prec))
@@ -150,7 +151,7 @@ def update_cluster_covariances(noise, omega, a, scale, resid, cluster_size, prio
     logdet_h = logdet_from_chol(chol(h))
     a, accepted_a = update_df_from_noise(noise.normals(()), noise.uniforms((3,)), a, prior.a, r,
                                          n_clusters, sum_logdet, logdet_h)
-    scatter = (resid[..., :, None] * resid[..., None, :]).sum(axis=1) + scale[None]
+    scatter = sum_over_rows(resid[..., :, None] * resid[..., None, :]) + scale[None]
     if config.cat_blocks:
         # the IW(n_j + a, S_j + A) density: nu = a + n_j + r + 1
         omega, accepted = mh_covariance_from_noise(
