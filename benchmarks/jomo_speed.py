@@ -12,25 +12,30 @@ otherwise the column shows the issue's reference timings marked "(issue)".
 
 Usage: ``python benchmarks/jomo_speed.py [--models a b c] [--chains 1 64] [--iterations 200]``.
 
-Measured 2026-11-25 on the shared 2-core development machine (load average about 10, so wall
-times are inflated; no R there), float64, with
-``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"`` (single-threaded
-XLA: under contention this cut model (a)'s wall time per iteration from 2.3 ms to 0.5-0.9 ms):
+Measured 2026-11-26 00:00 UTC on the shared 2-core development machine (load average 2.5-3.8,
+so wall times are inflated; R's jomo run side by side in the same call), float64, default XLA
+threading, ``--quick``, ``MITML_JAX_COMPILATION_CACHE=0``; the sweep before (commit 716f07a) and
+after the issue-9 work, run back to back:
 
-=====  ======  ====================  =============  =================  ===========
-model  chains  ms/iter (all chains)  ms/iter/chain  CPU ms/iter/chain  R (issue)
-=====  ======  ====================  =============  =================  ===========
-a      1       0.87                  0.87           0.57               2.2
-a      64      38.2                  0.60           0.24               2.2
-b      1       3.28                  3.28           3.20               7.1
-b      64      193                   3.02           1.73               7.1
-c      1       21.1                  21.1           14.2               91
-c      64      1436                  22.4           9.6                91
-=====  ======  ====================  =============  =================  ===========
+=====  ======  ==============  =============  ===========  ============  ============
+model  chains  before ms/iter  after ms/iter  R ms/iter    speed-up vs R compile s
+                per chain      per chain      (same run)   after         before/after
+=====  ======  ==============  =============  ===========  ============  ============
+a      1       0.46            0.28           2.85 / 3.15  11x           14.8 / 11.8
+a      64      0.27            0.18           2.85 / 3.15  17x           21.9 / 14.5
+b      1       3.07            0.74           11.9 / 12.9  17x           29.1 / 16.5
+b      64      2.02            0.63           11.9 / 12.9  20x           42.8 / 23.5
+c      1       12.8            9.2            140 / 127    14x           13.3 / 8.7
+c      64      10.1            8.2            140 / 127    15x           30.9 / 17.5
+=====  ======  ==============  =============  ===========  ============  ============
 
-So one chain is 2.2x (b) to 4.4x (a, c) faster than R's jomo per iteration here, short of the
-10x target; compilation takes 25-100 s on this loaded machine (once per model shape, then the
-persistent compilation cache of ``jomo_impute`` serves later processes).
+One chain, best of 15 timed calls of 100 sweeps (single-threaded XLA, quieter minutes):
+(a) 0.16-0.21 ms, (b) 0.52-0.57 ms (before: 0.26-0.44 and 1.9-2.5 ms). Where the time went
+(profiles of the compiled sweep): threefry evaluated in ~12 separate rolled ``while`` loops;
+float64 ``erfinv``/``ndtr``/``ndtri``
+(scalar code, 25-50 ns per value); the element-wise Metropolis steps as a ``scan`` with a
+Cholesky per proposal (about 600 thunks per sweep); batched dots of 3 x 3 matrices. See
+``mitml_jax/kernels/jomo_noise.py`` and ``mh_covariance.py`` for what replaced them.
 """
 
 from __future__ import annotations
