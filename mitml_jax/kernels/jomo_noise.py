@@ -25,30 +25,10 @@ import numpy as np
 from jax.scipy.special import erfc
 
 from .noise import NoiseStream
+from .threefry import threefry2x32 as _threefry2x32
 
 __all__ = ["normal_cdf", "normal_quantile", "threefry_bits64", "draw_sweep_noise",
            "CountingStream", "sweep_noise_stream"]
-
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-
-
-def _rotate_left(v, d: int):
-    return (v << np.uint32(d)) | (v >> np.uint32(32 - d))
-
-
-def _threefry2x32(k1, k2, x1, x2):
-    """Threefry-2x32 (Salmon et al. 2011; 20 rounds) on uint32 arrays, rounds unrolled."""
-    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
-    x1 = x1 + ks[0]
-    x2 = x2 + ks[1]
-    for i in range(5):
-        for rot in _ROTATIONS[i % 2]:
-            x1 = x1 + x2
-            x2 = x1 ^ _rotate_left(x2, rot)
-        x1 = x1 + ks[(i + 1) % 3]
-        x2 = x2 + ks[(i + 2) % 3] + np.uint32(i + 1)
-    return x1, x2
-
 
 def _key_words(key):
     """The two uint32 words of a threefry key (None for other PRNG implementations)."""
