@@ -2,15 +2,14 @@
 
 Every ``jax.random`` call inlines its own copy of the threefry hash, and on CPU each copy adds
 about a second of XLA compile time; a sweep with a dozen calls compiled for half a minute. A
-sweep therefore draws one block of uniform bits, turns part of it into normals
-(``sqrt(2) erfinv(2u - 1)``, as ``jax.random.normal`` does) and slices it with offsets known
-at trace time (:class:`NoiseStream`).
+sweep therefore draws one block of bits and slices it with offsets known at trace time
+(:class:`NoiseStream`).
 
-:func:`draw_sweep_noise` is the faster variant used by pan: the hash written out as elementwise
-operations (:mod:`threefry`, the same bits as ``jax.random.bits``), uniforms built from the bits
-without integer-to-float conversion (AVX2 has none for 64-bit integers) and normals by the
-Box-Muller transform with a polynomial sine/cosine, about four times cheaper per normal on CPU
-than ``erfinv`` in float64 (different numbers from :func:`draw_noise`, same distribution).
+:func:`draw_sweep_noise` (pan's): the hash written out as elementwise operations (:mod:`threefry`,
+the same bits as ``jax.random.bits``), uniforms built from the bits without integer-to-float
+conversion (AVX2 has none for 64-bit integers) and normals by the Box-Muller transform with a
+polynomial sine/cosine, about four times cheaper per normal on CPU than ``erfinv`` in float64.
+:func:`open_uniforms` is the reference definition of the uniforms (``jax.random.bits`` based).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import numpy as np
 
 from . import threefry
 
-__all__ = ["open_uniforms", "draw_noise", "uniforms_from_bits", "box_muller", "draw_sweep_noise", "NoiseStream"]
+__all__ = ["open_uniforms", "uniforms_from_bits", "box_muller", "draw_sweep_noise", "NoiseStream"]
 
 
 def open_uniforms(rng_key, shape, dtype):
@@ -36,13 +35,6 @@ def open_uniforms(rng_key, shape, dtype):
     bits = jax.random.bits(rng_key, shape, dtype=jnp.uint32)
     # 23 bits: k + 0.5 is exact in float32 (k < 2**23), so u never rounds to 1.0
     return ((bits >> 9).astype(dtype) + 0.5) * (2.0**-23)
-
-
-def draw_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype):
-    """(normals (*batch, n_normals), uniforms (*batch, n_uniforms)) from one threefry call."""
-    u = open_uniforms(rng_key, tuple(batch_shape) + (n_normals + n_uniforms,), dtype)
-    normals = np.sqrt(2.0).astype(u.dtype) * jax.scipy.special.erfinv(2.0 * u[..., :n_normals] - 1.0)
-    return normals, u[..., n_normals:]
 
 
 def uniforms_from_bits(bits, dtype):
@@ -89,8 +81,8 @@ def box_muller(u_radius, u_angle):
 
 
 def draw_sweep_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype):
-    """(normals (*batch, n_normals), uniforms (*batch, n_uniforms)) from one key, like
-    :func:`draw_noise` but faster on CPU (see the module docstring; different numbers).
+    """(normals (*batch, n_normals), uniforms (*batch, n_uniforms)) from one key (see the module
+    docstring).
 
     One elementwise threefry pass gives ``2 ceil(n_normals / 2) + n_uniforms`` open uniforms per
     batch element; the first pairs become normals by :func:`box_muller`.
