@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfc
 
-from .noise import NoiseStream
+from .noise import NoiseStream, uniforms_from_bits
 from .threefry import threefry2x32 as _threefry2x32
 
 __all__ = ["normal_cdf", "normal_quantile", "threefry_bits64", "draw_sweep_noise",
@@ -55,13 +55,11 @@ def threefry_bits64(key, n: int):
 
 
 def _open_uniform(bits, dtype):
-    """Uniforms ``(k + 0.5) 2^-52`` (float64; ``k`` the top 52 bits) or ``(k + 0.5) 2^-23``."""
+    """Uniforms ``(k + 0.5) 2^-52`` (float64; ``k`` the top 52 bits of the uint64 word) or
+    ``(k + 0.5) 2^-23`` (float32; its top 23 bits): :func:`noise.uniforms_from_bits`."""
     if dtype == jnp.float64:
-        # 1 + k 2^-52 by setting the exponent bits (no slow uint64 -> float conversion)
-        one = jax.lax.bitcast_convert_type((bits >> np.uint64(12)) | np.uint64(0x3FF0000000000000),
-                                           jnp.float64)
-        return (one - 1.0) + 2.0**-53
-    return ((bits >> np.uint64(41)).astype(jnp.uint32).astype(dtype) + 0.5) * (2.0**-23)
+        return uniforms_from_bits(bits, dtype)
+    return uniforms_from_bits((bits >> np.uint64(32)).astype(jnp.uint32), dtype)
 
 
 def normal_cdf(x):
