@@ -201,23 +201,21 @@ class _Parser:
             else:
                 return expr
 
-    def interaction(self) -> _Expr:
-        expr = self.nesting()
-        while self.peek() == ("op", ":"):
+    def _interactions(self, op: str, operand) -> _Expr:
+        """``operand (op operand)*`` with ``op`` meaning all pairwise unions (``:`` and ``%in%``)."""
+        expr = operand()
+        while self.peek() == ("op", op):
             self.take()
-            right = self.nesting()
-            self._no_numbers(expr, right, ":")
+            right = operand()
+            self._no_numbers(expr, right, op)
             expr = _Expr(_interact(expr.terms, right.terms), None)
         return expr
 
+    def interaction(self) -> _Expr:
+        return self._interactions(":", self.nesting)
+
     def nesting(self) -> _Expr:
-        expr = self.power()
-        while self.peek() == ("op", "%in%"):
-            self.take()
-            right = self.power()
-            self._no_numbers(expr, right, "%in%")
-            expr = _Expr(_interact(expr.terms, right.terms), None)
-        return expr
+        return self._interactions("%in%", self.power)
 
     def power(self) -> _Expr:
         expr = self.atom()
