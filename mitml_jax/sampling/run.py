@@ -83,7 +83,7 @@ class InterruptedChains(KeyboardInterrupt):
 
 def chain_keys(rng_key, chain_ids):
     """Per-chain keys ``fold_in(rng_key, c)`` for the chain numbers ``chain_ids``."""
-    return jax.vmap(lambda c: jax.random.fold_in(rng_key, c))(jnp.asarray(chain_ids, dtype=jnp.uint32))
+    return fold_in(rng_key, jnp.asarray(chain_ids, dtype=jnp.uint32))
 
 
 def _all_finite(tree):
