@@ -32,6 +32,7 @@ from ..errors import MitmlError, MitmlTypeError
 from .ess_geyer import centred_lag_sums, direct_lags, ess_core, ess_indicator, row_dot
 from .entries import gather_draws
 from .rank_normal import rank_scores, scratch, sort_order
+from .rank_row import rank_rows
 
 __all__ = [
     "rhat", "ess", "mcse", "rank_diagnostics", "rank_diagnostics_by_parameter", "diagnose_chunk",
@@ -209,9 +210,19 @@ def diagnose_chunk(x: np.ndarray, which, work=None) -> dict:
         x = x[idx]
     xs = _split(x)
     kk, m, n = xs.shape
-    s = order = None
-    if {"rhat", "ess_bulk"} & set(which):
-        z_bulk, (fold_sums, fold_squares), s, order = rank_scores(xs, work)
+    s = order = spread = None
+    bulk_needed = bool({"rhat", "ess_bulk"} & set(which))
+    fast = None
+    if d % 2 == 0 and (bulk_needed or "ess_tail" in which):  # every draw is in a split chain
+        fast = rank_rows(xs, bulk_needed, bulk_needed, "ess_tail" in which, work)
+    if fast is not None:
+        spread = fast["spread"]
+    if bulk_needed:
+        if fast is not None:
+            z_bulk, (fold_sums, fold_squares) = fast["z"], fast["fold"]
+        else:
+            z_bulk, (fold_sums, fold_squares), s, order = rank_scores(xs, work)
+            spread = s[:, -1] - s[:, 0]
         moments = centred_lag_sums(z_bulk, direct_lags(n), work)
         if "rhat" in which and c >= 2:
             bulk = _rhat_from_moments(moments[0], moments[3] / (n - 1), n)
@@ -219,13 +230,17 @@ def diagnose_chunk(x: np.ndarray, which, work=None) -> dict:
             within = (fold_squares - n * (fold_mean**2).sum(axis=1)) / (m * (n - 1))
             res["rhat"][idx] = np.maximum(bulk, _rhat_from_moments(fold_mean, within[:, None], n))
         if "ess_bulk" in which:  # scores are constant only where the draws are
-            spread = np.where(s[:, -1] > s[:, 0], np.inf, 0.0)
-            res["ess_bulk"][idx] = ess_core(z_bulk, moments=moments, spread=spread)
+            res["ess_bulk"][idx] = ess_core(z_bulk, moments=moments,
+                                            spread=np.where(spread > 0, np.inf, 0.0))
         del z_bulk, moments
     if "ess_tail" in which:
-        res["ess_tail"][idx] = _ess_tail(x, xs, s, order, work)
+        if fast is not None:
+            res["ess_tail"][idx] = np.minimum(ess_indicator(fast["tail"][0], m, n, work=work),
+                                              ess_indicator(fast["tail"][1], m, n, work=work))
+        else:
+            res["ess_tail"][idx] = _ess_tail(x, xs, s, order, work)
     if "ess_mean" in which or "mcse_mean" in which:
-        e_mean = ess_core(xs, work=work, spread=None if s is None else s[:, -1] - s[:, 0])
+        e_mean = ess_core(xs, work=work, spread=spread)
         if "ess_mean" in which:
             res["ess_mean"][idx] = e_mean
         if "mcse_mean" in which:
