@@ -185,12 +185,13 @@ def test_fast_sort_repairs_near_equal_values_and_ties():
     np.testing.assert_allclose(z, ref, rtol=1e-14, atol=0)
 
 
-@pytest.mark.parametrize("lags", [2, 5, 1000])
-def test_direct_lags_and_fft_fallback_agree_with_arviz(monkeypatch, lags):
+@pytest.mark.parametrize("lags, fft_lags", [(2, 128), (5, 128), (1000, 128), (2, 4), (3, 8)])
+def test_direct_lags_and_fft_fallback_agree_with_arviz(monkeypatch, lags, fft_lags):
     import mitml_jax.diagnostics.ess_geyer as geyer
     import mitml_jax.diagnostics.rank as rank
 
     monkeypatch.setattr(geyer, "_DIRECT_LAGS", lags)
+    monkeypatch.setattr(geyer, "_FFT_LAGS", fft_lags)
     for draws, ref in _load():
         got = rank.rank_diagnostics(draws, which=("ess_bulk", "ess_tail", "ess_mean"))
         for name in got:

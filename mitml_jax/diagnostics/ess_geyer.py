@@ -1,8 +1,9 @@
 """Effective sample size of (parameter, chain, draw) arrays: ArviZ's ``_ess``, vectorised.
 
 Autocovariances are averaged over chains; the first lags are summed directly (one ``vecdot`` per
-lag over all chains), and only parameters whose Geyer sequence has not ended by then get the full
-FFT autocovariance. Geyer's initial positive and initial monotone sequences are evaluated for all
+lag over all chains); parameters whose Geyer sequence has not ended by then get twice as many
+direct lags, again as needed, and the full FFT autocovariance only from ``_FFT_LAGS`` lags on
+(an FFT of every chain costs as much as about a hundred direct lags). Geyer's initial positive and initial monotone sequences are evaluated for all
 parameters at once (cumulative minima of the lag pairs) instead of ArviZ's per-parameter ``while``
 loops.
 
@@ -21,7 +22,8 @@ __all__ = [
     "centred_lag_sums", "direct_lags", "row_dot",
 ]
 
-_DIRECT_LAGS = 16  # autocovariance lags summed directly before falling back to the FFT
+_DIRECT_LAGS = 16  # autocovariance lags summed directly first (more only where needed)
+_FFT_LAGS = 128  # from this many lags on, the FFT of whole chains is cheaper than direct sums
 
 
 _DOT_BLOCK = 8192  # OpenBLAS multithreads dot products above 10,000 elements: keep below
@@ -117,15 +119,23 @@ def _tau(rho: np.ndarray, jmax: int):
     return -1.0 + 2.0 * head + last, complete
 
 
-def ess_from_autocov(acov, chain_mean, n: int, full_autocov, constant, relative=False):
+def _more_lags(lags: int, n: int) -> int:
+    """Lags to try after ``lags`` direct ones: twice as many, or all (FFT) from _FFT_LAGS on."""
+    more = 2 * lags
+    return n if more > min(n, _FFT_LAGS) else more
+
+
+def ess_from_autocov(acov, chain_mean, n: int, more_autocov, constant, relative=False):
     """ESS from the chain-averaged autocovariances of the first lags (ArviZ ``_ess``).
 
     Args:
         acov: (K, L) mean over chains of the centred autocovariances (divisor n), lags 0..L-1.
         chain_mean: (K, M) chain means.
         n: draws per chain.
-        full_autocov: callable ``rows -> (len(rows), n)`` giving all lags for those parameters;
-            called only where Geyer's sequence has not ended within the L lags.
+        more_autocov: callable ``(rows, known, lags) -> (len(rows), lags - known)`` giving lags
+            ``known .. lags - 1`` for those parameters (``lags == n``: all lags, which may come
+            from the FFT); called only where Geyer's sequence has not ended within the known
+            lags, with twice as many lags each time, and all lags from ``_FFT_LAGS`` on.
         constant: (K,) bool, parameters whose draws are constant (ESS = number of draws).
         relative: divide by the number of draws.
     """
@@ -145,9 +155,15 @@ def ess_from_autocov(acov, chain_mean, n: int, full_autocov, constant, relative=
     rho = rho_of(acov, np.arange(k))
     tau, complete = _tau(rho, jmax)
     bad = np.isnan(rho[:, :2]).any(axis=1)
-    if not complete.all():
-        redo = np.flatnonzero(~complete)
-        tau[redo], _ = _tau(rho_of(full_autocov(redo), redo), jmax)
+    known = acov.shape[1]
+    redo = np.arange(k)
+    while known < n and not complete[redo].all():
+        keep = ~complete[redo]
+        redo, acov = redo[keep], acov[keep]
+        lags = _more_lags(known, n)
+        acov = np.concatenate([acov, more_autocov(redo, known, lags)], axis=1)
+        tau[redo], complete[redo] = _tau(rho_of(acov, redo), jmax)
+        known = lags
     total = float(m * n)
     tau = np.maximum(tau, 1.0 / np.log10(total))
     out = (1.0 if relative else total) / tau
@@ -185,8 +201,8 @@ def ess_core(y: np.ndarray, relative: bool = False, moments=None, work=None,
              spread=None) -> np.ndarray:
     """Effective sample size of (K, M, n) chains (ArviZ ``_ess``, Geyer's monotone sequence).
 
-    The first lags are summed directly; parameters whose sequence has not ended by then get the
-    full FFT autocovariance. ``moments``: the result of :func:`centred_lag_sums` if already known;
+    The first lags are summed directly; parameters whose sequence has not ended by then get more
+    direct lags, then the full FFT autocovariance (:func:`ess_from_autocov`). ``moments``: the result of :func:`centred_lag_sums` if already known;
     ``spread``: max - min of each parameter's draws if already known (constant draws: ESS = size).
     """
     y = np.asarray(y, dtype=float)
@@ -199,9 +215,14 @@ def ess_core(y: np.ndarray, relative: bool = False, moments=None, work=None,
     if moments is None:
         moments = centred_lag_sums(y, lags, work)
     chain_mean, y, sums, _ = moments
-    return ess_from_autocov(sums / (m * n), chain_mean, n,
-                            lambda rows: mean_autocov(y[rows] - chain_mean[rows, :, None]),
-                            constant, relative)
+
+    def more(rows, known, lags):
+        yc = y[rows] - chain_mean[rows, :, None]
+        if lags >= n:
+            return mean_autocov(yc)[:, known:]
+        return lag_sums(yc, lags, first=known)[:, known:] / (m * n)
+
+    return ess_from_autocov(sums / (m * n), chain_mean, n, more, constant, relative)
 
 
 def _indicator_autocov(pos: np.ndarray, m: int, n: int, lags: int, work=None):
@@ -257,7 +278,7 @@ def ess_indicator(pos_rows, m: int, n: int, relative: bool = False, work=None) -
     """ESS of 0/1 chains (K, M, n) given, per parameter, the flat positions of the ones.
 
     Equal to ``ess_core`` of the dense indicator array, without building it (the FFT fallback
-    builds it only for parameters whose Geyer sequence runs past the direct lags).
+    builds it only for parameters whose Geyer sequence runs past ``_FFT_LAGS`` lags).
     """
     k = len(pos_rows)
     lags = direct_lags(n)
@@ -268,11 +289,14 @@ def ess_indicator(pos_rows, m: int, n: int, relative: bool = False, work=None) -
         means[row], acov[row] = _indicator_autocov(pos, m, n, lags, work)
         constant[row] = len(pos) in (0, m * n)
 
-    def full(rows):
+    def more(rows, known, lags):
+        if lags < n:  # direct pair counts are cheap: all lags again, keep the new ones
+            return np.array([_indicator_autocov(pos_rows[row], m, n, lags, work)[1][known:]
+                             for row in rows])
         dense = np.zeros((len(rows), m * n))
         for i, row in enumerate(rows):
             dense[i, pos_rows[row]] = 1.0
         dense = dense.reshape(len(rows), m, n)
-        return mean_autocov(dense - dense.mean(axis=2, keepdims=True))
+        return mean_autocov(dense - dense.mean(axis=2, keepdims=True))[:, known:]
 
-    return ess_from_autocov(acov, means, n, full, constant, relative)
+    return ess_from_autocov(acov, means, n, more, constant, relative)
