@@ -261,17 +261,36 @@ def _indicator_autocov(pos: np.ndarray, m: int, n: int, lags: int, work=None):
             shifted &= base
         else:
             np.bitwise_and(words[q : q + nwords], base, out=shifted)
-        straddle = 0.0
-        if lag and m > 1:  # draw n - lag + j of chain i with draw j of chain i + 1, j < lag
-            straddle = np.sum(tail[:-1, lag - 1 :: -1][:, :lag] * head[1:, :lag])
-        pairs[lag] = _popcount(shifted) - straddle
-    # ones at draws < l (dropped from T_l) and at draws >= n - l (dropped from H_l)
-    head_before = np.concatenate([np.zeros((m, 1)), np.cumsum(head, axis=1)[:, :-1]], axis=1)
-    tail_before = np.concatenate([np.zeros((m, 1)), np.cumsum(tail, axis=1)[:, :-1]], axis=1)
-    h_plus_t = 2.0 * count[:, None] - head_before - tail_before  # (M, lags)
+        pairs[lag] = _popcount(shifted)
+    pairs -= _straddles(tail, head)
+    # ones at draws < l (dropped from T_l) and at draws >= n - l (dropped from H_l), weighted
+    # by p: sum_c p_c (2 count_c - head_before[c, l] - tail_before[c, l])
+    before = np.cumsum(p @ head + p @ tail)
+    p_h_plus_t = 2.0 * np.dot(p, count) - np.concatenate([[0.0], before[:-1]])
     lag_n = n - np.arange(lags)
-    acov = (pairs - p @ h_plus_t + lag_n * np.dot(p, p)) / (m * n)
+    acov = (pairs - p_h_plus_t + lag_n * np.dot(p, p)) / (m * n)
     return p, acov
+
+
+def _straddles(tail: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """Pairs of ones at lag l that straddle two chains, for l = 0..lags-1 (exact counts).
+
+    Draw ``n - l + j`` of chain i pairs with draw ``j`` of chain i + 1 (``j < l``); with
+    ``tail[:, a]`` = draw ``n - 1 - a`` that is ``a + j = l - 1``: the anti-diagonals of
+    ``G = tail[:-1]^T head[1:]`` (summed a block of chains at a time: small products stay on
+    one thread in OpenBLAS).
+    """
+    m, lags = head.shape
+    out = np.zeros(lags)
+    if m < 2 or lags < 2:
+        return out
+    gram = np.zeros((lags, lags))
+    step = max(1, 2**18 // (lags * lags))
+    for lo in range(0, m - 1, step):
+        gram += tail[lo : min(lo + step, m - 1)].T @ head[lo + 1 : lo + 1 + step]
+    diag = np.add.outer(np.arange(lags), np.arange(lags)).ravel()
+    out[1:] = np.bincount(diag, weights=gram.ravel(), minlength=2 * lags)[: lags - 1]
+    return out
 
 
 def ess_indicator(pos_rows, m: int, n: int, relative: bool = False, work=None) -> np.ndarray:
