@@ -33,6 +33,7 @@ __all__ = [
     "draw_sigma_factored",
     "draw_beta",
     "draw_missing",
+    "scatter_missing",
 ]
 
 
@@ -73,9 +74,13 @@ def linear_predictor(design, coef):
 
 def cluster_effects(z, b):
     """``Z_i b_i`` for every row: z (q, J, L), b (r q, J) -> (r, J, L)."""
-    r = b.shape[0] // z.shape[0]
     q = z.shape[0]
-    return jnp.stack([sum(z[k] * b[t * q + k][:, None] for k in range(q)) for t in range(r)])
+    bk = b.reshape(b.shape[0] // q, q, b.shape[1])  # (r, q, J)
+    # over whole (r, J, L) arrays: a stack of per-target results costs a transposing copy under vmap
+    out = z[0][None] * bk[:, 0, :, None]
+    for k in range(1, q):
+        out = out + z[k][None] * bk[:, k, :, None]
+    return out
 
 
 def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
@@ -93,7 +98,8 @@ def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
     """
     r, q = eps.shape[0], z.shape[0]
     zu = jnp.where(used, z, 0.0)
-    zte = [[jnp.sum(zu[k] * eps[t], axis=-1) for t in range(r)] for k in range(q)]  # (J,) each
+    # one reduction per random effect over all targets at once: (r, J) each
+    zte = [jnp.sum(zu[k][None] * eps, axis=-1) for k in range(q)]
     h = [None] * (r * q)
     for s in range(r):
         for k in range(q):
@@ -215,10 +221,16 @@ def draw_missing(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid):
         for j in range(1, r):
             s = s + sigma_inv[i, j] * e_obs[j]
         h.append(jnp.where(miss[i], -s, 0.0))
-    normals = jnp.where(miss_valid, normals, 0.0)
-    noise = jnp.zeros(y_obs.size + 1, y_obs.dtype).at[miss_index].set(normals)
-    noise = noise[:-1].reshape(y_obs.shape)
+    noise = scatter_missing(normals, y_obs.shape, miss_index, miss_valid)
     chol = linalg.chol_list(a)
     w = linalg.solve_lower_list(chol, h)
     e_mis = linalg.solve_upper_t_list(chol, [w[i] + noise[i] for i in range(r)])
     return jnp.where(obs, y_obs, mean + jnp.stack(e_mis))
+
+
+def scatter_missing(normals, shape, miss_index, miss_valid):
+    """The missing-cell normals (M,) placed in an (r, J, L) grid ``shape`` (zeros elsewhere)."""
+    normals = jnp.where(miss_valid, normals, 0.0)
+    size = int(np.prod(shape, dtype=np.int64))
+    noise = jnp.zeros(size + 1, normals.dtype).at[miss_index].set(normals)
+    return noise[:-1].reshape(shape)

@@ -22,7 +22,7 @@ import numpy as np
 from ..arrays.build import ModelArrays
 from ..errors import MitmlError
 from . import conditionals as cond
-from . import linalg, param_linalg
+from . import linalg, missing_patterns, param_linalg
 from .noise import NoiseStream, draw_sweep_noise
 from .state import PanInfo, PanPrior, PanState
 
@@ -38,12 +38,17 @@ class PanArrays(NamedTuple):
         ztz: (G, q, q, J) ``Z_i^T Z_i`` over used rows.
         xtx_inv: (G, p, p) ``(X^T X)^{-1}`` over used rows.
         xtx_chol_inv_t: (G, p, p) ``L^{-T}`` where ``X^T X = L L^T``.
+        pattern_miss: (G, K, r) bool missingness patterns, or None (see
+            :func:`missing_patterns.row_patterns`; None draws the missing cells row by row).
+        row_pattern: (G, J, L) int32 pattern number of every row, or None.
     """
 
     data: ModelArrays
     ztz: jax.Array
     xtx_inv: jax.Array
     xtx_chol_inv_t: jax.Array
+    pattern_miss: jax.Array = None
+    row_pattern: jax.Array = None
 
 
 def prepare_pan_arrays(arrays: ModelArrays, fixed_names=None) -> PanArrays:
@@ -71,7 +76,11 @@ def prepare_pan_arrays(arrays: ModelArrays, fixed_names=None) -> PanArrays:
         chol_inv_t[g] = li.T
         inv[g] = li.T @ li
     dtype = arrays.x.dtype
-    return PanArrays(arrays, jnp.asarray(ztz, dtype), jnp.asarray(inv, dtype), jnp.asarray(chol_inv_t, dtype))
+    pattern_miss, row_pattern = missing_patterns.row_patterns(arrays.obs)
+    if pattern_miss is not None:
+        pattern_miss, row_pattern = jnp.asarray(pattern_miss), jnp.asarray(row_pattern)
+    return PanArrays(arrays, jnp.asarray(ztz, dtype), jnp.asarray(inv, dtype), jnp.asarray(chol_inv_t, dtype),
+                     pattern_miss, row_pattern)
 
 
 def _init_group(y, obs, row_mask, used, x, ztz, cluster_mask, xtx_inv, dinv, c):
@@ -164,9 +173,14 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     )
     beta = cond.draw_beta(noise.normals((p, r)), beta_hat, pa.xtx_chol_inv_t, sigma_root)
     mean = cond.linear_predictor(d.x, beta) + zb
-    y = cond.draw_missing(
-        noise.normals(d.miss_index.shape), d.y, d.obs, mean, sigma_inv_new, d.miss_index, d.miss_valid
-    )
+    miss_normals = noise.normals(d.miss_index.shape)
+    if pa.row_pattern is None:
+        y = cond.draw_missing(miss_normals, d.y, d.obs, mean, sigma_inv_new, d.miss_index, d.miss_valid)
+    else:
+        grid = cond.scatter_missing(miss_normals, d.y.shape, d.miss_index, d.miss_valid)
+        y = missing_patterns.draw_missing_patterns(
+            grid, d.y, d.obs, mean, sigma_inv_new, pa.pattern_miss, pa.row_pattern
+        )
     noise.finish()
     new = PanState(y=y, beta=beta, psi=psi, sigma=sigma)
     finite = jnp.all(jnp.isfinite(beta)) & jnp.all(jnp.isfinite(psi)) & jnp.all(jnp.isfinite(sigma))
