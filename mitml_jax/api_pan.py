@@ -143,7 +143,8 @@ def pan_impute(
     pan_prior = to_pan_prior(prior_np, dims["G"], dt)
     pan_arrays = pan.prepare_pan_arrays(arrays, spec.fixed_names)
     state0 = pan.init(pan_arrays, pan_prior)
-    state0 = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chains,) + a.shape), state0)
+    # on the host: an eager jnp.broadcast_to compiles a program per leaf on a cold start
+    state0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, axis=0), state0)
 
     n_saves = saves_needed(m, chains)
     enable_compilation_cache()

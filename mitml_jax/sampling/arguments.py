@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError
+from .keys import seed_key
 
 __all__ = ["check_count", "check_run_arguments", "rng_key_and_seed", "type_name"]
 
@@ -28,7 +29,7 @@ def rng_key_and_seed(seed):
         return seed, seed
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise MitmlTypeError(f"'seed' must be an integer, a jax.random.key or None, got {seed!r}.")
-    return jax.random.key(int(seed)), int(seed)
+    return seed_key(int(seed)), int(seed)
 
 
 def type_name(value) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import SamplerFailure
 from ..kernels.threefry import fold_in
+from . import keys as keys_module
 from .progress import ProgressBar
 
 __all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_keys"]
@@ -82,8 +83,9 @@ class InterruptedChains(KeyboardInterrupt):
 
 
 def chain_keys(rng_key, chain_ids):
-    """Per-chain keys ``fold_in(rng_key, c)`` for the chain numbers ``chain_ids``."""
-    return fold_in(rng_key, jnp.asarray(chain_ids, dtype=jnp.uint32))
+    """Per-chain keys ``fold_in(rng_key, c)`` for the chain numbers ``chain_ids`` (derived on the
+    host, see :mod:`.keys`)."""
+    return keys_module.chain_keys(rng_key, chain_ids)
 
 
 def _all_finite(tree):
@@ -226,10 +228,10 @@ def run_chains(
     block_len = k * n_iter
     block = _block_function(kernel, transform, save, int(n_iter), int(k))
 
-    iter_keys = jax.vmap(lambda k: jax.random.fold_in(k, jnp.int32(0)))(keys)
-    info_shape = jax.eval_shape(_chain_step(kernel), iter_keys, init_state, arrays, prior)[1]
-    acc = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, jnp.int32), info_shape)
-    first_bad = jnp.full((chains,), -1, dtype=jnp.int32)
+    # host arrays: eager jnp calls would each compile a tiny program on a cold start
+    info_shape = jax.eval_shape(_chain_step(kernel), keys, init_state, arrays, prior)[1]
+    acc = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.int32), info_shape)
+    first_bad = np.full((chains,), -1, dtype=np.int32)
 
     n_imp = n_saves * n_iter
     reduce_records = reduce_records or (lambda records: records)
@@ -256,7 +258,7 @@ def run_chains(
 
     try:
         for t0, t_end, phase in plan:
-            out = block(keys, state, arrays, prior, jnp.int32(t_start + t0), jnp.int32(t_start + t_end), acc, first_bad)
+            out = block(keys, state, arrays, prior, np.int32(t_start + t0), np.int32(t_start + t_end), acc, first_bad)
             state, acc, first_bad = out[0], out[1], out[2]
             if pending is not None:
                 store(pending)
