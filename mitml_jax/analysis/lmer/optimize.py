@@ -33,6 +33,8 @@ REML fits of the same shapes share one compilation.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -202,7 +204,14 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
     }
 
 
-@jax.jit
+#: XLA options of :func:`fit_batch`. Without the CPU fusion emitters the program compiles in about
+#: half the time (2.3-2.4 s instead of 4.0-5.0 s of CPU for a random-intercept model, measured
+#: 2026-11-26) and runs as fast (26-28 ms instead of 30 ms for 100 data sets): compilation is
+#: most of a first ``lmer`` call. The option is a CPU backend flag; other backends ignore it.
+COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+
+
+@functools.partial(jax.jit, compiler_options=COMPILER_OPTIONS)
 def fit_batch(stats: LmerStats, reml, maxiter=100, tol=1e-15):
     """Minimise the (RE)ML deviance for every data set of the batch (leading axis m).
 
