@@ -61,10 +61,8 @@ def _exact_groups(keys: np.ndarray, bits: int, work=None):
     """First and last positions of the runs of sorted ``keys`` that agree above the low bits."""
     diff = np.bitwise_xor(keys[1:], keys[:-1], out=scratch(work, "xor", len(keys) - 1, np.uint64))
     flags = np.less(diff, np.uint64(1 << bits), out=scratch(work, "flags", len(diff), bool))
-    if not flags.any():
-        return None
     runs = _runs(flags)
-    return runs[0], runs[1] + 1
+    return None if runs is None else (runs[0], runs[1] + 1)
 
 
 def _tie_runs(values: np.ndarray, gid: np.ndarray, cols: np.ndarray):

@@ -158,7 +158,12 @@ def folded_sums(v: np.ndarray, rr: RowRanks, n: int, work=None):
     f = scratch(work, "row_folded", size)
     np.subtract(mc, keys[h - 1 :: -1], out=f[:h])
     np.subtract(keys[h:], mc, out=f[h:])
-    np.abs(f, out=f)
+    # approximations on the wrong side of the median (keys within their error of mc) are the
+    # only negative ones: the first of each run
+    neg_low = h - int(np.searchsorted(keys[:h], mc, side="right"))
+    neg_high = int(np.searchsorted(keys[h:], mc, side="left"))
+    np.abs(f[:neg_low], out=f[:neg_low])
+    np.abs(f[h : h + neg_high], out=f[h : h + neg_high])
     fk = f.view(np.uint64)
     fk &= ~mask
     fk[:h] |= order[h - 1 :: -1].view(np.uint64)
