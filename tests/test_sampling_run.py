@@ -9,14 +9,55 @@ from mitml_jax.sampling.collect import saves_needed, split_imputations
 
 def test_blocks_bound_device_memory_not_iterations():
     small = {"beta": jax.ShapeDtypeStruct((1, 1, 1, 3), np.float64)}
-    assert run_module._segments_per_block(small, 1, 100) * 100 <= run_module.BLOCK_ITERATIONS
+    save = {"y": jax.ShapeDtypeStruct((1, 1, 500), np.float64)}
+    block_len, n_slots = run_module._block_sizes(small, save, 100)
+    assert block_len == run_module.BLOCK_ITERATIONS and n_slots == run_module.MAX_SAVES_PER_BLOCK
+    # the static sizes do not depend on n_iter (no recompilation for another n_iter) ...
+    assert run_module._block_sizes(small, save, 7) == (block_len, n_slots)
+    # ... unless a segment is longer than a block
+    assert run_module._block_sizes(small, save, 1500) == (2048, n_slots)
     big = {"psi": jax.ShapeDtypeStruct((256, 1, 10, 10), np.float64)}  # 256 chains
-    k = run_module._segments_per_block(big, 1, 10)
-    assert k * 10 * 256 * 100 * 8 <= run_module.BLOCK_BYTES
-    assert run_module._segments_per_block(big, 1, 10**6) == 1  # at least one segment
+    big_save = {"y": jax.ShapeDtypeStruct((256, 1, 10**5), np.float64)}
+    block_len, n_slots = run_module._block_sizes(big, big_save, 10)
+    assert block_len * 256 * 100 * 8 <= run_module.BLOCK_BYTES
+    assert n_slots * 256 * 10**5 * 8 <= run_module.SAVE_BYTES or n_slots == 1
+
+
+def test_plan_segments_saves_and_blocks():
+    plan = run_module._plan(n_burn=25, n_imp=60, n_iter=20, block_len=10, n_slots=4)
+    assert plan[:3] == [(0, 10, 10, "burnin"), (10, 10, 10, "burnin"), (20, 5, 10, "burnin")]
+    # n_iter above the block length never happens (block_sizes grows the block): one segment each
+    plan = run_module._plan(n_burn=0, n_imp=60, n_iter=20, block_len=64, n_slots=2)
+    assert plan == [(0, 40, 20, "imputation"), (40, 20, 20, "imputation")]
+    plan = run_module._plan(n_burn=3, n_imp=30, n_iter=3, block_len=1000, n_slots=128)
+    assert plan == [(0, 3, 1000, "burnin"), (3, 30, 3, "imputation")]
+    covered = [t for t0, n, _, _ in run_module._plan(17, 40, 4, 12, 2) for t in range(t0, t0 + n)]
+    assert covered == list(range(57))
 
 
 def test_imputations_split_evenly_chain_by_chain():
     np.testing.assert_array_equal(split_imputations(5, 2), [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1]])
     np.testing.assert_array_equal(split_imputations(2, 4), [[0, 0], [1, 0]])
     assert saves_needed(5, 2) == 3 and saves_needed(2, 4) == 1 and saves_needed(8, 4) == 2
+
+
+def test_other_n_iter_and_n_burn_reuse_the_compiled_block(monkeypatch):
+    import pandas as pd
+
+    import mitml_jax as mj
+
+    rng = np.random.default_rng(4)
+    data = pd.DataFrame({"y": rng.normal(size=60), "x": rng.normal(size=60), "g": np.repeat(np.arange(12), 5)})
+    data.loc[::4, "y"] = np.nan
+    args = dict(formula="y ~ 1 + x + (1|g)", seed=3, progress=False)
+    first = mj.pan_impute(data, n_burn=10, n_iter=5, m=2, **args)
+    before = run_module.trace_count()
+    other = mj.pan_impute(data, n_burn=7, n_iter=3, m=3, **args)
+    assert run_module.trace_count() == before  # n_burn, n_iter and m are run-time values
+    # the same chain: iteration t draws the same numbers whatever the segment lengths
+    np.testing.assert_array_equal(other.burnin["beta"][:, :7], first.burnin["beta"][:, :7])
+    # blocks of 4 iterations: more, shorter blocks give the same draws and saves
+    monkeypatch.setattr(run_module, "BLOCK_ITERATIONS", 4)
+    small = mj.pan_impute(data, n_burn=7, n_iter=3, m=3, **args)
+    np.testing.assert_array_equal(small.imputation["beta"], other.imputation["beta"])
+    np.testing.assert_array_equal(small.replacement, other.replacement)

@@ -24,7 +24,7 @@ CHILD = textwrap.dedent(
     from mitml_jax.kernels import pan
     from mitml_jax.kernels.state import PanInfo
     from mitml_jax.priors import check_pan_prior, to_pan_prior
-    from mitml_jax.sampling.run import run_chains, chain_keys, _block_function, _segments_per_block
+    from mitml_jax.sampling.run import run_chains, chain_keys, _block_function, _block_sizes
     from mitml_jax.sampling import sharding as sh
 
     df = load_studentratings()
@@ -54,10 +54,11 @@ CHILD = textwrap.dedent(
     # jit keeps the chain axis split through vmap and scan, with no collectives
     mesh = sh.chain_mesh(C)
     args = (chain_keys(key, np.arange(C)), sh.shard_chains(s0, mesh), sh.replicate(pa, mesh),
-            sh.replicate(prior, mesh), jnp.int32(0), jnp.int32(6),
+            sh.replicate(prior, mesh), jnp.int32(0), jnp.int32(6), jnp.int32(3),
             PanInfo(jnp.zeros(C, jnp.int32), jnp.zeros(C, jnp.int32)), jnp.full((C,), -1, jnp.int32))
-    k = _segments_per_block(jax.eval_shape(jax.vmap(pan.build_transform("full")), s0), 1, 3)
-    block = _block_function(pan.build_kernel(), pan.build_transform("full"), pan.save_missing, 3, k)
+    sizes = _block_sizes(jax.eval_shape(jax.vmap(pan.build_transform("full")), s0),
+                         jax.eval_shape(jax.vmap(pan.save_missing, in_axes=(0, None)), s0, pa), 3)
+    block = _block_function(pan.build_kernel(), pan.build_transform("full"), pan.save_missing, *sizes)
     res = block(*args)
     out["state_spec"] = [str(tuple(x.sharding.spec)) for x in res[0]]
     out["n_shards"] = len(res[0].y.addressable_shards)

@@ -5,13 +5,14 @@
 
 Iteration ``t`` of chain ``c`` uses the key ``fold_in(fold_in(rng_key, c), t)``, so a chain's draws
 depend neither on how many chains run beside it nor on how iterations are cut into blocks.
-Iterations run on the device in blocks of ``k * n_iter`` iterations (``k`` segments of ``n_iter``);
-each block's parameter records are copied to preallocated host arrays while the next block runs,
-so device memory is bounded by one block, not by the number of iterations. One compiled block
-function serves burn-in and imputation phase: a block runs only the iterations before the phase's
-end (loops with run-time trip counts writing into fixed-size record buffers), so neither ``n_burn``
-nor ``m`` changes shapes. (A ``lax.cond`` around every sweep did the same at about 35 us per
-iteration on CPU, most of a small model's sweep.)
+Iterations run on the device in blocks (about ``BLOCK_ITERATIONS``); each block's parameter
+records are copied to preallocated host arrays while the next block runs, so device memory is
+bounded by one block, not by the number of iterations. One compiled block function serves every
+phase and every ``n_burn``, ``n_iter`` and ``m``: a block runs a run-time number of iterations in
+segments of run-time length (``n_iter`` in the imputation phase, saving the state after each) with
+loops of run-time trip counts writing into fixed-size buffers, so only the data's shapes (and an
+``n_iter`` above the block length) select a compilation. (A ``lax.cond`` around every sweep did the
+same at about 35 us per iteration on CPU, most of a small model's sweep.)
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ __all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_
 BLOCK_BYTES = 32 * 2**20
 #: Target number of iterations per block (progress updates and dispatch overhead).
 BLOCK_ITERATIONS = 1000
+#: Target size of one block's saved imputations on the device (bytes), and most saves per block.
+SAVE_BYTES = 16 * 2**20
+MAX_SAVES_PER_BLOCK = 128
 
 _TRACES = {"block": 0}
 
@@ -101,24 +105,26 @@ def _chain_step(kernel):
 
 
 @functools.lru_cache(maxsize=64)
-def _block_function(kernel, transform, save, n_iter, n_segments):
-    """Jitted ``block(keys, state, arrays, prior, t0, t_end, acc, first_bad)`` (cached per config).
+def _block_function(kernel, transform, save, block_len, n_slots):
+    """Jitted ``block(keys, state, arrays, prior, t0, n_active, seg_len, acc, first_bad)`` (cached
+    per configuration; ``block_len`` and ``n_slots`` are its only static sizes).
 
-    Runs iterations ``t0 .. min(t_end, t0 + n_segments * n_iter) - 1`` as ``n_segments`` segments
-    of ``n_iter``; returns ``(state, acc, first_bad, records, saved)`` with records
-    ``(n_segments, n_iter, C, ...)`` and ``saved`` ``(n_segments, C, ...)`` (the state after each
-    segment). Entries past the active iterations are zeros (the host drops them).
+    Runs iterations ``t0 .. t0 + n_active - 1`` (``n_active <= block_len``) as segments of
+    ``seg_len`` iterations and saves the state after each segment (``ceil(n_active / seg_len) <=
+    n_slots``); returns ``(state, acc, first_bad, records, saved)`` with records
+    ``(block_len, C, ...)`` and ``saved`` ``(n_slots, C, ...)``. Entries past the active
+    iterations and segments are zeros (the host drops them).
     """
     step = _chain_step(kernel)
-    block_len = n_iter * n_segments
 
-    def block(keys, state, arrays, prior, t0, t_end, acc, first_bad):
+    def block(keys, state, arrays, prior, t0, n_active, seg_len, acc, first_bad):
         _TRACES["block"] += 1
-        n_active = jnp.clip(t_end - t0, 0, block_len).astype(jnp.int32)
+        n_active = jnp.clip(n_active, 0, block_len).astype(jnp.int32)
+        seg_len = jnp.maximum(seg_len, 1).astype(jnp.int32)
         record_shape = jax.eval_shape(jax.vmap(transform), state)
         records = jax.tree_util.tree_map(lambda s: jnp.zeros((block_len,) + s.shape, s.dtype), record_shape)
         save_shape = jax.eval_shape(jax.vmap(save, in_axes=(0, None)), state, arrays)
-        saved = jax.tree_util.tree_map(lambda s: jnp.zeros((n_segments,) + s.shape, s.dtype), save_shape)
+        saved = jax.tree_util.tree_map(lambda s: jnp.zeros((n_slots,) + s.shape, s.dtype), save_shape)
 
         def iteration(i, carry):
             state, acc, first_bad, records = carry
@@ -135,8 +141,8 @@ def _block_function(kernel, transform, save, n_iter, n_segments):
 
         def segment(s, carry):
             state, acc, first_bad, records, saved = carry
-            start = s * n_iter
-            stop = jnp.minimum(start + n_iter, n_active)
+            start = s * seg_len
+            stop = jnp.minimum(start + seg_len, n_active)
             state, acc, first_bad, records = jax.lax.fori_loop(start, stop, iteration, (state, acc, first_bad, records))
             values = jax.vmap(save, in_axes=(0, None))(state, arrays)
             saved = jax.tree_util.tree_map(
@@ -144,22 +150,39 @@ def _block_function(kernel, transform, save, n_iter, n_segments):
             )
             return state, acc, first_bad, records, saved
 
-        n_seg = (n_active + (n_iter - 1)) // n_iter
-        state, acc, first_bad, records, saved = jax.lax.fori_loop(
-            0, n_seg, segment, (state, acc, first_bad, records, saved)
-        )
-        records = jax.tree_util.tree_map(lambda r: r.reshape((n_segments, n_iter) + r.shape[1:]), records)
-        return state, acc, first_bad, records, saved
+        n_seg = (n_active + (seg_len - 1)) // seg_len
+        return jax.lax.fori_loop(0, n_seg, segment, (state, acc, first_bad, records, saved))
 
     return jax.jit(block)
 
 
-def _segments_per_block(record_shape, chains, n_iter):
-    per_iter = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in jax.tree_util.tree_leaves(record_shape))
-    per_iter = max(per_iter * chains, 1)
-    by_memory = max(1, BLOCK_BYTES // (per_iter * n_iter))
-    by_count = max(1, math.ceil(BLOCK_ITERATIONS / n_iter))
-    return int(min(by_memory, by_count))
+def _tree_bytes(shapes) -> int:
+    return sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in jax.tree_util.tree_leaves(shapes))
+
+
+def _block_sizes(record_shape, save_shape, n_iter):
+    """``(block_len, n_slots)``: iterations per block and saves per block, the block function's
+    static sizes. Neither depends on ``n_iter`` unless ``n_iter`` exceeds the block length (then
+    the block grows to the next power of two, so a segment never spans two blocks).
+
+    ``record_shape`` and ``save_shape`` are what one iteration records and one save keeps, for
+    all chains (chain axis included).
+    """
+    block_len = max(1, min(BLOCK_ITERATIONS, BLOCK_BYTES // max(_tree_bytes(record_shape), 1)))
+    if n_iter > block_len:
+        block_len = 1 << (int(n_iter) - 1).bit_length()
+    n_slots = max(1, min(block_len, MAX_SAVES_PER_BLOCK, SAVE_BYTES // max(_tree_bytes(save_shape), 1)))
+    return int(block_len), int(n_slots)
+
+
+def _plan(n_burn, n_imp, n_iter, block_len, n_slots):
+    """Blocks as ``(t0, n_active, seg_len, phase)``: burn-in in blocks of ``block_len`` (one
+    segment each), then the imputation phase in whole ``n_iter`` segments, at most ``n_slots``
+    of them per block."""
+    plan = [(t0, min(block_len, n_burn - t0), block_len, "burnin") for t0 in range(0, n_burn, block_len)]
+    step = n_iter * max(1, min(n_slots, block_len // n_iter))
+    plan += [(n_burn + t0, min(step, n_imp - t0), n_iter, "imputation") for t0 in range(0, n_imp, step)]
+    return plan
 
 
 def run_chains(
@@ -224,9 +247,9 @@ def run_chains(
         chain_ids = np.arange(chains)
     keys = chain_keys(rng_key, chain_ids)
     record_shape = jax.eval_shape(jax.vmap(transform), init_state)
-    k = _segments_per_block(record_shape, 1, n_iter)
-    block_len = k * n_iter
-    block = _block_function(kernel, transform, save, int(n_iter), int(k))
+    save_shape = jax.eval_shape(jax.vmap(save, in_axes=(0, None)), init_state, arrays)
+    block_len, n_slots = _block_sizes(record_shape, save_shape, int(n_iter))
+    block = _block_function(kernel, transform, save, block_len, n_slots)
 
     # host arrays: eager jnp calls would each compile a tiny program on a cold start
     info_shape = jax.eval_shape(_chain_step(kernel), keys, init_state, arrays, prior)[1]
@@ -238,12 +261,8 @@ def run_chains(
     host_shape = reduce_records({n: np.zeros((chains, 1) + s.shape[1:], s.dtype) for n, s in record_shape.items()})
     burnin = {n: np.empty((chains, n_burn) + s.shape[2:], s.dtype) for n, s in host_shape.items()}
     imputation = {n: np.empty((chains, n_imp) + s.shape[2:], s.dtype) for n, s in host_shape.items()}
-    save_shape = jax.eval_shape(jax.vmap(save, in_axes=(0, None)), init_state, arrays)
     saves = jax.tree_util.tree_map(lambda s: np.empty((chains, n_saves) + s.shape[1:], s.dtype), save_shape)
-
-    # (phase start, phase end, host destination) per block
-    plan = [(t0, n_burn, "burnin") for t0 in range(0, n_burn, block_len)]
-    plan += [(n_burn + t0, n_burn + n_imp, "imputation") for t0 in range(0, n_imp, block_len)]
+    plan = _plan(n_burn, n_imp, int(n_iter), block_len, n_slots)
 
     state = init_state
     bar = ProgressBar(total=n_burn + n_imp, enabled=progress)
@@ -257,12 +276,13 @@ def run_chains(
             after_block(done["iterations"])
 
     try:
-        for t0, t_end, phase in plan:
-            out = block(keys, state, arrays, prior, np.int32(t_start + t0), np.int32(t_start + t_end), acc, first_bad)
+        for t0, n_active, seg_len, phase in plan:
+            out = block(keys, state, arrays, prior, np.int32(t_start + t0), np.int32(n_active), np.int32(seg_len),
+                        acc, first_bad)
             state, acc, first_bad = out[0], out[1], out[2]
             if pending is not None:
                 store(pending)
-            pending = (t0, min(t_end - t0, block_len), phase, out)
+            pending = (t0, n_active, phase, out)
         if pending is not None:
             store(pending)
     except KeyboardInterrupt:
@@ -300,8 +320,8 @@ def _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar
             f"the sampler produced non-finite parameters in chain {int(chain_ids[c])} at iteration "
             f"{int(bad[c]) + 1} (1-based, burn-in included). {failure_hint}".strip()
         )
-    # (k, n_iter, C, ...) -> (C, k * n_iter, ...)
-    records = {n: np.moveaxis(rec.reshape((-1,) + rec.shape[2:]), 1, 0)[:, :n_active] for n, rec in records.items()}
+    # (block_len, C, ...) -> (C, n_active, ...)
+    records = {n: np.moveaxis(rec, 1, 0)[:, :n_active] for n, rec in records.items()}
     for name, rec in reduce_records(records).items():
         if phase == "burnin":
             burnin[name][:, t0 : t0 + n_active] = rec
