@@ -60,6 +60,11 @@ def test_row_ranks_equal_definitions(size, n):
         _check_row(v, n)
 
 
+@pytest.fixture(autouse=True)
+def _row_path_for_small_inputs(monkeypatch):
+    monkeypatch.setattr(rank_module, "_ROW_MIN_DRAWS", 0)
+
+
 def test_row_ranks_declines_infinite_draws():
     rng = np.random.default_rng(3)
     assert rank_row.row_ranks(np.r_[np.inf, rng.standard_normal(99)], {}) is None
@@ -86,9 +91,15 @@ def _draws(rng, c, d, k):
 def test_fast_path_equals_general_path(monkeypatch):
     rng = np.random.default_rng(8)
     which = ("rhat", "ess_bulk", "ess_tail", "ess_mean", "mcse_mean")
+    taken = []
+    real = rank_module.rank_rows
+    monkeypatch.setattr(rank_module, "rank_rows",
+                        lambda *a, **kw: taken.append(real(*a, **kw)) or taken[-1])
     for c, d in [(6, 400), (3, 64), (2, 4)]:
         x = _draws(rng, c, d, 4)
+        taken.clear()
         fast = rank_diagnostics(x, which=which)
+        assert taken and all(t is not None for t in taken)
         with monkeypatch.context() as mp:
             mp.setattr(rank_module, "rank_rows", lambda *a, **kw: None)
             slow = rank_diagnostics(x, which=which)
