@@ -7,7 +7,8 @@ The draws are synthetic AR(1) chains (phi = 0.5) in an Imputations object whose 
 10 x 10 (100 entries), so the timing covers exactly what ``summary()`` does: mitml's segment
 R-hat (n_rhat = 3) per chain, rank-normalised split R-hat, bulk and tail ESS and MCSE across
 chains, and nested R-hat. Prints a Markdown table (seconds, best of ``--repeat`` runs) and the
-breakdown into the mitml statistics and the rank diagnostics.
+breakdown into the mitml statistics and the rank diagnostics, with the cost of one float64 sort
+of every parameter's draws for scale (the ranks need at least that).
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ def make_imputations(chains: int, draws: int, seed: int = 1) -> Imputations:
     )
 
 
+def _sorts(x: np.ndarray) -> None:
+    """One float64 sort of every parameter's draws, the single largest step of the ranks."""
+    buf = np.empty(x.shape[:2])
+    for j in range(x.shape[2]):
+        buf[...] = x[:, :, j]
+        buf.reshape(-1).sort()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 chains instead of 1,000")
@@ -76,6 +85,7 @@ def main(argv=None) -> int:
         ("rank R-hat + bulk/tail ESS + MCSE", best(lambda: rank_diagnostics(
             x, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean")))),
         ("mitml segment R-hat (per chain)", best(lambda: segment_rhat(np.moveaxis(x, 1, 2), 3))),
+        ("floor: one np.sort per parameter (1 thread)", best(lambda: _sorts(x))),
     ]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Summary speed: {chains} chains x {draws} draws x 100 parameters "
