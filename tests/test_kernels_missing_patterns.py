@@ -46,6 +46,7 @@ def test_row_patterns_falls_back_when_too_many_patterns():
     rng = np.random.default_rng(0)
     obs = rng.uniform(size=(1, 6, 40, 20)) > 0.5  # about 64 patterns of 6 targets
     assert mp.row_patterns(obs) == (None, None)
+    assert mp.row_patterns(obs, max_patterns=64)[0].shape == (1, 64, 6)
 
 
 def test_pattern_draw_equals_row_by_row_draw():
@@ -53,7 +54,7 @@ def test_pattern_draw_equals_row_by_row_draw():
     for r in (1, 2, 3, 5):
         obs, y, mean, lam, miss_index, valid = _problem(rng, r, 4, 6)
         normals = rng.normal(size=len(miss_index))
-        pattern_miss, row_pattern = mp.row_patterns(obs[None])
+        pattern_miss, row_pattern = mp.row_patterns(obs[None], max_patterns=64)
         grid = cond.scatter_missing(jnp.asarray(normals), y.shape, jnp.asarray(miss_index), jnp.asarray(valid))
         new = mp.draw_missing_patterns(grid, jnp.asarray(y), jnp.asarray(obs), jnp.asarray(mean), jnp.asarray(lam),
                                        jnp.asarray(pattern_miss[0]), jnp.asarray(row_pattern[0]))

@@ -28,18 +28,20 @@ from . import linalg
 __all__ = ["MAX_PATTERNS", "MAX_TARGETS", "row_patterns", "pattern_coefficients", "draw_missing_patterns"]
 
 #: Most distinct patterns (per group, padded to the largest group) for which the per-pattern draw is used.
-MAX_PATTERNS = 32
+#: Every row selects its coefficients through a chain of K - 1 selects (about 2 r (K - 1) per row):
+#: with 32 patterns of 5 targets (benchmark model (b)) that was twice as slow as the row-by-row draw.
+MAX_PATTERNS = 8
 #: Most targets for which the per-pattern draw is used (its per-row work grows as r^2 K).
 MAX_TARGETS = 8
 
 
-def row_patterns(obs):
+def row_patterns(obs, max_patterns: int = MAX_PATTERNS):
     """Missingness patterns per group: ``(pattern_miss (G, K, r) bool, row_pattern (G, J, L) int32)``.
 
     ``pattern_miss[g, k, t]`` is True where target t is missing in pattern k of group g; rows
     (padding included) hold the number of their pattern. Pattern 0 is "nothing missing" in every
     group (padded rows use it; groups with fewer patterns repeat it). Returns ``(None, None)``
-    when there are more than :data:`MAX_PATTERNS` patterns or :data:`MAX_TARGETS` targets.
+    when there are more than ``max_patterns`` patterns or :data:`MAX_TARGETS` targets.
     """
     obs = np.asarray(obs, bool)  # (G, r, J, L)
     n_groups, r = obs.shape[:2]
@@ -49,7 +51,7 @@ def row_patterns(obs):
     code = ((~obs) * weights).sum(axis=1)  # (G, J, L), 0 = nothing missing
     per_group = [np.unique(np.r_[0, code[g].ravel()]) for g in range(n_groups)]  # host, G is small
     n_patterns = max(len(u) for u in per_group)
-    if n_patterns > MAX_PATTERNS:
+    if n_patterns > max_patterns:
         return None, None
     codes = np.zeros((n_groups, n_patterns), np.int64)
     row_pattern = np.zeros(code.shape, np.int32)

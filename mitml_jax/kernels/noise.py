@@ -91,29 +91,10 @@ def draw_sweep_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype):
     pairs = -(-int(n_normals) // 2)
     width = jnp.uint64 if dtype == jnp.float64 else jnp.uint32
     bits = threefry.random_bits(rng_key, tuple(batch_shape) + (2 * pairs + int(n_uniforms),), width)
-    # materialised once: otherwise XLA fuses the hash into each of its consumers (radius, cosine
-    # and sine parts) and computes every word three times
-    u = jax.lax.optimization_barrier(uniforms_from_bits(bits, dtype))
-    if pairs == 0:
-        return u[..., :0], u
-    # both halves in one elementwise pass: output i < pairs is the cosine part of pair i, output
-    # pairs + i its sine part (the numbers of box_muller, without a concatenate of two results)
-    radius = jnp.concatenate([u[..., :pairs]] * 2, axis=-1)
-    angle = jnp.concatenate([u[..., pairs : 2 * pairs]] * 2, axis=-1)
-    is_sin = jax.lax.broadcasted_iota(jnp.int32, radius.shape, radius.ndim - 1) >= pairs
-    normals = _box_muller_one(radius, angle, is_sin)[..., : int(n_normals)]
+    u = uniforms_from_bits(bits, dtype)
+    z_cos, z_sin = box_muller(u[..., :pairs], u[..., pairs : 2 * pairs])
+    normals = jnp.concatenate([z_cos, z_sin], axis=-1)[..., : int(n_normals)]
     return normals, u[..., 2 * pairs :]
-
-
-def _box_muller_one(u_radius, u_angle, is_sin):
-    """One of :func:`box_muller`'s two outputs per element: the sine part where ``is_sin``."""
-    r = jnp.sqrt(-2.0 * jnp.log(u_radius))
-    k = jnp.floor(4.0 * u_angle + 0.5)
-    s, c = _sin_cos_quarter((2.0 * np.pi) * (u_angle - 0.25 * k))
-    quarter = (k.astype(jnp.int32) + jnp.where(is_sin, 0, 1)) & 3
-    # cos(a) = sin(a + quarter turn): the cosine part is the sine table shifted by one quarter
-    trig = jnp.where(quarter == 0, s, jnp.where(quarter == 1, c, jnp.where(quarter == 2, -s, -c)))
-    return r * trig
 
 
 class NoiseStream:
