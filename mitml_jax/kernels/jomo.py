@@ -34,11 +34,12 @@ import numpy as np
 from . import linalg as la
 from . import random_l1 as hr
 from .jomo_data import JomoArrays, JomoConfig
-from .jomo_linalg import (chol, chol_solve, conditional_normal_from_noise,
-                          inverse_wishart_from_noise, spd_inverse, wishart_noise_size)
+from .jomo_linalg import (chol, chol_solve, conditional_normal_from_noise, cross_product,
+                          inverse_wishart_from_noise, small_matmul, spd_inverse,
+                          sum_over_rows, wishart_noise_size)
 from .latent import fixed_block, latent_noise_shapes, update_latent_block_from_noise
 from .level2 import draw_random_effects, draw_regression, random_effects_prior
-from .mh_covariance import free_elements, mh_covariance_from_noise
+from .mh_covariance import free_elements, mh_covariance_from_proposals
 from .jomo_noise import sweep_noise_stream
 
 __all__ = ["JomoState", "JomoPrior", "JomoInfo", "init", "build_kernel", "default_prior"]
@@ -151,7 +152,7 @@ def _build_sweep(config: JomoConfig):
         x, z = arrays.x, arrays.z
 
         def fixed_part(b):
-            return jnp.einsum("jlp,pr->jlr", x, b)
+            return small_matmul(x, b)
 
         def random_part(u):
             # tiny per-cluster products as broadcast + sum (batched dots of 3 x 1 matrices
@@ -183,7 +184,7 @@ def _build_sweep(config: JomoConfig):
 
         # 2. latents of observed level-2 categories
         if config.cat2_blocks:
-            fit2 = arrays.x2 @ beta2
+            fit2 = small_matmul(arrays.x2, beta2)
             u_all = jnp.concatenate([u1, y2 - fit2], axis=1)
             for c, (pos, k) in enumerate(config.cat2_blocks):
                 zn, un = latent_noise((), n_clusters, k)
@@ -198,7 +199,7 @@ def _build_sweep(config: JomoConfig):
         if use_hr:
             beta = hr.draw_beta_clusterwise(noise.normals((r * config.p,)), x, target, omega_inv)
         else:
-            xty = jnp.einsum("jlp,jlr->pr", x, target)
+            xty = cross_product(x.reshape(-1, config.p), target.reshape(-1, r))
             beta = draw_regression(noise.normals((config.p, r)), arrays.xtx_inv,
                                    arrays.xtx_inv_chol, xty, omega)
 
@@ -211,8 +212,8 @@ def _build_sweep(config: JomoConfig):
                 cov2 = la.symmetrize(psi[d1:, d1:] - coef @ psi[:d1, d1:])
                 target2 = y2 - u1 @ coef.T
             beta2 = draw_regression(noise.normals((config.p2, r2)), arrays.x2tx2_inv,
-                                    arrays.x2tx2_inv_chol, arrays.x2.T @ target2, cov2)
-        u2 = y2 - arrays.x2 @ beta2
+                                    arrays.x2tx2_inv_chol, cross_product(arrays.x2, target2), cov2)
+        u2 = y2 - small_matmul(arrays.x2, beta2)
 
         accepted_psi = jnp.zeros((), jnp.int32)
         if config.multilevel:
@@ -224,11 +225,12 @@ def _build_sweep(config: JomoConfig):
                                      omega_inv, arrays.ztz, ztr)
             # 6. Psi
             u_all = jnp.concatenate([u1, u2], axis=1)
-            scatter_u = u_all.T @ u_all
+            scatter_u = cross_product(u_all)
             if config.cat2_blocks:
-                psi, accepted_psi = mh_covariance_from_noise(
+                psi, _, accepted_psi = mh_covariance_from_proposals(
                     psi, scatter_u, float(n_clusters), psi_elements,
-                    noise.uniforms((len(psi_elements), 3)), n_tries)
+                    noise.normals((len(psi_elements), n_tries)),
+                    noise.uniforms((len(psi_elements),)))
             else:
                 w_n, w_u = wishart_noise_size(config.dim_psi)
                 psi = inverse_wishart_from_noise(n_clusters + config.dim_psi,
@@ -246,11 +248,12 @@ def _build_sweep(config: JomoConfig):
                 noise, omega, a, scale, resid, arrays.cluster_size, prior, config,
                 omega_elements, omega_inv=la.symmetrize(omega_inv))
         else:
-            scatter = jnp.einsum("jlr,jls->rs", resid, resid)
+            scatter = sum_over_rows(resid[..., :, None] * resid[..., None, :]).sum(axis=0)
             if config.cat_blocks:
-                omega, accepted_omega = mh_covariance_from_noise(
+                omega, omega_inv, accepted_omega = mh_covariance_from_proposals(
                     omega, scatter, arrays.n_rows, omega_elements,
-                    noise.uniforms((len(omega_elements), 3)), n_tries, cov_inv=omega_inv)
+                    noise.normals((len(omega_elements), n_tries)),
+                    noise.uniforms((len(omega_elements),)), cov_inv=omega_inv)
             else:
                 w_n, w_u = wishart_noise_size(r)
                 omega = inverse_wishart_from_noise(arrays.n_rows - 1.0, scatter + prior.binv,
@@ -267,15 +270,15 @@ def _build_sweep(config: JomoConfig):
                 arrays.patterns, arrays.miss_pattern,
                 arrays.pattern_cluster if config.jomo_compat else None)
         else:
-            new_rows = conditional_normal_from_noise(z_rows, flat_y[rows],
-                                                     mu.reshape(-1, r)[rows], omega,
-                                                     arrays.patterns, arrays.miss_pattern)
+            new_rows = conditional_normal_from_noise(
+                z_rows, flat_y[rows], mu.reshape(-1, r)[rows], omega, arrays.patterns,
+                arrays.miss_pattern, prec=omega_inv if config.cat_blocks else None)
         y = flat_y.at[rows].set(new_rows, indices_are_sorted=True, unique_indices=True)
         y = y.reshape(n_clusters, max_size, r)
 
         # 9. missing level-2 values given the cluster's random effects
         if r2 > 0:
-            fit2 = arrays.x2 @ beta2
+            fit2 = small_matmul(arrays.x2, beta2)
             u_all = jnp.concatenate([u1, u2], axis=1)
             clus = arrays.miss2_clusters
             vals = u_all[clus]

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 from . import linalg as la
 
 __all__ = [
+    "small_matmul",
+    "cross_product",
     "chol",
     "spd_inverse",
     "logdet_from_chol",
@@ -29,19 +31,47 @@ __all__ = [
     "conditional_normal_from_noise",
     "draw_missing_rows",
     "pattern_matrices",
+    "pattern_inverse_factors",
+    "draw_missing_rows_factored",
     "sum_over_rows",
 ]
 
 #: Padded cluster sizes up to this are summed by an unrolled chain of adds (see sum_over_rows).
 UNROLL_ROWS = 32
 
+#: Matrix products contracting at most this many terms are unrolled (see small_matmul).
+UNROLL_CONTRACTION = 8
+
 chol = la.chol
+
+
+def small_matmul(a, b):
+    """``a @ b`` (batch dimensions broadcast) as elementwise products and an unrolled sum.
+
+    On CPU every ``dot`` is a library call (and XLA hands dots of a few hundred rows to two
+    threads); products that contract a handful of terms are cheaper fused into the surrounding
+    elementwise loop. Falls back to ``@`` above ``UNROLL_CONTRACTION`` terms.
+    """
+    k = a.shape[-1]
+    if k > UNROLL_CONTRACTION or b.ndim < 2:
+        return a @ b
+    total = a[..., :, 0, None] * b[..., None, 0, :]
+    for i in range(1, k):
+        total = total + a[..., :, i, None] * b[..., None, i, :]
+    return total
+
+
+def cross_product(a, b=None):
+    """``a' b`` for tall ``a`` (n, p) and ``b`` (n, m) (default ``b = a``) as one reduction over
+    the rows (no library ``dot``)."""
+    b = a if b is None else b
+    return (a[:, :, None] * b[:, None, :]).sum(axis=0)
 
 
 def spd_inverse(a):
     """Inverse of symmetric positive definite matrices (..., d, d) via the unrolled Cholesky."""
     li = la.inv_lower(la.chol(a))
-    return jnp.swapaxes(li, -1, -2) @ li
+    return small_matmul(jnp.swapaxes(li, -1, -2), li)
 
 
 def logdet_from_chol(l):
@@ -66,13 +96,20 @@ def wishart_noise_size(d: int) -> tuple:
 
 def wishart_from_noise(df, scale, normals, uniforms):
     """Wishart(df, scale) from flat noise of :func:`wishart_noise_size` (mean ``df * scale``)."""
-    factor = la.chol(scale) @ la.bartlett_from_noise(df, scale.shape[-1], normals, uniforms)[0]
-    return la.symmetrize(factor @ factor.T)
+    factor = small_matmul(la.chol(scale),
+                          la.bartlett_from_noise(df, scale.shape[-1], normals, uniforms)[0])
+    return la.symmetrize(small_matmul(factor, factor.T))
 
 
 def inverse_wishart_from_noise(df, scale, normals, uniforms):
-    """IW(df, scale) (the inverse of a Wishart(df, scale^-1) draw) from flat noise."""
-    return la.inverse_wishart_from_noise(df, scale, normals, uniforms)[0]
+    """IW(df, scale) (the inverse of a Wishart(df, scale^-1) draw) from flat noise.
+
+    :func:`..linalg.inverse_wishart_from_noise` (same numbers) with its products unrolled:
+    with ``S = C C'`` and Bartlett ``A``, ``X = (C A^-T)(C A^-T)'``.
+    """
+    a = la.bartlett_from_noise(df, scale.shape[-1], normals, uniforms)[0]
+    t = small_matmul(la.chol(scale), jnp.swapaxes(la.inv_lower(a), -1, -2))
+    return la.symmetrize(small_matmul(t, jnp.swapaxes(t, -1, -2)))
 
 
 def sum_over_rows(x):
@@ -137,12 +174,39 @@ def conditional_normal_draw(key, values, means, cov, patterns, pattern_id):
     return conditional_normal_from_noise(z, values, means, cov, patterns, pattern_id)
 
 
-def conditional_normal_from_noise(normals, values, means, cov, patterns, pattern_id):
-    """:func:`conditional_normal_draw` given standard normals (N, d)."""
-    prec, minv, chol = pattern_matrices(cov, patterns)
-    miss = patterns[pattern_id]
-    return draw_missing_rows(normals, values, means, prec, minv[pattern_id], chol[pattern_id],
-                             miss)
+def conditional_normal_from_noise(normals, values, means, cov, patterns, pattern_id, prec=None):
+    """:func:`conditional_normal_draw` given standard normals (N, d); ``prec`` is ``cov^-1``
+    when the caller has it (see :func:`draw_missing_rows_factored`)."""
+    prec = spd_inverse(cov) if prec is None else prec
+    li = pattern_inverse_factors(prec, patterns)
+    return draw_missing_rows_factored(normals, values, means, prec, li[pattern_id],
+                                      patterns[pattern_id])
+
+
+def pattern_inverse_factors(prec, patterns):
+    """``L^-1`` (P, d, d) for ``L`` the lower Cholesky factor of each pattern's block
+    ``Lambda_mm`` of the precision ``prec`` (d, d), padded with the identity on the observed
+    coordinates (so ``L^-T L^-1`` is :func:`pattern_matrices`' ``minv``)."""
+    d = prec.shape[-1]
+    m = patterns.astype(prec.dtype)
+    block = prec[None] * (m[:, :, None] * m[:, None, :]) + jnp.eye(d, dtype=prec.dtype) * (1.0 - m)[
+        :, :, None]
+    return la.inv_lower(la.chol(block))
+
+
+def draw_missing_rows_factored(normals, values, means, prec, li_rows, miss):
+    """Conditional-normal draw of the missing coordinates from per-row ``L^-1`` factors.
+
+    With ``t = m * (Lambda (o * dev))`` the missing part is ``mean_m - L^-T L^-1 t + L^-T z``:
+    the law of :func:`draw_missing_rows` (covariance ``L^-T L^-1 = Lambda_mm^-1``) with one
+    factorisation per pattern instead of two. ``prec`` (d, d) shared; ``li_rows`` (N, d, d) from
+    :func:`pattern_inverse_factors`; ``miss`` (N, d) boolean.
+    """
+    m = miss.astype(values.dtype)
+    t = small_matmul((values - means) * (1.0 - m), prec) * m
+    w = normals * m - _matvec(li_rows, t)
+    draw = means + (jnp.swapaxes(li_rows, -1, -2) * w[..., None, :]).sum(axis=-1)
+    return jnp.where(miss, draw, values)
 
 
 def _matvec(mats, vecs):
@@ -160,7 +224,7 @@ def draw_missing_rows(normals, values, means, prec, minv_rows, chol_rows, miss):
     m = miss.astype(values.dtype)
     dev = (values - means) * (1.0 - m)
     if prec.ndim == 2:
-        t = (dev @ prec) * m
+        t = small_matmul(dev, prec) * m
     else:
         t = _matvec(prec, dev) * m
     shift = -_matvec(minv_rows, t)

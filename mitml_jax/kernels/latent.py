@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .jomo_halves import in_halves
 from .jomo_linalg import chol, chol_solve, spd_inverse
 from .jomo_noise import normal_cdf, normal_quantile
 
@@ -180,7 +181,8 @@ def update_latent_block_from_noise(normals, uniforms, resid, block_mean, cov, po
         last = codes == 1
         lower = jnp.where(last, LATENT_LOWER, 0.0)
         upper = jnp.where(last, 0.0, LATENT_UPPER)
-        new = truncated_normal_from_uniform(uniforms, mean[:, 0], sd, lower, upper)[:, None]
+        new = in_halves(lambda u, m, lo, hi: truncated_normal_from_uniform(u, m, sd, lo, hi),
+                        uniforms, mean[:, 0], lower, upper)[:, None]
         return jnp.where(observed[:, None], new, current)
     factor = chol(cond_cov)
     props = mean[None] + normals @ factor.T

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from . import linalg as la
-from .jomo_linalg import chol, chol_solve, spd_inverse
+from .jomo_linalg import chol, chol_solve, small_matmul, spd_inverse
 
 __all__ = ["draw_regression", "random_effects_prior", "draw_random_effects"]
 
@@ -21,8 +21,8 @@ def draw_regression(normals, xtx_inv, xtx_inv_chol, xty, cov):
     ``vec(B) ~ N(vec((X'X)^-1 X'Y), cov (x) (X'X)^-1)``: ``B = (X'X)^-1 X'Y + C E chol(cov)'`` with
     ``C C' = (X'X)^-1`` and ``E = normals`` standard normal (p, r).
     """
-    mean = xtx_inv @ xty
-    return mean + xtx_inv_chol @ normals @ chol(cov).T
+    mean = small_matmul(xtx_inv, xty)
+    return mean + small_matmul(small_matmul(xtx_inv_chol, normals), chol(cov).T)
 
 
 def random_effects_prior(psi, u2, d1: int):
@@ -36,9 +36,9 @@ def random_effects_prior(psi, u2, d1: int):
     p12 = psi[:d1, d1:]
     p22 = psi[d1:, d1:]
     coef = chol_solve(chol(p22), p12.T).T  # (d1, r2)
-    cond = p11 - coef @ p12.T
+    cond = p11 - small_matmul(coef, p12.T)
     prec = spd_inverse(la.symmetrize(cond))
-    return u2 @ coef.T, la.symmetrize(prec)
+    return small_matmul(u2, coef.T), la.symmetrize(prec)
 
 
 def draw_random_effects(normals, prior_mean, prior_prec, omega_inv, ztz, ztr):
@@ -58,13 +58,13 @@ def draw_random_effects(normals, prior_mean, prior_prec, omega_inv, ztz, ztr):
     n_clusters, q, r = ztr.shape
     if omega_inv.ndim == 2:
         kron = jnp.einsum("ts,jkl->jtksl", omega_inv, ztz)
-        rhs = jnp.einsum("jqr,rs->jsq", ztr, omega_inv)
+        rhs = jnp.swapaxes(small_matmul(ztr, omega_inv), -1, -2)
     else:
         kron = jnp.einsum("jts,jkl->jtksl", omega_inv, ztz)
         rhs = jnp.swapaxes((ztr[..., :, None] * omega_inv[:, None, :, :]).sum(axis=-2), -1, -2)
     d1 = r * q
     prec = prior_prec[None] + kron.reshape(n_clusters, d1, d1)
-    b = rhs.reshape(n_clusters, d1) + prior_mean @ prior_prec.T
+    b = rhs.reshape(n_clusters, d1) + small_matmul(prior_mean, prior_prec.T)
     factor = chol(prec)
     mean = la.cho_solve(factor, b)
     return mean + la.solve_upper_t(factor, normals)

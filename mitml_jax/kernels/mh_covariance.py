@@ -35,7 +35,7 @@ from .jomo_linalg import chol_solve, logdet_from_chol, spd_inverse
 from .jomo_noise import normal_cdf, normal_quantile
 
 __all__ = ["free_elements", "normal_loglik", "first_positive_definite_change",
-           "mh_covariance_from_noise", "mh_covariance_update"]
+           "mh_covariance_from_noise", "mh_covariance_from_proposals", "mh_covariance_update"]
 
 #: Above this many free elements the visits run in a ``lax.scan`` instead of being unrolled.
 UNROLL_ELEMENTS = 32
@@ -159,6 +159,87 @@ def mh_covariance_from_noise(cov, scatter, n, elements: Sequence[tuple], uniform
         carry, _ = jax.lax.scan(body, carry, (rows, cols, u_all))
     cov, _, accepted = carry
     return cov, accepted
+
+
+def _visit_proposals(carry, j: int, k: int, z, log_u, scatter, n, nu):
+    """One element's step with explicit proposals ``z`` (..., T) (static ``j``, ``k``).
+
+    The change ``e = s delta`` keeps the matrix positive definite iff
+    ``det K = 1 + 2 e b_jk - e^2 (b_jj b_kk - b_jk^2) > 0`` (module docstring), so jomo's redraw
+    loop is a walk over the proposals' determinants: no Cholesky, no normal CDF.
+    """
+    cov, inv, accepted = carry
+    d = cov.shape[-1]
+    cjj, ckk = cov[..., j, j], cov[..., k, k]
+    bjj, bkk, bjk = inv[..., j, j], inv[..., k, k], inv[..., j, k]
+    if j == k:
+        s = 0.5
+        sd = cjj * jnp.sqrt(11.6 / n)
+        e_all = (s * sd)[..., None] * z
+        det_all = 1.0 + 2.0 * e_all * bjk[..., None]  # the quadratic term vanishes exactly
+    else:
+        s = 1.0
+        sd = 0.1 * jnp.sqrt(cjj * ckk)
+        e_all = sd[..., None] * z
+        det_all = 1.0 + e_all * (2.0 * bjk[..., None]
+                                 - e_all * (bjj * bkk - bjk * bjk)[..., None])
+    ok_all = det_all > 0.0
+    # the first positive-definite proposal: walk back from the last one (static, no argmax)
+    e, det_k = jnp.zeros_like(cjj), jnp.ones_like(cjj)
+    for t in reversed(range(z.shape[-1])):
+        e = jnp.where(ok_all[..., t], e_all[..., t], e)
+        det_k = jnp.where(ok_all[..., t], det_all[..., t], det_k)
+    any_pd = jnp.any(ok_all, axis=-1)
+    g = 1.0 + e * bjk
+    r = 1.0 / det_k
+    m_jj, m_jk, m_kk = (-e * e * bkk * r, e * g * r, -e * e * bjj * r)
+    b_j, b_k = inv[..., :, j], inv[..., :, k]
+    sb_j = (scatter * b_j[..., None, :]).sum(axis=-1)
+    sb_k = (scatter * b_k[..., None, :]).sum(axis=-1)
+    h_jj = jnp.sum(b_j * sb_j, axis=-1)
+    h_jk = jnp.sum(b_j * sb_k, axis=-1)
+    h_kk = jnp.sum(b_k * sb_k, axis=-1)
+    trace_mh = m_jj * h_jj + 2.0 * m_jk * h_jk + m_kk * h_kk
+    log_ratio = 0.5 * trace_mh - 0.5 * nu * jnp.log(det_k)
+    accept = any_pd & (log_u < log_ratio)
+    keep = accept.astype(cov.dtype)
+    change = np.zeros((d, d))  # C' = C + e (e_j e_k' + e_k e_j'): 2e on the diagonal
+    change[j, k] += 1.0
+    change[k, j] += 1.0
+    cov = cov + (e * keep)[..., None, None] * jnp.asarray(change, cov.dtype)
+    m_jj, m_jk, m_kk = m_jj * keep, m_jk * keep, m_kk * keep
+    outer_jk = b_j[..., :, None] * b_k[..., None, :]
+    inv = inv - (m_jj[..., None, None] * (b_j[..., :, None] * b_j[..., None, :])
+                 + m_jk[..., None, None] * (outer_jk + jnp.swapaxes(outer_jk, -1, -2))
+                 + m_kk[..., None, None] * (b_k[..., :, None] * b_k[..., None, :]))
+    return cov, inv, accepted + accept.astype(jnp.int32)
+
+
+def mh_covariance_from_proposals(cov, scatter, n, elements: Sequence[tuple], normals, uniforms,
+                                 nu=None, cov_inv=None):
+    """:func:`mh_covariance_from_noise` with jomo's proposals drawn explicitly.
+
+    Each element tries the ``T`` standard normals ``normals[..., e, :]`` in turn (jomo's redraw
+    loop with ``T`` tries instead of 100) and takes the first that keeps the matrix positive
+    definite; ``uniforms[..., e]`` decides acceptance. The same chain as
+    :func:`mh_covariance_from_noise` with ``n_tries = T``, without normal CDFs and quantiles
+    (cheaper for a single matrix; the batched cluster updates keep the three uniforms per
+    element). Elements are unrolled (static indices).
+
+    Returns ``(cov, cov_inv, n_accepted)``: ``cov_inv`` is the inverse of the new ``cov``
+    (Woodbury updates of the given or computed inverse).
+    """
+    batch = cov.shape[:-2]
+    inv = spd_inverse(cov) if cov_inv is None else cov_inv
+    if not elements:
+        return cov, inv, jnp.zeros(batch, jnp.int32)
+    n = jnp.asarray(n, cov.dtype)
+    nu = n if nu is None else jnp.asarray(nu, cov.dtype)
+    log_u = jnp.log(uniforms)
+    carry = (cov, inv, jnp.zeros(batch, jnp.int32))
+    for e, (j, k) in enumerate(elements):
+        carry = _visit_proposals(carry, j, k, normals[..., e, :], log_u[..., e], scatter, n, nu)
+    return carry
 
 
 def mh_covariance_update(key, cov, scatter, n, elements: Sequence[tuple], n_tries: int = 8,
