@@ -34,8 +34,8 @@ import numpy as np
 from . import linalg as la
 from . import random_l1 as hr
 from .jomo_data import JomoArrays, JomoConfig
-from .jomo_linalg import (chol, chol_solve, conditional_normal_from_noise, cross_product,
-                          inverse_wishart_from_noise, small_matmul, spd_inverse,
+from .jomo_linalg import (chol, chol_and_inverse, chol_solve, conditional_normal_from_noise,
+                          cross_product, inverse_wishart_from_noise, small_matmul, spd_inverse,
                           sum_over_rows, wishart_noise_size)
 from .latent import fixed_block, latent_noise_shapes, update_latent_block_from_noise
 from .level2 import draw_random_effects, draw_regression, random_effects_prior
@@ -195,13 +195,16 @@ def _build_sweep(config: JomoConfig):
 
         # 3. beta (GLS over all rows; flat prior)
         target = (y - (random_part(u1) if config.multilevel else 0.0)) * mask
-        omega_inv = spd_inverse(omega)
+        if use_hr:
+            omega_inv = spd_inverse(omega)
+        else:
+            omega_chol, omega_inv = chol_and_inverse(omega)  # chol also draws beta
         if use_hr:
             beta = hr.draw_beta_clusterwise(noise.normals((r * config.p,)), x, target, omega_inv)
         else:
             xty = cross_product(x.reshape(-1, config.p), target.reshape(-1, r))
             beta = draw_regression(noise.normals((config.p, r)), arrays.xtx_inv,
-                                   arrays.xtx_inv_chol, xty, omega)
+                                   arrays.xtx_inv_chol, xty, omega, cov_chol=omega_chol)
 
         # 4. beta2 with the marginal level-2 block, then level-2 residuals
         if r2 > 0:

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import linalg as la
 
 __all__ = [
     "small_matmul",
+    "entries",
+    "stack_entries",
+    "inv_lower_entries",
+    "chol_and_inverse",
     "cross_product",
     "chol",
     "spd_inverse",
@@ -42,7 +47,12 @@ UNROLL_ROWS = 32
 #: Matrix products contracting at most this many terms are unrolled (see small_matmul).
 UNROLL_CONTRACTION = 8
 
-chol = la.chol
+def chol(a):
+    """Lower Cholesky factor of SPD matrices (..., d, d): :func:`..linalg.chol`'s arithmetic,
+    stacked once from lists of entries."""
+    if a.shape[-1] > la.UNROLL_MAX:
+        return la.chol(a)
+    return stack_entries(la.chol_list(entries(a)))
 
 
 def small_matmul(a, b):
@@ -68,10 +78,56 @@ def cross_product(a, b=None):
     return (a[:, :, None] * b[:, None, :]).sum(axis=0)
 
 
+def entries(a):
+    """Nested lists ``e[i][j] = a[..., i, j]`` of a (..., d, d) array (structure of arrays)."""
+    d = a.shape[-1]
+    return [[a[..., i, j] for j in range(d)] for i in range(d)]
+
+
+def stack_entries(e):
+    """The (..., d, d) array of nested lists ``e`` (``None`` entries are zeros), in one stack."""
+    d = len(e)
+    ref = next(x for row in e for x in row if x is not None)
+    zero = jnp.zeros_like(ref)
+    flat = [e[i][j] if j < len(e[i]) and e[i][j] is not None else zero
+            for i in range(d) for j in range(d)]
+    return jnp.stack(flat, axis=-1).reshape(ref.shape + (d, d))
+
+
+def inv_lower_entries(l):
+    """Entries of ``L^-1`` (lower triangular) from the lower entries ``l[i][j]``, ``j <= i``."""
+    d = len(l)
+    out = [[None] * (i + 1) for i in range(d)]
+    for j in range(d):
+        out[j][j] = 1.0 / l[j][j]
+    for j in range(d):
+        for i in range(j + 1, d):
+            s = l[i][j] * out[j][j]
+            for k in range(j + 1, i):
+                s = s + l[i][k] * out[k][j]
+            out[i][j] = -s * out[i][i]
+    return out
+
+
 def spd_inverse(a):
-    """Inverse of symmetric positive definite matrices (..., d, d) via the unrolled Cholesky."""
-    li = la.inv_lower(la.chol(a))
+    """Inverse of symmetric positive definite matrices (..., d, d) via the unrolled Cholesky,
+    kept as lists of entries until one final stack (exactly symmetric)."""
+    if a.shape[-1] > la.UNROLL_MAX:
+        li = la.inv_lower(la.chol(a))
+        return jnp.swapaxes(li, -1, -2) @ li
+    li = stack_entries(inv_lower_entries(la.chol_list(entries(a))))
     return small_matmul(jnp.swapaxes(li, -1, -2), li)
+
+
+def chol_and_inverse(a):
+    """``(chol(a), spd_inverse(a))`` of SPD matrices (..., d, d) from one factorisation."""
+    if a.shape[-1] > la.UNROLL_MAX:
+        factor = la.chol(a)
+        li = la.inv_lower(factor)
+        return factor, jnp.swapaxes(li, -1, -2) @ li
+    l = la.chol_list(entries(a))
+    li = stack_entries(inv_lower_entries(l))
+    return stack_entries(l), small_matmul(jnp.swapaxes(li, -1, -2), li)
 
 
 def logdet_from_chol(l):
@@ -107,9 +163,32 @@ def inverse_wishart_from_noise(df, scale, normals, uniforms):
     :func:`..linalg.inverse_wishart_from_noise` (same numbers) with its products unrolled:
     with ``S = C C'`` and Bartlett ``A``, ``X = (C A^-T)(C A^-T)'``.
     """
-    a = la.bartlett_from_noise(df, scale.shape[-1], normals, uniforms)[0]
-    t = small_matmul(la.chol(scale), jnp.swapaxes(la.inv_lower(a), -1, -2))
+    d = scale.shape[-1]
+    if d > la.UNROLL_MAX:
+        a = la.bartlett_from_noise(df, d, normals, uniforms)[0]
+        t = la.chol(scale) @ jnp.swapaxes(la.inv_lower(a), -1, -2)
+        return la.symmetrize(t @ jnp.swapaxes(t, -1, -2))
+    a_inv = stack_entries(inv_lower_entries(_bartlett_entries(df, d, normals, uniforms)))
+    t = small_matmul(chol(scale), jnp.swapaxes(a_inv, -1, -2))
     return la.symmetrize(small_matmul(t, jnp.swapaxes(t, -1, -2)))
+
+
+def _bartlett_entries(df, d: int, normals, uniforms):
+    """:func:`..linalg.bartlett_from_noise` (same noise, same numbers) as lower entries lists:
+    ``A_ii = sqrt(chi2(df - i))``, ``A_ij`` the trailing normals row by row (no scatter)."""
+    n_prop = la.GAMMA_PROPOSALS
+    dfs = jnp.asarray(df, normals.dtype) - jnp.arange(d, dtype=normals.dtype)
+    g, _ = la.gamma_from_noise(0.5 * dfs, normals[: n_prop * d].reshape(n_prop, d),
+                               uniforms.reshape(n_prop + 1, d))
+    diag = jnp.sqrt(2.0 * g)
+    below = normals[n_prop * d:]
+    rows, cols = np.tril_indices(d, -1)
+    out = [[None] * (i + 1) for i in range(d)]
+    for i in range(d):
+        out[i][i] = diag[i]
+    for n, (i, j) in enumerate(zip(rows, cols)):
+        out[i][j] = below[n]
+    return out
 
 
 def sum_over_rows(x):
@@ -191,7 +270,9 @@ def pattern_inverse_factors(prec, patterns):
     m = patterns.astype(prec.dtype)
     block = prec[None] * (m[:, :, None] * m[:, None, :]) + jnp.eye(d, dtype=prec.dtype) * (1.0 - m)[
         :, :, None]
-    return la.inv_lower(la.chol(block))
+    if d > la.UNROLL_MAX:
+        return la.inv_lower(la.chol(block))
+    return stack_entries(inv_lower_entries(la.chol_list(entries(block))))
 
 
 def draw_missing_rows_factored(normals, values, means, prec, li_rows, miss):

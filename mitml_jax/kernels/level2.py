@@ -15,14 +15,16 @@ from .jomo_linalg import chol, chol_solve, small_matmul, spd_inverse
 __all__ = ["draw_regression", "random_effects_prior", "draw_random_effects"]
 
 
-def draw_regression(normals, xtx_inv, xtx_inv_chol, xty, cov):
+def draw_regression(normals, xtx_inv, xtx_inv_chol, xty, cov, cov_chol=None):
     """Multivariate regression coefficients with identical regressors and a flat prior.
 
     ``vec(B) ~ N(vec((X'X)^-1 X'Y), cov (x) (X'X)^-1)``: ``B = (X'X)^-1 X'Y + C E chol(cov)'`` with
-    ``C C' = (X'X)^-1`` and ``E = normals`` standard normal (p, r).
+    ``C C' = (X'X)^-1`` and ``E = normals`` standard normal (p, r); ``cov_chol`` is
+    ``chol(cov)`` when the caller has it.
     """
+    factor = chol(cov) if cov_chol is None else cov_chol
     mean = small_matmul(xtx_inv, xty)
-    return mean + small_matmul(small_matmul(xtx_inv_chol, normals), chol(cov).T)
+    return mean + small_matmul(small_matmul(xtx_inv_chol, normals), factor.T)
 
 
 def random_effects_prior(psi, u2, d1: int):

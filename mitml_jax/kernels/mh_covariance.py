@@ -185,20 +185,23 @@ def _visit_proposals(carry, j: int, k: int, z, log_u, scatter, n, nu):
                                  - e_all * (bjj * bkk - bjk * bjk)[..., None])
     ok_all = det_all > 0.0
     # the first positive-definite proposal: walk back from the last one (static, no argmax)
-    e, det_k = jnp.zeros_like(cjj), jnp.ones_like(cjj)
+    e, det_k, any_pd = jnp.zeros_like(cjj), jnp.ones_like(cjj), jnp.zeros(cjj.shape, bool)
     for t in reversed(range(z.shape[-1])):
-        e = jnp.where(ok_all[..., t], e_all[..., t], e)
-        det_k = jnp.where(ok_all[..., t], det_all[..., t], det_k)
-    any_pd = jnp.any(ok_all, axis=-1)
+        ok = ok_all[..., t]
+        e = jnp.where(ok, e_all[..., t], e)
+        det_k = jnp.where(ok, det_all[..., t], det_k)
+        any_pd = any_pd | ok
     g = 1.0 + e * bjk
     r = 1.0 / det_k
     m_jj, m_jk, m_kk = (-e * e * bkk * r, e * g * r, -e * e * bjj * r)
-    b_j, b_k = inv[..., :, j], inv[..., :, k]
-    sb_j = (scatter * b_j[..., None, :]).sum(axis=-1)
-    sb_k = (scatter * b_k[..., None, :]).sum(axis=-1)
-    h_jj = jnp.sum(b_j * sb_j, axis=-1)
-    h_jk = jnp.sum(b_j * sb_k, axis=-1)
-    h_kk = jnp.sum(b_k * sb_k, axis=-1)
+    # H = U'B S BU, sums unrolled over the (static, small) dimension: elementwise, no reductions
+    b_j = [inv[..., i, j] for i in range(d)]
+    b_k = [inv[..., i, k] for i in range(d)]
+    sb_j = [sum(scatter[..., i, m] * b_j[m] for m in range(d)) for i in range(d)]
+    sb_k = [sum(scatter[..., i, m] * b_k[m] for m in range(d)) for i in range(d)]
+    h_jj = sum(b_j[i] * sb_j[i] for i in range(d))
+    h_jk = sum(b_j[i] * sb_k[i] for i in range(d))
+    h_kk = sum(b_k[i] * sb_k[i] for i in range(d))
     trace_mh = m_jj * h_jj + 2.0 * m_jk * h_jk + m_kk * h_kk
     log_ratio = 0.5 * trace_mh - 0.5 * nu * jnp.log(det_k)
     accept = any_pd & (log_u < log_ratio)
@@ -208,10 +211,11 @@ def _visit_proposals(carry, j: int, k: int, z, log_u, scatter, n, nu):
     change[k, j] += 1.0
     cov = cov + (e * keep)[..., None, None] * jnp.asarray(change, cov.dtype)
     m_jj, m_jk, m_kk = m_jj * keep, m_jk * keep, m_kk * keep
-    outer_jk = b_j[..., :, None] * b_k[..., None, :]
-    inv = inv - (m_jj[..., None, None] * (b_j[..., :, None] * b_j[..., None, :])
+    col_j, col_k = inv[..., :, j], inv[..., :, k]
+    outer_jk = col_j[..., :, None] * col_k[..., None, :]
+    inv = inv - (m_jj[..., None, None] * (col_j[..., :, None] * col_j[..., None, :])
                  + m_jk[..., None, None] * (outer_jk + jnp.swapaxes(outer_jk, -1, -2))
-                 + m_kk[..., None, None] * (b_k[..., :, None] * b_k[..., None, :]))
+                 + m_kk[..., None, None] * (col_k[..., :, None] * col_k[..., None, :]))
     return cov, inv, accepted + accept.astype(jnp.int32)
 
 
