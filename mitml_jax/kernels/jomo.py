@@ -38,7 +38,8 @@ from .jomo_linalg import (chol, chol_and_inverse, chol_solve, conditional_normal
                           cross_product, inverse_wishart_from_noise, small_matmul, spd_inverse,
                           sum_over_rows, wishart_noise_size)
 from .latent import fixed_block, latent_noise_shapes, update_latent_block_from_noise
-from .level2 import draw_random_effects, draw_regression, random_effects_prior
+from .level2 import (draw_random_effects, draw_regression, draw_regression_from_chol,
+                     random_effects_prior)
 from .mh_covariance import free_elements, mh_covariance_from_proposals
 from .jomo_noise import sweep_noise_stream
 
@@ -203,8 +204,8 @@ def _build_sweep(config: JomoConfig):
             beta = hr.draw_beta_clusterwise(noise.normals((r * config.p,)), x, target, omega_inv)
         else:
             xty = cross_product(x.reshape(-1, config.p), target.reshape(-1, r))
-            beta = draw_regression(noise.normals((config.p, r)), arrays.xtx_inv,
-                                   arrays.xtx_inv_chol, xty, omega, cov_chol=omega_chol)
+            beta = draw_regression_from_chol(noise.normals((config.p, r)), arrays.xtx_inv,
+                                             arrays.xtx_inv_chol, xty, omega_chol)
 
         # 4. beta2 with the marginal level-2 block, then level-2 residuals
         if r2 > 0:

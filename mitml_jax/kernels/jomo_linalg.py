@@ -285,9 +285,20 @@ def draw_missing_rows_factored(normals, values, means, prec, li_rows, miss):
     """
     m = miss.astype(values.dtype)
     t = small_matmul((values - means) * (1.0 - m), prec) * m
-    w = normals * m - _matvec(li_rows, t)
-    draw = means + (jnp.swapaxes(li_rows, -1, -2) * w[..., None, :]).sum(axis=-1)
+    w = normals * m - _rows_matvec(li_rows, t)
+    draw = means + _rows_matvec(li_rows, w, transpose=True)
     return jnp.where(miss, draw, values)
+
+
+def _rows_matvec(mats, vecs, transpose=False):
+    """Per-row ``mats @ vecs`` (or ``mats' @ vecs``) for (N, d, d) x (N, d), the sum unrolled
+    over the small ``d`` (elementwise; a reduction over a size-d axis is a slower loop on CPU)."""
+    d = vecs.shape[-1]
+    cols = [mats[..., k, :] if transpose else mats[..., :, k] for k in range(d)]
+    total = cols[0] * vecs[..., 0, None]
+    for k in range(1, d):
+        total = total + cols[k] * vecs[..., k, None]
+    return total
 
 
 def _matvec(mats, vecs):

@@ -67,8 +67,7 @@ def truncated_normal_from_uniform(u, mean, sd, lower, upper):
     flip = a > 0
     lo = jnp.where(flip, -b, a)
     hi = jnp.where(flip, -a, b)
-    p_lo = normal_cdf(lo)
-    p_hi = normal_cdf(hi)
+    p_lo, p_hi = normal_cdf(jnp.stack([lo, hi]))  # one CDF loop for both ends
     x = normal_quantile(p_lo + u * (p_hi - p_lo))
     x = jnp.clip(x, lo, hi)
     x = jnp.where(flip, -x, x)

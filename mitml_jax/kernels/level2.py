@@ -12,19 +12,23 @@ import jax.numpy as jnp
 from . import linalg as la
 from .jomo_linalg import chol, chol_solve, small_matmul, spd_inverse
 
-__all__ = ["draw_regression", "random_effects_prior", "draw_random_effects"]
+__all__ = ["draw_regression", "draw_regression_from_chol", "random_effects_prior",
+           "draw_random_effects"]
 
 
-def draw_regression(normals, xtx_inv, xtx_inv_chol, xty, cov, cov_chol=None):
+def draw_regression(normals, xtx_inv, xtx_inv_chol, xty, cov):
     """Multivariate regression coefficients with identical regressors and a flat prior.
 
     ``vec(B) ~ N(vec((X'X)^-1 X'Y), cov (x) (X'X)^-1)``: ``B = (X'X)^-1 X'Y + C E chol(cov)'`` with
-    ``C C' = (X'X)^-1`` and ``E = normals`` standard normal (p, r); ``cov_chol`` is
-    ``chol(cov)`` when the caller has it.
+    ``C C' = (X'X)^-1`` and ``E = normals`` standard normal (p, r).
     """
-    factor = chol(cov) if cov_chol is None else cov_chol
+    return draw_regression_from_chol(normals, xtx_inv, xtx_inv_chol, xty, chol(cov))
+
+
+def draw_regression_from_chol(normals, xtx_inv, xtx_inv_chol, xty, cov_chol):
+    """:func:`draw_regression` given the lower Cholesky factor ``cov_chol`` of ``cov``."""
     mean = small_matmul(xtx_inv, xty)
-    return mean + small_matmul(small_matmul(xtx_inv_chol, normals), factor.T)
+    return mean + small_matmul(small_matmul(xtx_inv_chol, normals), cov_chol.T)
 
 
 def random_effects_prior(psi, u2, d1: int):
