@@ -92,3 +92,30 @@ def test_pattern_draw_moments_are_the_conditional_normal():
         sel = np.flatnonzero((cells[:, 1] == j) & (cells[:, 2] == l))
         np.testing.assert_allclose(mu[sel], cm, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(cov[np.ix_(sel, sel)], cc, rtol=1e-10, atol=1e-12)
+
+
+def test_draw_missing_row_by_row_alone_and_per_pattern_under_vmap_agree():
+    import jax
+
+    rng = np.random.default_rng(7)
+    obs, y, mean, lam, miss_index, valid = _problem(rng, 3, 3, 5)
+    pattern_miss, row_pattern = mp.row_patterns(obs[None])
+    n_chains = mp.MIN_BATCH + 1
+    normals = rng.normal(size=(n_chains, len(miss_index)))
+    means = mean[None] + rng.normal(size=(n_chains,) + mean.shape)
+    args = [jnp.asarray(a) for a in (y, obs)]
+    fixed = [jnp.asarray(a) for a in (lam, miss_index, valid, pattern_miss[0], row_pattern[0])]
+
+    def one(nz, mu):
+        return mp.draw_missing(nz, *args, mu, *fixed)
+
+    batched, finite = jax.jit(jax.vmap(one))(jnp.asarray(normals), jnp.asarray(means))
+    assert np.all(np.asarray(finite))
+    for c in range(n_chains):
+        alone, ok = one(jnp.asarray(normals[c]), jnp.asarray(means[c]))
+        assert bool(ok)
+        np.testing.assert_allclose(np.asarray(batched[c]), np.asarray(alone), rtol=1e-12, atol=1e-12)
+    bad = jnp.asarray(np.full_like(lam, np.nan))
+    _, finite = jax.vmap(lambda nz, mu: mp.draw_missing(nz, *args, mu, bad, *fixed[1:]))(
+        jnp.asarray(normals), jnp.asarray(means))
+    assert not np.any(np.asarray(finite))

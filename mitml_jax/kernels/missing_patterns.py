@@ -23,14 +23,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import conditionals as cond
 from . import linalg
 
-__all__ = ["MAX_PATTERNS", "MAX_TARGETS", "row_patterns", "pattern_coefficients", "draw_missing_patterns"]
+__all__ = ["MAX_PATTERNS", "MAX_TARGETS", "MIN_BATCH", "draw_missing", "row_patterns", "pattern_coefficients", "coefficients_finite",
+           "draw_missing_patterns"]
 
 #: Most distinct patterns (per group, padded to the largest group) for which the per-pattern draw is used.
 #: Every row selects its coefficients through a chain of K - 1 selects (about 2 r (K - 1) per row):
 #: with 32 patterns of 5 targets (benchmark model (b)) that was twice as slow as the row-by-row draw.
 MAX_PATTERNS = 8
+#: Smallest vmap batch (chains) for which :func:`draw_missing` uses the per-pattern draw: its per-pattern
+#: algebra is several dozen tiny XLA operations, a fixed cost that one chain does not recover
+#: (one chain of benchmark model (a): about 0.085 ms per sweep against 0.055 ms row by row).
+MIN_BATCH = 4
 #: Most targets for which the per-pattern draw is used (its per-row work grows as r^2 K).
 MAX_TARGETS = 8
 
@@ -94,6 +100,14 @@ def pattern_coefficients(sigma_inv, pattern_miss):
     return b, s
 
 
+def coefficients_finite(sigma_inv, pattern_miss):
+    """True when every coefficient of :func:`pattern_coefficients` is finite (a scalar; XLA shares
+    the coefficients with the draw)."""
+    b, s = pattern_coefficients(sigma_inv, pattern_miss)
+    entries = [e for rows in (b, s) for row in rows for e in row if e is not None]
+    return jnp.all(jnp.isfinite(jnp.stack(entries)))
+
+
 def _pick(row_pattern, values):
     """Every row's entry: values (r, K) -> (r, J, L) (a select chain XLA fuses into its consumer)."""
     shape = values.shape[:1] + row_pattern.shape
@@ -136,3 +150,42 @@ def draw_missing_patterns(noise, y_obs, obs, mean, sigma_inv, pattern_miss, row_
             v = v + _pick(row_pattern, _column(b, j, like)) * e[j][None]
         v = v + _pick(row_pattern, _column(s, j, like)) * noise[j][None]
     return jnp.where(obs, y_obs, v)
+
+
+def _row_draw(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid, pattern_miss, row_pattern):
+    y = cond.draw_missing(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid)
+    # as in _pattern_draw, the inputs are checked instead of y (a check of y duplicated the draw's
+    # last loops); a precision that is finite but numerically not positive definite on a missing
+    # block would show up one sweep later, in the random effects
+    return y, jnp.all(jnp.isfinite(sigma_inv))
+
+
+def _pattern_draw(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid, pattern_miss, row_pattern):
+    grid = cond.scatter_missing(normals, y_obs.shape, miss_index, miss_valid)
+    y = draw_missing_patterns(grid, y_obs, obs, mean, sigma_inv, pattern_miss, row_pattern)
+    # y is an affine function of finite data, the mean, the coefficients and the normals, so the
+    # coefficients are checked instead of y: a check of y made XLA fuse the whole draw a second
+    # time into the check (a second draw every sweep); the caller checks the mean's inputs
+    return y, coefficients_finite(sigma_inv, pattern_miss)
+
+
+@jax.custom_batching.custom_vmap
+def draw_missing(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid, pattern_miss, row_pattern):
+    """Missing targets, row by row (:func:`conditionals.draw_missing`) for one chain and through the
+    per-pattern coefficients under a ``vmap`` of at least :data:`MIN_BATCH` (chains).
+
+    Arguments as :func:`conditionals.draw_missing` plus ``pattern_miss`` and ``row_pattern`` of
+    :func:`row_patterns`. Both ways give the same numbers up to rounding.
+
+    Returns:
+        (y (r, J, L), finite): ``finite`` is False when the draw can hold NaN or infinite values
+        (with the per-pattern draw: a non-finite coefficient; the mean's inputs are the caller's).
+    """
+    return _row_draw(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid, pattern_miss, row_pattern)
+
+
+@draw_missing.def_vmap
+def _draw_missing_vmap(axis_size, in_batched, *args):
+    fn = _pattern_draw if axis_size >= MIN_BATCH else _row_draw
+    out = jax.vmap(fn, in_axes=tuple(0 if batched else None for batched in in_batched))(*args)
+    return out, (True, True)

@@ -176,15 +176,16 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     miss_normals = noise.normals(d.miss_index.shape)
     if pa.row_pattern is None:
         y = cond.draw_missing(miss_normals, d.y, d.obs, mean, sigma_inv_new, d.miss_index, d.miss_valid)
+        y_finite = jnp.all(jnp.isfinite(y))
     else:
-        grid = cond.scatter_missing(miss_normals, d.y.shape, d.miss_index, d.miss_valid)
-        y = missing_patterns.draw_missing_patterns(
-            grid, d.y, d.obs, mean, sigma_inv_new, pa.pattern_miss, pa.row_pattern
+        y, y_finite = missing_patterns.draw_missing(
+            miss_normals, d.y, d.obs, mean, sigma_inv_new, d.miss_index, d.miss_valid, pa.pattern_miss,
+            pa.row_pattern,
         )
     noise.finish()
     new = PanState(y=y, beta=beta, psi=psi, sigma=sigma)
     finite = jnp.all(jnp.isfinite(beta)) & jnp.all(jnp.isfinite(psi)) & jnp.all(jnp.isfinite(sigma))
-    finite = finite & jnp.all(jnp.isfinite(y))
+    finite = finite & jnp.all(jnp.isfinite(b)) & y_finite
     return new, PanInfo(nonfinite=~finite, gamma_exhausted=exhausted)
 
 
@@ -194,7 +195,12 @@ def _kernel(rng_key, state, pan_arrays, prior):
     q, p, n_miss = d.z.shape[1], d.x.shape[1], d.miss_index.shape[1]
     n_norm, n_unif = noise_sizes(r, q, p, n_clusters, n_miss)
     normals, uniforms = draw_sweep_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype)
-    new, info = jax.vmap(_sweep_group)(normals, uniforms, state, pan_arrays, prior)
+    if n_groups == 1:  # no group vmap: a single chain then runs unbatched (see missing_patterns.draw_missing)
+        first = lambda tree: jax.tree_util.tree_map(lambda a: a[0], tree)  # noqa: E731
+        new, info = _sweep_group(normals[0], uniforms[0], first(state), first(pan_arrays), first(prior))
+        new, info = jax.tree_util.tree_map(lambda a: a[None], (new, info))
+    else:
+        new, info = jax.vmap(_sweep_group)(normals, uniforms, state, pan_arrays, prior)
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite), gamma_exhausted=jnp.any(info.gamma_exhausted))
 
 
