@@ -19,6 +19,8 @@ about 1.6 ms of a 3.8 ms sweep at 64 chains, memory traffic once the chains' arr
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -171,21 +173,41 @@ def _pattern_draw(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid, 
 
 @jax.custom_batching.custom_vmap
 def draw_missing(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid, pattern_miss, row_pattern):
-    """Missing targets, row by row (:func:`conditionals.draw_missing`) for one chain and through the
-    per-pattern coefficients under a ``vmap`` of at least :data:`MIN_BATCH` (chains).
+    """Missing targets of one group of one chain: row by row (:func:`conditionals.draw_missing`),
+    or through the per-pattern coefficients when chains are batched.
+
+    The kernel vmaps over groups inside and ``run_chains`` over chains outside. The first vmap
+    met (groups) only records its axes; the choice is made at the next one (chains): per-pattern
+    when that batch has at least :data:`MIN_BATCH` members, else row by row (no second vmap: row
+    by row). Both ways give the same numbers up to rounding.
 
     Arguments as :func:`conditionals.draw_missing` plus ``pattern_miss`` and ``row_pattern`` of
-    :func:`row_patterns`. Both ways give the same numbers up to rounding.
+    :func:`row_patterns`.
 
     Returns:
         (y (r, J, L), finite): ``finite`` is False when the draw can hold NaN or infinite values
-        (with the per-pattern draw: a non-finite coefficient; the mean's inputs are the caller's).
+        (non-finite precision or coefficients; the mean's inputs are the caller's to check).
     """
     return _row_draw(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid, pattern_miss, row_pattern)
 
 
 @draw_missing.def_vmap
 def _draw_missing_vmap(axis_size, in_batched, *args):
-    fn = _pattern_draw if axis_size >= MIN_BATCH else _row_draw
-    out = jax.vmap(fn, in_axes=tuple(0 if batched else None for batched in in_batched))(*args)
-    return out, (True, True)
+    return _batched(tuple(0 if batched else None for batched in in_batched))(*args), (True, True)
+
+
+@functools.lru_cache(maxsize=None)
+def _batched(axes):
+    """:func:`draw_missing` vmapped with ``in_axes=axes``, deciding its way at the next vmap."""
+
+    @jax.custom_batching.custom_vmap
+    def draw(*args):
+        return jax.vmap(_row_draw, in_axes=axes)(*args)
+
+    @draw.def_vmap
+    def draw_vmap(axis_size, in_batched, *args):
+        fn = jax.vmap(_pattern_draw if axis_size >= MIN_BATCH else _row_draw, in_axes=axes)
+        out = jax.vmap(fn, in_axes=tuple(0 if batched else None for batched in in_batched))(*args)
+        return out, (True, True)
+
+    return draw

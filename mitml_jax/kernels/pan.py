@@ -195,12 +195,7 @@ def _kernel(rng_key, state, pan_arrays, prior):
     q, p, n_miss = d.z.shape[1], d.x.shape[1], d.miss_index.shape[1]
     n_norm, n_unif = noise_sizes(r, q, p, n_clusters, n_miss)
     normals, uniforms = draw_sweep_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype)
-    if n_groups == 1:  # no group vmap: a single chain then runs unbatched (see missing_patterns.draw_missing)
-        first = lambda tree: jax.tree_util.tree_map(lambda a: a[0], tree)  # noqa: E731
-        new, info = _sweep_group(normals[0], uniforms[0], first(state), first(pan_arrays), first(prior))
-        new, info = jax.tree_util.tree_map(lambda a: a[None], (new, info))
-    else:
-        new, info = jax.vmap(_sweep_group)(normals, uniforms, state, pan_arrays, prior)
+    new, info = jax.vmap(_sweep_group)(normals, uniforms, state, pan_arrays, prior)
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite), gamma_exhausted=jnp.any(info.gamma_exhausted))
 
 
