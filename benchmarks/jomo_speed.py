@@ -10,7 +10,9 @@ over chains) after a warm-up call of the same shape, so compilation is excluded.
 side by side when ``Rscript`` and the jomo package are available (column ``R ms/iter``);
 otherwise the column shows the issue's reference timings marked "(issue)".
 
-Usage: ``python benchmarks/jomo_speed.py [--models a b c] [--chains 1 64] [--iterations 200]``.
+Usage: ``python benchmarks/jomo_speed.py [--models a b c] [--chains 1 64] [--iterations 200]
+[--repeats 3]``: each point is the fastest of ``--repeats`` timed calls, R's the fastest of as
+many runs in one R session.
 
 Measured 2026-11-26 00:00 UTC on the shared 2-core development machine (load average 2.5-3.8,
 so wall times are inflated; R's jomo run side by side in the same call), float64, default XLA
@@ -36,6 +38,17 @@ float64 ``erfinv``/``ndtr``/``ndtri``
 (scalar code, 25-50 ns per value); the element-wise Metropolis steps as a ``scan`` with a
 Cholesky per proposal (about 600 thunks per sweep); batched dots of 3 x 3 matrices. See
 ``mitml_jax/kernels/jomo_noise.py`` and ``mh_covariance.py`` for what replaced them.
+
+Second round (2026-11-26, model (a), one chain; commits 2058b70, 386d061, f9c24e7): the compiled
+loop body went from 303 to about 195 thunks and no loop is split over two threads any more (XLA
+gave two threads to the 750-row truncated-normal loops and to three library dots, which cost
+more than they saved and made one chain use 1.5 times its wall time in CPU; see
+``mitml_jax/kernels/jomo_halves.py``). Old against new sweep interleaved in one process (best of
+20 calls of 500 sweeps, load average 3-6): 0.72 times the wall time of the old sweep (e.g. 0.127
+against 0.172 ms). Full run of this script at 02:07 UTC, load 3.2, R side by side, ``--repeats
+3``: (a) 0.198 ms against R 2.21 ms (11.2x), 64 chains 15.5x; (b) 13.5x / 14.0x; (c) 19.5x /
+18.4x; CPU time per chain now equals the wall time. Single timed calls of 200 sweeps still vary
+by +-30% on the shared machine (R's too): compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -79,11 +92,12 @@ def models():
     }
 
 
-def time_jax(data, formula, random_l1, chains, iterations, seed=1):
+def time_jax(data, formula, random_l1, chains, iterations, seed=1, repeats=3):
     """(wall s, process CPU s) per iteration (all chains) of the compiled sweep, and compile s.
 
-    The process CPU time is reported because the development machine is shared: under load the
-    wall time overstates the cost of single-threaded work.
+    The fastest of ``repeats`` timed calls (R's side is timed the same way). The process CPU
+    time is reported because the development machine is shared: under load the wall time
+    overstates the cost of single-threaded work.
     """
     spec = build_spec(data, formula=formula, kind="jomo")
     prob = build_group_problems(spec, spec.design(data), random_l1)[0]
@@ -103,22 +117,25 @@ def time_jax(data, formula, random_l1, chains, iterations, seed=1):
     t0 = time.perf_counter()
     state, _ = jax.block_until_ready(run(keys, state))  # compile + warm-up
     compile_s = time.perf_counter() - t0
-    t0, c0 = time.perf_counter(), time.process_time()
-    jax.block_until_ready(run(keys, state))
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    wall, cpu = np.inf, np.inf
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        jax.block_until_ready(run(keys, state))
+        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
     return wall / iterations, cpu / iterations, compile_s
 
 
 R_SCRIPT = """
 suppressMessages(library(mitml)); d <- read.csv("{csv}")
 {prep}
-t <- system.time(jomoImpute(d, formula = {formula}, random.L1 = "{rl1}", n.burn = {n},
-                            n.iter = 1, m = 1, silent = TRUE))[["elapsed"]]
-cat(1000 * t / ({n} + 1))
+t <- sapply(seq_len({reps}), function(i) system.time(
+  jomoImpute(d, formula = {formula}, random.L1 = "{rl1}", n.burn = {n}, n.iter = 1, m = 1,
+             silent = TRUE))[["elapsed"]])
+cat(1000 * min(t) / ({n} + 1))
 """
 
 
-def time_r(name, data, formula, random_l1, iterations):
+def time_r(name, data, formula, random_l1, iterations, repeats=3):
     if shutil.which("Rscript") is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +147,8 @@ def time_r(name, data, formula, random_l1, iterations):
             rform = "list(" + ", ".join(f"{f}" for f in formula) + ")"
         else:
             rform = formula
-        script = R_SCRIPT.format(csv=csv, prep=prep, formula=rform, rl1=random_l1, n=iterations)
+        script = R_SCRIPT.format(csv=csv, prep=prep, formula=rform, rl1=random_l1, n=iterations,
+                                 reps=repeats)
         try:
             out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True,
                                  timeout=3600, check=True)
@@ -144,18 +162,22 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["a", "b", "c"])
     parser.add_argument("--chains", nargs="+", type=int, default=[1, 64])
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--quick", action="store_true", help="60 iterations per point (run_all --quick)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed calls per point, fastest kept (R: runs in one session)")
+    parser.add_argument("--quick", action="store_true",
+                        help="60 iterations and one timed call per point (run_all --quick)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.iterations = 60
+        args.iterations, args.repeats = 60, 1
     specs = models()
     rows = []
     for name in args.models:
         data, formula, rl1 = specs[name]
-        r_ms = time_r(name, data, formula, rl1, args.iterations)
+        r_ms = time_r(name, data, formula, rl1, args.iterations, args.repeats)
         for chains in args.chains:
             iters = max(10, args.iterations // (1 if chains == 1 else 4))
-            sec, cpu, compile_s = time_jax(data, formula, rl1, chains, iters)
+            sec, cpu, compile_s = time_jax(data, formula, rl1, chains, iters,
+                                           repeats=args.repeats)
             ms_chain = 1000 * sec / chains
             ref = r_ms if r_ms is not None else R_ISSUE_MS[name]
             rows.append({
