@@ -14,34 +14,31 @@ result assembly). R's pan is timed on the same data when ``Rscript`` is on the P
 
 Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--models a b]``.
 
-Measured 2026-11-25 23:46-23:56 UTC on the project's 2-core CPU machine shared with other engineers
-(load average about 3.3; R's pan from Rscript on the same machine at the same time), with
-MITML_JAX_COMPILATION_CACHE=0, this version and then the version before the sweep rewrite
-(commit 716f07a) back to back. Wall times swing by up to 2x with the load; compare within a table.
+Measured 2026-11-26 02:10-02:12 UTC on the project's 2-core CPU machine shared with other engineers
+(load average about 3), commit 4970aa1 (per-pattern missing-value draw under a chain vmap,
+finiteness flag from the draw's inputs) and the version before it (e3f521c) back to back; R's pan
+from Rscript in the same runs. Wall times swing by up to 2x with the load; compare within a table.
 This version::
 
     model                            chains  iters  ms/iter/chain  ms/iter (all)  CPU ms/iter  compile s  call s  R ms/iter  R/ours
-    (a) intro, studentratings             1   4000         0.0629          0.063        0.062        5.6    0.03      0.077    1.22
-    (a) intro, studentratings             8   4000         0.0864          0.691        0.689        7.2    0.03      0.077     n/a
-    (a) intro, studentratings            64    625         0.0704          4.508        4.459        6.9    0.04      0.077     n/a
-    (a) intro, studentratings           256    156         0.0634         16.226       16.053        7.0    0.15      0.077     n/a
-    (b) sim J=1000x20, r=5, slope         1    200         4.4730          4.473        4.389       12.3    0.11      6.935    1.55
-    (b) sim J=1000x20, r=5, slope         8    125         4.6585         37.268       36.777       14.9    0.33      6.935     n/a
-    (b) sim J=1000x20, r=5, slope        64     15         4.1523        265.749      268.627       16.3    1.39      6.935     n/a
-    (b) sim J=1000x20, r=5, slope       256      8         6.8217       1746.359     1176.460       14.4    0.00      6.935     n/a
+    (a) intro, studentratings             1   4000         0.0505          0.051        0.050        5.7    0.02      0.087    1.73
+    (a) intro, studentratings             8   4000         0.0530          0.424        0.420        8.0    0.03      0.087     n/a
+    (a) intro, studentratings            64    625         0.0416          2.662        2.646        7.1    0.05      0.087     n/a
+    (a) intro, studentratings           256    156         0.0455         11.655       11.521        7.6    0.09      0.087     n/a
+    (b) sim J=1000x20, r=5, slope         1    200         4.1348          4.135        4.107        2.6    0.16      6.368    1.54
 
-Before (716f07a: threefry as a rolled loop, float64 erfinv normals, a lax.cond around every
-sweep, unrolled 10 x 10 parameter algebra)::
+Before (e3f521c)::
 
-    model                            chains  iters  ms/iter/chain  ms/iter (all)  CPU ms/iter  compile s  call s  R ms/iter  R/ours
-    (a) intro, studentratings             1   4000         0.1991          0.199        0.194        6.9    0.03      0.064    0.32
-    (a) intro, studentratings             8   4000         0.1614          1.291        1.263        8.2    0.05      0.064     n/a
-    (a) intro, studentratings            64    625         0.0977          6.250        6.160       10.0    0.09      0.064     n/a
-    (a) intro, studentratings           256    156         0.0973         24.911       24.793        9.1    0.21      0.064     n/a
-    (b) sim J=1000x20, r=5, slope         1    200         8.5728          8.573        8.472       20.4    0.06      6.751    0.79
-    (b) sim J=1000x20, r=5, slope         8    125         5.1622         41.297       41.048       27.1    0.44      6.751     n/a
-    (b) sim J=1000x20, r=5, slope        64     15         6.2504        400.026      286.444       30.3    0.00      6.751     n/a
-    (b) sim J=1000x20, r=5, slope       256      8         6.6762       1709.108     1937.664       29.7    0.00      6.751     n/a
+    (a) intro, studentratings             1   4000         0.0686          0.069        0.068        2.5    0.04      0.086    1.26
+    (a) intro, studentratings             8   4000         0.0873          0.699        0.686        1.4    0.02      0.086     n/a
+    (a) intro, studentratings            64    625         0.0735          4.704        4.677        1.6    0.08      0.086     n/a
+    (a) intro, studentratings           256    156         0.0658         16.851       16.590        1.8    0.10      0.086     n/a
+    (b) sim J=1000x20, r=5, slope         1    200         4.7119          4.712        4.639        3.0    0.16      5.761    1.22
+
+(b) with one chain is within the noise of the old version (three pairs: 4.57/4.13/3.91 ms new,
+1.83/4.71/3.81 ms old; the 1.83 ran on both cores). Chains batch better than before but far from
+the targets (64 chains in 8x, 256 chains in 4x 8 chains' time): 64 chains cost ~50x one chain,
+256 chains ~27x 8 chains.
 
 CPU ms/iter above ms/iter (all) means XLA ran parts of the sweep on the second core.
 """
