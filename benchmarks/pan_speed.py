@@ -16,7 +16,7 @@ Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--model
 
 Measured 2026-11-26 02:10-02:12 UTC on the project's 2-core CPU machine shared with other engineers
 (load average about 3), commit 4970aa1 (per-pattern missing-value draw under a chain vmap,
-finiteness flag from the draw's inputs) and the version before it (e3f521c) back to back; R's pan
+finiteness flag from the draw's inputs) and the version before it (75d8730) back to back; R's pan
 from Rscript in the same runs. Wall times swing by up to 2x with the load; compare within a table.
 This version::
 
@@ -27,7 +27,7 @@ This version::
     (a) intro, studentratings           256    156         0.0455         11.655       11.521        7.6    0.09      0.087     n/a
     (b) sim J=1000x20, r=5, slope         1    200         4.1348          4.135        4.107        2.6    0.16      6.368    1.54
 
-Before (e3f521c)::
+Before (75d8730)::
 
     (a) intro, studentratings             1   4000         0.0686          0.069        0.068        2.5    0.04      0.086    1.26
     (a) intro, studentratings             8   4000         0.0873          0.699        0.686        1.4    0.02      0.086     n/a
