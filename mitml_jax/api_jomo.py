@@ -122,8 +122,8 @@ def _priors(prior, problems, random_l1):
                 raise MitmlError(f"prior['a'] must be a positive number, got {a}.")
             out["a"] = a
         reported.append(out)
-        device.append(jomo.JomoPrior(jnp.asarray(binv), jnp.asarray(dinv), jnp.asarray(a),
-                                     jnp.asarray(float(cfg.r))))
+        device.append(jax.device_put(jomo.JomoPrior(np.asarray(binv, float), np.asarray(dinv, float),
+                                                    np.asarray(a, float), np.asarray(float(cfg.r)))))
     return reported, device
 
 
@@ -245,7 +245,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     burn, imp, saves, finals, accept = [], [], [], [], []
     for g, prob in enumerate(problems):
         state0 = jomo.init(prob.arrays, prob.config, prior_dev[g])
-        state0 = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chains,) + a.shape), state0)
+        state0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, axis=0), state0)
         run = run_chains(
             _kernel(prob.config), state0, prob.arrays, prior_dev[g],
             key if len(problems) == 1 else jax.random.fold_in(key, g),

@@ -74,8 +74,8 @@ class JomoInfo(NamedTuple):
 def default_prior(config: JomoConfig) -> JomoPrior:
     """mitml's default: ``Binv = I_r``, ``Dinv = I_dim``, ``a = r`` (start and prior df)."""
     dim = max(config.dim_psi, 1)
-    a = jnp.asarray(float(config.r))
-    return JomoPrior(jnp.eye(config.r), jnp.eye(dim), a, a)
+    a = np.asarray(float(config.r))
+    return jax.device_put(JomoPrior(np.eye(config.r), np.eye(dim), a, a))
 
 
 def _fixed_identity(dim: int, blocks, offset: int = 0) -> np.ndarray:
@@ -87,32 +87,37 @@ def _fixed_identity(dim: int, blocks, offset: int = 0) -> np.ndarray:
 
 def init(arrays: JomoArrays, config: JomoConfig, prior: JomoPrior) -> JomoState:
     """jomo's starting values: zero coefficients and random effects, identity covariances (latent
-    blocks fixed), missing values at the observed column means, latents at 0."""
+    blocks fixed), missing values at the observed column means, latents at 0.
+
+    Computed on the host in NumPy and moved to the device once (eager ``jnp`` calls would each
+    compile a tiny program on a cold start)."""
+    arrays = jax.device_get(arrays)
+    prior = jax.device_get(prior)
     n_clusters = arrays.row_mask.shape[0]
     miss = arrays.miss
     observed = (~miss) & (arrays.row_mask[..., None] > 0)
-    counts = jnp.maximum(observed.sum(axis=(0, 1)), 1)
-    means = jnp.where(observed, arrays.y_obs, 0.0).sum(axis=(0, 1)) / counts
+    counts = np.maximum(observed.sum(axis=(0, 1)), 1)
+    means = np.where(observed, arrays.y_obs, 0.0).sum(axis=(0, 1)) / counts
     latent = np.zeros(config.r, dtype=bool)
     latent[config.n_con :] = True
-    means = jnp.where(jnp.asarray(latent), 0.0, means)
-    y = jnp.where(miss, means, arrays.y_obs) * arrays.row_mask[..., None]
+    means = np.where(np.asarray(latent), 0.0, means)
+    y = np.where(miss, means, arrays.y_obs) * arrays.row_mask[..., None]
     obs2 = ~arrays.miss2
-    counts2 = jnp.maximum(obs2.sum(axis=0), 1)
-    means2 = jnp.where(obs2, arrays.y2_obs, 0.0).sum(axis=0) / counts2
+    counts2 = np.maximum(obs2.sum(axis=0), 1)
+    means2 = np.where(obs2, arrays.y2_obs, 0.0).sum(axis=0) / counts2
     latent2 = np.zeros(config.r2, dtype=bool)
     latent2[config.n_con2 :] = True
-    means2 = jnp.where(jnp.asarray(latent2), 0.0, means2)
-    y2 = jnp.where(arrays.miss2, means2, arrays.y2_obs)
-    omega = jnp.asarray(_fixed_identity(config.r, config.cat_blocks))
+    means2 = np.where(np.asarray(latent2), 0.0, means2)
+    y2 = np.where(arrays.miss2, means2, arrays.y2_obs)
+    omega = np.asarray(_fixed_identity(config.r, config.cat_blocks))
     if config.random_l1 != "none":
-        omega = jnp.broadcast_to(omega, (n_clusters, config.r, config.r))
-    psi = jnp.asarray(_fixed_identity(max(config.dim_psi, 1), config.cat2_blocks, config.d1))
-    return JomoState(
-        y=y, y2=y2, beta=jnp.zeros((config.p, config.r)), beta2=jnp.zeros((config.p2, config.r2)),
-        u1=jnp.zeros((n_clusters, config.d1)), psi=psi, omega=omega,
-        a=jnp.asarray(prior.a_start, dtype=float), scale=jnp.asarray(prior.binv, dtype=float),
-    )
+        omega = np.broadcast_to(omega, (n_clusters, config.r, config.r))
+    psi = np.asarray(_fixed_identity(max(config.dim_psi, 1), config.cat2_blocks, config.d1))
+    return jax.device_put(JomoState(
+        y=y, y2=y2, beta=np.zeros((config.p, config.r)), beta2=np.zeros((config.p2, config.r2)),
+        u1=np.zeros((n_clusters, config.d1)), psi=psi, omega=omega,
+        a=np.asarray(prior.a_start, dtype=float), scale=np.asarray(prior.binv, dtype=float),
+    ))
 
 
 def _cell_normals(noise, cells, n_cells: int):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -218,28 +219,29 @@ def build_jomo_arrays(y_con, y_cat, n_cats, x, z=None, cluster=None, y2_con=None
         cat2_blocks=tuple(cat2_blocks), p=xp.shape[2], q=q, p2=p2, multilevel=multilevel,
         random_l1=random_l1, n_tries=n_tries, jomo_compat=jomo_compat,
     )
+    # NumPy here, one device_put below: jnp.asarray compiles a small program per array shape
     arrays = JomoArrays(
-        y_obs=jnp.asarray(pad(y_full)), miss=jnp.asarray(pad(miss, False)),
-        row_mask=jnp.asarray(row_mask), x=jnp.asarray(xp), z=jnp.asarray(zp),
-        codes=jnp.asarray(pad(y_cat, -1).astype(np.int32)),
-        xtx_inv=jnp.asarray(xtx_inv), xtx_inv_chol=jnp.asarray(xtx_inv_chol),
-        ztz=jnp.asarray(ztz), n_rows=jnp.asarray(float(n)),
-        cluster_size=jnp.asarray(sizes.astype(float)),
-        miss_rows=jnp.asarray(flat.astype(np.int32)), miss_pattern=jnp.asarray(pat_id),
-        miss_cells=jnp.asarray(_cell_positions(miss[rows])),
-        patterns=jnp.asarray(pats), pattern_cluster=jnp.asarray(pattern_cluster), x2=jnp.asarray(x2c), y2_obs=jnp.asarray(y2_full),
-        miss2=jnp.asarray(miss2), codes2=jnp.asarray(codes2.astype(np.int32)),
-        x2tx2_inv=jnp.asarray(x2tx2_inv), x2tx2_inv_chol=jnp.asarray(x2tx2_inv_chol),
-        miss2_clusters=jnp.asarray(clusters2.astype(np.int32)),
-        miss2_pattern=jnp.asarray(pat2_id), patterns2=jnp.asarray(pats2),
-        miss2_cells=jnp.asarray(_cell_positions(miss2_full[clusters2])),
-        report_l1=jnp.zeros(0, jnp.int32), report_l2=jnp.zeros(0, jnp.int32),
+        y_obs=np.asarray(pad(y_full)), miss=np.asarray(pad(miss, False)),
+        row_mask=np.asarray(row_mask), x=np.asarray(xp), z=np.asarray(zp),
+        codes=np.asarray(pad(y_cat, -1).astype(np.int32)),
+        xtx_inv=np.asarray(xtx_inv), xtx_inv_chol=np.asarray(xtx_inv_chol),
+        ztz=np.asarray(ztz), n_rows=np.asarray(float(n)),
+        cluster_size=np.asarray(sizes.astype(float)),
+        miss_rows=np.asarray(flat.astype(np.int32)), miss_pattern=np.asarray(pat_id),
+        miss_cells=np.asarray(_cell_positions(miss[rows])),
+        patterns=np.asarray(pats), pattern_cluster=np.asarray(pattern_cluster), x2=np.asarray(x2c), y2_obs=np.asarray(y2_full),
+        miss2=np.asarray(miss2), codes2=np.asarray(codes2.astype(np.int32)),
+        x2tx2_inv=np.asarray(x2tx2_inv), x2tx2_inv_chol=np.asarray(x2tx2_inv_chol),
+        miss2_clusters=np.asarray(clusters2.astype(np.int32)),
+        miss2_pattern=np.asarray(pat2_id), patterns2=np.asarray(pats2),
+        miss2_cells=np.asarray(_cell_positions(miss2_full[clusters2])),
+        report_l1=np.zeros(0, np.int32), report_l2=np.zeros(0, np.int32),
     )
     rep_rows, rep_cols = np.nonzero(miss)
     rep_flat = ((cluster[rep_rows] * max_size + slot[rep_rows]) * r + rep_cols).astype(np.int32)
     rep2_cl, rep2_cols = np.nonzero(miss2)
     rep2_flat = (rep2_cl * r2 + rep2_cols).astype(np.int32)
-    arrays = arrays._replace(report_l1=jnp.asarray(rep_flat), report_l2=jnp.asarray(rep2_flat))
+    arrays = jax.device_put(arrays._replace(report_l1=np.asarray(rep_flat), report_l2=np.asarray(rep2_flat)))
     layout = JomoLayout(row_cluster=cluster, row_slot=slot, n_clusters=n_clusters,
                         max_size=max_size, report_l1=np.column_stack([rep_rows, rep_cols]),
                         report_l2=np.column_stack([rep2_cl, rep2_cols]))
