@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..errors import MitmlError
@@ -167,20 +166,21 @@ def build_arrays(design, dtype=None) -> tuple[ModelArrays, Layout]:
             "remove it from the model or drop that group."
         )
 
-    arrays = ModelArrays(
-        y=jnp.asarray(ypad, dtype),
-        obs=jnp.asarray(obs),
-        row_mask=jnp.asarray(row_mask),
-        used=jnp.asarray(used),
-        x=jnp.asarray(xpad, dtype),
-        z=jnp.asarray(zpad, dtype),
-        cluster_mask=jnp.asarray(cluster_mask),
-        n_clusters=jnp.asarray(cluster_mask.sum(axis=1), dtype),
-        n_rows=jnp.asarray(row_mask.sum(axis=(1, 2)), dtype),
-        n_used=jnp.asarray(used.sum(axis=(1, 2)), dtype),
-        miss_index=jnp.asarray(miss_index, jnp.int32),
-        miss_valid=jnp.asarray(miss_valid),
-    )
+    # NumPy, then one device_put: jnp.asarray compiles a small program per array shape on first use
+    arrays = jax.device_put(ModelArrays(
+        y=np.asarray(ypad, dtype),
+        obs=np.asarray(obs),
+        row_mask=np.asarray(row_mask),
+        used=np.asarray(used),
+        x=np.asarray(xpad, dtype),
+        z=np.asarray(zpad, dtype),
+        cluster_mask=np.asarray(cluster_mask),
+        n_clusters=np.asarray(cluster_mask.sum(axis=1), dtype),
+        n_rows=np.asarray(row_mask.sum(axis=(1, 2)), dtype),
+        n_used=np.asarray(used.sum(axis=(1, 2)), dtype),
+        miss_index=np.asarray(miss_index, np.int32),
+        miss_valid=np.asarray(miss_valid),
+    ))
     dims = dict(G=G, J=J, L=L, r=r, p=p, q=q, M=M, n=n, n_miss=len(miss_row))
     layout = Layout(dims, row_position, miss_row, miss_col, miss_slot, obs_mean)
     return arrays, layout

@@ -78,9 +78,10 @@ def prepare_pan_arrays(arrays: ModelArrays, fixed_names=None) -> PanArrays:
     dtype = arrays.x.dtype
     pattern_miss, row_pattern = missing_patterns.row_patterns(arrays.obs)
     if pattern_miss is not None:
-        pattern_miss, row_pattern = jnp.asarray(pattern_miss), jnp.asarray(row_pattern)
-    return PanArrays(arrays, jnp.asarray(ztz, dtype), jnp.asarray(inv, dtype), jnp.asarray(chol_inv_t, dtype),
-                     pattern_miss, row_pattern)
+        pattern_miss, row_pattern = jax.device_put((np.asarray(pattern_miss), np.asarray(row_pattern)))
+    # device_put of NumPy arrays: jnp.asarray compiles a small program per array shape on first use
+    ztz, inv, chol_inv_t = jax.device_put((np.asarray(ztz, dtype), np.asarray(inv, dtype), np.asarray(chol_inv_t, dtype)))
+    return PanArrays(arrays, ztz, inv, chol_inv_t, pattern_miss, row_pattern)
 
 
 def _init_group(y, obs, row_mask, used, x, ztz, cluster_mask, xtx_inv, dinv, c):
@@ -114,7 +115,7 @@ def init(pan_arrays: PanArrays, prior: PanPrior) -> PanState:
         for g in range(d.y.shape[0])  # host, once per run; G is small
     ]
     dtype = pan_arrays.data.y.dtype
-    stacked = [jnp.asarray(np.stack([part[i] for part in parts]), dtype) for i in range(4)]
+    stacked = [jax.device_put(np.asarray(np.stack([part[i] for part in parts]), dtype)) for i in range(4)]
     return PanState(y=stacked[0], beta=stacked[1], psi=stacked[2], sigma=stacked[3])
 
 
