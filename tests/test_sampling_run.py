@@ -61,3 +61,17 @@ def test_other_n_iter_and_n_burn_reuse_the_compiled_block(monkeypatch):
     small = mj.pan_impute(data, n_burn=7, n_iter=3, m=3, **args)
     np.testing.assert_array_equal(small.imputation["beta"], other.imputation["beta"])
     np.testing.assert_array_equal(small.replacement, other.replacement)
+
+
+def test_kernel_compiler_options_reach_the_block():
+    """A kernel's ``compiler_options`` attribute is used to compile its block (jomo sets one)."""
+    import jax.numpy as jnp
+    import pytest
+
+    def kernel(key, state, arrays, prior):
+        return state + 1.0, jnp.zeros((), jnp.int32)
+
+    kernel.compiler_options = {"xla_no_such_option_for_this_test": True}
+    with pytest.raises(Exception, match="xla_no_such_option_for_this_test"):
+        run_module.run_chains(kernel, np.zeros((1, 2)), None, None, jax.random.key(0), n_burn=1, n_iter=1,
+                              n_saves=1, transform=lambda s: {"x": s}, save=lambda s, a: s, progress=False)

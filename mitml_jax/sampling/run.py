@@ -109,6 +109,9 @@ def _block_function(kernel, transform, save, block_len, n_slots):
     """Jitted ``block(keys, state, arrays, prior, t0, n_active, seg_len, acc, first_bad)`` (cached
     per configuration; ``block_len`` and ``n_slots`` are its only static sizes).
 
+    A kernel may carry a ``compiler_options`` attribute (a dict of XLA options, e.g. from
+    :func:`mitml_jax.kernels.jomo.build_kernel`): the block is compiled with them.
+
     Runs iterations ``t0 .. t0 + n_active - 1`` (``n_active <= block_len``) as segments of
     ``seg_len`` iterations and saves the state after each segment (``ceil(n_active / seg_len) <=
     n_slots``); returns ``(state, acc, first_bad, records, saved)`` with records
@@ -153,7 +156,7 @@ def _block_function(kernel, transform, save, block_len, n_slots):
         n_seg = (n_active + (seg_len - 1)) // seg_len
         return jax.lax.fori_loop(0, n_seg, segment, (state, acc, first_bad, records, saved))
 
-    return jax.jit(block)
+    return jax.jit(block, compiler_options=getattr(kernel, "compiler_options", None))
 
 
 def _tree_bytes(shapes) -> int:
