@@ -8,7 +8,8 @@ Each script in this folder prints a Markdown table (ms per iteration, chains, da
 R when ``Rscript`` with mitml is installed). This driver runs them one after another in fresh
 processes (so compilation and memory are measured per script), records the date, the machine
 (CPU, cores, JAX backend and devices) and the wall time of each, and collects the tables and any
-PNG plots the scripts wrote into ``benchmarks/results.md``.
+PNG plots the scripts wrote into ``benchmarks/results.md``. Scripts run with the persistent
+compilation cache off (``MITML_JAX_COMPILATION_CACHE=0`` unless set), so compile times are real.
 """
 
 from __future__ import annotations
@@ -64,7 +65,11 @@ def run_script(name: str, quick: bool, reuse: bool = False) -> tuple[str, float,
     command += ["--reuse"] if (reuse and name in REUSABLE) else []
     command += ["--cached-only"] if (reuse == "cached-only" and name in REUSABLE) else []
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=os.path.dirname(HERE))
+    # "compile s" columns must be compile times: no persistent compilation cache unless the user
+    # chose one (end_to_end.py sets its own per run: cold and cached)
+    env = dict(os.environ)
+    env.setdefault("MITML_JAX_COMPILATION_CACHE", "0")
+    result = subprocess.run(command, capture_output=True, text=True, cwd=os.path.dirname(HERE), env=env)
     elapsed = time.perf_counter() - start
     output = result.stdout
     if result.returncode != 0:
