@@ -121,3 +121,18 @@ def test_exact_beta2_option_changes_level2_step_and_is_kept_by_extend(small_lead
                                   np.sort(longer.replacement, axis=1))
     with pytest.raises(mj.MitmlTypeError, match="exact_beta2"):
         mj.jomo_impute(small_leadership, exact_beta2="yes", **kwargs)
+
+
+def test_init_traced_equals_host_init():
+    """jomo.init runs in NumPy on the host and in jax.numpy under jit (the calibration code)."""
+    rng = np.random.default_rng(1)
+    n = 30
+    data = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "g": np.repeat(np.arange(6), 5)})
+    data.loc[rng.random(n) < 0.3, "a"] = np.nan
+    spec = build_spec(data, formula="a + b ~ 1 + (1|g)", kind="jomo")
+    prob = build_group_problems(spec, spec.design(data), "full")[0]
+    prior = jomo.default_prior(prob.config)
+    host = jomo.init(prob.arrays, prob.config, prior)
+    traced = jax.jit(lambda a, p: jomo.init(a, prob.config, p))(prob.arrays, prior)
+    for name, x, y in zip(host._fields, host, traced):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)

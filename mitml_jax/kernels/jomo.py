@@ -90,34 +90,38 @@ def init(arrays: JomoArrays, config: JomoConfig, prior: JomoPrior) -> JomoState:
     blocks fixed), missing values at the observed column means, latents at 0.
 
     Computed on the host in NumPy and moved to the device once (eager ``jnp`` calls would each
-    compile a tiny program on a cold start)."""
-    arrays = jax.device_get(arrays)
-    prior = jax.device_get(prior)
+    compile a tiny program on a cold start); under ``jit``/``vmap`` (traced inputs, as in the
+    calibration code) the same arithmetic runs in ``jax.numpy``."""
+    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves((arrays, prior)))
+    xp = jnp if traced else np
+    if not traced:
+        arrays, prior = jax.device_get((arrays, prior))
     n_clusters = arrays.row_mask.shape[0]
     miss = arrays.miss
     observed = (~miss) & (arrays.row_mask[..., None] > 0)
-    counts = np.maximum(observed.sum(axis=(0, 1)), 1)
-    means = np.where(observed, arrays.y_obs, 0.0).sum(axis=(0, 1)) / counts
+    counts = xp.maximum(observed.sum(axis=(0, 1)), 1)
+    means = xp.where(observed, arrays.y_obs, 0.0).sum(axis=(0, 1)) / counts
     latent = np.zeros(config.r, dtype=bool)
     latent[config.n_con :] = True
-    means = np.where(np.asarray(latent), 0.0, means)
-    y = np.where(miss, means, arrays.y_obs) * arrays.row_mask[..., None]
+    means = xp.where(np.asarray(latent), 0.0, means)
+    y = xp.where(miss, means, arrays.y_obs) * arrays.row_mask[..., None]
     obs2 = ~arrays.miss2
-    counts2 = np.maximum(obs2.sum(axis=0), 1)
-    means2 = np.where(obs2, arrays.y2_obs, 0.0).sum(axis=0) / counts2
+    counts2 = xp.maximum(obs2.sum(axis=0), 1)
+    means2 = xp.where(obs2, arrays.y2_obs, 0.0).sum(axis=0) / counts2
     latent2 = np.zeros(config.r2, dtype=bool)
     latent2[config.n_con2 :] = True
-    means2 = np.where(np.asarray(latent2), 0.0, means2)
-    y2 = np.where(arrays.miss2, means2, arrays.y2_obs)
+    means2 = xp.where(np.asarray(latent2), 0.0, means2)
+    y2 = xp.where(arrays.miss2, means2, arrays.y2_obs)
     omega = np.asarray(_fixed_identity(config.r, config.cat_blocks))
     if config.random_l1 != "none":
-        omega = np.broadcast_to(omega, (n_clusters, config.r, config.r))
+        omega = xp.broadcast_to(omega, (n_clusters, config.r, config.r))
     psi = np.asarray(_fixed_identity(max(config.dim_psi, 1), config.cat2_blocks, config.d1))
-    return jax.device_put(JomoState(
-        y=y, y2=y2, beta=np.zeros((config.p, config.r)), beta2=np.zeros((config.p2, config.r2)),
-        u1=np.zeros((n_clusters, config.d1)), psi=psi, omega=omega,
-        a=np.asarray(prior.a_start, dtype=float), scale=np.asarray(prior.binv, dtype=float),
-    ))
+    state = JomoState(
+        y=y, y2=y2, beta=xp.zeros((config.p, config.r)), beta2=xp.zeros((config.p2, config.r2)),
+        u1=xp.zeros((n_clusters, config.d1)), psi=psi, omega=omega,
+        a=xp.asarray(prior.a_start, dtype=float), scale=xp.asarray(prior.binv, dtype=float),
+    )
+    return state if traced else jax.device_put(state)
 
 
 def _cell_normals(noise, cells, n_cells: int):
