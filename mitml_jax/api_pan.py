@@ -10,7 +10,6 @@ import functools
 import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .arrays.build import build_arrays

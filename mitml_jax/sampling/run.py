@@ -18,7 +18,6 @@ same at about 35 us per iteration on CPU, most of a small model's sweep.)
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -27,7 +26,7 @@ import numpy as np
 
 from ..errors import SamplerFailure
 from ..kernels.threefry import fold_in
-from . import keys as keys_module
+from .keys import chain_keys
 from .progress import ProgressBar
 
 __all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_keys"]
@@ -84,12 +83,6 @@ class InterruptedChains(KeyboardInterrupt):
         super().__init__(f"sampler interrupted after {iterations_done} iteration(s) per chain")
         self.run = run
         self.iterations_done = int(iterations_done)
-
-
-def chain_keys(rng_key, chain_ids):
-    """Per-chain keys ``fold_in(rng_key, c)`` for the chain numbers ``chain_ids`` (derived on the
-    host, see :mod:`.keys`)."""
-    return keys_module.chain_keys(rng_key, chain_ids)
 
 
 def _all_finite(tree):
