@@ -110,7 +110,10 @@ def test_missing_rows_dropped_and_data_untouched(imputations):
         np.testing.assert_allclose(a.coef, b.coef, rtol=1e-10)
 
 
-def test_no_recompilation_for_same_shapes(imputations):
+def test_no_recompilation_for_same_shapes(imputations, monkeypatch):
+    from mitml_jax.analysis.lmer import batch
+
+    monkeypatch.setattr(batch, "HOST_MAX_WORK", -1)  # the compiled path (small fits run on the host)
     lmer("y ~ 1 + x + (1|id)", imputations)
     size = fit_batch._cache_size()
     lmer("y ~ 1 + x + Sex + (1|id)", imputations, reml=False)  # p 2 -> 3 is in the same bucket

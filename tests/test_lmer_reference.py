@@ -36,9 +36,26 @@ def imputations():
     return [g.drop(columns=".imp").reset_index(drop=True) for _, g in data.groupby(".imp")]
 
 
-@pytest.fixture(scope="module")
-def fits(imputations):
-    return lmer(FULL, imputations), lmer(NULL, imputations)
+@pytest.fixture(scope="module", params=["host", "xla"])
+def fits(request, imputations):
+    """Both optimisers: NumPy on the host (the default for a batch this small) and XLA."""
+    from mitml_jax.analysis.lmer import batch
+
+    saved = batch.HOST_MAX_WORK
+    batch.HOST_MAX_WORK = saved if request.param == "host" else -1
+    try:  # kept during the module's tests: ML refits and null models are fitted lazily
+        assert batch.use_host(_stats_of(imputations)) == (request.param == "host")
+        yield lmer(FULL, imputations), lmer(NULL, imputations)
+    finally:
+        batch.HOST_MAX_WORK = saved
+
+
+def _stats_of(imputations):
+    from mitml_jax.analysis.lmer.design import build_design, build_stats
+    from mitml_jax.analysis.lmer.formula import parse_lmer_formula
+
+    d = build_design(parse_lmer_formula(FULL), imputations)
+    return build_stats(d.y, d.x, d.z, d.imp, d.cluster, d.m, d.n_clusters)[0]
 
 
 def check_estimates(key, result, rtol=1e-5):
