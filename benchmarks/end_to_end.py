@@ -3,7 +3,8 @@
     python benchmarks/end_to_end.py            # m = 100 as the vignette, 2 repeats
     python benchmarks/end_to_end.py --quick    # one repeat
 
-Each run is a fresh process, timed from outside (interpreter start-up, imports, compilation,
+Each run is a fresh process of this checkout's package (``PYTHONPATH`` points at the checkout, so
+an installed copy does not shadow it), timed from outside (interpreter start-up, imports, compilation,
 imputation, summary, the PNG convergence plot, completion, 100 lmer fits, pooling):
 
 * ``ours, cold``: an empty compilation cache directory, as on a fresh install (every XLA program is
@@ -64,7 +65,9 @@ def main(argv=None) -> int:
     rows = []
     for rep in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            env = dict(os.environ, MITML_JAX_COMPILATION_CACHE=os.path.join(tmp, "xla"))
+            env = dict(os.environ, MITML_JAX_COMPILATION_CACHE=os.path.join(tmp, "xla"),
+                       PYTHONPATH=os.pathsep.join([ROOT] + ([os.environ["PYTHONPATH"]]
+                                                          if os.environ.get("PYTHONPATH") else [])))
             ours = [sys.executable, os.path.join(ROOT, "examples", "introduction.py"),
                     "--plots", os.path.join(tmp, "plots")]
             cold, out_cold = _timed(ours, env)
