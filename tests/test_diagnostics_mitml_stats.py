@@ -68,3 +68,22 @@ def test_bad_segments():
         segment_rhat(X, 1)
     with pytest.raises(MitmlError, match="n_rhat"):
         segment_rhat(X[:5], 3)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "moveaxis"])
+def test_segment_moments_in_blocks_equal_definitions(monkeypatch, layout):
+    from mitml_jax.diagnostics import mitml_stats
+
+    monkeypatch.setattr(mitml_stats, "_BLOCK_BYTES", 8 * 61 * 4)  # four rows per block
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((5, 61, 3)) * [1.0, 10.0, 1e3] + [0.0, 5.0, -7.0]
+    # (chain, param, draw): a view of (chain, draw, param) draws, or a contiguous copy
+    x = np.moveaxis(base, 1, 2)
+    if layout == "contiguous":
+        x = np.ascontiguousarray(x)
+    xbar, s2, n = mitml_stats.segment_moments(x, 3)
+    seg = x[..., :60].reshape(5, 3, 3, 20)
+    assert n == 20 and xbar.shape == s2.shape == (5, 3, 3)
+    np.testing.assert_allclose(xbar, seg.mean(axis=-1), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(s2, seg.var(axis=-1, ddof=1), rtol=1e-12)
+    np.testing.assert_allclose(segment_rhat(x, 3)[2, 1], segment_rhat(x[2, 1], 3), rtol=1e-13)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MitmlError
-from .ess_geyer import row_dot
+from .ess_geyer import _BLOCK_BYTES, row_dot
 from .rank_normal import scratch
 
 __all__ = [
@@ -58,11 +58,38 @@ def segment_moments(x, n_segments: int, work=None):
         raise MitmlError(
             f"'n_rhat' = {m} segments need at least {2 * m} draws; the chain has {total}."
         )
-    seg = x[..., : n * m].reshape(x.shape[:-1] + (m, n))
-    xbar = seg.mean(axis=-1)
-    dev = np.subtract(seg, xbar[..., None], out=scratch(work, "segments", seg.shape))
-    s2 = row_dot(dev, dev) / (n - 1)  # segment variances without full-size temporaries
-    return xbar, s2, n
+    lead = x.shape[:-1]
+    count = int(np.prod(lead))
+    xbar = np.empty((count, m))
+    s2 = np.empty((count, m))
+    # a block of chains at a time, centred into a cache-sized buffer: no full-size temporaries,
+    # and no full-size copy of a non-contiguous input (e.g. a moveaxis view)
+    block = max(1, _BLOCK_BYTES // (8 * total))
+    buf = scratch(work, "segments", (min(block, count), m, n))
+    for lo, rows in _row_blocks(x, count, block):
+        seg = rows[:, : n * m].reshape(-1, m, n)
+        mean = seg.mean(axis=-1)
+        xbar[lo : lo + len(seg)] = mean
+        dev = np.subtract(seg, mean[..., None], out=buf[: len(seg)])
+        s2[lo : lo + len(seg)] = row_dot(dev, dev)
+    return xbar.reshape(lead + (m,)), (s2 / (n - 1)).reshape(lead + (m,)), n
+
+
+def _row_blocks(x: np.ndarray, count: int, block: int):
+    """``(start, rows)`` for blocks of ``block`` rows of ``x`` viewed as (count, x.shape[-1]).
+
+    Views where the leading axes merge without a copy, else a copy of each block only.
+    """
+    try:
+        flat = np.reshape(x, (count, x.shape[-1]), copy=False)
+    except ValueError:
+        flat = None
+    for lo in range(0, count, block):
+        hi = min(lo + block, count)
+        if flat is not None:
+            yield lo, flat[lo:hi]
+        else:
+            yield lo, x[np.unravel_index(np.arange(lo, hi), x.shape[:-1])]
 
 
 def segment_rhat_from_moments(xbar: np.ndarray, s2: np.ndarray, n: int) -> np.ndarray:
