@@ -364,3 +364,26 @@ def test_log_positive_is_numpy_log_to_one_ulp():
     special_out = np.asarray(log_positive(special_in))
     assert special_out[0] == -np.inf and np.isnan(special_out[1]) and special_out[2] == np.inf
     assert np.isnan(special_out[3])
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5, 6])
+def test_jomo_linalg_agrees_with_param_linalg(d):
+    """jomo_linalg keeps its own unrolled chol / spd_inverse / inverse-Wishart / small_matmul
+    (batched use, see its module docstring); they compute what param_linalg computes."""
+    from mitml_jax.kernels import jomo_linalg as jl
+    from mitml_jax.kernels import param_linalg as pl
+
+    rng = np.random.default_rng(d)
+    a = rng.normal(size=(2, d + 3, d))
+    s = jnp.asarray(np.einsum("bki,bkj->bij", a, a) + np.eye(d))  # a batch of two SPD matrices
+    n_norm, n_unif = jl.wishart_noise_size(d)
+    z, u = jnp.asarray(rng.normal(size=n_norm)), jnp.asarray(rng.uniform(size=n_unif))
+
+    def close(x, y):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0,
+                                   atol=1e-14 * float(np.abs(np.asarray(y)).max()))
+
+    close(jl.chol(s), pl.chol(s))
+    close(jl.spd_inverse(s), pl.spd_inverse(s))
+    close(jl.inverse_wishart_from_noise(40.0, s[0], z, u), pl.inverse_wishart(40.0, s[0], z, u)[0])
+    np.testing.assert_array_equal(np.asarray(jl.small_matmul(s, s)), np.asarray(pl.matmul(s, s)))
