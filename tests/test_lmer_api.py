@@ -150,3 +150,26 @@ def test_implist_method(imputations):
     fits = ImputedList(imputations).lmer("y ~ 1 + x + (1|id)", reml=False)
     direct = lmer("y ~ 1 + x + (1|id)", imputations, reml=False)
     np.testing.assert_allclose(fits[0].coef, direct[0].coef)
+
+
+def test_stacked_estimates_match_per_fit_methods(imputations):
+    from mitml_jax.analysis.estimates import test_estimates
+
+    with warnings.catch_warnings():  # a slope variance may be estimated as zero
+        warnings.simplefilter("ignore", MitmlWarning)
+        fits = lmer("y ~ 1 + x + (1 + x|id)", imputations + [simulate(3)])
+        other = lmer("y ~ 1 + x + (1 + x|id)", imputations + [simulate(3)])
+    names, qhat, uhat, extra = LmerFit.mitml_stack(list(fits))
+    assert names == list(fits[0].mitml_coef().index)
+    for i, fit in enumerate(fits):
+        np.testing.assert_array_equal(qhat[i], fit.coef.to_numpy())
+        np.testing.assert_allclose(uhat[i], fit.vcov.to_numpy(), rtol=1e-14)
+        pd.testing.assert_series_equal(extra[i], fit.mitml_extra(), check_names=False)
+    assert list(extra.index) == ["Intercept~~Intercept|id", "x~~x|id", "Intercept~~x|id",
+                                 "Residual~~Residual", "ICC|id"]
+    # fits of two batches: per-fit methods, the same pooled numbers
+    assert LmerFit.mitml_stack([fits[0], other[1], fits[2]]) is None
+    fast = test_estimates(fits, extra_pars=True)
+    mixed = test_estimates([fits[0], other[1], fits[2]], extra_pars=True)
+    pd.testing.assert_frame_equal(fast.estimates, mixed.estimates, rtol=1e-13)
+    pd.testing.assert_frame_equal(fast.extra_pars, mixed.extra_pars, rtol=1e-13)

@@ -31,8 +31,20 @@ COLUMNS = ["Estimate", "Std.Error", "t.value", "df", "P(>|t|)", "RIV", "FMI"]
 SNAKE = ["estimate", "std_error", "t_value", "df", "p_value", "riv", "fmi"]
 
 
+def _stacked(fits: list):
+    """The fits' optional ``mitml_stack(fits)`` (all estimates at once), or None."""
+    stack = getattr(type(fits[0]), "mitml_stack", None)
+    return None if stack is None else stack(fits)
+
+
 def extract_estimates(fits: list):
-    """Stack the fits' ``mitml_coef``/``mitml_vcov`` into ``(names, qhat (m, p), uhat (m, p, p))``."""
+    """Stack the fits' ``mitml_coef``/``mitml_vcov`` into ``(names, qhat (m, p), uhat (m, p, p))``.
+
+    Fits whose class has ``mitml_stack(fits)`` (e.g. the batched lmer) give all of them at once.
+    """
+    stacked = _stacked(fits)
+    if stacked is not None:
+        return stacked[:3]
     coefs = [fit.mitml_coef() for fit in fits]
     names = list(coefs[0].index)
     for i, coef in enumerate(coefs[1:], start=2):
@@ -272,6 +284,10 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
 
 
 def _pool_extra(fits):
+    stacked = _stacked(fits)
+    if stacked is not None:
+        frame = stacked[3]
+        return pd.DataFrame({"Estimate": frame.mean(axis=1)})
     series = [fit.mitml_extra() for fit in fits]
     if any(s is None for s in series):
         return None

@@ -144,14 +144,22 @@ class LmerBatch:
 
     def tau(self, i: int) -> np.ndarray:
         """Random-effect covariance ``sigma^2 Lambda Lambda'`` of imputation ``i``."""
-        lam = self.result["lam"][i]
-        return self.result["sigma2"][i] * lam @ lam.T
+        return self.taus([i])[0]
+
+    def taus(self, index) -> np.ndarray:
+        """:meth:`tau` of the imputations ``index`` (a sequence), stacked: (len(index), q, q)."""
+        lam = self.result["lam"][index]
+        return self.result["sigma2"][index, None, None] * lam @ np.swapaxes(lam, -1, -2)
 
     def vcov(self, i: int) -> np.ndarray:
         """lme4's ``vcov``: ``sigma^2 (R_X'R_X)^{-1}`` from the Cholesky factor of ``R_X'R_X``."""
-        lx = self.result["lx"][i]
-        inv_l = np.linalg.solve(lx, np.eye(lx.shape[0]))
-        return self.result["sigma2"][i] * inv_l.T @ inv_l
+        return self.vcovs([i])[0]
+
+    def vcovs(self, index) -> np.ndarray:
+        """:meth:`vcov` of the imputations ``index`` (a sequence), stacked: (len(index), p, p)."""
+        lx = self.result["lx"][index]
+        inv_l = np.linalg.solve(lx, np.broadcast_to(np.eye(lx.shape[-1]), lx.shape))
+        return self.result["sigma2"][index, None, None] * np.swapaxes(inv_l, -1, -2) @ inv_l
 
     def n_groups(self, i: int) -> int:
         """Number of clusters with at least one row in imputation ``i``."""

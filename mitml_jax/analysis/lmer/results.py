@@ -23,6 +23,24 @@ def _mitml_name(name: str) -> str:
     return "Intercept" if name == "(Intercept)" else name
 
 
+def _extra_table(batch: LmerBatch, index) -> tuple:
+    """mitml's extra parameters of the imputations ``index``: (names, (len(index), k) values)."""
+    tau = batch.taus(index)
+    sigma2 = batch.result["sigma2"][index]
+    raw = list(batch.design.z_names)
+    names = [_mitml_name(n) for n in raw]
+    group = batch.design.formula.group
+    out = {f"{n}~~{n}|{group}": tau[:, i, i] for i, n in enumerate(names)}
+    for j in range(len(names)):  # upper-triangle covariances, column-major
+        for i in range(j):
+            out[f"{names[i]}~~{names[j]}|{group}"] = tau[:, i, j]
+    out["Residual~~Residual"] = sigma2
+    if "(Intercept)" in raw:
+        t00 = tau[:, raw.index("(Intercept)"), raw.index("(Intercept)")]
+        out[f"ICC|{group}"] = t00 / (t00 + sigma2)
+    return list(out), np.column_stack(list(out.values())).astype(float)
+
+
 class LmerSummary:
     """Printable summary of an :class:`LmerFit` (``str``/``repr`` give lme4-like text)."""
 
@@ -148,19 +166,27 @@ class LmerFit:
 
     def mitml_extra(self) -> pd.Series:
         """Variance components with mitml's names (variances, covariances, residual, ICC)."""
-        tau = self._batch.tau(self.index)
-        raw = list(self._batch.design.z_names)
-        names = [_mitml_name(n) for n in raw]
-        group = self.group
-        out = {f"{n}~~{n}|{group}": tau[i, i] for i, n in enumerate(names)}
-        for j in range(len(names)):  # upper-triangle covariances, column-major
-            for i in range(j):
-                out[f"{names[i]}~~{names[j]}|{group}"] = tau[i, j]
-        out["Residual~~Residual"] = self.sigma2
-        if "(Intercept)" in raw:
-            t00 = tau[raw.index("(Intercept)"), raw.index("(Intercept)")]
-            out[f"ICC|{group}"] = t00 / (t00 + self.sigma2)
-        return pd.Series(out, dtype=float)
+        names, values = _extra_table(self._batch, [self.index])
+        return pd.Series(values[0], index=names, dtype=float)
+
+    @staticmethod
+    def mitml_stack(fits: list):
+        """Optional protocol method: every fit's estimates at once, or None.
+
+        For fits that are all :class:`LmerFit` views on one batch, returns
+        ``(names, qhat (m, p), uhat (m, p, p), extra)`` with ``extra`` a DataFrame (parameters x
+        fits) of the :meth:`mitml_extra` values: the same numbers as the per-fit methods, without
+        building m pandas objects. Otherwise None (callers fall back to the per-fit methods).
+        """
+        if not fits or not isinstance(fits[0], LmerFit):
+            return None
+        batch = fits[0]._batch
+        if not all(isinstance(fit, LmerFit) and fit._batch is batch for fit in fits):
+            return None
+        index = np.array([fit.index for fit in fits])
+        extra_names, extra = _extra_table(batch, index)
+        return (list(batch.design.x_names), np.array(batch.result["beta"][index]),
+                batch.vcovs(index), pd.DataFrame(extra.T, index=extra_names))
 
     def mitml_df_com(self):
         return None
