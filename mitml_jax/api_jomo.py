@@ -29,10 +29,11 @@ from .sampling.arguments import check_run_arguments
 from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.cache import enable_compilation_cache
 from .sampling.collect import collect_imputations, saves_needed
+from .sampling.keys import chain_keys
 from .sampling.run import run_chains
 from .spec.model_spec import build_spec
 
-__all__ = ["jomo_impute"]
+__all__ = ["jomo_impute", "group_key"]
 
 _FAILURE_HINT = (
     "Remedies: check the data for extreme values or near-collinear predictors, rescale targets "
@@ -41,8 +42,12 @@ _FAILURE_HINT = (
 _BLOCKS = ("beta", "beta2", "psi", "sigma")
 
 
-
-
+def group_key(key, g: int):
+    """Group ``g``'s key ``jax.random.fold_in(key, g)`` (the same bits), derived on the host by
+    :func:`~mitml_jax.sampling.keys.chain_keys`: no eager JAX operation, so nothing is compiled
+    for it on a cold start."""
+    data = np.asarray(jax.random.key_data(chain_keys(key, [g])))[0]
+    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(key))
 
 
 def configure_problems(problems, exact_beta2):
@@ -248,7 +253,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
         state0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, axis=0), state0)
         run = run_chains(
             _kernel(prob.config), state0, prob.arrays, prior_dev[g],
-            key if len(problems) == 1 else jax.random.fold_in(key, g),
+            key if len(problems) == 1 else group_key(key, g),
             n_burn=n_burn, n_iter=n_iter, n_saves=n_saves,
             transform=_transform(prob.config, keep_chains), save=_save, progress=progress,
             failure_hint=_FAILURE_HINT,

@@ -136,3 +136,30 @@ def test_init_traced_equals_host_init():
     traced = jax.jit(lambda a, p: jomo.init(a, prob.config, p))(prob.arrays, prior)
     for name, x, y in zip(host._fields, host, traced):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
+
+
+def test_group_keys_are_fold_in_derived_on_the_host():
+    """jomo_impute's per-group keys: jax.random.fold_in(key, g) bit for bit, and nothing compiled."""
+    import logging
+
+    from mitml_jax.api_jomo import group_key
+
+    key = jax.random.key(11)
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles():
+            keys = [group_key(key, g) for g in range(3)]
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in messages if m.startswith("Compiling")]
+    for g, k in enumerate(keys):
+        assert k.shape == () and jax.random.key_impl(k) == jax.random.key_impl(key)
+        np.testing.assert_array_equal(np.asarray(jax.random.key_data(k)),
+                                      np.asarray(jax.random.key_data(jax.random.fold_in(key, g))))
+    rbg = jax.random.key(3, impl="rbg")  # other implementations go through jax.random
+    np.testing.assert_array_equal(np.asarray(jax.random.key_data(group_key(rbg, 1))),
+                                  np.asarray(jax.random.key_data(jax.random.fold_in(rbg, 1))))
