@@ -17,8 +17,10 @@ def lmer(formula: str, implist, reml: bool = True, maxiter: int = 100) -> Analys
     """Fit an lme4-style linear mixed model to each imputed data set, all in one batch.
 
     The profiled (RE)ML deviance of lme4 (Bates et al. 2015) is minimised for all imputations
-    at once (vmapped Newton iterations with exact gradients), using per-cluster cross-products,
-    so the cost hardly depends on the number of rows. Warns (``MitmlWarning``) like lme4 when a
+    at once (batched Newton iterations with exact gradients), using per-cluster cross-products,
+    so the cost hardly depends on the number of rows. Small batches (e.g. 100 data sets of 50
+    clusters with a random intercept) are fitted in NumPy, larger ones by a compiled XLA
+    program; both run the same algorithm (see ``batch.use_host``). Warns (``MitmlWarning``) like lme4 when a
     fit does not converge or is singular (a variance estimated as zero).
 
     Parameters
