@@ -10,17 +10,19 @@ for the data-dependent quantity loglik[w | u1] (p = 6e-20, ranks increasing: dra
 (min p = 0.02). The same model without the level-2 target passes everywhere (min p = 0.008).
 jomo's beta2 update (jomo2comC.c, reproduced by kernels/jomo.py step 4) is GLS with the
 marginal Psi_ww, ignoring u1, which is not the full conditional of beta2 when u_w and u1 are
-correlated. Replacing only that step by its full conditional (validation/jomo_beta2_variant.py)
+correlated. Replacing only that step by its full conditional (``JomoConfig.exact_beta2``)
 makes every quantity pass on the same data sets (beta[1,y] p = 0.025, loglik p = 0.90), and a
 run thinned by 60 (500 other replications) still rejects loglik[w | u1] (p = 1e-4), so the cause
 is the beta2 step, not autocorrelation.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import mitml_jax  # noqa: F401  (enables float64)
-from mitml_jax.validation.jomo_beta2_variant import build_conditional_beta2_kernel
+from mitml_jax.kernels import jomo
 from mitml_jax.validation.jomo_sbc import BOX, make_jomo_problem, run_jomo_sbc
 
 ALPHA = 1e-3
@@ -91,7 +93,7 @@ def test_jomo_sbc_level2_with_conditional_beta2(level2_problem):
     replaced by its full conditional given u1, pass in every quantity but the Metropolis-updated
     Omega entries (see OMEGA_MH; measured before the speed work: beta[1,y] p = 0.025,
     loglik[w | u1] p = 0.90, min p = 0.015)."""
-    kernel = build_conditional_beta2_kernel(level2_problem.config)
+    kernel = jomo.build_kernel(dataclasses.replace(level2_problem.config, exact_beta2=True))
     res = run_jomo_sbc(level2_problem, seed=1, n_burn=500, n_draws=99, thin=20, kernel=kernel)
     print(res.table())
     assert [n for n, _ in res.failed(ALPHA) if n not in OMEGA_MH] == []
