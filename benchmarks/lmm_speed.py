@@ -1,4 +1,4 @@
-"""Speed of the batched JAX ``lmer`` against statsmodels MixedLM (and lme4 when R is present).
+"""Speed of the batched ``lmer`` against statsmodels MixedLM (and lme4 when R is present).
 
     python benchmarks/lmm_speed.py            # m = 20 and m = 100
     python benchmarks/lmm_speed.py --quick    # m = 20 only, fewer statsmodels fits
@@ -10,10 +10,13 @@ missing ``ReadDis`` values with random draws from the observed values (the analy
 depend on how the values were imputed).
 
 Reported per m (one Markdown table; seconds for all m fits):
-- ``lmer (JAX), first call``: the first call with this m in the process, including tracing and
-  XLA compilation;
-- ``lmer (JAX), warm``: median of repeated calls (the whole call: stacking the data frames,
-  model matrices, cross-products, the batched fit, results);
+- ``lmer, first call`` / ``lmer, warm``: ``lmer`` as a user calls it: batches this small are
+  fitted by the NumPy optimiser (``batch.use_host``), nothing is compiled. Warm is the median of
+  repeated calls (the whole call: stacking the data frames, model matrices, cross-products, the
+  batched fit, results);
+- ``lmer XLA path, first call`` / ``warm``: the same with the compiled path forced
+  (``batch.HOST_MAX_WORK = -1``, as for larger batches); the first call with this m in the
+  process includes tracing and XLA compilation;
 - ``statsmodels MixedLM``: ``smf.mixedlm(...).fit(reml=True)`` per data set; by default timed on
   at most 20 data sets and scaled to m (marked "extrapolated");
 - ``lme4 (R)``: ``lmer`` in a loop over the data sets when ``Rscript`` with lme4 is installed,
@@ -56,17 +59,23 @@ def make_imputations(m: int, seed: int = 1):
     return out
 
 
-def time_lmer(implist, repeats: int):
-    from mitml_jax.analysis.lmer import lmer
+def time_lmer(implist, repeats: int, compiled: bool = False):
+    """(first call s, median warm s, fits); ``compiled`` forces the XLA path."""
+    from mitml_jax.analysis.lmer import batch, lmer
 
-    start = time.perf_counter()
-    fits = lmer(FORMULA, implist)
-    first = time.perf_counter() - start
-    warm = []
-    for _ in range(repeats):
+    saved = batch.HOST_MAX_WORK
+    batch.HOST_MAX_WORK = -1 if compiled else saved
+    try:
         start = time.perf_counter()
         fits = lmer(FORMULA, implist)
-        warm.append(time.perf_counter() - start)
+        first = time.perf_counter() - start
+        warm = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fits = lmer(FORMULA, implist)
+            warm.append(time.perf_counter() - start)
+    finally:
+        batch.HOST_MAX_WORK = saved
     return first, float(np.median(warm)), fits
 
 
@@ -124,25 +133,27 @@ def main(argv=None):
     for m in sizes:
         implist = make_imputations(m)
         first, warm, fits = time_lmer(implist, args.repeats)
+        xla_first, xla_warm, _ = time_lmer(implist, args.repeats, compiled=True)
         n_sm = m if args.full_statsmodels else min(m, 5 if args.quick else 20)
         sm_time, sm_loglik = time_statsmodels(implist, n_sm)
         diff = np.array([f.loglik for f in fits[:n_sm]]) - sm_loglik
         agree = (float(diff.min()), float(diff.max()))
         lme4 = time_lme4(implist)
-        rows.append((m, first, warm, sm_time, n_sm, lme4, agree))
+        rows.append((m, first, warm, xla_first, xla_warm, sm_time, n_sm, lme4, agree))
 
     print(f"lmer speed: `{FORMULA}`, REML, studentratings (n = 750, J = 50); "
           f"JAX {jax.__version__} on {jax.default_backend()} ({os.cpu_count()} CPU cores visible); "
           "seconds for all m fits")
     print()
-    print("| m | lmer (JAX), first call | lmer (JAX), warm | statsmodels MixedLM | lme4 (R) "
-          "| statsmodels / lmer warm | REML logLik lmer - statsmodels (min, max) |")
-    print("|---|---|---|---|---|---|---|")
-    for m, first, warm, sm_time, n_sm, lme4, agree in rows:
+    print("| m | lmer, first call | lmer, warm | lmer XLA path, first call | lmer XLA path, warm "
+          "| statsmodels MixedLM | lme4 (R) | statsmodels / lmer warm "
+          "| REML logLik lmer - statsmodels (min, max) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for m, first, warm, xla_first, xla_warm, sm_time, n_sm, lme4, agree in rows:
         sm_text = f"{sm_time:.2f}" + ("" if n_sm == m else f" (extrapolated from {n_sm} fits)")
         lme4_text = "n/a (no Rscript/lme4)" if lme4 is None else f"{lme4:.3f}"
-        print(f"| {m} | {first:.2f} | {warm:.4f} | {sm_text} | {lme4_text} | "
-              f"{sm_time / warm:.0f}x | {agree[0]:.1e}, {agree[1]:.1e} |")
+        print(f"| {m} | {first:.3f} | {warm:.4f} | {xla_first:.2f} | {xla_warm:.4f} | {sm_text} "
+              f"| {lme4_text} | {sm_time / warm:.0f}x | {agree[0]:.1e}, {agree[1]:.1e} |")
     return 0
 
 
