@@ -82,8 +82,10 @@ def _row_blocks(x: np.ndarray, count: int, block: int):
     """
     try:
         flat = np.reshape(x, (count, x.shape[-1]), copy=False)
-    except ValueError:
+    except ValueError:  # the leading axes do not merge without a copy
         flat = None
+    except TypeError:  # pragma: no cover - NumPy < 2.1 has no copy argument
+        flat = x.reshape(count, x.shape[-1]) if x.flags.c_contiguous else None
     for lo in range(0, count, block):
         hi = min(lo + block, count)
         if flat is not None:
