@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import special, stats
 
@@ -387,3 +388,49 @@ def test_jomo_linalg_agrees_with_param_linalg(d):
     close(jl.spd_inverse(s), pl.spd_inverse(s))
     close(jl.inverse_wishart_from_noise(40.0, s[0], z, u), pl.inverse_wishart(40.0, s[0], z, u)[0])
     np.testing.assert_array_equal(np.asarray(jl.small_matmul(s, s)), np.asarray(pl.matmul(s, s)))
+
+
+def _budget_cases():
+    import mitml_jax as mj
+
+    lead = mj.load_leadership()
+    just = mj.load_justice()
+    rng = np.random.default_rng(5)
+    sim = lead.copy()
+    sim["x"] = rng.normal(size=len(sim))  # a complete level-1 predictor with a random slope
+    groups = sim["GRPID"].unique()
+    gcat = pd.Series(rng.choice(["a", "b", "c"], size=len(groups)), index=groups)
+    gcat[groups[:4]] = None
+    sim["GCAT"] = pd.Categorical(sim["GRPID"].map(gcat))  # categorical level-2 target, K = 3
+    sim["J3"] = pd.Categorical(pd.cut(sim["JOBSAT"], [-np.inf, -0.5, 0.5, np.inf],
+                                      labels=["lo", "mid", "hi"]))  # level-1, K = 3
+    level2 = ["JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID)", "COHES ~ 1"]
+    return [
+        (lead, level2, "none"), (lead, level2, "mean"), (lead, level2, "full"),
+        (just, ["sat + jor + sex ~ 1 + (1|id)", "jcl ~ 1"], "full"),
+        (lead, "JOBSAT + NEGLEAD ~ 1 + (1|GRPID)", "none"),
+        (lead, "JOBSAT + NEGLEAD ~ 1 + (1|GRPID)", "mean"),
+        (lead, "JOBSAT + WLOAD ~ 1", "none"),
+        (sim, ["JOBSAT + J3 ~ 1 + x + (1 + x|GRPID)", "GCAT + COHES ~ 1"], "none"),
+        (sim, ["J3 + NEGLEAD ~ 1 + (1|GRPID)", "GCAT ~ 1"], "full"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(9))
+def test_noise_budget_is_what_the_sweep_consumes(case):
+    """The jomo kernel's noise block size (read off config and shapes) equals the count of the
+    sweep's requests traced with a CountingStream, for every kind of jomo model."""
+    from mitml_jax.kernels import jomo
+    from mitml_jax.kernels.jomo_budget import noise_budget
+    from mitml_jax.kernels.jomo_design import build_group_problems
+    from mitml_jax.kernels.jomo_noise import count_sweep_noise
+    from mitml_jax.spec.model_spec import build_spec
+
+    data, formula, random_l1 = _budget_cases()[case]
+    spec = build_spec(data, formula=formula, kind="jomo")
+    prob = build_group_problems(spec, spec.design(data), random_l1)[0]
+    prior = jomo.default_prior(prob.config)
+    state = jomo.init(prob.arrays, prob.config, prior)
+    counted = count_sweep_noise(jomo._build_sweep(prob.config), (state, prob.arrays, prior),
+                                jnp.float64)
+    assert noise_budget(prob.config, prob.arrays) == counted

@@ -41,6 +41,7 @@ from .latent import fixed_block, latent_noise_shapes, update_latent_block_from_n
 from .level2 import (draw_random_effects, draw_regression, draw_regression_from_chol,
                      random_effects_prior)
 from .mh_covariance import free_elements, mh_covariance_from_proposals
+from .jomo_budget import noise_budget
 from .jomo_noise import sweep_noise_stream
 
 __all__ = ["JomoState", "JomoPrior", "JomoInfo", "COMPILER_OPTIONS", "init", "build_kernel", "default_prior"]
@@ -143,12 +144,14 @@ def build_kernel(config: JomoConfig):
     """The sweep ``kernel(key, state, arrays, prior) -> (state, info)`` for a static config.
 
     All random numbers of a sweep come from one threefry block handed out by a
-    ``NoiseStream`` (:func:`.jomo_noise.sweep_noise_stream`).
+    ``NoiseStream`` (:func:`.jomo_noise.sweep_noise_stream`) of the size
+    :func:`.jomo_budget.noise_budget` gives (checked by the stream's ``finish()``).
     """
     sweep = _build_sweep(config)
 
     def kernel(key, state: JomoState, arrays: JomoArrays, prior: JomoPrior):
-        noise = sweep_noise_stream(key, sweep, (state, arrays, prior), state.y.dtype)
+        noise = sweep_noise_stream(key, sweep, (state, arrays, prior), state.y.dtype,
+                                   budget=noise_budget(config, arrays))
         out = sweep(noise, state, arrays, prior)
         noise.finish()
         return out

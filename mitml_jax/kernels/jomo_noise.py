@@ -14,7 +14,9 @@ single cost of a small sweep). Here a sweep draws all its noise at once:
 * :func:`normal_quantile` (Wichura's AS241) and :func:`normal_cdf` (one ``erfc``) replace
   ``ndtri``/``erfinv`` and ``ndtr``, which cost two to four times as much in float64 on CPU;
 * :class:`CountingStream` mimics :class:`..noise.NoiseStream` while the sweep is traced
-  abstractly, so the block size is whatever the sweep asks for and can never drift from it.
+  abstractly, so the block size is whatever the sweep asks for (the jomo kernel instead passes
+  the budget of :mod:`.jomo_budget`, which the tests compare with this count, sparing a second
+  trace of the sweep).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .noise import NoiseStream, uniforms_from_bits
 from .threefry import threefry2x32 as _threefry2x32
 
 __all__ = ["log_positive", "normal_cdf", "normal_quantile", "threefry_bits64", "draw_sweep_noise",
-           "CountingStream", "sweep_noise_stream"]
+           "CountingStream", "count_sweep_noise", "sweep_noise_stream"]
 
 def _key_words(key):
     """The two uint32 words of a threefry key (None for other PRNG implementations)."""
@@ -204,12 +206,21 @@ class CountingStream:
         return jnp.full(shape, 0.5, self.dtype)
 
 
-def sweep_noise_stream(key, sweep, args, dtype) -> NoiseStream:
-    """A ``NoiseStream`` holding exactly the noise ``sweep(stream, *args)`` consumes.
-
-    ``sweep`` is traced once abstractly (``jax.eval_shape``, nothing is computed) with a
-    :class:`CountingStream`; then one block of that size is drawn from ``key``.
-    """
+def count_sweep_noise(sweep, args, dtype) -> tuple:
+    """``(n_normals, n_uniforms)`` that ``sweep(stream, *args)`` consumes, found by tracing it once
+    abstractly (``jax.eval_shape``, nothing is computed) with a :class:`CountingStream`."""
     counter = CountingStream(dtype)
     jax.eval_shape(lambda *a: sweep(counter, *a), *args)
-    return NoiseStream(*draw_sweep_noise(key, counter.n_normals, counter.n_uniforms, dtype))
+    return counter.n_normals, counter.n_uniforms
+
+
+def sweep_noise_stream(key, sweep, args, dtype, budget=None) -> NoiseStream:
+    """A ``NoiseStream`` holding exactly the noise ``sweep(stream, *args)`` consumes.
+
+    ``budget`` is ``(n_normals, n_uniforms)`` when the caller knows it (the jomo kernel:
+    :func:`.jomo_budget.noise_budget`); otherwise it is counted by :func:`count_sweep_noise`
+    (a second trace of the sweep). Then one block of that size is drawn from ``key``; the
+    stream's ``finish()`` checks that the sweep used exactly that much.
+    """
+    n_normals, n_uniforms = count_sweep_noise(sweep, args, dtype) if budget is None else budget
+    return NoiseStream(*draw_sweep_noise(key, n_normals, n_uniforms, dtype))
