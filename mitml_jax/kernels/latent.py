@@ -67,7 +67,10 @@ def truncated_normal_from_uniform(u, mean, sd, lower, upper):
     flip = a > 0
     lo = jnp.where(flip, -b, a)
     hi = jnp.where(flip, -a, b)
-    p_lo, p_hi = normal_cdf(jnp.stack([lo, hi]))  # one CDF loop for both ends
+    # two CDF loops of N values, not one of 2N: a stacked loop over the 750 rows of the Level-2
+    # vignette model passed XLA's cost threshold and was split over two threads
+    # (see jomo_halves.in_halves, which runs this function on half the rows)
+    p_lo, p_hi = normal_cdf(lo), normal_cdf(hi)
     x = normal_quantile(p_lo + u * (p_hi - p_lo))
     x = jnp.clip(x, lo, hi)
     x = jnp.where(flip, -x, x)
