@@ -11,6 +11,12 @@ beta (p, r), Sigma (r, r), Psi (rq, rq).
 
 Each ``draw_*`` takes its standard normals (and uniforms) first, as arrays: a sweep draws all its
 noise in one threefry call (see :mod:`noise`).
+
+Trailing batch axes (chains innermost, :mod:`pan_chains`): the row-level functions also take arrays
+with extra trailing axes, e.g. ``y (r, J, L, C)`` with the data as ``x (p, J, L, 1)`` and parameter
+entries as ``sigma_inv (r, r, C)``; NumPy broadcasting then runs every unrolled scalar step over the
+contiguous chain axis. Functions that sum over rows take ``batch`` (the number of trailing axes to
+keep) where the sum would otherwise include them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from . import linalg, param_linalg
 __all__ = [
     "spd_inverse",
     "cross_products",
+    "gram",
     "linear_predictor",
     "cluster_effects",
     "draw_random_effects",
@@ -44,20 +51,48 @@ def spd_inverse(a):
 
 #: Summed extent from which :func:`cross_products` uses XLA's dot instead of a fused multiply-sum.
 DOT_MIN_LENGTH = 4096
+def cross_products(u, v, batch: int = 0):
+    """``sum over the row axes of u[i] * v[j]``: u (a, ..., *B), v (b, ..., *B) -> (a, b, *B).
 
-
-def cross_products(u, v):
-    """``sum over all trailing axes of u[i] * v[j]``: u (a, ...), v (b, ...) -> (a, b).
-
-    Short sums are a broadcast multiply reduced in one fused loop: XLA's dot calls a matrix
+    The last ``batch`` axes are kept (broadcast between u and v), all others after the first are
+    summed. Short sums are a broadcast multiply reduced in one fused loop: XLA's dot calls a matrix
     library at a fixed cost of several microseconds on CPU. Long sums (``DOT_MIN_LENGTH`` terms or
-    more) use the dot, which is faster there and runs on several threads when chains are batched.
+    more, no batch axes) use the dot, which is faster there and runs on several threads when
+    chains are batched.
     """
-    length = int(np.prod(u.shape[1:], dtype=np.int64))
-    if length >= DOT_MIN_LENGTH:
+    length = int(np.prod(u.shape[1 : u.ndim - batch], dtype=np.int64))
+    if batch == 0 and length >= DOT_MIN_LENGTH:
         return u.reshape(u.shape[0], length) @ v.reshape(v.shape[0], length).T
-    axes = tuple(range(2, u.ndim + 1))
+    axes = tuple(range(2, u.ndim + 1 - batch))
     return jnp.sum(u[:, None] * v[None, :], axis=axes)
+
+
+def gram(u, batch: int = 0):
+    """``cross_products(u, u, batch)``; with batch axes only the ``i <= j`` entries are summed
+    (one stacked multiply-and-sum, mirrored), which halves the work for the chains-innermost sweep."""
+    if batch == 0:
+        return cross_products(u, u)
+    d = u.shape[0]
+    pairs = [(i, j) for i in range(d) for j in range(i + 1)]
+    products = jnp.stack([u[i] * u[j] for i, j in pairs])  # (d (d + 1) / 2, rows..., *B)
+    sums = jnp.sum(products, axis=tuple(range(1, u.ndim - batch)))
+    entry = {pair: sums[k] for k, pair in enumerate(pairs)}
+    return jnp.stack([jnp.stack([entry[(max(i, j), min(i, j))] for j in range(d)]) for i in range(d)])
+
+
+def _expand(a, batch: int):
+    """``a`` with ``batch`` trailing singleton axes (a shared matrix against batched ones)."""
+    return a.reshape(a.shape + (1,) * batch)
+
+
+def _left_multiply(a, b, batch: int):
+    """``a @ b`` for a shared (m, k) matrix and b (k, n, *B) with ``batch`` trailing axes."""
+    if batch == 0:
+        return param_linalg.matmul(a, b)
+    out = _expand(a[:, 0], b.ndim - 1) * b[0][None]
+    for k in range(1, a.shape[1]):
+        out = out + _expand(a[:, k], b.ndim - 1) * b[k][None]
+    return out
 
 
 def linear_predictor(design, coef):
@@ -73,9 +108,10 @@ def linear_predictor(design, coef):
 
 
 def cluster_effects(z, b):
-    """``Z_i b_i`` for every row: z (q, J, L), b (r q, J) -> (r, J, L)."""
+    """``Z_i b_i`` for every row: z (q, J, L), b (r q, J) -> (r, J, L) (trailing axes broadcast:
+    z (q, J, L, 1), b (r q, J, C) -> (r, J, L, C))."""
     q = z.shape[0]
-    bk = b.reshape(b.shape[0] // q, q, b.shape[1])  # (r, q, J)
+    bk = b.reshape((b.shape[0] // q, q) + b.shape[1:])  # (r, q, J, ...)
     # over whole (r, J, L) arrays: a stack of per-target results costs a transposing copy under vmap
     out = z[0][None] * bk[:, 0, :, None]
     for k in range(1, q):
@@ -99,7 +135,7 @@ def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
     r, q = eps.shape[0], z.shape[0]
     zu = jnp.where(used, z, 0.0)
     # one reduction per random effect over all targets at once: (r, J) each
-    zte = [jnp.sum(zu[k][None] * eps, axis=-1) for k in range(q)]
+    zte = [jnp.sum(zu[k][None] * eps, axis=2) for k in range(q)]
     h = [None] * (r * q)
     for s in range(r):
         for k in range(q):
@@ -119,25 +155,27 @@ def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
     return jnp.stack(b)
 
 
-def psi_scale(b, cluster_mask, dinv):
-    """Scale of Psi's inverse-Wishart conditional: ``Dinv + sum_i vec(b_i) vec(b_i)^T`` over real clusters."""
+def psi_scale(b, cluster_mask, dinv, batch: int = 0):
+    """Scale of Psi's inverse-Wishart conditional: ``Dinv + sum_i vec(b_i) vec(b_i)^T`` over real clusters
+    (``batch`` trailing axes of b kept: (r q, J, C) -> (r q, r q, C))."""
     bm = jnp.where(cluster_mask, b, 0.0)
-    return dinv + cross_products(bm, bm)
+    return _expand(dinv, batch) + gram(bm, batch)
 
 
-def sigma_scale(eps, x, used, xtx_inv, binv):
+def sigma_scale(eps, x, used, xtx_inv, binv, batch: int = 0):
     """Scale of Sigma's conditional with beta integrated out, and ``beta_hat``.
 
     Args:
         eps: (r, J, L) ``y - Z b``; x: (p, J, L); used: (J, L) bool; xtx_inv: (p, p).
+        batch: trailing batch axes of eps (x and used then carry singleton axes there).
 
     Returns:
-        (``Binv + sum delta delta^T`` (r, r), beta_hat (p, r)).
+        (``Binv + sum delta delta^T`` (r, r, *B), beta_hat (p, r, *B)).
     """
     xu = jnp.where(used, x, 0.0)
-    beta_hat = param_linalg.matmul(xtx_inv, cross_products(xu, eps))
+    beta_hat = _left_multiply(xtx_inv, cross_products(xu, eps, batch), batch)
     delta = jnp.where(used, eps - linear_predictor(x, beta_hat), 0.0)
-    return binv + cross_products(delta, delta), beta_hat
+    return _expand(binv, batch) + gram(delta, batch), beta_hat
 
 
 def draw_psi(normals, uniforms, b, cluster_mask, n_clusters, c, dinv):
@@ -229,8 +267,10 @@ def draw_missing(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid):
 
 
 def scatter_missing(normals, shape, miss_index, miss_valid):
-    """The missing-cell normals (M,) placed in an (r, J, L) grid ``shape`` (zeros elsewhere)."""
-    normals = jnp.where(miss_valid, normals, 0.0)
+    """The missing-cell normals (M, *B) placed in an (r, J, L, *B) grid (``shape`` = (r, J, L);
+    zeros elsewhere; trailing batch axes B, e.g. chains, are carried along)."""
+    batch = normals.shape[1:]
+    normals = jnp.where(_expand(miss_valid, len(batch)), normals, 0.0)
     size = int(np.prod(shape, dtype=np.int64))
-    noise = jnp.zeros(size + 1, normals.dtype).at[miss_index].set(normals)
-    return noise[:-1].reshape(shape)
+    noise = jnp.zeros((size + 1,) + batch, normals.dtype).at[miss_index].set(normals)
+    return noise[:-1].reshape(tuple(shape) + batch)

@@ -77,11 +77,13 @@ def pattern_coefficients(sigma_inv, pattern_miss):
     ``S[t][j]`` (j >= t) multiplies the normal of missing cell j in the draw of target t.
 
     Args:
-        sigma_inv: (r, r) precision of the level-1 residuals.
+        sigma_inv: (r, r) precision of the level-1 residuals, or (r, r, *B) with trailing batch
+            axes (e.g. chains): the coefficients are then (K, *B) arrays.
         pattern_miss: (K, r) bool.
     """
     r = sigma_inv.shape[0]
-    m = [pattern_miss[:, t] for t in range(r)]
+    trailing = (1,) * (sigma_inv.ndim - 2)
+    m = [pattern_miss[:, t].reshape(pattern_miss.shape[:1] + trailing) for t in range(r)]
     a = [[None] * (i + 1) for i in range(r)]
     for i in range(r):
         for j in range(i):
@@ -103,19 +105,26 @@ def pattern_coefficients(sigma_inv, pattern_miss):
 
 
 def coefficients_finite(sigma_inv, pattern_miss):
-    """True when every coefficient of :func:`pattern_coefficients` is finite (a scalar; XLA shares
-    the coefficients with the draw)."""
+    """True when every coefficient of :func:`pattern_coefficients` is finite (XLA shares the
+    coefficients with the draw): a scalar, or (*B,) flags for trailing batch axes of ``sigma_inv``."""
     b, s = pattern_coefficients(sigma_inv, pattern_miss)
-    entries = [e for rows in (b, s) for row in rows for e in row if e is not None]
-    return jnp.all(jnp.isfinite(jnp.stack(entries)))
+    entries = jnp.stack([e for rows in (b, s) for row in rows for e in row if e is not None])
+    return jnp.all(jnp.isfinite(entries), axis=tuple(range(entries.ndim - (sigma_inv.ndim - 2))))
 
 
 def _pick(row_pattern, values):
-    """Every row's entry: values (r, K) -> (r, J, L) (a select chain XLA fuses into its consumer)."""
-    shape = values.shape[:1] + row_pattern.shape
-    out = jnp.broadcast_to(values[:, 0, None, None], shape)
+    """Every row's entry: values (r, K, *B) -> (r, J, L, *B) (a select chain XLA fuses into its
+    consumer; B are trailing batch axes, e.g. chains)."""
+    batch = values.shape[2:]
+    rows = row_pattern.reshape(row_pattern.shape + (1,) * len(batch))
+    shape = values.shape[:1] + row_pattern.shape + batch
+
+    def entry(k):
+        return values[:, k].reshape(values.shape[:1] + (1,) * row_pattern.ndim + batch)
+
+    out = jnp.broadcast_to(entry(0), shape)
     for k in range(1, values.shape[1]):
-        out = jnp.where(row_pattern == k, values[:, k, None, None], out)
+        out = jnp.where(rows == k, entry(k), out)
     return out
 
 
@@ -130,6 +139,9 @@ def draw_missing_patterns(noise, y_obs, obs, mean, sigma_inv, pattern_miss, row_
     Written over whole (r, J, L) arrays (target axis included), so the draw is one fused loop
     that writes the new ``y`` directly (a stack of per-target results became a slow
     concatenate-and-transpose fusion on CPU).
+
+    Trailing batch axes (chains innermost): ``noise``, ``mean`` (r, J, L, C), ``y_obs``, ``obs``
+    (r, J, L, 1), ``sigma_inv`` (r, r, C); ``pattern_miss`` and ``row_pattern`` unchanged.
 
     Args:
         noise: (r, J, L) standard normals in the missing cells (zeros elsewhere).

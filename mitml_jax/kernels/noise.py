@@ -100,8 +100,10 @@ def draw_sweep_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype):
 class NoiseStream:
     """Hands out consecutive slices of flat normal and uniform arrays (trace-time offsets).
 
-    ``finish()`` checks that exactly the requested amount was used, so a sweep's noise budget
-    (computed separately to draw the block) cannot drift from what the sweep consumes.
+    The arrays are (n,) or (n, *B) with trailing batch axes (chains innermost, see
+    :mod:`pan_chains`): a request for ``shape`` then returns ``shape + B``. ``finish()`` checks that
+    exactly the requested amount was used, so a sweep's noise budget (computed separately to draw
+    the block) cannot drift from what the sweep consumes.
     """
 
     def __init__(self, normals, uniforms):
@@ -111,19 +113,19 @@ class NoiseStream:
 
     def normals(self, shape):
         size = int(np.prod(shape, dtype=np.int64))
-        out = self._normals[self._n : self._n + size].reshape(shape)
+        out = self._normals[self._n : self._n + size].reshape(tuple(shape) + self._normals.shape[1:])
         self._n += size
         return out
 
     def uniforms(self, shape):
         size = int(np.prod(shape, dtype=np.int64))
-        out = self._uniforms[self._u : self._u + size].reshape(shape)
+        out = self._uniforms[self._u : self._u + size].reshape(tuple(shape) + self._uniforms.shape[1:])
         self._u += size
         return out
 
     def finish(self):
-        if self._n != self._normals.shape[-1] or self._u != self._uniforms.shape[-1]:
+        if self._n != self._normals.shape[0] or self._u != self._uniforms.shape[0]:
             raise AssertionError(
-                f"noise budget mismatch: used {self._n}/{self._normals.shape[-1]} normals and "
-                f"{self._u}/{self._uniforms.shape[-1]} uniforms"
+                f"noise budget mismatch: used {self._n}/{self._normals.shape[0]} normals and "
+                f"{self._u}/{self._uniforms.shape[0]} uniforms"
             )

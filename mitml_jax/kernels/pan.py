@@ -204,7 +204,13 @@ def build_kernel():
     """The pan kernel ``(rng_key, state, pan_arrays, prior) -> (PanState, PanInfo)`` for one chain.
 
     Groups are a ``vmap`` axis inside the kernel; every group uses its own key from one split.
+    Its ``chain_batch`` attribute (:func:`.pan_chains.chain_batch`) runs many chains with the
+    chain axis innermost (``run_chains`` uses it instead of ``vmap``).
     """
+    if not hasattr(_kernel, "chain_batch"):
+        from .pan_chains import chain_batch  # pan_chains builds on this module
+
+        _kernel.chain_batch = chain_batch(_kernel)
     return _kernel
 
 

@@ -1,7 +1,10 @@
 """Run many Gibbs chains at once: ``vmap`` over chains, ``lax.scan`` over iterations, host blocks.
 
 ``run_chains`` is generic over the model: any kernel ``(rng_key, state, arrays, prior) ->
-(state, info)`` with NamedTuple (pytree) states works (pan and jomo share it).
+(state, info)`` with NamedTuple (pytree) states works (pan and jomo share it). A kernel may take
+the chain axis itself (a ``chain_batch`` attribute, see :func:`_chain_layout`): its state then stays
+in the kernel's layout across the iterations of a block and is laid out chain-first again only
+for the records, the saves and the returned state.
 
 Iteration ``t`` of chain ``c`` uses the key ``fold_in(fold_in(rng_key, c), t)``, so a chain's draws
 depend neither on how many chains run beside it nor on how iterations are cut into blocks.
@@ -90,11 +93,38 @@ def _all_finite(tree):
     return functools.reduce(jnp.logical_and, leaves, jnp.asarray(True))
 
 
+def _identity(state, arrays):
+    return state
+
+
+@functools.lru_cache(maxsize=64)
+def _chain_layout(kernel):
+    """``(step, enter, leave)`` of a kernel over all chains: ``step(keys, state, arrays, prior)``
+    works on the state as ``enter(state, arrays)`` lays it out; ``leave(state, arrays)`` gives back
+    the chain-first state.
+
+    A kernel may carry a ``chain_batch`` attribute with those three fields (e.g.
+    :func:`mitml_jax.kernels.pan_chains.chain_batch`: chains innermost, the state kept in that
+    layout across iterations); otherwise the kernel is ``vmap``ped over a leading chain axis.
+    """
+    batch = getattr(kernel, "chain_batch", None)
+    if batch is not None:
+        return batch.step, batch.enter, batch.leave
+    return jax.vmap(kernel, in_axes=(0, 0, None, None)), _identity, _identity
+
+
 @functools.lru_cache(maxsize=64)
 def _chain_step(kernel):
-    """``jit(vmap(kernel))`` over chains; jit caches its trace, so the shape probe in
-    :func:`run_chains` and the block function trace the kernel only once between them."""
-    return jax.jit(jax.vmap(kernel, in_axes=(0, 0, None, None)))
+    """The jitted chain-first step ``(keys, state, arrays, prior) -> (state, info)`` over all
+    chains; jit caches its trace, so the shape probe in :func:`run_chains` and the block function
+    trace the kernel only once between them."""
+    step, enter, leave = _chain_layout(kernel)
+
+    def chain_first(keys, state, arrays, prior):
+        new, info = step(keys, enter(state, arrays), arrays, prior)
+        return leave(new, arrays), info
+
+    return jax.jit(chain_first)
 
 
 @functools.lru_cache(maxsize=64)
@@ -111,7 +141,7 @@ def _block_function(kernel, transform, save, block_len, n_slots):
     ``(block_len, C, ...)`` and ``saved`` ``(n_slots, C, ...)``. Entries past the active
     iterations and segments are zeros (the host drops them).
     """
-    step = _chain_step(kernel)
+    step, enter, leave = _chain_layout(kernel)
 
     def block(keys, state, arrays, prior, t0, n_active, seg_len, acc, first_bad):
         _TRACES["block"] += 1
@@ -126,7 +156,7 @@ def _block_function(kernel, transform, save, block_len, n_slots):
             state, acc, first_bad, records = carry
             t = (t0 + i).astype(jnp.int32)
             state, info = step(fold_in(keys, t), state, arrays, prior)
-            record = jax.vmap(transform)(state)
+            record = jax.vmap(transform)(leave(state, arrays))
             finite = jax.vmap(_all_finite)(record)
             first_bad = jnp.where((first_bad < 0) & ~finite, t, first_bad)
             acc = jax.tree_util.tree_map(lambda a, x: a + x.astype(a.dtype), acc, info)
@@ -140,14 +170,17 @@ def _block_function(kernel, transform, save, block_len, n_slots):
             start = s * seg_len
             stop = jnp.minimum(start + seg_len, n_active)
             state, acc, first_bad, records = jax.lax.fori_loop(start, stop, iteration, (state, acc, first_bad, records))
-            values = jax.vmap(save, in_axes=(0, None))(state, arrays)
+            values = jax.vmap(save, in_axes=(0, None))(leave(state, arrays), arrays)
             saved = jax.tree_util.tree_map(
                 lambda buf, x: jax.lax.dynamic_update_index_in_dim(buf, x, s, 0), saved, values
             )
             return state, acc, first_bad, records, saved
 
         n_seg = (n_active + (seg_len - 1)) // seg_len
-        return jax.lax.fori_loop(0, n_seg, segment, (state, acc, first_bad, records, saved))
+        state, acc, first_bad, records, saved = jax.lax.fori_loop(
+            0, n_seg, segment, (enter(state, arrays), acc, first_bad, records, saved)
+        )
+        return leave(state, arrays), acc, first_bad, records, saved
 
     return jax.jit(block, compiler_options=getattr(kernel, "compiler_options", None))
 

@@ -1,0 +1,136 @@
+"""The chains-innermost pan sweep (kernels/pan_chains.py) against the vmapped one-chain kernel and
+against chains run one by one through run_chains."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from mitml_jax.arrays import build_arrays
+from mitml_jax.kernels import pan, pan_chains
+from mitml_jax.priors import check_pan_prior, to_pan_prior
+from mitml_jax.sampling import run as run_module
+from mitml_jax.sampling.keys import chain_keys
+from mitml_jax.spec.model_spec import build_spec
+from test_pan_sampler import _data
+
+
+def _grouped_slopes():
+    """2 groups, random slope, a single-row cluster, a row with every target missing."""
+    return _data(), "y1 + y2 ~ 1 + x + s + (1 + x | id)", "g"
+
+
+def _many_patterns(seed=1):
+    """5 targets missing at random: more patterns than MAX_PATTERNS (row-by-row missing draw)."""
+    rng = np.random.default_rng(seed)
+    cid = np.repeat(np.arange(12), 6)
+    y = rng.normal(size=(len(cid), 5)) + rng.normal(size=12)[cid, None]
+    y[rng.random(size=y.shape) < 0.3] = np.nan
+    df = pd.DataFrame(y, columns=[f"y{i}" for i in range(5)])
+    df["id"], df["x"] = cid, rng.normal(size=len(cid))
+    return df, "y0 + y1 + y2 + y3 + y4 ~ 1 + x + (1 | id)", None
+
+
+def _few_patterns(seed=2):
+    """3 targets, random intercept, a handful of patterns (per-pattern missing draw)."""
+    rng = np.random.default_rng(seed)
+    cid = np.repeat(np.arange(9), 7)
+    y = rng.normal(size=(len(cid), 3)) + rng.normal(size=9)[cid, None]
+    y[rng.random(len(cid)) < 0.3, 0] = np.nan
+    y[rng.random(len(cid)) < 0.2, 2] = np.nan
+    y[4, :] = np.nan
+    df = pd.DataFrame(y, columns=["a", "b", "c"])
+    df["id"] = cid
+    return df, "a + b + c ~ 1 + (1 | id)", None
+
+
+MODELS = {"grouped_slopes": _grouped_slopes, "many_patterns": _many_patterns, "few_patterns": _few_patterns}
+
+
+def _inputs(name, chains):
+    data, formula, group = MODELS[name]()
+    spec = build_spec(data, formula=formula, group=group, kind="pan")
+    arrays, layout = build_arrays(spec.design(data))
+    dims = layout.dims
+    pa = pan.prepare_pan_arrays(arrays)
+    prior = to_pan_prior(check_pan_prior(None, dims["r"], dims["q"]), dims["G"], jnp.float64)
+    s0 = pan.init(pa, prior)
+    state = jax.tree_util.tree_map(lambda a: jnp.asarray(np.repeat(np.asarray(a)[None], chains, 0)), s0)
+    return pa, prior, state
+
+
+def test_chains_innermost_applies_from_min_chains_with_the_per_pattern_draw():
+    n = pan_chains.MIN_CHAINS
+    assert _inputs("grouped_slopes", 1)[0].data.y.shape[0] == 2
+    assert pan_chains.applies(n, _inputs("few_patterns", 1)[0])
+    assert not pan_chains.applies(n - 1, _inputs("few_patterns", 1)[0])
+    assert _inputs("many_patterns", 1)[0].row_pattern is None  # row-by-row draw: vmapped kernel
+    assert not pan_chains.applies(n, _inputs("many_patterns", 1)[0])
+
+
+@pytest.mark.parametrize("name", ["few_patterns", "grouped_slopes"])
+def test_chains_innermost_sweep_equals_vmapped_kernel(name):
+    chains = pan_chains.MIN_CHAINS + 1
+    pa, prior, state = _inputs(name, chains)
+    assert pan_chains.applies(chains, pa)
+    kernel = pan.build_kernel()
+    old = jax.jit(jax.vmap(kernel, in_axes=(0, 0, None, None)))
+    new = jax.jit(pan_chains.batched_step(kernel))
+    keys = chain_keys(jax.random.key(3), np.arange(chains))
+    s_old, s_new = state, state
+    for t in range(3):
+        k = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, t)
+        s_old, i_old = old(k, s_old, pa, prior)
+        s_new, i_new = new(k, s_new, pa, prior)
+        for field in s_old._fields:
+            np.testing.assert_allclose(np.asarray(getattr(s_new, field)), np.asarray(getattr(s_old, field)),
+                                       rtol=1e-9, atol=1e-11, err_msg=f"{name}: {field} at sweep {t}")
+        assert i_new.nonfinite.shape == (chains,) and not np.any(i_new.nonfinite)
+        np.testing.assert_array_equal(np.asarray(i_new.gamma_exhausted), np.asarray(i_old.gamma_exhausted))
+    obs = np.asarray(pa.data.obs)[None]
+    np.testing.assert_array_equal(np.asarray(s_new.y)[np.broadcast_to(obs, s_new.y.shape)],
+                                  np.asarray(state.y)[np.broadcast_to(obs, state.y.shape)])
+    assert not np.allclose(np.asarray(s_new.beta[0]), np.asarray(s_new.beta[1]))  # chains differ
+
+
+def test_nonfinite_flag_is_per_chain():
+    chains = pan_chains.MIN_CHAINS
+    pa, prior, state = _inputs("few_patterns", chains)
+    state = state._replace(sigma=state.sigma.at[2].set(jnp.nan))
+    keys = chain_keys(jax.random.key(0), np.arange(chains))
+    _, info = jax.jit(pan_chains.batched_step(pan.build_kernel()))(keys, state, pa, prior)
+    np.testing.assert_array_equal(np.asarray(info.nonfinite), np.arange(chains) == 2)
+
+
+def test_layout_round_trip_and_other_batches_keep_the_chain_first_layout():
+    pa, _, state = _inputs("grouped_slopes", pan_chains.MIN_CHAINS)
+    inner = pan_chains.enter(state, pa)
+    assert inner.y.shape == state.y.shape[1:] + (pan_chains.MIN_CHAINS,)
+    assert inner.beta.shape == state.beta.shape
+    np.testing.assert_array_equal(np.asarray(pan_chains.leave(inner, pa).y), np.asarray(state.y))
+    _, _, small = _inputs("grouped_slopes", pan_chains.MIN_CHAINS - 1)
+    assert pan_chains.enter(small, pa) is small and pan_chains.leave(small, pa) is small
+    pa_rows, _, many = _inputs("many_patterns", pan_chains.MIN_CHAINS)
+    assert pan_chains.enter(many, pa_rows) is many
+
+
+def test_run_chains_with_chains_innermost_reproduces_chains_run_alone():
+    chains = pan_chains.MIN_CHAINS + 1
+    pa, prior, state = _inputs("grouped_slopes", chains)
+
+    def go(ids):
+        st = jax.tree_util.tree_map(lambda a: a[: len(ids)], state)
+        return run_module.run_chains(pan.build_kernel(), st, pa, prior, jax.random.key(5), n_burn=7, n_iter=3,
+                                     n_saves=2, transform=pan.transform, save=pan.save_missing,
+                                     chain_ids=ids, progress=False)
+
+    both = go(np.arange(chains))
+    for c in (0, chains - 1):
+        alone = go([c])
+        for name in ("beta", "psi", "sigma"):
+            np.testing.assert_allclose(both.burnin[name][c], alone.burnin[name][0], rtol=1e-9, atol=1e-11)
+            np.testing.assert_allclose(both.imputation[name][c], alone.imputation[name][0], rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(both.saves[c], alone.saves[0], rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(both.state.y[c], alone.state.y[0], rtol=1e-9, atol=1e-11)
+    assert both.state.y.shape == state.y.shape  # the returned state is chain-first again
