@@ -27,9 +27,11 @@ GRAD_TOL = 2e-3
 
 #: Batches whose Newton phase A handles at most this many complex numbers per array
 #: (data sets x clusters x (2k + 1) points x k directions x q (p + 1)) are fitted on the host
-#: (:func:`.host_fit.fit_batch_host`, nothing compiled): about 0.3 s of NumPy at the limit,
-#: against 2-3 s for tracing and compiling :func:`.optimize.fit_batch` (about 1 s with a warm
-#: persistent cache). m = 100 random-intercept fits of 50 clusters: 45,000 (about 30 ms).
+#: (:func:`.host_fit.fit_batch_host`, nothing compiled): 0.1-0.3 s of NumPy near the limit
+#: (450,000: m = 1000 or J = 500 random-intercept fits, 0.12-0.13 s; q = 2: 0.15-0.3 s depending
+#: on the iterations), against 2-3 s for tracing and compiling :func:`.optimize.fit_batch`
+#: (about 1 s with a warm persistent cache). The Introduction's m = 100 random-intercept fits of
+#: 50 clusters: 45,000 (15-30 ms). Measured 2026-11-26 on the shared 2-core machine (load 3-4).
 HOST_MAX_WORK = 500_000
 
 
