@@ -15,6 +15,14 @@ imputation, summary, the PNG convergence plot, completion, 100 lmer fits, poolin
 
 The three kinds are interleaved in every repeat so they see the same machine load; the table
 shows each run and the ratio to R in the same repeat.
+
+Measured 2026-11-26 04:13 UTC (shared 2-core machine, load average 2.5-2.9, so wall times are
+noisy; CPU seconds of the process in brackets are steadier), before (d3a1260) and after lmer's
+NumPy path (d6e19b6) and the batched test_estimates (d71f27d), interleaved, two repeats:
+cold 11.5 / 12.9 s (12.7 / 12.4 CPU s) -> 10.0 / 13.4 s (9.5 / 9.6 CPU s); cached 6.2 / 7.8 s
+(6.1 / 7.7) -> 6.0 / 9.2 s (5.7 / 6.4); R 8.1 / 11.2 s (7.5 / 7.7 CPU s). In process, cold:
+lmer 4.5-5.8 s (3.1-3.9 CPU s: trace 1.2-1.6, compile 2.9-3.7) -> 0.08-0.18 s; test_estimates
+0.4-0.6 -> 0.01-0.03 s. What remains of a cold run is mostly pan_impute's trace and compile.
 """
 
 from __future__ import annotations
