@@ -434,3 +434,16 @@ def test_noise_budget_is_what_the_sweep_consumes(case):
     counted = count_sweep_noise(jomo._build_sweep(prob.config), (state, prob.arrays, prior),
                                 jnp.float64)
     assert noise_budget(prob.config, prob.arrays) == counted
+
+
+def test_rows_of_is_the_gather():
+    """jomo_linalg.rows_of (one-hot product) gives table[index] bit for bit (finite tables)."""
+    from mitml_jax.kernels.jomo_linalg import rows_of
+
+    rng = np.random.default_rng(2)
+    table = jnp.asarray(rng.normal(size=(7, 3, 3)) * 10.0 ** rng.integers(-300, 300, size=(7, 3, 3)))
+    index = jnp.asarray(rng.integers(0, 7, size=206))
+    np.testing.assert_array_equal(np.asarray(jax.jit(rows_of)(table, index)),
+                                  np.asarray(table[index]))
+    batched = jax.vmap(rows_of, in_axes=(0, None))(jnp.stack([table, -table]), index)
+    np.testing.assert_array_equal(np.asarray(batched[1]), -np.asarray(table[index]))

@@ -58,6 +58,7 @@ __all__ = [
     "pattern_matrices",
     "pattern_inverse_factors",
     "draw_missing_rows_factored",
+    "rows_of",
     "sum_over_rows",
 ]
 
@@ -278,8 +279,23 @@ def conditional_normal_from_noise(normals, values, means, cov, patterns, pattern
     when the caller has it (see :func:`draw_missing_rows_factored`)."""
     prec = spd_inverse(cov) if prec is None else prec
     li = pattern_inverse_factors(prec, patterns)
-    return draw_missing_rows_factored(normals, values, means, prec, li[pattern_id],
+    return draw_missing_rows_factored(normals, values, means, prec, rows_of(li, pattern_id),
                                       patterns[pattern_id])
+
+
+def rows_of(table, index):
+    """``table[index]`` for a small table of per-pattern matrices (P, ...) and many rows' indices
+    (N,), as the product of the rows' one-hot indicators with the flattened table.
+
+    The same numbers for a finite table (``1 * t + 0 * t' = t``); a non-finite entry would spread
+    to all rows. On CPU the product is one library matmul, while XLA's gather of (N, d, d)
+    entries is an element-by-element loop: in the Level-2 vignette model (206 rows x 7 patterns of
+    3 x 3) the sweep took 0.92-0.93 times the CPU time (1 and 64 chains, 2026-11-26, one core,
+    load ~3.5, old and new sweep interleaved in one process), with bit-identical draws.
+    """
+    n_patterns = table.shape[0]
+    one_hot = (index[:, None] == jnp.arange(n_patterns)[None, :]).astype(table.dtype)
+    return (one_hot @ table.reshape(n_patterns, -1)).reshape(index.shape + table.shape[1:])
 
 
 def pattern_inverse_factors(prec, patterns):
