@@ -12,7 +12,12 @@ parameter draws to the host); "call s" is the fixed cost of a call (model buildi
 result assembly). R's pan is timed on the same data when ``Rscript`` is on the PATH
 (``n/a`` otherwise), and the ratio R / ours of the single-chain time is printed.
 
-Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--models a b]``.
+Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--models a b] [--layouts]``.
+
+``--layouts`` instead times ``run_chains`` itself (no result assembly) with pan's kernel as
+``run_chains`` runs it (chains innermost from ``pan_chains.MIN_CHAINS`` chains, see
+``mitml_jax/kernels/pan_chains.py``) and with the plain ``vmap`` over chains, back to back in one
+process (alternating, best of three), wall and process CPU time per iteration.
 
 Measured 2026-11-26 02:10-02:12 UTC on the project's 2-core CPU machine shared with other engineers
 (load average about 3), commit 4970aa1 (per-pattern missing-value draw under a chain vmap,
@@ -52,10 +57,16 @@ import subprocess
 import tempfile
 import time
 
+import jax
 import numpy as np
 import pandas as pd
 
 from mitml_jax import load_studentratings, pan_impute
+from mitml_jax.arrays import build_arrays
+from mitml_jax.kernels import pan
+from mitml_jax.priors import check_pan_prior, to_pan_prior
+from mitml_jax.sampling.run import run_chains
+from mitml_jax.spec.model_spec import build_spec
 
 INTRO_FORMULA = "ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)"
 SIM_FORMULA = "y1 + y2 + y3 + y4 + y5 ~ 1 + x + (1 + x | id)"
@@ -130,17 +141,62 @@ def time_r(data, formula, n_total):
             return None
 
 
+def _plain_kernel(rng_key, state, arrays, prior):
+    """pan's one-chain kernel without its ``chain_batch`` hook: ``run_chains`` vmaps it."""
+    return pan.build_kernel()(rng_key, state, arrays, prior)
+
+
+def compare_layouts(data, formula, chains, n_extra, n_burn=10):
+    """{"chains innermost" | "vmap": (wall ms/iter, CPU ms/iter, compile s)} of ``run_chains``."""
+    spec = build_spec(data, formula=formula, kind="pan")
+    arrays, layout = build_arrays(spec.design(data))
+    dims = layout.dims
+    prior = to_pan_prior(check_pan_prior(None, dims["r"], dims["q"]), dims["G"], np.float64)
+    pa = pan.prepare_pan_arrays(arrays)
+    s0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, 0), pan.init(pa, prior))
+
+    def call(kernel, n):
+        t0, c0 = time.perf_counter(), time.process_time()
+        run_chains(kernel, s0, pa, prior, jax.random.key(1), n_burn=n, n_iter=1, n_saves=1, transform=pan.transform,
+                   save=pan.save_missing, progress=False)
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    kernels = {"chains innermost": pan.build_kernel(), "vmap": _plain_kernel}
+    first = {name: call(k, n_burn)[0] for name, k in kernels.items()}
+    best = {name: (np.inf, np.inf) for name in kernels}
+    small = {name: min(call(k, n_burn)[0] for _ in range(2)) for name, k in kernels.items()}
+    for _ in range(3):
+        for name, k in kernels.items():
+            big, short = call(k, n_burn + n_extra), call(k, n_burn)
+            wall, cpu = (big[0] - short[0]) / n_extra, (big[1] - short[1]) / n_extra
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    return {name: (best[name][0] * 1e3, best[name][1] * 1e3, max(first[name] - small[name], 0.0)) for name in kernels}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     parser.add_argument("--chains", type=int, nargs="+", default=[1, 8, 64, 256])
     parser.add_argument("--models", nargs="+", default=["a", "b"], choices=["a", "b"])
+    parser.add_argument("--layouts", action="store_true", help="run_chains: chains innermost vs vmap")
     args = parser.parse_args(argv)
 
     models = {
         "a": ("(a) intro, studentratings", load_studentratings(), INTRO_FORMULA),
         "b": ("(b) sim J=1000x20, r=5, slope", simulated_data(), SIM_FORMULA),
     }
+    if args.layouts:
+        print(f"{'model':32s} {'chains':>6s} {'iters':>6s} {'layout':>17s} {'ms/iter':>8s} {'CPU ms/iter':>12s} "
+              f"{'compile s':>10s}")
+        for key in args.models:
+            label, data, formula = models[key]
+            for chains in args.chains:
+                n_total = iterations_for(key, chains, args.quick)
+                for name, (wall, cpu, comp) in compare_layouts(data, formula, chains, n_total).items():
+                    print(f"{label:32s} {chains:6d} {n_total:6d} {name:>17s} {wall:8.3f} {cpu:12.3f} {comp:10.1f}",
+                          flush=True)
+        print(f"\nmachine: {os.cpu_count()} CPU cores visible; load average {os.getloadavg()}.")
+        return
     print(f"{'model':32s} {'chains':>6s} {'iters':>6s} {'ms/iter/chain':>14s} {'ms/iter (all)':>14s} "
           f"{'CPU ms/iter':>12s} {'compile s':>10s} {'call s':>7s} {'R ms/iter':>10s} {'R/ours':>7s}")
     for key in args.models:

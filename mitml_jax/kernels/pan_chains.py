@@ -38,10 +38,11 @@ from .state import PanInfo, PanState
 
 __all__ = ["MIN_CHAINS", "ChainBatch", "applies", "chain_batch", "enter", "leave", "batched_step"]
 
-#: Fewest chains for which the chain-innermost sweep replaces the vmapped one-chain kernel (benchmark
-#: model (a), CPU time per iteration old/new: 8 chains 0.41-0.50/0.53-0.64 ms, 16 chains about equal,
-#: 32 chains 1.39-1.73/1.25-1.43 ms, 64 chains 2.7-3.1/2.1-2.8 ms; 2 shared cores, load 4-5).
-MIN_CHAINS = 16
+#: Fewest chains for which the chain-innermost sweep replaces the vmapped one-chain kernel. Benchmark
+#: model (a), ``run_chains`` CPU ms per iteration, this sweep / vmapped kernel, back to back
+#: (``benchmarks/pan_speed.py --layouts``; 2 cores shared, load average 4-5): 16 chains 0.78 / 0.69,
+#: 32 chains 1.15 / 1.24, 64 chains 2.13 / 2.96 and 2.24 / 2.81, 256 chains 10.5 / 12.6 and 9.6 / 10.1.
+MIN_CHAINS = 32
 
 
 class ChainBatch(NamedTuple):
