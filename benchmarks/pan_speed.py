@@ -46,6 +46,23 @@ the targets (64 chains in 8x, 256 chains in 4x 8 chains' time): 64 chains cost ~
 256 chains ~27x 8 chains.
 
 CPU ms/iter above ms/iter (all) means XLA ran parts of the sweep on the second core.
+
+Chains innermost (``kernels/pan_chains.py``, used from 32 chains), measured 2026-11-26 04:14-04:24
+UTC, load average 3.3-4.7 (four engineers on the 2 cores). ``--layouts`` (run_chains, the same
+process, vmap vs chains innermost, CPU ms/iter): 32 chains 1.24 -> 1.15, 64 chains 2.81 -> 2.24 and
+2.96 -> 2.13, 256 chains 10.1 -> 9.6 and 12.6 -> 10.5 (16 chains, not switched: 0.69 -> 0.78).
+Whole script, commit d3a1260 (PYTHONPATH on a worktree) then this version, back to back::
+
+    model                            chains  iters  ms/iter/chain  ms/iter (all)  CPU ms/iter  compile s
+    d3a1260:
+    (a) intro, studentratings            64    625         0.0668          4.276        2.919       10.0
+    (a) intro, studentratings           256    156         0.0666         17.039       13.215       12.0
+    this version:
+    (a) intro, studentratings            64    625         0.0496          3.174        2.164       13.9
+    (a) intro, studentratings           256    156         0.0405         10.374       10.329        8.9
+
+(1 and 8 chains run the same program in both versions; compile times under this load are 3-4x the
+quiet machine's and not comparable.)
 """
 
 from __future__ import annotations

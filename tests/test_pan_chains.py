@@ -46,6 +46,10 @@ def _few_patterns(seed=2):
 
 
 MODELS = {"grouped_slopes": _grouped_slopes, "many_patterns": _many_patterns, "few_patterns": _few_patterns}
+CHAINS = pan_chains.MIN_CHAINS + 1
+# shared jitted steps: tests with the same model and chain count reuse one compilation
+VMAPPED = jax.jit(jax.vmap(pan.build_kernel(), in_axes=(0, 0, None, None)))
+INNERMOST = jax.jit(pan_chains.batched_step(pan.build_kernel()))
 
 
 def _inputs(name, chains):
@@ -71,12 +75,10 @@ def test_chains_innermost_applies_from_min_chains_with_the_per_pattern_draw():
 
 @pytest.mark.parametrize("name", ["few_patterns", "grouped_slopes"])
 def test_chains_innermost_sweep_equals_vmapped_kernel(name):
-    chains = pan_chains.MIN_CHAINS + 1
+    chains = CHAINS
     pa, prior, state = _inputs(name, chains)
     assert pan_chains.applies(chains, pa)
-    kernel = pan.build_kernel()
-    old = jax.jit(jax.vmap(kernel, in_axes=(0, 0, None, None)))
-    new = jax.jit(pan_chains.batched_step(kernel))
+    old, new = VMAPPED, INNERMOST
     keys = chain_keys(jax.random.key(3), np.arange(chains))
     s_old, s_new = state, state
     for t in range(3):
@@ -95,11 +97,11 @@ def test_chains_innermost_sweep_equals_vmapped_kernel(name):
 
 
 def test_nonfinite_flag_is_per_chain():
-    chains = pan_chains.MIN_CHAINS
+    chains = CHAINS
     pa, prior, state = _inputs("few_patterns", chains)
     state = state._replace(sigma=state.sigma.at[2].set(jnp.nan))
     keys = chain_keys(jax.random.key(0), np.arange(chains))
-    _, info = jax.jit(pan_chains.batched_step(pan.build_kernel()))(keys, state, pa, prior)
+    _, info = INNERMOST(keys, state, pa, prior)
     np.testing.assert_array_equal(np.asarray(info.nonfinite), np.arange(chains) == 2)
 
 
@@ -116,7 +118,7 @@ def test_layout_round_trip_and_other_batches_keep_the_chain_first_layout():
 
 
 def test_run_chains_with_chains_innermost_reproduces_chains_run_alone():
-    chains = pan_chains.MIN_CHAINS + 1
+    chains = CHAINS
     pa, prior, state = _inputs("grouped_slopes", chains)
 
     def go(ids):

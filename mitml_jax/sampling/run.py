@@ -115,16 +115,10 @@ def _chain_layout(kernel):
 
 @functools.lru_cache(maxsize=64)
 def _chain_step(kernel):
-    """The jitted chain-first step ``(keys, state, arrays, prior) -> (state, info)`` over all
-    chains; jit caches its trace, so the shape probe in :func:`run_chains` and the block function
-    trace the kernel only once between them."""
-    step, enter, leave = _chain_layout(kernel)
-
-    def chain_first(keys, state, arrays, prior):
-        new, info = step(keys, enter(state, arrays), arrays, prior)
-        return leave(new, arrays), info
-
-    return jax.jit(chain_first)
+    """The jitted step over all chains (state in the kernel's layout); jit caches its trace, so the
+    shape probe in :func:`run_chains` and the block function trace the kernel only once between
+    them."""
+    return jax.jit(_chain_layout(kernel)[0])
 
 
 @functools.lru_cache(maxsize=64)
@@ -141,7 +135,8 @@ def _block_function(kernel, transform, save, block_len, n_slots):
     ``(block_len, C, ...)`` and ``saved`` ``(n_slots, C, ...)``. Entries past the active
     iterations and segments are zeros (the host drops them).
     """
-    step, enter, leave = _chain_layout(kernel)
+    step = _chain_step(kernel)
+    _, enter, leave = _chain_layout(kernel)
 
     def block(keys, state, arrays, prior, t0, n_active, seg_len, acc, first_bad):
         _TRACES["block"] += 1
@@ -281,7 +276,12 @@ def run_chains(
     block = _block_function(kernel, transform, save, block_len, n_slots)
 
     # host arrays: eager jnp calls would each compile a tiny program on a cold start
-    info_shape = jax.eval_shape(_chain_step(kernel), keys, init_state, arrays, prior)[1]
+    _, enter, _ = _chain_layout(kernel)
+
+    def probe(keys, state, arrays, prior):
+        return _chain_step(kernel)(keys, enter(state, arrays), arrays, prior)
+
+    info_shape = jax.eval_shape(probe, keys, init_state, arrays, prior)[1]
     acc = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.int32), info_shape)
     first_bad = np.full((chains,), -1, dtype=np.int32)
 
