@@ -49,6 +49,38 @@ against 0.172 ms). Full run of this script at 02:07 UTC, load 3.2, R side by sid
 3``: (a) 0.198 ms against R 2.21 ms (11.2x), 64 chains 15.5x; (b) 13.5x / 14.0x; (c) 19.5x /
 18.4x; CPU time per chain now equals the wall time. Single timed calls of 200 sweeps still vary
 by +-30% on the shared machine (R's too): compare ratios within one run.
+
+Third round (2026-11-26 03:30-04:35 UTC, model (a), issue-9 review). The sweep is now timed as
+``run_chains`` runs it (the kernel's ``compiler_options``, data and prior as arguments, keys
+from ``kernels.threefry.fold_in``); before, the script compiled with XLA's default options and
+folded the data into the program as constants, which ran 64 chains about 25% faster than
+``jomo_impute`` does (0.094 against 0.124 ms per chain) and took 6.1 s instead of ~4.2 s to
+compile. This script, ``--models a --repeats 3``, cache off, the code at the start of the round
+(d3a1260) and after it, run back to back (load 1.1 -> 2.4; the working tree also held other
+engineers' uncommitted kernel changes; single unpinned runs of the same code vary from 0.11 to
+0.16 ms, see below, so the before/after gap here overstates the sweep's gain: the ratio measured
+in one process is 0.92-0.93):
+
+=====  ======================  ======================  ==========  ===================
+chains ms/iter/chain after     before (d3a1260)        R ms/iter   compile s after/bef.
+=====  ======================  ======================  ==========  ===================
+1      0.112, 0.107            0.154                   1.18-1.44   4.2-4.7 / 5.9
+64     0.129, 0.124            0.157                   1.18-1.44   5.4-5.8 / 6.7
+=====  ======================  ======================  ==========  ===================
+
+What changed in the sweep: the per-row pattern factors of the conditional draws as a one-hot
+product instead of XLA's gather (0.92-0.93 times the CPU time, same draws), the two CDFs of the
+binary latent as two loops (the stacked loop was split over two threads); the noise budget read
+off the shapes (one trace of the sweep less per cold start). The wall time of one chain depends
+on the CPU affinity more than on any of these: XLA's runtime runs independent operations of the
+sweep on its two pool threads, handing them between the cores, and the same sweep pinned to one
+core (``taskset -c 0``) took 0.073-0.080 ms against 0.113-0.156 ms unpinned (one process each,
+load ~3, 2026-11-26 04:32 UTC). Measured without effect: XLA's fusion emitters on (vectorised
+transcendental loops, 3-5 times faster per value, but the sweep within 6% and compile time up
+to 2x); a one-sided truncated-normal draw of the binary latent with an exact redraw beyond the
+box (one CDF less; 6% faster without its redraw branch, 14% slower with it, any control flow in
+the sweep costing ~10 us); AS241 with per-element coefficients (10% of the quantile, scalar
+selects cost as much as the saved polynomials).
 """
 
 from __future__ import annotations
@@ -67,6 +99,7 @@ import pandas as pd
 import mitml_jax as mj
 from mitml_jax.kernels import jomo
 from mitml_jax.kernels.jomo_design import build_group_problems
+from mitml_jax.kernels.threefry import fold_in
 from mitml_jax.spec.model_spec import build_spec
 
 R_ISSUE_MS = {"a": 2.2, "b": 7.1, "c": 91.0}
@@ -95,9 +128,12 @@ def models():
 def time_jax(data, formula, random_l1, chains, iterations, seed=1, repeats=3):
     """(wall s, process CPU s) per iteration (all chains) of the compiled sweep, and compile s.
 
-    The fastest of ``repeats`` timed calls (R's side is timed the same way). The process CPU
-    time is reported because the development machine is shared: under load the wall time
-    overstates the cost of single-threaded work.
+    Compiled as :func:`mitml_jax.sampling.run.run_chains` compiles it: the kernel's XLA
+    ``compiler_options``, data and prior as arguments (not constants folded into the program),
+    the per-iteration keys from ``kernels.threefry.fold_in``. The fastest of ``repeats`` timed
+    calls (R's side is timed the same way). The process CPU time is reported because the
+    development machine is shared: under load the wall time overstates the cost of
+    single-threaded work.
     """
     spec = build_spec(data, formula=formula, kind="jomo")
     prob = build_group_problems(spec, spec.design(data), random_l1)[0]
@@ -106,21 +142,23 @@ def time_jax(data, formula, random_l1, chains, iterations, seed=1, repeats=3):
     state0 = jomo.init(prob.arrays, prob.config, prior)
     state = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (chains,) + a.shape), state0)
 
-    def one_chain(key, state):
+    def one_chain(key, state, arrays, prior):
         def body(s, t):
-            s, _ = kernel(jax.random.fold_in(key, t), s, prob.arrays, prior)
+            s, _ = kernel(fold_in(key, t), s, arrays, prior)
             return s, s.beta
-        return jax.lax.scan(body, state, jnp.arange(iterations))
+        return jax.lax.scan(body, state, jnp.arange(iterations, dtype=jnp.uint32))
 
-    run = jax.jit(jax.vmap(one_chain))
+    run = jax.jit(jax.vmap(one_chain, in_axes=(0, 0, None, None)),
+                  compiler_options=getattr(kernel, "compiler_options", None))
     keys = jax.vmap(lambda c: jax.random.fold_in(jax.random.key(seed), c))(jnp.arange(chains))
+    args = (keys, state, prob.arrays, prior)
     t0 = time.perf_counter()
-    state, _ = jax.block_until_ready(run(keys, state))  # compile + warm-up
+    state, _ = jax.block_until_ready(run(*args))  # compile + warm-up
     compile_s = time.perf_counter() - t0
     wall, cpu = np.inf, np.inf
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
-        jax.block_until_ready(run(keys, state))
+        jax.block_until_ready(run(*args))
         wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
     return wall / iterations, cpu / iterations, compile_s
 
