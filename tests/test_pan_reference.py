@@ -1,8 +1,7 @@
 """Agreement with R's pan (mitml 0.4-4) on long runs: tests/reference/{intro,analysis}_pan.json.
 
 R's files hold mean, sd and batch-means MCSE (one chain, 20,000 draws after 2,000 burn-in) of
-every beta, psi and sigma entry. We run 32 chains of 2,000 burn-in + 5,000 draws (160,000 draws;
-32 chains run the chains-innermost sweep of kernels/pan_chains.py).
+every beta, psi and sigma entry. We run 16 chains of 2,000 burn-in + 5,000 draws (80,000 draws).
 Criteria (issue 4): |mean - mean_R| <= 4 sqrt(mcse_R^2 + mcse^2) and |sd / sd_R - 1| <= 10%.
 Our MCSE uses batch means with 10 batches per chain (batches of 500 draws, longer than the
 autocorrelation time of the slowest entry, psi[1,1], whose ESS in R's chain is about 140).
@@ -25,7 +24,7 @@ CASES = {
 }
 
 
-def compare_with_reference(name, chains=32, n_burn=2000, draws_per_chain=5000):
+def compare_with_reference(name, chains=16, n_burn=2000, draws_per_chain=5000):
     ref = json.load(open(os.path.join(REFERENCE, f"{name}.json")))["params"]
     case = CASES[name]
     n_iter = 500

@@ -267,10 +267,8 @@ def draw_missing(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid):
 
 
 def scatter_missing(normals, shape, miss_index, miss_valid):
-    """The missing-cell normals (M, *B) placed in an (r, J, L, *B) grid (``shape`` = (r, J, L);
-    zeros elsewhere; trailing batch axes B, e.g. chains, are carried along)."""
-    batch = normals.shape[1:]
-    normals = jnp.where(_expand(miss_valid, len(batch)), normals, 0.0)
+    """The missing-cell normals (M,) placed in an (r, J, L) grid ``shape`` (zeros elsewhere)."""
+    normals = jnp.where(miss_valid, normals, 0.0)
     size = int(np.prod(shape, dtype=np.int64))
-    noise = jnp.zeros((size + 1,) + batch, normals.dtype).at[miss_index].set(normals)
-    return noise[:-1].reshape(tuple(shape) + batch)
+    noise = jnp.zeros(size + 1, normals.dtype).at[miss_index].set(normals)
+    return noise[:-1].reshape(shape)

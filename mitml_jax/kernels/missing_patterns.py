@@ -113,18 +113,11 @@ def coefficients_finite(sigma_inv, pattern_miss):
 
 
 def _pick(row_pattern, values):
-    """Every row's entry: values (r, K, *B) -> (r, J, L, *B) (a select chain XLA fuses into its
-    consumer; B are trailing batch axes, e.g. chains)."""
-    batch = values.shape[2:]
-    rows = row_pattern.reshape(row_pattern.shape + (1,) * len(batch))
-    shape = values.shape[:1] + row_pattern.shape + batch
-
-    def entry(k):
-        return values[:, k].reshape(values.shape[:1] + (1,) * row_pattern.ndim + batch)
-
-    out = jnp.broadcast_to(entry(0), shape)
+    """Every row's entry: values (r, K) -> (r, J, L) (a select chain XLA fuses into its consumer)."""
+    shape = values.shape[:1] + row_pattern.shape
+    out = jnp.broadcast_to(values[:, 0, None, None], shape)
     for k in range(1, values.shape[1]):
-        out = jnp.where(rows == k, entry(k), out)
+        out = jnp.where(row_pattern == k, values[:, k, None, None], out)
     return out
 
 
@@ -139,9 +132,6 @@ def draw_missing_patterns(noise, y_obs, obs, mean, sigma_inv, pattern_miss, row_
     Written over whole (r, J, L) arrays (target axis included), so the draw is one fused loop
     that writes the new ``y`` directly (a stack of per-target results became a slow
     concatenate-and-transpose fusion on CPU).
-
-    Trailing batch axes (chains innermost): ``noise``, ``mean`` (r, J, L, C), ``y_obs``, ``obs``
-    (r, J, L, 1), ``sigma_inv`` (r, r, C); ``pattern_miss`` and ``row_pattern`` unchanged.
 
     Args:
         noise: (r, J, L) standard normals in the missing cells (zeros elsewhere).

@@ -9,7 +9,9 @@ as (G, r, J, L, C) across iterations, the data carry a singleton chain axis, and
 entries (Sigma^-1, Psi^-1, beta, pattern coefficients) become (C,) vectors, so every elementwise
 step and every sum over rows is a loop over contiguous chains. The small parameter algebra
 (inverses, inverse-Wishart and beta draws) stays chain-first, ``vmap``ped as in the one-chain
-kernel.
+kernel. The missing values (step 5) are drawn at the missing cells only
+(:func:`_draw_missing_cells`, the per-pattern formula of :mod:`missing_patterns`) and gathered
+into the new ``y``.
 
 Random numbers: chain c's noise is the same threefry block as the one-chain kernel's
 (``draw_sweep_noise`` with chain c's key), moved to the chain-last layout and consumed in the
@@ -39,10 +41,10 @@ from .state import PanInfo, PanState
 __all__ = ["MIN_CHAINS", "ChainBatch", "applies", "chain_batch", "enter", "leave", "batched_step"]
 
 #: Fewest chains for which the chain-innermost sweep replaces the vmapped one-chain kernel. Benchmark
-#: model (a), ``run_chains`` CPU ms per iteration, this sweep / vmapped kernel, back to back
-#: (``benchmarks/pan_speed.py --layouts``; 2 cores shared, load average 4-5): 16 chains 0.78 / 0.69,
-#: 32 chains 1.15 / 1.24, 64 chains 2.13 / 2.96 and 2.24 / 2.81, 256 chains 10.5 / 12.6 and 9.6 / 10.1.
-MIN_CHAINS = 32
+#: model (a), CPU ms per sweep, vmapped kernel / this sweep, back to back in one process (three
+#: repeats each; 2 cores shared, load average 3-3.4): 8 chains 0.32-0.40 / 0.29-0.40, 16 chains
+#: 0.74-0.87 / 0.61-0.66, 32 chains 1.33-1.44 / 0.96-1.04, 256 chains 9.6-10.8 / 6.6-6.7.
+MIN_CHAINS = 16
 
 
 class ChainBatch(NamedTuple):
@@ -106,6 +108,59 @@ def _per_chain_all(a, chain_axis):
     return jnp.all(jnp.isfinite(a), axis=axes)
 
 
+def _draw_missing_cells(normals, y_obs, obs, x, z, beta, b, lam, miss_index, pattern_miss, row_pattern):
+    """:func:`missing_patterns.draw_missing_patterns` evaluated at the missing cells only.
+
+    Every missing-cell slot gathers its row's data, mean and the normals of the row's other
+    missing cells, and its pattern's coefficients; the new ``y`` is the observed data with the
+    slots' draws gathered into the missing cells (one loop over the grid instead of the
+    per-pattern selects and means over every cell).
+
+    Args:
+        normals: (M, C) standard normals of the missing-cell slots.
+        y_obs, obs: (r, J, L); x: (p, J, L); z: (q, J, L); miss_index: (M,) (padding ``r J L``).
+        beta: (p, r, C); b: (r q, J, C); lam: (r, r, C) the new Sigma^-1.
+
+    Returns:
+        y: (r, J, L, C).
+    """
+    r, n_clusters, n_rows = y_obs.shape
+    q, p = z.shape[0], x.shape[0]
+    per_target = n_clusters * n_rows
+    n_slots = miss_index.shape[0]
+    slot = jnp.full(r * per_target + 1, n_slots, jnp.int32).at[miss_index].set(jnp.arange(n_slots, dtype=jnp.int32))
+    cell = jnp.minimum(miss_index, r * per_target - 1)  # padding slots compute a value nobody reads
+    target, row = cell // per_target, cell % per_target
+    x_m, z_m = x.reshape(p, per_target)[:, row], z.reshape(q, per_target)[:, row]  # (p, M), (q, M)
+    bk = b.reshape((r, q, n_clusters) + b.shape[2:])[:, :, row // n_rows]  # (r, q, M, C)
+    mean = x_m[0][None, :, None] * beta[0][:, None, :]
+    for k in range(1, p):
+        mean = mean + x_m[k][None, :, None] * beta[k][:, None, :]
+    zb = z_m[0][None, :, None] * bk[:, 0]
+    for k in range(1, q):
+        zb = zb + z_m[k][None, :, None] * bk[:, k]
+    mean = mean + zb  # (r, M, C): the mean of every target of the slot's row
+    e = y_obs.reshape(r, per_target)[:, row][..., None] - mean
+    padded = jnp.concatenate([normals, jnp.zeros_like(normals[:1])])
+    noise = padded[slot[jnp.arange(r)[:, None] * per_target + row[None, :]]]  # (r, M, C)
+    coef_b, coef_s = missing_patterns.pattern_coefficients(lam, pattern_miss)
+
+    def table(entries):
+        zero = jnp.zeros_like(coef_s[0][0])
+        return jnp.stack([jnp.stack([e if e is not None else zero for e in row_]) for row_ in entries])
+
+    table_b, table_s = table(coef_b), table(coef_s)  # (r, r, K, C)
+    pattern = row_pattern.reshape(-1)[row]
+    slots = jnp.arange(n_slots)
+    v = mean[target, slots]  # (M, C)
+    for j in range(r):
+        if r > 1:
+            v = v + table_b[target, j, pattern] * e[j]
+        v = v + table_s[target, j, pattern] * noise[j]
+    grid = jnp.concatenate([v, jnp.zeros_like(v[:1])])[slot[:-1]].reshape(y_obs.shape + v.shape[1:])
+    return jnp.where(obs[..., None], y_obs[..., None], grid)
+
+
 def _sweep_group(normals, uniforms, state, pa, prior):
     """One group's sweep for all chains: ``normals`` (n, C), ``uniforms`` (n_u, C); ``state.y``
     (r, J, L, C), ``beta``/``psi``/``sigma`` (C, ...). Same steps and noise order as
@@ -133,13 +188,11 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     beta = jax.vmap(cond.draw_beta, in_axes=(0, 0, None, 0))(
         _first(noise.normals((p, r))), _first(beta_hat), pa.xtx_chol_inv_t, sigma_root
     )
-    mean = cond.linear_predictor(x, _last(beta)) + zb
     miss_normals = noise.normals(d.miss_index.shape)
     noise.finish()
     lam = _last(sigma_inv_new)
-    grid = cond.scatter_missing(miss_normals, d.y.shape, d.miss_index, d.miss_valid)
-    y = missing_patterns.draw_missing_patterns(grid, _trail(d.y), _trail(d.obs), mean, lam, pa.pattern_miss,
-                                               pa.row_pattern)
+    y = _draw_missing_cells(miss_normals, d.y, d.obs, d.x, d.z, _last(beta), b, lam, d.miss_index, pa.pattern_miss,
+                            pa.row_pattern)
     y_finite = missing_patterns.coefficients_finite(lam, pa.pattern_miss)
     finite = _per_chain_all(beta, 0) & _per_chain_all(psi, 0) & _per_chain_all(sigma, 0)
     finite = finite & _per_chain_all(b, -1) & y_finite
