@@ -47,22 +47,21 @@ the targets (64 chains in 8x, 256 chains in 4x 8 chains' time): 64 chains cost ~
 
 CPU ms/iter above ms/iter (all) means XLA ran parts of the sweep on the second core.
 
-Chains innermost (``kernels/pan_chains.py``, used from 32 chains), measured 2026-11-26 04:14-04:24
-UTC, load average 3.3-4.7 (four engineers on the 2 cores). ``--layouts`` (run_chains, the same
-process, vmap vs chains innermost, CPU ms/iter): 32 chains 1.24 -> 1.15, 64 chains 2.81 -> 2.24 and
-2.96 -> 2.13, 256 chains 10.1 -> 9.6 and 12.6 -> 10.5 (16 chains, not switched: 0.69 -> 0.78).
-Whole script, commit d3a1260 (PYTHONPATH on a worktree) then this version, back to back::
+Chains innermost (``kernels/pan_chains.py``, from 16 chains; missing values drawn at the missing
+cells only), measured 2026-11-26 04:38-04:40 UTC, load average 2.3-3.2 (other engineers on the 2
+cores): this script with commit d3a1260 (PYTHONPATH on a worktree) and this version back to back,
+twice (second repeat in brackets)::
 
-    model                            chains  iters  ms/iter/chain  ms/iter (all)  CPU ms/iter  compile s
-    d3a1260:
-    (a) intro, studentratings            64    625         0.0668          4.276        2.919       10.0
-    (a) intro, studentratings           256    156         0.0666         17.039       13.215       12.0
-    this version:
-    (a) intro, studentratings            64    625         0.0496          3.174        2.164       13.9
-    (a) intro, studentratings           256    156         0.0405         10.374       10.329        8.9
+    model                            chains  ms/iter (all)  CPU ms/iter  ms/iter (all)  CPU ms/iter
+                                             d3a1260                     this version
+    (a) intro, studentratings             1  0.055 [0.056]  0.056 [0.056]  0.054 [0.049]  0.055 [0.051]
+    (a) intro, studentratings             8  0.320 [0.376]  0.588 [0.376]  0.255 [0.295]  0.472 [0.550]
+    (a) intro, studentratings            16        [0.659]        [0.655]        [0.472]        [0.814]
+    (a) intro, studentratings            64  2.085 [2.718]  3.667 [2.647]  1.185 [1.377]  2.020 [2.291]
+    (a) intro, studentratings           256  8.654 [13.82]  14.30 [13.72]  5.614 [6.268]  9.529 [10.42]
 
-(1 and 8 chains run the same program in both versions; compile times under this load are 3-4x the
-quiet machine's and not comparable.)
+1 and 8 chains run the same program in both versions (their differences are the machine's noise).
+``--layouts`` compares the two layouts inside one process.
 """
 
 from __future__ import annotations
