@@ -61,7 +61,11 @@ twice (second repeat in brackets)::
     (a) intro, studentratings           256  8.654 [13.82]  14.30 [13.72]  5.614 [6.268]  9.529 [10.42]
 
 1 and 8 chains run the same program in both versions (their differences are the machine's noise).
-``--layouts`` compares the two layouts inside one process.
+Two more repeats at load 0.5-1.4 (04:47-04:50 UTC), d3a1260 / this version, ms/iter (all): 64
+chains 1.760 / 1.132 and 1.431 / 1.365, 256 chains 8.056 / 4.371 and 5.971 / 5.866 (the
+machine's load changed between the runs). Interleaved in one process at load 1.4 (the sweep loop
+only, /tmp scratch script): 16 chains 0.52-0.55 / 0.42-0.45, 64 chains 1.60-1.81 / 1.05-1.10, 256
+chains 7.9-8.5 / 6.2-6.4 ms. ``--layouts`` compares the two layouts inside one process.
 """
 
 from __future__ import annotations

@@ -41,9 +41,10 @@ from .state import PanInfo, PanState
 __all__ = ["MIN_CHAINS", "ChainBatch", "applies", "chain_batch", "enter", "leave", "batched_step"]
 
 #: Fewest chains for which the chain-innermost sweep replaces the vmapped one-chain kernel. Benchmark
-#: model (a), CPU ms per sweep, vmapped kernel / this sweep, back to back in one process (three
-#: repeats each; 2 cores shared, load average 3-3.4): 8 chains 0.32-0.40 / 0.29-0.40, 16 chains
-#: 0.74-0.87 / 0.61-0.66, 32 chains 1.33-1.44 / 0.96-1.04, 256 chains 9.6-10.8 / 6.6-6.7.
+#: model (a), ms per sweep (wall), vmapped kernel / this sweep, interleaved in one process (three
+#: repeats; 2 cores, load average 1.4): 16 chains 0.52-0.55 / 0.42-0.45, 64 chains 1.60-1.81 /
+#: 1.05-1.10, 256 chains 7.9-8.5 / 6.2-6.4; at load 3: 8 chains 0.32-0.40 / 0.29-0.40 (CPU ms).
+#: It compiles about 1 s longer (4.3-4.8 s against 3.2-4.0 s for the sweep loop, cache off).
 MIN_CHAINS = 16
 
 
