@@ -54,12 +54,14 @@ UNROLL_MAX = 12
 GAMMA_PROPOSALS = 8
 
 
-def chol_list(a):
+def chol_list(a, sqrt=jnp.sqrt):
     """Lower Cholesky factor of a matrix given as nested lists ``a[i][j]`` of same-shape arrays.
 
     "Structure of arrays" form: every entry is an array over the batch (e.g. all clusters), so
     each step is one elementwise operation over a contiguous batch. Only ``a[i][j]`` with
-    ``j <= i`` are read. Returns nested lists ``l[i][j]`` for ``j <= i``.
+    ``j <= i`` are read. Returns nested lists ``l[i][j]`` for ``j <= i``. Only arithmetic and
+    ``sqrt`` are used (no conjugation): with ``sqrt=np.sqrt`` it runs on NumPy arrays, complex
+    ones included (the lmer host fit's complex-step gradients).
     """
     d = len(a)
     l = [[None] * (i + 1) for i in range(d)]
@@ -67,7 +69,7 @@ def chol_list(a):
         s = a[j][j]
         for k in range(j):
             s = s - l[j][k] * l[j][k]
-        l[j][j] = jnp.sqrt(s)
+        l[j][j] = sqrt(s)
         inv = 1.0 / l[j][j]
         for i in range(j + 1, d):
             s = a[i][j]

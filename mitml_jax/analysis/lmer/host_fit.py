@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...kernels import linalg
 from . import optimize as opt
 from .deviance import LmerStats, n_theta
 
@@ -40,22 +41,6 @@ _COMPLEX_STEP = 1e-30
 def _lower_positions(q: int) -> list:
     """``(i, j)`` of the lower triangle of ``Lambda`` in lme4's order of ``theta``."""
     return [(i, j) for j in range(q) for i in range(j, q)]
-
-
-def _chol(a: list, d: int) -> list:
-    """Unrolled Cholesky (no conjugation: analytic in complex arguments) of nested lists."""
-    low = [[None] * d for _ in range(d)]
-    for j in range(d):
-        s = a[j][j]
-        for k in range(j):
-            s = s - low[j][k] * low[j][k]
-        low[j][j] = np.sqrt(s)
-        for i in range(j + 1, d):
-            s = a[i][j]
-            for k in range(j):
-                s = s - low[i][k] * low[j][k]
-            low[i][j] = s / low[j][j]
-    return low
 
 
 def _expand(stats: LmerStats, extra: int) -> LmerStats:
@@ -81,7 +66,7 @@ def profiled_host(theta: np.ndarray, stats: LmerStats, reml: bool) -> dict:
     t = [[sum(ztz[b][c] * lam[c][d] for c in range(d, q)) for d in range(q)] for b in range(q)]
     a = [[sum(lam[b][i] * t[b][j] for b in range(i, q)) + (1.0 if i == j else 0.0)
           if j <= i else None for j in range(q)] for i in range(q)]
-    low = _chol(a, q)
+    low = linalg.chol_list(a, sqrt=np.sqrt)
     logdet_l = 2.0 * sum(np.sum(np.log(low[i][i]), axis=-1) for i in range(q))
     # R_ZX and c_u: L^{-1} Lambda' [Z'X, Z'y], row by row
     sol = []
@@ -95,19 +80,9 @@ def profiled_host(theta: np.ndarray, stats: LmerStats, reml: bool) -> dict:
     rzx_flat = rzx.reshape(rzx.shape[:-3] + (-1, p))
     rxtrx = stats.xtx - np.matmul(np.swapaxes(rzx_flat, -1, -2), rzx_flat)
     rhs_x = stats.xty - np.matmul(cu.reshape(cu.shape[:-2] + (1, -1)), rzx_flat)[..., 0, :]
-    low_x = _chol([[rxtrx[..., i, j] for j in range(p)] for i in range(p)], p)
-    cb = []
-    for i in range(p):
-        s = rhs_x[..., i]
-        for k in range(i):
-            s = s - low_x[i][k] * cb[k]
-        cb.append(s / low_x[i][i])
-    beta = [None] * p
-    for i in reversed(range(p)):
-        s = cb[i]
-        for k in range(i + 1, p):
-            s = s - low_x[k][i] * beta[k]
-        beta[i] = s / low_x[i][i]
+    low_x = linalg.chol_list([[rxtrx[..., i, j] for j in range(p)] for i in range(p)], sqrt=np.sqrt)
+    cb = linalg.solve_lower_list(low_x, [rhs_x[..., i] for i in range(p)])
+    beta = linalg.solve_upper_t_list(low_x, cb)
     r2 = stats.yty - np.sum(cu * cu, axis=(-2, -1)) - sum(c * c for c in cb)
     dof = stats.n - stats.n_fixed if reml else stats.n
     dev = logdet_l + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
