@@ -13,7 +13,7 @@ number of proposals (no rejection loop, so shapes stay static and ``vmap`` stays
 
 Public functions:
     chol, solve_lower, solve_upper_t, cho_solve, inv_lower, symmetrize,
-    draw_gamma, draw_chi2, draw_bartlett, draw_wishart, draw_inverse_wishart, draw_matrix_normal.
+    draw_gamma, draw_bartlett, draw_wishart, draw_inverse_wishart, draw_matrix_normal.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ __all__ = [
     "bartlett_from_noise",
     "inverse_wishart_from_noise",
     "draw_gamma",
-    "draw_chi2",
     "draw_bartlett",
     "draw_wishart",
     "draw_inverse_wishart",
@@ -280,12 +279,6 @@ def draw_gamma(rng_key, shape_param, n_proposals=GAMMA_PROPOSALS):
     normals = jax.random.normal(key_n, (n_proposals,) + k.shape, dtype=dtype)
     uniforms = jax.random.uniform(key_u, (n_proposals + 1,) + k.shape, dtype=dtype, minval=jnp.finfo(dtype).tiny)
     return gamma_from_noise(k, normals, uniforms)
-
-
-def draw_chi2(rng_key, df):
-    """Chi-square variates with degrees of freedom ``df`` (array); returns (draws, exhausted)."""
-    g, exhausted = draw_gamma(rng_key, 0.5 * jnp.asarray(df))
-    return 2.0 * g, exhausted
 
 
 def draw_bartlett(rng_key, df, d, dtype):
