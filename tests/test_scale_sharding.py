@@ -40,7 +40,8 @@ CHILD = textwrap.dedent(
     key = jax.random.key(20261125)
     plain = run_chains(pan.build_kernel(), s0, pa, prior, key, **kw)
     shard = sh.run_chains_sharded(pan.build_kernel(), s0, pa, prior, key, devices=None, **kw)
-    out = {"n_devices": len(jax.devices())}
+    from mitml_jax.kernels import pan_chains
+    out = {"n_devices": len(jax.devices()), "chains_innermost": bool(pan_chains.applies(C, pa))}
     diff = {}
     for phase in ("burnin", "imputation"):
         for name in plain.burnin:
@@ -71,11 +72,12 @@ CHILD = textwrap.dedent(
 )
 
 
-def _run_child():
+def _run_child(chains=8):
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
     env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, env=env, timeout=600)
+    code = CHILD.replace("C = 8\n", f"C = {chains}\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1]
     return json.loads(line[len("RESULT") :])
@@ -98,6 +100,7 @@ def test_sharded_draws_equal_unsharded(child):
     maximum relative difference per block is printed with -rA.
     """
     assert child["n_devices"] == 4
+    assert not child["chains_innermost"]  # 8 chains: the vmapped kernel
     assert child["spread"] > 0  # the chains differ from each other, so equality is informative
     for name, (equal, maxdiff) in child["diff"].items():
         assert equal or maxdiff <= 1e-12, (name, maxdiff)
@@ -110,6 +113,23 @@ def test_jit_keeps_chain_sharding(child):
     assert child["n_shards"] == 4 and child["shard_rows"] == 2
     assert "chains" in child["records_spec"]
     assert child["collectives"] == 0
+
+
+@pytest.mark.slow
+def test_sharded_chains_innermost_sweep():
+    """32 chains (pan's chains-innermost sweep, used from 16 chains) on 4 devices: same draws as
+    unsharded to 1e-12, the state sharded over chains, no collectives."""
+    from mitml_jax.kernels import pan_chains
+
+    assert 32 >= pan_chains.MIN_CHAINS
+    res = _run_child(chains=32)
+    assert res["chains_innermost"]
+    assert res["spread"] > 0
+    for name, (equal, maxdiff) in res["diff"].items():
+        assert equal or maxdiff <= 1e-12, (name, maxdiff)
+    assert set(res["state_spec"]) == {"('chains',)"}
+    assert res["n_shards"] == 4 and res["shard_rows"] == 8
+    assert res["collectives"] == 0
 
 
 def test_usable_devices_divides_chains():
