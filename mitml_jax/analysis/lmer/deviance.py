@@ -27,12 +27,12 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
-from ...kernels.linalg import solve_upper_t_list
+from ...kernels.linalg import chol_list, solve_upper_t_list
 
 # fixed-effect blocks up to this size are factorised elementwise (no LAPACK calls)
 _UNROLL_P = 8
 
-__all__ = ["LmerStats", "theta_to_lambda", "profiled", "deviance", "n_theta"]
+__all__ = ["LmerStats", "lambda_positions", "theta_to_lambda", "profiled", "deviance", "n_theta"]
 
 
 class LmerStats(NamedTuple):
@@ -57,30 +57,22 @@ def n_theta(q: int) -> int:
     return q * (q + 1) // 2
 
 
+def lambda_positions(q: int) -> list:
+    """``(row, column)`` of every entry of ``theta`` in ``Lambda``: the lower triangle, column by
+    column (lme4's order)."""
+    return [(i, j) for j in range(q) for i in range(j, q)]
+
+
 def theta_to_lambda(theta: jax.Array, q: int) -> jax.Array:
     """Fill the lower triangle of ``Lambda`` column by column (lme4's order of ``theta``)."""
-    rows, cols = [], []
-    for j in range(q):
-        for i in range(j, q):
-            rows.append(i)
-            cols.append(j)
+    rows, cols = (list(x) for x in zip(*lambda_positions(q)))
     return jnp.zeros((q, q), theta.dtype).at[jnp.array(rows), jnp.array(cols)].set(theta)
 
 
 def _chol_unrolled(a: jax.Array, q: int) -> list:
-    """Cholesky factors of a batch ``(..., q, q)`` as nested lists of ``(...,)`` arrays."""
-    low = [[None] * q for _ in range(q)]
-    for j in range(q):
-        s = a[..., j, j]
-        for k in range(j):
-            s = s - low[j][k] ** 2
-        low[j][j] = jnp.sqrt(s)
-        for i in range(j + 1, q):
-            s = a[..., i, j]
-            for k in range(j):
-                s = s - low[i][k] * low[j][k]
-            low[i][j] = s / low[j][j]
-    return low
+    """Cholesky factors of a batch ``(..., q, q)`` as nested lists of ``(...,)`` arrays
+    (:func:`~mitml_jax.kernels.linalg.chol_list` on the lower triangle's entries)."""
+    return chol_list([[a[..., i, j] for j in range(i + 1)] for i in range(q)])
 
 
 def _forward_unrolled(low: list, b: jax.Array, q: int) -> jax.Array:

@@ -29,18 +29,13 @@ import numpy as np
 
 from ...kernels import linalg
 from . import optimize as opt
-from .deviance import LmerStats, n_theta
+from .deviance import LmerStats, lambda_positions, n_theta
 
 __all__ = ["profiled_host", "fit_batch_host", "MAX_UNROLL"]
 
 #: largest ``q`` and ``p`` whose algebra is unrolled (larger models use the JAX program)
 MAX_UNROLL = 8
 _COMPLEX_STEP = 1e-30
-
-
-def _lower_positions(q: int) -> list:
-    """``(i, j)`` of the lower triangle of ``Lambda`` in lme4's order of ``theta``."""
-    return [(i, j) for j in range(q) for i in range(j, q)]
 
 
 def _expand(stats: LmerStats, extra: int) -> LmerStats:
@@ -58,7 +53,7 @@ def profiled_host(theta: np.ndarray, stats: LmerStats, reml: bool) -> dict:
     q = stats.ztz.shape[-1]
     p = stats.xtx.shape[-1]
     lam = [[None] * q for _ in range(q)]
-    for col, (i, j) in enumerate(_lower_positions(q)):
+    for col, (i, j) in enumerate(lambda_positions(q)):
         lam[i][j] = theta[..., col, None]  # (..., 1): broadcasts over clusters
     ztz = [[stats.ztz[..., b, c] for c in range(q)] for b in range(q)]  # (..., J)
     zxy = np.concatenate([stats.ztx, stats.zty[..., None]], axis=-1)  # (..., J, q, p + 1)
@@ -187,7 +182,7 @@ def fit_batch_host(stats: LmerStats, reml: bool, maxiter: int = 100, tol: float 
     if q > MAX_UNROLL or p > MAX_UNROLL:
         raise ValueError(f"fit_batch_host: q = {q} and p = {p} must be at most {MAX_UNROLL}.")
     k = n_theta(q)
-    start = np.array([1.0 if i == j else 0.0 for i, j in _lower_positions(q)])
+    start = opt.start_theta(q, float, xp=np)
     c = {
         "phase_count": np.zeros(m, dtype=np.int64),
         "phase_b": np.zeros(m, dtype=bool),
@@ -224,15 +219,9 @@ def fit_batch_host(stats: LmerStats, reml: bool, maxiter: int = 100, tol: float 
                        else _phase_b(part, sub, reml, q))
                 for key, value in new.items():
                     c[key][rows] = value
-    theta = c["theta"].copy()
-    lower = _lower_positions(q)
-    for j, pos in enumerate(opt.diag_index(q)):
-        sign = np.where(theta[:, pos] < 0, -1.0, 1.0)
-        for col, (_, jj) in enumerate(lower):
-            if jj == j:
-                theta[:, col] *= sign
+    theta = opt.canonical_theta(c["theta"], q, xp=np)
     lam = np.zeros((m, q, q))
-    for col, (i, j) in enumerate(lower):
+    for col, (i, j) in enumerate(lambda_positions(q)):
         lam[:, i, j] = theta[:, col]
     return {
         "theta": theta, "deviance": c["f"], "beta": c["beta"], "sigma2": c["sigma2"],

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .deviance import LmerStats, n_theta, profiled, theta_to_lambda
+from .deviance import LmerStats, lambda_positions, n_theta, profiled, theta_to_lambda
 
 __all__ = ["fit_batch", "start_theta", "canonical_theta", "diag_index", "SINGULAR_TOL"]
 
@@ -55,10 +55,9 @@ _FD_STEP = 1e-5
 _NEG_CURVATURE = 1e-6
 
 
-def start_theta(q: int, dtype=jnp.float64) -> jax.Array:
-    """lme4's start: ``Lambda = I``."""
-    out = [1.0 if i == j else 0.0 for j in range(q) for i in range(j, q)]
-    return jnp.asarray(out, dtype=dtype)
+def start_theta(q: int, dtype=jnp.float64, xp=jnp):
+    """lme4's start: ``Lambda = I`` (``xp=np`` gives a NumPy array)."""
+    return xp.asarray([1.0 if i == j else 0.0 for i, j in lambda_positions(q)], dtype=dtype)
 
 
 def diag_index(q: int) -> list:
@@ -66,16 +65,18 @@ def diag_index(q: int) -> list:
     return [sum(q - i for i in range(j)) for j in range(q)]
 
 
-def canonical_theta(theta: jax.Array, q: int) -> jax.Array:
-    """Flip the sign of each column of ``Lambda`` whose diagonal element is negative."""
+def canonical_theta(theta, q: int, xp=jnp):
+    """Flip the sign of each column of ``Lambda`` whose diagonal element is negative.
+
+    ``theta`` is ``(..., k)``; ``xp=np`` runs it on NumPy arrays (the host fit)."""
     out = []
     k = 0
     for j in range(q):
-        sign = jnp.where(theta[k] < 0, -1.0, 1.0)
+        sign = xp.where(theta[..., k] < 0, -1.0, 1.0)
         for _ in range(j, q):
-            out.append(theta[k] * sign)
+            out.append(theta[..., k] * sign)
             k += 1
-    return jnp.stack(out)
+    return xp.stack(out, axis=-1)
 
 
 def _newton_direction(g, h, theta):
