@@ -248,11 +248,12 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
     extra = None
     if model is not None:
         fits = as_fits(model)
-        names, q, u = extract_estimates(fits)
+        stacked = _stacked(fits)  # once for the estimates and the extra parameters
+        names, q, u = extract_estimates(fits) if stacked is None else stacked[:3]
         diagonal = False
         cls_method = fits[0].class_name if hasattr(fits[0], "class_name") else type(fits[0]).__name__
         if extra_pars:
-            extra = _pool_extra(fits)
+            extra = _pool_extra(fits, stacked)
     else:
         names, q, u, diagonal = arrays_from_qhat_uhat(qhat, uhat)
         cls_method = None
@@ -283,8 +284,9 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
     return EstimatesResult(estimates, extra, T, m, df_com, cls_method, call)
 
 
-def _pool_extra(fits):
-    stacked = _stacked(fits)
+def _pool_extra(fits, stacked):
+    """Mean of the extra parameters: from ``stacked`` (the fits' ``mitml_stack``) when not None,
+    else from every fit's ``mitml_extra``."""
     if stacked is not None:
         frame = stacked[3]
         return pd.DataFrame({"Estimate": frame.mean(axis=1)})
