@@ -40,7 +40,6 @@ __all__ = [
     "small_matmul",
     "entries",
     "stack_entries",
-    "inv_lower_entries",
     "chol_and_inverse",
     "cross_product",
     "chol",
@@ -115,29 +114,10 @@ def stack_entries(e):
     return jnp.stack(flat, axis=-1).reshape(ref.shape + (d, d))
 
 
-def inv_lower_entries(l):
-    """Entries of ``L^-1`` (lower triangular) from the lower entries ``l[i][j]``, ``j <= i``."""
-    d = len(l)
-    out = [[None] * (i + 1) for i in range(d)]
-    for j in range(d):
-        out[j][j] = 1.0 / l[j][j]
-    for j in range(d):
-        for i in range(j + 1, d):
-            s = l[i][j] * out[j][j]
-            for k in range(j + 1, i):
-                s = s + l[i][k] * out[k][j]
-            out[i][j] = -s * out[i][i]
-    return out
-
-
 def spd_inverse(a):
     """Inverse of symmetric positive definite matrices (..., d, d) via the unrolled Cholesky,
     kept as lists of entries until one final stack (exactly symmetric)."""
-    if a.shape[-1] > la.UNROLL_MAX:
-        li = la.inv_lower(la.chol(a))
-        return jnp.swapaxes(li, -1, -2) @ li
-    li = stack_entries(inv_lower_entries(la.chol_list(entries(a))))
-    return small_matmul(jnp.swapaxes(li, -1, -2), li)
+    return chol_and_inverse(a)[1]
 
 
 def chol_and_inverse(a):
@@ -147,7 +127,7 @@ def chol_and_inverse(a):
         li = la.inv_lower(factor)
         return factor, jnp.swapaxes(li, -1, -2) @ li
     l = la.chol_list(entries(a))
-    li = stack_entries(inv_lower_entries(l))
+    li = stack_entries(la.inv_lower_list(l))
     return stack_entries(l), small_matmul(jnp.swapaxes(li, -1, -2), li)
 
 
@@ -189,7 +169,7 @@ def inverse_wishart_from_noise(df, scale, normals, uniforms):
         a = la.bartlett_from_noise(df, d, normals, uniforms)[0]
         t = la.chol(scale) @ jnp.swapaxes(la.inv_lower(a), -1, -2)
         return la.symmetrize(t @ jnp.swapaxes(t, -1, -2))
-    a_inv = stack_entries(inv_lower_entries(_bartlett_entries(df, d, normals, uniforms)))
+    a_inv = stack_entries(la.inv_lower_list(_bartlett_entries(df, d, normals, uniforms)))
     t = small_matmul(chol(scale), jnp.swapaxes(a_inv, -1, -2))
     return la.symmetrize(small_matmul(t, jnp.swapaxes(t, -1, -2)))
 
@@ -308,7 +288,7 @@ def pattern_inverse_factors(prec, patterns):
         :, :, None]
     if d > la.UNROLL_MAX:
         return la.inv_lower(la.chol(block))
-    return stack_entries(inv_lower_entries(la.chol_list(entries(block))))
+    return stack_entries(la.inv_lower_list(la.chol_list(entries(block))))
 
 
 def draw_missing_rows_factored(normals, values, means, prec, li_rows, miss):

@@ -26,6 +26,7 @@ import numpy as np
 __all__ = [
     "UNROLL_MAX",
     "chol_list",
+    "inv_lower_list",
     "solve_lower_list",
     "solve_upper_t_list",
     "chol",
@@ -176,15 +177,24 @@ def inv_lower(l):
     if d > UNROLL_MAX:
         eye = jnp.broadcast_to(jnp.eye(d, dtype=l.dtype), l.shape)
         return jsl.solve_triangular(l, eye, lower=True)
-    entries = {}
+    out = inv_lower_list([[l[..., i, j] for j in range(i + 1)] for i in range(d)])
+    return _stack_lower({(i, j): out[i][j] for i in range(d) for j in range(i + 1)}, d)
+
+
+def inv_lower_list(l):
+    """Entries of ``L^-1`` (lower triangular) from the lower entries ``l[i][j]``, ``j <= i``, of
+    :func:`chol_list` (nested lists of same-shape arrays, elementwise over the batch)."""
+    d = len(l)
+    out = [[None] * (i + 1) for i in range(d)]
     for j in range(d):
-        entries[(j, j)] = 1.0 / l[..., j, j]
+        out[j][j] = 1.0 / l[j][j]
+    for j in range(d):
         for i in range(j + 1, d):
-            s = l[..., i, j] * entries[(j, j)]
+            s = l[i][j] * out[j][j]
             for k in range(j + 1, i):
-                s = s + l[..., i, k] * entries[(k, j)]
-            entries[(i, j)] = -s / l[..., i, i]
-    return _stack_lower(entries, d)
+                s = s + l[i][k] * out[k][j]
+            out[i][j] = -s * out[i][i]  # the diagonal's reciprocal: a multiply, no division
+    return out
 
 
 def gamma_from_noise(shape_param, normals, uniforms):
