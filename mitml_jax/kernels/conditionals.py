@@ -51,6 +51,8 @@ def spd_inverse(a):
 
 #: Summed extent from which :func:`cross_products` uses XLA's dot instead of a fused multiply-sum.
 DOT_MIN_LENGTH = 4096
+
+
 def cross_products(u, v, batch: int = 0):
     """``sum over the row axes of u[i] * v[j]``: u (a, ..., *B), v (b, ..., *B) -> (a, b, *B).
 

@@ -220,11 +220,9 @@ def _build_sweep(config: JomoConfig):
         target = (y - (random_part(u1) if config.multilevel else 0.0)) * mask
         if use_hr:
             omega_inv = spd_inverse(omega)
-        else:
-            omega_chol, omega_inv = chol_and_inverse(omega)  # chol also draws beta
-        if use_hr:
             beta = hr.draw_beta_clusterwise(noise.normals((r * config.p,)), x, target, omega_inv)
         else:
+            omega_chol, omega_inv = chol_and_inverse(omega)  # chol also draws beta
             xty = cross_product(x.reshape(-1, config.p), target.reshape(-1, r))
             beta = draw_regression_from_chol(noise.normals((config.p, r)), arrays.xtx_inv,
                                              arrays.xtx_inv_chol, xty, omega_chol)
