@@ -1,36 +1,35 @@
 """pan_impute on one GPU: the large study with many chains, the chains sweep, float32 accuracy and
 the memory-bandwidth arithmetic of the sweep.
 
-    python benchmarks/gpu.py [--quick] [--json OUT.json] [--allow-cpu] [--only ...]
+    python benchmarks/gpu.py                  # on a GPU machine: measure, merge into gpu_points.json, report
+    python benchmarks/gpu.py                  # without a GPU: report the points measured earlier
+    python benchmarks/gpu.py --measure-r      # on the 2-core CPU machine: R's pan at J = 100,000
+    python benchmarks/gpu.py --allow-cpu --quick   # test the script itself on a CPU
 
-Sections (each printed as a Markdown table as soon as it is measured):
+Sections (each kept in ``gpu_points.json`` with its date; the report prints them all):
 
-``device``     the card (``device_kind``, memory), JAX's version, and the card's measured
+``device``     the card (``device_kind``, nvidia-smi, memory), JAX's version, and the card's measured
                device-to-device copy bandwidth (``y = x * a`` over a 2 GiB array, bytes read plus
                bytes written over the median of 20 calls): the ceiling the sweep is held against.
-``J``          J = 1,000 / 10,000 / 100,000 clusters x 20 rows, 5 targets, a random slope (the data of
-               ``scale.py``), 1 and 64 chains, float64; J = 100,000 also 256 chains and float32.
-``chains``     the Introduction model (studentratings), 1 to 4,096 chains.
+``steady``     pan_impute per iteration on J = 1,000 / 10,000 / 100,000 clusters x 20 rows, 5 targets,
+               a random slope, 25% missing (the data of ``scale.py``), 1 to 256 chains, float64 and
+               float32: ``pan_speed.time_pan``'s two calls that differ only in ``n_burn``, so the cost of
+               a call (model set-up, copying the m imputations to the host) cancels.
+``chains``     the Introduction model (studentratings), 1 to 4,096 chains (``scale.run_point``).
 ``bandwidth``  the J = 100,000, 64-chain sweep alone: one jitted step (all chains) timed over 20
                calls; XLA's own count of the bytes the compiled step reads and writes
                (``cost_analysis()["bytes accessed"]``); the least any sweep must move (each chain's
-               completed targets read once and its missing cells written once, the shared
-               design read once); each over the measured bandwidth gives a floor, and the step's
-               time over the floor is the factor to the bandwidth limit.
+               completed targets read once and its missing cells written once, the shared design
+               read once); each over the measured bandwidth gives a floor, and the step's time over
+               the floor is the factor to the bandwidth limit.
 ``float32``    scale.py's float32 check (standardized Introduction targets, 8 chains, float32
                against float64 posterior means in units of their combined Monte Carlo error),
                and whether the raw-scale float32 run with seed 12 finishes.
+``r_100k``     R's panImpute per iteration at J = 100,000 on the CPU machine (``--measure-r``; R is not
+               on the GPU machine): the ratio column is R's ms per iteration over ours per chain-iteration.
 
-Every point runs in this process (the GPU and JAX start once): ``pan_impute`` with the same shapes
-first as a warm-up that compiles, then timed from the arrival times of the blocks of iterations
-(``scale.run_point``); ``device peak MB`` is the device allocator's peak so far
-(``memory_stats()["peak_bytes_in_use"]``, monotone over the run: the points run in increasing size).
-R's time per iteration for the J = 100,000 model on 2 CPU cores is measured on the CPU machine
-(R is not on the GPU machine) and passed with ``--r-ms-100k``; the ratio is R's ms per iteration
-over ours per chain-iteration.
-
-Without a GPU the script says so and exits 0; ``--allow-cpu --quick`` runs it on the CPU (to test
-the script itself).
+Everything runs in one process (the GPU and JAX start once); ``device peak MB`` is the device
+allocator's peak so far (``memory_stats()["peak_bytes_in_use"]``, monotone over the run).
 """
 
 from __future__ import annotations
@@ -98,22 +97,11 @@ def point(spec):
 
 
 def plan(quick):
-    J_pts, chain_pts = [], []
+    """The chains sweep's points (scale.py's Introduction model)."""
     if quick:
-        for J, c in ((100, 1), (100, 8), (1000, 8)):
-            J_pts.append(dict(model="sim", J=J, r=5, chains=c, n_short=10, n_long=30))
-        for c in (1, 8, 64):
-            chain_pts.append(dict(model="intro", J=50, r=3, chains=c, n_short=20, n_long=60))
-        return J_pts, chain_pts
-    for J, c, short, long in ((1000, 1, 50, 300), (1000, 64, 25, 100), (10000, 1, 50, 200),
-                              (10000, 64, 10, 40), (100000, 1, 20, 60), (100000, 64, 10, 30)):
-        J_pts.append(dict(model="sim", J=J, r=5, chains=c, n_short=short, n_long=long))
-    J_pts.append(dict(model="sim", J=100000, r=5, chains=64, n_short=10, n_long=30, dtype="float32"))
-    J_pts.append(dict(model="sim", J=100000, r=5, chains=256, n_short=5, n_long=15, dtype="float32"))
-    for c in (1, 8, 64, 256, 1024, 4096):
-        short, long = (100, 400) if c <= 256 else (50, 150)
-        chain_pts.append(dict(model="intro", J=50, r=3, chains=c, n_short=short, n_long=long))
-    return J_pts, chain_pts
+        return [dict(model="intro", J=50, r=3, chains=c, n_short=20, n_long=60) for c in (1, 8, 64)]
+    return [dict(model="intro", J=50, r=3, chains=c, n_short=100 if c <= 256 else 50, n_long=400 if c <= 256 else 150)
+            for c in (1, 8, 64, 256, 1024, 4096)]
 
 
 def pan_step(J, chains, dtype):
@@ -180,105 +168,216 @@ def bandwidth_section(quick, bw_gb_s, dtype="float64"):
     return out
 
 
-def fmt_points(rows, r_ms):
-    head = ("| model | J | rows | chains | dtype | ms/iter (all chains) | ms/iter/chain | R ms/iter | R / ours per chain-iter "
-            "| compile s | device peak MB |\n|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
-    lines = [head]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['model']} | {r['J']:,} | | {r['chains']} | {r.get('dtype') or 'float64'} | "
-                         f"ERROR: {r['error'][:120]} | | | | | |")
-            continue
-        rr = r_ms if (r["model"] == "sim" and r["J"] == 100000) else float("nan")
-        ratio = rr / r["ms_iter_chain"] if np.isfinite(rr) else float("nan")
-        lines.append(
-            f"| {r['model']} | {r['J']:,} | {r['rows']:,} | {r['chains']} | {r.get('dtype') or 'float64'} | "
-            f"{r['ms_iter']:.3f} | {r['ms_iter_chain']:.4f} | {'' if not np.isfinite(rr) else f'{rr:.0f}'} | "
-            f"{'' if not np.isfinite(ratio) else f'{ratio:.0f}x'} | {r['compile_s']:.1f} | {r['device_peak_mb']:.0f} |")
-    return "\n".join(lines)
+STEADY = [  # (J, chains, dtype, extra iterations in the timed difference)
+    (1000, 1, "float64", 400), (1000, 64, "float64", 200), (10000, 1, "float64", 200),
+    (10000, 64, "float64", 100), (100000, 1, "float64", 100), (100000, 64, "float64", 100),
+    (100000, 64, "float32", 100), (100000, 256, "float32", 40),
+]
+
+
+def steady_section(quick, which=None):
+    """pan_impute's steady cost per iteration (``pan_speed.time_pan``: two calls that differ only in
+    ``n_burn``, so the per-call cost of building the model and copying the m imputations out
+    cancels), for the rows of :data:`STEADY` (``which``: their indices)."""
+    import pan_speed
+    from pan_speed import simulated_data, time_pan
+    from scale import sim_formula
+
+    import mitml_jax
+
+    plan_rows = [(1000, 1, "float64", 20), (1000, 8, "float32", 20)] if quick else STEADY
+    if which is not None:
+        plan_rows = [plan_rows[i] for i in which]
+    rows, data = [], {}
+    for J, chains, dtype, extra in plan_rows:
+        if J not in data:
+            data = {J: simulated_data(n_clusters=J, n_targets=5)}
+        t0 = time.perf_counter()
+        try:  # time_pan calls pan_impute without a dtype: pass this row's
+            pan_speed.pan_impute = lambda *a, dtype=dtype, **k: mitml_jax.pan_impute(*a, dtype=dtype, **k)
+            per_chain, per_iter, _, compile_s, overhead = time_pan(data[J], sim_formula(5), chains, extra)
+        finally:
+            pan_speed.pan_impute = mitml_jax.pan_impute
+        rows.append(dict(J=J, rows=J * 20, chains=chains, dtype=dtype, n_extra=extra, ms_iter=per_iter,
+                         ms_iter_chain=per_chain, compile_s=compile_s, call_overhead_s=overhead,
+                         wall_s=time.perf_counter() - t0, device_peak_mb=device_peak_mb()))
+        print(f"[steady J={J} {chains} chains {dtype}: {rows[-1]['wall_s']:.1f} s]", flush=True)
+    return rows
+
+
+def measure_r(n_burns=(1, 11, 31, 1, 31)):
+    """R's panImpute per iteration at J = 100,000 on this (CPU) machine: one R session times calls
+    that differ only in ``n.burn``; the slope of time against ``n.burn`` (least squares) is the cost
+    of an iteration, free of the model set-up (about 20 s at 2,000,000 rows)."""
+    import shutil
+    import tempfile
+
+    from pan_speed import simulated_data
+
+    if shutil.which("Rscript") is None:
+        raise RuntimeError("Rscript is not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "sim.csv")
+        simulated_data(n_clusters=100000, n_targets=5).to_csv(path, index=False)
+        script = (
+            "suppressMessages(library(mitml)); d <- read.csv('%s'); "
+            "f <- y1 + y2 + y3 + y4 + y5 ~ 1 + x + (1 + x | id); "
+            "for (n in c(%s)) { t <- system.time(panImpute(d, formula = f, n.burn = n, n.iter = 1, m = 1, "
+            "silent = TRUE))[['elapsed']]; cat(n, t, '\\n') }" % (path, ", ".join(map(str, n_burns)))
+        )
+        out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, check=True).stdout
+    pairs = np.array([[float(v) for v in line.split()] for line in out.strip().splitlines()])
+    slope = np.polyfit(pairs[:, 0], pairs[:, 1], 1)[0]
+    return dict(ms_iter=slope * 1e3, runs=pairs.tolist(), load=os.getloadavg()[0],
+                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=f"{os.cpu_count()} CPU cores")
+
+
+# ----------------------------------------------------------------------------- report
+def _f(v, spec):
+    return "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
+
+
+def report(points):
+    """Markdown of every section in ``points`` (the contents of gpu_points.json)."""
+    out = []
+    r = points.get("r_100k", {})
+    r_ms = r.get("ms_iter", float("nan"))
+    dev = points.get("device", {})
+    if dev:
+        out.append(f"GPU: **{dev.get('device_kind')}** ({dev.get('nvidia_smi')}), JAX {dev.get('jax')}; device "
+                   f"memory for JAX {dev.get('bytes_limit_gb', 0):.1f} GB; measured copy bandwidth (bytes read + "
+                   f"written, {dev.get('copy_gib', 0):.0f} GiB array) {dev.get('copy_gb_s', 0):.0f} GB/s; "
+                   f"measured {dev.get('date')}.")
+    if r:
+        out.append(f"\nR's panImpute at J = 100,000 (2,000,000 rows, 5 targets, random slope), one chain on the CPU "
+                   f"machine ({r['machine']}): {r_ms:.0f} ms per iteration (slope over n.burn = "
+                   f"{', '.join(str(int(x[0])) for x in r['runs'])}; load {r['load']:.1f}; {r['date']}).")
+    steady = points.get("steady")
+    if steady:
+        out.append("\n### pan_impute per iteration, simulated data (20 rows per cluster, 5 targets, random slope, "
+                   "25% missing)\n\nSteady cost: two calls that differ only in n_burn (the per-call cost of building "
+                   "the model and copying the m imputations out cancels; it is the `call s` column).\n")
+        out.append("| J | rows | chains | dtype | ms/iter (all chains) | ms/iter/chain | R ms/iter / ours per "
+                   "chain-iter | call s | compile s | device peak MB | measured |")
+        out.append("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
+        for s in steady:
+            ratio = r_ms / s["ms_iter_chain"] if s["J"] == 100000 else float("nan")
+            out.append(f"| {s['J']:,} | {s['rows']:,} | {s['chains']} | {s['dtype']} | {s['ms_iter']:.2f} | "
+                       f"{s['ms_iter_chain']:.4f} | {_f(ratio, '.0f')} | {s['call_overhead_s']:.1f} | "
+                       f"{s['compile_s']:.1f} | {s['device_peak_mb']:.0f} | {s.get('date', '')} |")
+    chains = points.get("chains")
+    if chains:
+        out.append("\n### Chains of the Introduction model (studentratings, 750 rows)\n\n"
+                   "Block arrival times (scale.py's method: blocks of n_short iterations).\n")
+        out.append("| chains | ms/iter (all chains) | ms/iter/chain | compile s | measured |\n|---:|---:|---:|---:|---|")
+        for c in chains:
+            out.append(f"| {c['chains']} | {c['ms_iter']:.3f} | {c['ms_iter_chain']:.5f} | {c['compile_s']:.1f} | "
+                       f"{c.get('date', '')} |")
+        by = {c["chains"]: c for c in chains}
+        if 8 in by and 256 in by:
+            out.append(f"\n256 chains cost {by[256]['ms_iter'] / by[8]['ms_iter']:.2f} x the wall time per iteration "
+                       "of 8 chains on this GPU.")
+    bws = points.get("bandwidth")
+    if bws:
+        out.append("\n### The sweep against the card's memory bandwidth\n\n"
+                   "One jitted step of all chains (the sweep alone, 20 calls). `XLA bytes`: the compiled step's "
+                   "bytes read and written by XLA's count (`cost_analysis()`); `least bytes`: each chain's "
+                   "completed targets read once and its missing cells written once, plus the shared design read "
+                   "once. Floor = bytes / measured copy bandwidth; `x floor` = step time / floor.\n")
+        out.append("| J | chains | dtype | step ms | XLA bytes GB | floor ms | x floor | least bytes GB | floor ms | "
+                   "x floor | achieved GB/s |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for b in bws:
+            out.append(f"| {b['J']:,} | {b['chains']} | {b['dtype']} | {b['step_ms']:.1f} | {b['xla_gb']:.1f} | "
+                       f"{b['xla_floor_ms']:.1f} | {b['factor_xla']:.1f} | {b['minimal_gb']:.2f} | "
+                       f"{b['minimal_floor_ms']:.2f} | {b['factor_minimal']:.0f} | {b['achieved_gb_s']:.0f} |")
+    f32 = points.get("float32")
+    if f32:
+        out.append(f"\n### float32 against float64 on the GPU\n\nIntroduction model, standardized targets, 8 chains, "
+                   f"{f32['draws']} draws per dtype (independent seeds): largest |mean32 - mean64| = {f32['max_z']:.2f} "
+                   f"combined MCSE ({f32['worst']}), median {f32['median_z']:.2f}; posterior sd differ by at most "
+                   f"{100 * f32['max_sd_ratio']:.1f}%. Raw scale in float32 (seed 12): {f32['raw']}. "
+                   f"({f32.get('date', '')})")
+    return "\n".join(out)
+
+
+POINTS = os.path.join(HERE, "gpu_points.json")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--allow-cpu", action="store_true", help="run even without a GPU (to test the script)")
-    parser.add_argument("--json", default=None, help="write every measured number to this JSON file")
-    parser.add_argument("--r-ms-100k", type=float, default=R_MS_100K,
-                        help="R's panImpute ms per iteration at J = 100,000 on the CPU machine")
-    parser.add_argument("--only", nargs="+", default=["device", "J", "chains", "bandwidth", "float32"])
+    parser.add_argument("--json", default=None, help="also write this run's numbers to this JSON file")
+    parser.add_argument("--points", default=POINTS, help="JSON file of measured sections (merged, then reported)")
+    parser.add_argument("--measure-r", action="store_true", help="on the CPU machine: time R's pan at J = 100,000")
+    parser.add_argument("--merge", nargs="*", default=[], help="JSON files of earlier runs (--json) to merge in")
+    parser.add_argument("--steady-rows", type=int, nargs="*", default=None, help="indices into STEADY")
+    parser.add_argument("--only", nargs="+", default=["device", "chains", "steady", "bandwidth", "float32"])
     args = parser.parse_args(argv)
     os.environ.setdefault("MITML_JAX_COMPILATION_CACHE", "0")  # compile times are real
     import jax
 
     import mitml_jax  # noqa: F401  (enables x64)
 
-    if jax.default_backend() != "gpu" and not args.allow_cpu:
-        print(f"No GPU (JAX backend: {jax.default_backend()}); nothing measured. Use --allow-cpu to test the script.")
-        return 0
-    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    points = {}
+    if os.path.exists(args.points):
+        with open(args.points) as handle:
+            points = json.load(handle)
+    for path in args.merge:
+        with open(path) as handle:
+            points.update({k: v for k, v in json.load(handle).items() if k in SECTIONS})
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results = {}
 
-    def dump():
+    def save():
         if args.json:
             with open(args.json, "w") as handle:
                 json.dump(results, handle, indent=1, default=str)
+        if args.points and not args.quick:
+            with open(args.points, "w") as handle:
+                json.dump(points, handle, indent=1, default=str)
 
-    def guarded(name, fn):
-        t0 = time.perf_counter()
-        try:
-            value = fn()
-        except Exception as err:  # a section that fails must not lose the others
-            traceback.print_exc()
-            value = {"error": f"{type(err).__name__}: {err}"}
-        print(f"[{name}: {time.perf_counter() - t0:.1f} s]", flush=True)
-        results[name] = value
-        dump()
-        return value
+    if args.measure_r:
+        points["r_100k"] = measure_r()
+        save()
+    elif jax.default_backend() != "gpu" and not args.allow_cpu:
+        if not points:
+            print(f"No GPU (JAX backend: {jax.default_backend()}) and no measured points; nothing to report.")
+            return 75
+        print(f"(This machine has no GPU; the rows were measured on the GPU named below, with their dates.)\n")
+    else:
+        def guarded(name, fn):
+            t0 = time.perf_counter()
+            try:
+                value = fn()
+            except Exception as err:  # a section that fails must not lose the others
+                traceback.print_exc()
+                print(f"[{name}: FAILED after {time.perf_counter() - t0:.1f} s]", flush=True)
+                return
+            print(f"[{name}: {time.perf_counter() - t0:.1f} s]", flush=True)
+            stamp = lambda d: dict(d, date=date) if isinstance(d, dict) else d  # noqa: E731
+            results[name] = [stamp(v) for v in value] if isinstance(value, list) else stamp(value)
+            points[name] = results[name]
+            save()
 
-    dev = guarded("device", lambda: device_section(args.quick))
-    bw = dev.get("copy_gb_s", float("nan"))
-    print(f"\n## GPU: {dev.get('device_kind')} (JAX {dev.get('jax')}, {dev.get('backend')}), measured "
-          f"{results['date']}\n\nnvidia-smi: {dev.get('nvidia_smi')}; device memory for JAX "
-          f"{dev.get('bytes_limit_gb', 0):.1f} GB; copy bandwidth (read + write) {bw:.0f} GB/s over a "
-          f"{dev.get('copy_gib', 0):.2f} GiB array.\n", flush=True)
-    J_pts, chain_pts = plan(args.quick)
-    for name, pts in (("J", J_pts), ("chains", chain_pts)):
-        if name not in args.only:
-            continue
-        rows = []
-        for spec in pts:
-            rows.append(guarded(f"{name} {json.dumps(spec)}", lambda spec=spec: point(spec)) | dict(spec))
-        results[name] = rows
-        print(fmt_points(rows, args.r_ms_100k), flush=True)
-        if name == "chains":
-            by = {r["chains"]: r for r in rows if "error" not in r}
-            if 8 in by and 256 in by:
-                print(f"\n256 chains cost {by[256]['ms_iter'] / by[8]['ms_iter']:.2f} x the wall time per iteration "
-                      f"of 8 chains (CPU target <= 4).", flush=True)
-    if "bandwidth" in args.only:
-        rows = [guarded(f"bandwidth {dt}", lambda dt=dt: bandwidth_section(args.quick, bw, dt))
-                for dt in ("float64", "float32")]
-        print("\n| J | chains | dtype | step ms | XLA bytes GB | floor ms (XLA bytes) | x floor | least bytes GB "
-              "| floor ms (least bytes) | x floor | achieved GB/s |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for b in rows:
-            if "error" in b:
-                print(f"| | | | ERROR: {b['error'][:160]} | | | | | | | |")
-                continue
-            print(f"| {b['J']:,} | {b['chains']} | {b['dtype']} | {b['step_ms']:.2f} | {b['xla_gb']:.2f} | "
-                  f"{b['xla_floor_ms']:.2f} | {b['factor_xla']:.1f} | {b['minimal_gb']:.2f} | "
-                  f"{b['minimal_floor_ms']:.2f} | {b['factor_minimal']:.1f} | {b['achieved_gb_s']:.0f} |", flush=True)
-    if "float32" in args.only:
-        import scale
+        guarded("device", lambda: device_section(args.quick))
+        bw = points["device"]["copy_gb_s"]
+        if "chains" in args.only:
+            guarded("chains", lambda: [point(spec) for spec in plan(args.quick)])
+        if "steady" in args.only:
+            guarded("steady", lambda: steady_section(args.quick, args.steady_rows))
+        if "bandwidth" in args.only:
+            guarded("bandwidth", lambda: [bandwidth_section(args.quick, bw, dt) for dt in ("float64", "float32")])
+        if "float32" in args.only:
+            import scale
 
-        f32 = guarded("float32", lambda: scale.float32_check(chains=8, n_burn=100 if args.quick else 500,
-                                                             n_iter=100 if args.quick else 500))
-        if "error" not in f32:
-            print(f"\nfloat32 vs float64 (Introduction model, standardized targets, {f32['draws']} draws per dtype): "
-                  f"largest |mean32 - mean64| = {f32['max_z']:.2f} combined MCSE ({f32['worst']}), median "
-                  f"{f32['median_z']:.2f}, sd differ by at most {100 * f32['max_sd_ratio']:.1f}%; wall float64 "
-                  f"{f32['t64']:.1f} s, float32 {f32['t32']:.1f} s; raw scale float32 seed 12: {f32['raw']}.", flush=True)
-    dump()
+            guarded("float32", lambda: scale.float32_check(chains=8, n_burn=100 if args.quick else 500,
+                                                           n_iter=100 if args.quick else 500))
+    print(report(points))
     return 0
 
+
+SECTIONS = ("device", "chains", "steady", "bandwidth", "float32", "r_100k")
 
 if __name__ == "__main__":
     sys.exit(main())

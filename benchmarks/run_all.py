@@ -31,6 +31,7 @@ SCRIPTS = [
     "summary_speed",
     "scale",
     "end_to_end",
+    "gpu",
 ]
 
 
