@@ -269,8 +269,9 @@ def float32_check(chains=8, n_burn=500, n_iter=500):
     """float32 vs float64 on the Introduction model: max |mean difference| / combined MCSE.
 
     The comparison uses standardized targets. The raw scale with seed 12 is also run in float32
-    and whether it finished is reported (it hits a float32 uniform that rounds to 1.0, a known
-    defect of kernels/noise.py; see tests/test_scale_float32.py).
+    and whether it finished is reported: it used to stop at iteration 65, when a float32 uniform
+    rounded to 1.0 (fixed in kernels/noise.py; tests/test_scale_float32.py keeps it as a regression
+    test).
     """
     from mitml_jax import load_studentratings, pan_impute
     from mitml_jax.errors import SamplerFailure

@@ -1,12 +1,10 @@
 """float32 against float64 on the Introduction model: posterior means within Monte Carlo error.
 
-Known defect (kernels/noise.py, not this module's): in float32 ``open_uniforms`` computes
-``((bits >> 8) + 0.5) * 2**-24``; for ``bits >> 8 == 2**24 - 1`` the sum rounds to ``2**24``, so
-u == 1.0 and ``erfinv(2u - 1)`` is inf (probability 2**-24 per normal, about one run in five of 8
-chains x 1,000 iterations of this model). Seed 12 hits it at iteration 65 of chain 0, raw or
-standardized data (``test_float32_seed12_known_failure``). Fix: ``((bits >> 9) + 0.5) * 2**-23``
-(and ``bits >> 12``, ``2**-52`` in float64, where the same rounding gives u == 1 with probability
-2**-53). The accuracy test therefore uses a seed that does not hit it.
+A float32 uniform once rounded to 1.0: ``((bits >> 8) + 0.5) * 2**-24`` is ``2**24 * 2**-24`` for
+``bits >> 8 == 2**24 - 1``, so ``erfinv(2u - 1)`` was inf (probability 2**-24 per normal, about one
+run in five of 8 chains x 1,000 iterations of this model; seed 12 hit it at iteration 65 of chain 0).
+kernels/noise.py now builds the uniforms from 23 bits in float32 (``k + 0.5`` is exact) and 52 in
+float64, so u < 1 always; ``test_float32_seed12_regression`` reruns the run that failed.
 """
 
 import numpy as np
