@@ -76,6 +76,7 @@ def device_section(quick):
         times.append(time.perf_counter() - t0)
     bw = 2 * n * 8 / float(np.median(times)) / 1e9
     return dict(jax=jax.__version__, backend=jax.default_backend(), device_kind=dev.device_kind,
+                commit=os.environ.get("MITML_JAX_COMMIT", ""),
                 bytes_limit_gb=stats.get("bytes_limit", 0) / 1e9, nvidia_smi=smi, copy_gb_s=bw,
                 copy_gib=n * 8 / 2**30)
 
@@ -262,7 +263,8 @@ def report(points):
         out.append(f"GPU: **{dev.get('device_kind')}** ({dev.get('nvidia_smi')}), JAX {dev.get('jax')}; device "
                    f"memory for JAX {dev.get('bytes_limit_gb', 0):.1f} GB; measured copy bandwidth (bytes read + "
                    f"written, {dev.get('copy_gib', 0):.0f} GiB array) {dev.get('copy_gb_s', 0):.0f} GB/s; "
-                   f"measured {dev.get('date')}.")
+                   f"measured {dev.get('date')}" + (f" (package at commit {dev['commit']})" if dev.get("commit") else "")
+                   + ".")
     if r:
         out.append(f"\nR's panImpute at J = 100,000 (2,000,000 rows, 5 targets, random slope), one chain on the CPU "
                    f"machine ({r['machine']}): {r_ms:.0f} ms per iteration (slope over n.burn = "
@@ -319,6 +321,20 @@ def report(points):
 POINTS = os.path.join(HERE, "gpu_points.json")
 
 
+def merge_rows(old, new):
+    """A section's rows after a new run: new rows replace old ones with the same model, size,
+    chains and dtype; other old rows stay (each keeps its own date). Dict sections are replaced."""
+    if not (isinstance(old, list) and isinstance(new, list)):
+        return new
+
+    def key(row):
+        return tuple(row.get(k) for k in ("model", "J", "chains", "dtype"))
+
+    fresh = {key(r) for r in new}
+    rows = [r for r in old if key(r) not in fresh] + list(new)
+    return sorted(rows, key=lambda r: (str(r.get("dtype")), r.get("J", 0), r.get("chains", 0)))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes")
@@ -373,7 +389,7 @@ def main(argv=None):
             print(f"[{name}: {time.perf_counter() - t0:.1f} s]", flush=True)
             stamp = lambda d: dict(d, date=date) if isinstance(d, dict) else d  # noqa: E731
             results[name] = [stamp(v) for v in value] if isinstance(value, list) else stamp(value)
-            points[name] = results[name]
+            points[name] = merge_rows(points.get(name), results[name])
             save()
 
         guarded("device", lambda: device_section(args.quick))
