@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import SamplerFailure
 from ..kernels.threefry import fold_in
 from .keys import chain_keys
+from .prefetch import import_during_compile
 from .progress import ProgressBar
 
 __all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_keys"]
@@ -304,10 +305,13 @@ def run_chains(
         if after_block is not None:
             after_block(done["iterations"])
 
+    # imports for after the run, in a thread while XLA compiles and runs the blocks (once per process)
+    prefetch = import_during_compile()
     try:
         for t0, n_active, seg_len, phase in plan:
             out = block(keys, state, arrays, prior, np.int32(t_start + t0), np.int32(n_active), np.int32(seg_len),
                         acc, first_bad)
+            prefetch.go()
             state, acc, first_bad = out[0], out[1], out[2]
             if pending is not None:
                 store(pending)
@@ -323,6 +327,7 @@ def run_chains(
         raise InterruptedChains(partial, t) from None
     finally:
         bar.close()
+        prefetch.wait()
     return _chain_run(burnin, imputation, saves, state, acc, first_bad)
 
 

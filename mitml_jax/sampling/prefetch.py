@@ -1,0 +1,132 @@
+"""Import what a session needs after sampling while XLA compiles the sampler (a cold-start saving).
+
+Compiling a sampler block takes seconds of XLA work that does not hold Python's GIL, and it
+leaves a CPU core idle for most of that time. The modules a typical session imports right
+after ``pan_impute`` or ``jomo_impute`` (``summary`` needs ``scipy.special``, ``plot`` needs
+matplotlib and its PNG writer, then ``mitml_complete``, ``lmer`` and ``test_estimates``) cost
+about a second of imports on a small CPU. :func:`import_during_compile` imports them in a
+background thread that waits until XLA starts compiling (JAX's backend-compile monitoring event)
+or until the first block has been dispatched, whichever comes first, so it does not compete
+with the tracing and lowering that the compiler waits for.
+
+It never changes results: it only imports modules that later code would import anyway; a
+module already imported is skipped, and any exception is swallowed (the later import raises it
+again where it belongs). It runs once per process. :meth:`Prefetch.wait` joins the thread before
+the sampler returns, so the caller's own imports never run concurrently with it. Set the
+environment variable ``MITML_JAX_PREFETCH=0`` to turn it off.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+
+__all__ = ["MODULES", "ENV", "Prefetch", "import_during_compile", "enabled"]
+
+ENV = "MITML_JAX_PREFETCH"
+
+#: Modules imported in the background, in order (those the Introduction workflow imports
+#: lazily after the sampler: summary, plot, complete, lmer, pooling).
+MODULES = (
+    "mitml_jax.diagnostics.summary",
+    "scipy.special",
+    "mitml_jax.results.complete",
+    "mitml_jax.results.implist",
+    "mitml_jax.analysis.lmer",
+    "mitml_jax.analysis.estimates",
+    "mitml_jax.diagnostics.plotting",
+    "scipy.fft",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "PIL.PngImagePlugin",
+)
+
+#: JAX records this scalar event when a backend compilation (or persistent-cache lookup) starts.
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+#: Longest wait for a compilation or the first dispatched block before importing anyway (s).
+_MAX_WAIT = 5.0
+
+_STATE = {"started": False, "listening": False}
+_LOCK = threading.Lock()
+#: Set when XLA starts compiling or the caller says go; the import thread waits for it.
+_GO = threading.Event()
+
+
+def enabled() -> bool:
+    """False when ``MITML_JAX_PREFETCH`` is ``0``/``false``/``no``/``off``."""
+    value = os.environ.get(ENV, "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def _on_scalar(event, value, **kwargs):
+    if event == _COMPILE_EVENT:
+        _GO.set()
+
+
+def _listen_for_compiles() -> None:
+    if _STATE["listening"]:
+        return
+    try:
+        from jax import monitoring
+
+        monitoring.register_scalar_listener(_on_scalar)
+    except Exception:  # noqa: BLE001 - a JAX without the hook: the dispatch signal remains
+        return
+    _STATE["listening"] = True
+
+
+def _import_all(modules) -> None:
+    _GO.wait(_MAX_WAIT)
+    for name in modules:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - never let a warm-up import surface here
+            pass
+
+
+class Prefetch:
+    """A background import thread (or nothing, when disabled or already used in this process).
+
+    Call :meth:`go` once the work it may overlap has been dispatched, and :meth:`wait` before
+    returning to the caller.
+    """
+
+    def __init__(self, modules=MODULES):
+        self._thread = None
+        todo = [m for m in modules if m not in sys.modules]
+        if not todo or not enabled():
+            return
+        with _LOCK:
+            if _STATE["started"]:
+                return
+            _STATE["started"] = True
+        _listen_for_compiles()
+        self._thread = threading.Thread(target=_import_all, args=(todo,), name="mitml_jax-prefetch",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def active(self) -> bool:
+        """Whether a background thread is running (started and not yet waited for)."""
+        return self._thread is not None
+
+    def go(self) -> None:
+        """Start importing now (if a compilation has not already started it)."""
+        if self._thread is not None:
+            _GO.set()
+
+    def wait(self) -> None:
+        """Block until the background imports are done."""
+        if self._thread is not None:
+            _GO.set()
+            self._thread.join()
+            self._thread = None
+
+
+def import_during_compile(modules=MODULES) -> Prefetch:
+    """Start the once-per-process background import of ``modules`` (see the module docstring)."""
+    return Prefetch(modules)

@@ -1,0 +1,111 @@
+"""The background imports during compilation (sampling/prefetch.py): when they run, what they
+import, that they can be turned off, and that they leave the draws unchanged."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from mitml_jax.sampling import prefetch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def fresh_state(monkeypatch):
+    """A process in which no prefetch has run yet (the real one is once per process)."""
+    monkeypatch.setattr(prefetch, "_STATE", {"started": False, "listening": prefetch._STATE["listening"]})
+    monkeypatch.setattr(prefetch, "_GO", threading.Event())
+    monkeypatch.delenv(prefetch.ENV, raising=False)
+
+
+@pytest.mark.parametrize("value, expected", [("0", False), ("off", False), ("False", False),
+                                             ("1", True), ("", True)])
+def test_environment_switch(monkeypatch, value, expected):
+    monkeypatch.setenv(prefetch.ENV, value)
+    assert prefetch.enabled() is expected
+
+
+def test_waits_for_go_then_imports_and_swallows_errors(fresh_state, monkeypatch):
+    name = "mitml_jax_test_prefetch_target"
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    imported = threading.Event()
+
+    class Finder:
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname == name:
+                imported.set()
+            if fullname == "no_such_module_for_prefetch":
+                raise RuntimeError("broken finder")  # an error inside the thread is swallowed
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [Finder()] + sys.meta_path)
+    job = prefetch.import_during_compile(("no_such_module_for_prefetch", name))
+    assert job.active
+    assert not imported.wait(0.3)  # nothing happens before go() (or a compilation)
+    job.go()
+    job.wait()
+    assert imported.is_set() and not job.active
+    # once per process: a second request starts nothing
+    assert not prefetch.import_during_compile((name + "_other",)).active
+
+
+def test_compile_event_starts_it(fresh_state):
+    import jax
+    import jax.numpy as jnp
+
+    job = prefetch.Prefetch(("mitml_jax_not_a_module",))
+    assert job.active
+    # a fresh jit compilation fires JAX's backend-compile event, which releases the thread
+    jax.jit(lambda x: jnp.sin(x) * 3.25 + 0.5)(jnp.arange(7.0)).block_until_ready()
+    assert prefetch._GO.wait(2.0)
+    thread = job._thread
+    thread.join(5.0)
+    assert not thread.is_alive()
+    job.wait()
+
+
+def test_disabled_or_nothing_to_do(fresh_state, monkeypatch):
+    monkeypatch.setenv(prefetch.ENV, "0")
+    assert not prefetch.import_during_compile(("mitml_jax_not_a_module",)).active
+    monkeypatch.delenv(prefetch.ENV)
+    assert not prefetch.import_during_compile(("sys", "os")).active  # all imported already
+    job = prefetch.import_during_compile(("mitml_jax_not_a_module",))
+    assert job.active
+    job.wait()
+
+
+_SCRIPT = """
+import hashlib, json, sys
+import numpy as np
+import mitml_jax as mj
+d = mj.load_studentratings()
+before = {m: m in sys.modules for m in ("matplotlib.figure", "scipy.special")}
+imp = mj.pan_impute(d, formula="ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)", n_burn=30,
+                    n_iter=5, m=2, seed=11, progress=False)
+after = {m: m in sys.modules for m in ("matplotlib.figure", "scipy.special")}
+h = hashlib.sha256(np.ascontiguousarray(imp.replacement).tobytes())
+for block in sorted(imp.burnin):
+    h.update(np.ascontiguousarray(imp.burnin[block]).tobytes())
+print(json.dumps({"before": before, "after": after, "hash": h.hexdigest()}))
+"""
+
+
+def _run(flag):
+    env = dict(os.environ, **{prefetch.ENV: flag},
+               PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_pan_impute_prefetches_without_changing_draws():
+    on, off = _run("1"), _run("0")
+    assert on["before"] == off["before"] == {"matplotlib.figure": False, "scipy.special": False}
+    assert on["after"] == {"matplotlib.figure": True, "scipy.special": True}
+    assert off["after"] == {"matplotlib.figure": False, "scipy.special": False}
+    assert on["hash"] == off["hash"]
