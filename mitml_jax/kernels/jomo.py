@@ -43,6 +43,7 @@ from .level2 import (draw_random_effects, draw_regression, draw_regression_from_
 from .mh_covariance import free_elements, mh_covariance_from_proposals
 from .jomo_budget import noise_budget
 from .jomo_noise import sweep_noise_stream
+from .jomo_kernel_call import single_kernel
 
 __all__ = ["JomoState", "JomoPrior", "JomoInfo", "COMPILER_OPTIONS", "init", "build_kernel", "default_prior"]
 
@@ -125,6 +126,19 @@ def init(arrays: JomoArrays, config: JomoConfig, prior: JomoPrior) -> JomoState:
     return state if traced else jax.device_put(state)
 
 
+def _set_columns(a, pos: int, block):
+    """``a.at[..., pos : pos + k].set(block)`` as a concatenation (no scatter in the sweep)."""
+    return jnp.concatenate([a[..., :pos], block, a[..., pos + block.shape[-1] :]], axis=-1)
+
+
+def _put_rows(a, rows, index):
+    """``a`` (N, d) with row ``i`` replaced by ``rows[index[i]]`` where ``index[i] < len(rows)``:
+    the scatter ``a.at[where].set(rows)`` written as a gather (``index`` from
+    :func:`.jomo_data.row_index`)."""
+    padded = jnp.concatenate([rows, jnp.zeros((1,) + rows.shape[1:], rows.dtype)])
+    return jnp.where((index < rows.shape[0])[:, None], padded[index], a)
+
+
 def _cell_normals(noise, cells, n_cells: int):
     """Normals for the missing cells only, placed at ``cells`` (zeros at observed cells)."""
     z = noise.normals((n_cells,))
@@ -136,8 +150,12 @@ def _cell_normals(noise, cells, n_cells: int):
 #: 2026-11-26 in separate processes at load ~1.4) and runs as fast (block of 1,000 sweeps, same
 #: compiled program both ways in one process: minimum 104.9 vs 105.3 ms; justice with
 #: random_L1 = "full": 594 vs 633 ms). pan keeps the emitters: its sweep ran 13-20% slower
-#: without them. A CPU backend flag; other backends ignore it.
-COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+#: without them. No library fusions (the empty lists of YNNPACK and XNNPACK fusion types): the
+#: single-kernel emitter of :mod:`.jomo_kernel_call` cannot compile them (XLA turned the large
+#: cross-products of 20,000 rows into YNNPACK reductions). CPU backend flags; other backends ignore
+#: them.
+COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_cpu_experimental_ynn_fusion_type": "",
+                    "xla_cpu_experimental_xnn_fusion_type": ""}
 
 
 def build_kernel(config: JomoConfig):
@@ -145,16 +163,20 @@ def build_kernel(config: JomoConfig):
 
     All random numbers of a sweep come from one threefry block handed out by a
     ``NoiseStream`` (:func:`.jomo_noise.sweep_noise_stream`) of the size
-    :func:`.jomo_budget.noise_budget` gives (checked by the stream's ``finish()``).
+    :func:`.jomo_budget.noise_budget` gives (checked by the stream's ``finish()``). On CPU the
+    sweep is compiled as one kernel where it can be (:func:`.jomo_kernel_call.single_kernel`).
     """
     sweep = _build_sweep(config)
 
-    def kernel(key, state: JomoState, arrays: JomoArrays, prior: JomoPrior):
+    def one_sweep(key, state: JomoState, arrays: JomoArrays, prior: JomoPrior):
         noise = sweep_noise_stream(key, sweep, (state, arrays, prior), state.y.dtype,
                                    budget=noise_budget(config, arrays))
         out = sweep(noise, state, arrays, prior)
         noise.finish()
         return out
+
+    # the key, the state, and the loop-invariant data and prior travel as three vectors
+    kernel = single_kernel(one_sweep, groups=((0,), (1,), (2, 3)))
 
     kernel.compiler_options = dict(COMPILER_OPTIONS)  # read by sampling.run's block function
     return kernel
@@ -203,7 +225,7 @@ def _build_sweep(config: JomoConfig):
                         zn, un, (y - mu).reshape(-1, r), mu[..., pos : pos + k].reshape(-1, k),
                         omega, pos, k, codes.reshape(-1),
                     ).reshape(n_clusters, max_size, k)
-                y = y.at[..., pos : pos + k].set(new * mask)
+                y = _set_columns(y, pos, new * mask)
 
         # 2. latents of observed level-2 categories
         if config.cat2_blocks:
@@ -297,8 +319,7 @@ def _build_sweep(config: JomoConfig):
             new_rows = conditional_normal_from_noise(
                 z_rows, flat_y[rows], mu.reshape(-1, r)[rows], omega, arrays.patterns,
                 arrays.miss_pattern, prec=omega_inv if config.cat_blocks else None)
-        y = flat_y.at[rows].set(new_rows, indices_are_sorted=True, unique_indices=True)
-        y = y.reshape(n_clusters, max_size, r)
+        y = _put_rows(flat_y, new_rows, arrays.miss_row_index).reshape(n_clusters, max_size, r)
 
         # 9. missing level-2 values given the cluster's random effects
         if r2 > 0:
@@ -310,8 +331,8 @@ def _build_sweep(config: JomoConfig):
             new_u = conditional_normal_from_noise(z_clus, vals,
                                                   jnp.zeros_like(vals), psi, arrays.patterns2,
                                                   arrays.miss2_pattern)
-            y2 = y2.at[clus].set(jnp.where(arrays.miss2[clus], fit2[clus] + new_u[:, d1:],
-                                           y2[clus]), indices_are_sorted=True, unique_indices=True)
+            y2 = _put_rows(y2, jnp.where(arrays.miss2[clus], fit2[clus] + new_u[:, d1:], y2[clus]),
+                           arrays.miss2_cluster_index)
 
         new_state = JomoState(y=y, y2=y2, beta=beta, beta2=beta2, u1=u1, psi=psi, omega=omega,
                               a=a, scale=scale)

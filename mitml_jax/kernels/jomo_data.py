@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["JomoConfig", "JomoArrays", "JomoLayout", "build_jomo_arrays"]
+__all__ = ["JomoConfig", "JomoArrays", "JomoLayout", "build_jomo_arrays", "row_index"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class JomoArrays(NamedTuple):
     miss2_cells: jnp.ndarray  # (M2, dim_psi) as miss_cells, over the K2 missing level-2 cells
     report_l1: jnp.ndarray  # (K1,) flat indices into y (J*L*r) of all missing level-1 cells
     report_l2: jnp.ndarray  # (K2,) flat indices into y2 (J*r2) of all missing level-2 cells
+    miss_row_index: jnp.ndarray  # (J*L,) position of each flat row in miss_rows, M if absent
+    miss2_cluster_index: jnp.ndarray  # (J,) position of each cluster in miss2_clusters, M2 if absent
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,14 @@ def _cell_positions(miss: np.ndarray) -> np.ndarray:
     """Row-major position of each True cell among all True cells; their count where False."""
     pos = np.cumsum(miss.ravel()).reshape(miss.shape) - 1
     return np.where(miss, pos, int(miss.sum())).astype(np.int32)
+
+
+def row_index(rows: np.ndarray, n: int) -> np.ndarray:
+    """(n,) int32: the position of each of ``n`` rows in the list ``rows`` (distinct), ``len(rows)``
+    for rows not in it (the sweep's gather form of a row scatter)."""
+    out = np.full(n, len(rows), dtype=np.int32)
+    out[np.asarray(rows, dtype=np.int64)] = np.arange(len(rows), dtype=np.int32)
+    return out
 
 
 def _inv_and_chol(a: np.ndarray):
@@ -236,6 +246,8 @@ def build_jomo_arrays(y_con, y_cat, n_cats, x, z=None, cluster=None, y2_con=None
         miss2_pattern=np.asarray(pat2_id), patterns2=np.asarray(pats2),
         miss2_cells=np.asarray(_cell_positions(miss2_full[clusters2])),
         report_l1=np.zeros(0, np.int32), report_l2=np.zeros(0, np.int32),
+        miss_row_index=row_index(flat, n_clusters * max_size),
+        miss2_cluster_index=row_index(clusters2, n_clusters),
     )
     rep_rows, rep_cols = np.nonzero(miss)
     rep_flat = ((cluster[rep_rows] * max_size + slot[rep_rows]) * r + rep_cols).astype(np.int32)

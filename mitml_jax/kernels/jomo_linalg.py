@@ -153,8 +153,12 @@ def wishart_noise_size(d: int) -> tuple:
 
 def wishart_from_noise(df, scale, normals, uniforms):
     """Wishart(df, scale) from flat noise of :func:`wishart_noise_size` (mean ``df * scale``)."""
-    factor = small_matmul(la.chol(scale),
-                          la.bartlett_from_noise(df, scale.shape[-1], normals, uniforms)[0])
+    d = scale.shape[-1]
+    if d > la.UNROLL_MAX:
+        bartlett = la.bartlett_from_noise(df, d, normals, uniforms)[0]
+    else:  # the same matrix without the scatter of the below-diagonal normals
+        bartlett = stack_entries(_bartlett_entries(df, d, normals, uniforms))
+    factor = small_matmul(la.chol(scale), bartlett)
     return la.symmetrize(small_matmul(factor, factor.T))
 
 
@@ -263,19 +267,29 @@ def conditional_normal_from_noise(normals, values, means, cov, patterns, pattern
                                       patterns[pattern_id])
 
 
+#: Tables of up to this many rows are read by a chain of selects in :func:`rows_of`.
+SELECT_ROWS_MAX = 16
+
+
 def rows_of(table, index):
     """``table[index]`` for a small table of per-pattern matrices (P, ...) and many rows' indices
-    (N,), as the product of the rows' one-hot indicators with the flattened table.
+    (N,), as a chain of selects (one per table row) over the flattened entries.
 
-    The same numbers for a finite table (``1 * t + 0 * t' = t``); a non-finite entry would spread
-    to all rows. On CPU the product is one library matmul, while XLA's gather of (N, d, d)
-    entries is an element-by-element loop: in the Level-2 vignette model (206 rows x 7 patterns of
-    3 x 3) the sweep took 0.92-0.93 times the CPU time (1 and 64 chains, 2026-11-26, one core,
-    load ~3.5, old and new sweep interleaved in one process), with bit-identical draws.
+    The values are ``table[index]`` exactly. Neither a gather nor a product: XLA's gather of
+    (N, d, d) entries is an element-by-element loop on CPU, and the product of one-hot indicators
+    with the table (one library matmul, 0.92-0.93 times the gather's CPU time in the Level-2
+    vignette model's sweep, 206 rows x 7 patterns of 3 x 3) keeps the sweep from being compiled
+    as one kernel (:mod:`.jomo_kernel_call`), where the select chain fuses into its consumers.
+    Tables of more than ``SELECT_ROWS_MAX`` rows are gathered.
     """
     n_patterns = table.shape[0]
-    one_hot = (index[:, None] == jnp.arange(n_patterns)[None, :]).astype(table.dtype)
-    return (one_hot @ table.reshape(n_patterns, -1)).reshape(index.shape + table.shape[1:])
+    if n_patterns > SELECT_ROWS_MAX:
+        return table[index]
+    flat = table.reshape(n_patterns, -1)
+    out = jnp.broadcast_to(flat[0], index.shape + flat.shape[1:])
+    for p in range(1, n_patterns):
+        out = jnp.where((index == p)[:, None], flat[p], out)
+    return out.reshape(index.shape + table.shape[1:])
 
 
 def pattern_inverse_factors(prec, patterns):

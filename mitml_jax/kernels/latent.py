@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .jomo_halves import in_halves
-from .jomo_linalg import chol, chol_solve, spd_inverse
+from .jomo_linalg import chol, chol_solve, small_matmul, spd_inverse
 from .jomo_noise import normal_cdf, normal_quantile
 
 __all__ = [
@@ -93,7 +93,7 @@ def block_conditional(cov, pos: int, k: int):
     c_oo = cov[np.ix_(others, others)]
     c_ob = cov[np.ix_(others, block)]
     coef = chol_solve(chol(c_oo), c_ob).T
-    cond = fixed - coef @ c_ob
+    cond = fixed - small_matmul(coef, c_ob)
     return others, coef, 0.5 * (cond + cond.T)
 
 
@@ -176,7 +176,7 @@ def update_latent_block_from_noise(normals, uniforms, resid, block_mean, cov, po
     """
     others, coef, cond_cov = block_conditional(cov, pos, k)
     current = block_mean + resid[:, pos : pos + k]
-    mean = block_mean + (resid[:, others] @ coef.T if others.size else 0.0)
+    mean = block_mean + (small_matmul(resid[:, others], coef.T) if others.size else 0.0)
     observed = codes >= 0
     if k == 1:
         sd = jnp.sqrt(cond_cov[0, 0])

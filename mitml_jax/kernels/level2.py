@@ -63,10 +63,10 @@ def draw_random_effects(normals, prior_mean, prior_prec, omega_inv, ztz, ztr):
     """
     n_clusters, q, r = ztr.shape
     if omega_inv.ndim == 2:
-        kron = jnp.einsum("ts,jkl->jtksl", omega_inv, ztz)
+        kron = omega_inv[None, :, None, :, None] * ztz[:, None, :, None, :]
         rhs = jnp.swapaxes(small_matmul(ztr, omega_inv), -1, -2)
     else:
-        kron = jnp.einsum("jts,jkl->jtksl", omega_inv, ztz)
+        kron = omega_inv[:, :, None, :, None] * ztz[:, None, :, None, :]
         rhs = jnp.swapaxes((ztr[..., :, None] * omega_inv[:, None, :, :]).sum(axis=-2), -1, -2)
     d1 = r * q
     prec = prior_prec[None] + kron.reshape(n_clusters, d1, d1)

@@ -55,8 +55,11 @@ def draw_beta_clusterwise(normals, x, target, omega_inv):
     n_clusters, _, p = x.shape
     r = target.shape[-1]
     xtx = sum_over_rows(x[..., :, None] * x[..., None, :])
-    prec = jnp.einsum("jts,jpk->tpsk", omega_inv, xtx).reshape(r * p, r * p)
-    rhs = jnp.einsum("jlp,jlr,jrs->sp", x, target, omega_inv).reshape(r * p)
+    # sums over clusters as reductions, not einsum's dots (see jomo_kernel_call)
+    prec = (omega_inv[:, :, None, :, None] * xtx[:, None, :, None, :]).sum(axis=0)
+    prec = prec.reshape(r * p, r * p)
+    t_omega = (target[..., :, None] * omega_inv[:, None, :, :]).sum(axis=-2)  # (J, L, r)
+    rhs = (t_omega[..., :, None] * x[..., None, :]).sum(axis=(0, 1)).reshape(r * p)
     factor = chol(la.symmetrize(prec))
     mean = la.cho_solve(factor, rhs)
     return (mean + la.solve_upper_t(factor, normals)).reshape(r, p).T

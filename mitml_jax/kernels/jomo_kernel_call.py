@@ -1,0 +1,182 @@
+"""One jomo sweep as one compiled CPU kernel: :func:`single_kernel`.
+
+XLA's CPU runtime executes a compiled loop body as a graph of "thunks" (one per fusion, copy or
+library call: about 200 per sweep of the Level-2 vignette model). Whenever more than eight of them
+are ready at once it hands half of them to its thread pool, so one chain's sweep hops between
+threads and cores for pieces of work of a microsecond or two; pinned to one core the same sweep
+ran about 1.5 times faster. XLA also compiles whole computations into one function (the older
+whole-program emitter, which its CPU backend still uses for small while loops): a ``call`` whose
+frontend attributes say ``xla_cpu_small_call="true"`` (and ``inlineable="false"``, so that the
+call survives inlining) is emitted as a single kernel. :func:`single_kernel` wraps a sweep in such
+a call. Same operations, same fusions: the draws are the same bit for bit.
+
+That emitter does not compile every operation: dots, convolutions, scatters and custom calls
+(LAPACK) are left out (XLA's own small-loop pass excludes the same list; a scatter fails to
+compile), and so are sorts, callbacks and collectives. The sweep's jaxpr is checked for them
+(:func:`fits_single_kernel`); a sweep that uses any of them runs as before. The emitter also
+requires every argument of the call to be read (an unread one aborts the process), so the call
+takes only the inputs the sweep's jaxpr reads after dead-code elimination, and no empty arrays
+(an operation on an empty array is folded away; they are passed as constants instead).
+
+``MITML_JAX_SINGLE_KERNEL=0`` in the environment turns the wrapping off.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.extend.core
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental.xla_metadata import set_xla_metadata
+
+__all__ = ["EXCLUDED_PRIMITIVES", "SMALL_CALL_ATTRIBUTES", "enabled", "fits_single_kernel",
+           "single_kernel"]
+
+#: Primitives the single-kernel emitter cannot compile, or that would be library calls there.
+EXCLUDED_PRIMITIVES = frozenset({
+    "dot_general", "conv_general_dilated", "ragged_dot", "ragged_dot_general",
+    "cholesky", "triangular_solve", "lu", "lu_pivots_to_permutation", "qr", "householder_product",
+    "eigh", "eig", "svd", "schur", "hessenberg", "tridiagonal", "tridiagonal_solve",
+    "custom_call", "ffi_call", "pure_callback", "io_callback", "debug_callback", "callback",
+    "sort", "top_k", "fft", "psum", "all_gather", "all_to_all", "ppermute", "reduce_scatter",
+    "rng_bit_generator", "rng_uniform", "infeed", "outfeed",
+})
+
+#: Frontend attributes that make XLA's CPU backend emit a call as one kernel.
+SMALL_CALL_ATTRIBUTES = {"xla_cpu_small_call": "true", "inlineable": "false"}
+
+
+def enabled() -> bool:
+    """Whether sweeps are wrapped (CPU backend, and not turned off by
+    ``MITML_JAX_SINGLE_KERNEL=0``)."""
+    return os.environ.get("MITML_JAX_SINGLE_KERNEL", "1") != "0" and jax.default_backend() == "cpu"
+
+
+def _sub_jaxprs(value):
+    """Jaxprs held by an equation parameter (closed or open, possibly in tuples)."""
+    if isinstance(value, jax.extend.core.ClosedJaxpr):
+        yield value.jaxpr
+    elif isinstance(value, jax.extend.core.Jaxpr):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _sub_jaxprs(item)
+
+
+def _uses_excluded(jaxpr) -> bool:
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name in EXCLUDED_PRIMITIVES or "scatter" in name or eqn.effects:
+            return True
+        for value in eqn.params.values():
+            if any(_uses_excluded(sub) for sub in _sub_jaxprs(value)):
+                return True
+    return False
+
+
+def fits_single_kernel(closed_jaxpr) -> bool:
+    """Whether a traced computation uses none of :data:`EXCLUDED_PRIMITIVES` (nor any scatter or
+    side effect), looking into every nested jaxpr (loops, conditionals, calls)."""
+    return not _uses_excluded(closed_jaxpr.jaxpr)
+
+
+def _dead_code_eliminated(closed):
+    """``(jaxpr, used)``: ``closed`` without the equations and inputs its outputs do not need."""
+    from jax._src.interpreters import partial_eval as pe  # no public equivalent
+
+    jaxpr, used = pe.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))
+    return jax.extend.core.ClosedJaxpr(jaxpr, closed.consts), used
+
+
+def _packable(leaf) -> bool:
+    """Whether a leaf's values survive a round trip through float64 (and back)."""
+    dtype = leaf.dtype
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(leaf).dtype == jnp.uint32
+    return dtype in (jnp.float64, jnp.int32, jnp.uint32, jnp.bool_)
+
+
+def _size(leaf) -> int:
+    """Number of float64 values a leaf packs into (two words per threefry key)."""
+    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return int(np.prod(jax.random.key_data(leaf).shape))
+    return int(np.size(leaf))
+
+
+def _to_float(leaf):
+    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return jnp.ravel(leaf).astype(jnp.float64)
+
+
+def _from_float(flat, like):
+    """The inverse of :func:`_to_float` for a leaf shaped and typed like ``like``."""
+    if jnp.issubdtype(like.dtype, jax.dtypes.prng_key):
+        data = flat.astype(jnp.uint32).reshape(jax.random.key_data(like).shape)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(like))
+    if like.dtype == jnp.bool_:
+        return (flat != 0.0).reshape(like.shape)
+    return flat.astype(like.dtype).reshape(like.shape)
+
+
+def single_kernel(fn, groups):
+    """``fn`` (a pure function of pytrees of arrays) compiled as one CPU kernel where it can be.
+
+    Args:
+        fn: the function; its positional arguments are pytrees of arrays.
+        groups: tuple of tuples of argument positions covering every argument: the leaves of
+            each group travel to the kernel as ONE float64 vector (integers, booleans and the
+            words of threefry keys are exact in float64). Group arguments that change together
+            (loop-invariant data apart from the state) and make sure every group holds a value
+            the computation always reads: the emitter aborts the process on an argument it
+            never reads, and XLA may drop a read that does not matter (an index into a table of
+            one row). Packing costs one copy of each group per call, none for loop-invariant
+            groups (XLA hoists it out of the loop).
+
+    Returns a function with ``fn``'s signature and results. Each call traces ``fn`` once (through
+    ``jax.jit``). If :func:`enabled`, :func:`fits_single_kernel` and every used leaf is of a
+    packable type, the dead-code-eliminated jaxpr is called on the packed groups as a ``call``
+    carrying :data:`SMALL_CALL_ATTRIBUTES`; otherwise ``fn``'s jitted trace is called as it is.
+    """
+    jitted = jax.jit(fn)
+
+    def call(*args):
+        traced = jitted.trace(*args)
+        if not (enabled() and fits_single_kernel(traced.jaxpr)):
+            return jitted(*args)
+        closed, used = _dead_code_eliminated(traced.jaxpr)
+        per_arg = [jax.tree_util.tree_leaves(a) for a in args]
+        position = [i for i, leaves in enumerate(per_arg) for _ in leaves]
+        leaves = [leaf for leaves in per_arg for leaf in leaves]
+        keep = [(pos, leaf) for pos, leaf, u in zip(position, leaves, used) if u]
+        if not all(_packable(leaf) for _, leaf in keep):
+            return jitted(*args)
+        group_of = {pos: g for g, members in enumerate(groups) for pos in members}
+        packed = []
+        for g in range(len(groups)):
+            parts = [_to_float(leaf) for pos, leaf in keep
+                     if group_of[pos] == g and _size(leaf) > 0]
+            packed.append(jnp.concatenate(parts) if parts else None)
+        passed = [p for p in packed if p is not None]
+
+        def kernel(*buffers):
+            buffers = iter(buffers)
+            offsets = {g: 0 for g in range(len(groups))}
+            current = {g: next(buffers) for g in range(len(groups)) if packed[g] is not None}
+            inputs = []
+            for pos, leaf in keep:
+                g, n = group_of[pos], _size(leaf)
+                if n == 0:
+                    inputs.append(np.zeros(np.shape(leaf), leaf.dtype))
+                    continue
+                flat = current[g][offsets[g] : offsets[g] + n]
+                offsets[g] += n
+                inputs.append(_from_float(flat, leaf))
+            return jax.extend.core.jaxpr_as_fun(closed)(*inputs)
+
+        out = set_xla_metadata(jax.jit(kernel)(*passed), **SMALL_CALL_ATTRIBUTES)
+        return jax.tree_util.tree_unflatten(traced.out_tree, out)
+
+    return call

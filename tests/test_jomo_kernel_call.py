@@ -1,0 +1,154 @@
+"""The jomo sweep compiled as one CPU kernel (kernels/jomo_kernel_call.py) and the scatter-free
+pieces it needs (jomo.py's row placement, jomo_data.row_index, jomo_linalg.rows_of)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mitml_jax.kernels import jomo
+from mitml_jax.kernels.jomo_data import row_index
+from mitml_jax.kernels.jomo_kernel_call import fits_single_kernel, single_kernel
+from mitml_jax.kernels.jomo_linalg import SELECT_ROWS_MAX, rows_of
+
+pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA CPU emitter")
+
+#: How the wrapped call shows in compiled HLO (XLA's own small-loop calls lack ``inlineable``).
+MARK = 'inlineable="false",xla_cpu_small_call="true"'
+
+
+def _scan(kernel, n_steps=5):
+    """A jitted scan of ``kernel(key, state, data, extra)`` (state: dict of arrays)."""
+
+    @jax.jit
+    def run(key, state, data, extra):
+        def body(s, t):
+            return kernel(jax.random.fold_in(key, t), s, data, extra), s["v"][0]
+        return jax.lax.scan(body, state, jnp.arange(n_steps, dtype=jnp.uint32))
+
+    return run
+
+
+def _toy(key, state, data, extra):
+    """Reads a typed key, ints, bools, an empty array and an index into a one-row table (which
+    XLA folds away); ignores ``extra["unused"]``."""
+    u = jax.random.uniform(key, state["v"].shape, dtype=state["v"].dtype)
+    picked = data["table"][data["index"]]  # a (1, n) table: the index read is folded away
+    v = jnp.where(data["mask"], state["v"] * 0.5 + u, state["v"]) + picked[0]
+    v = v + data["counts"].astype(v.dtype).sum() + data["empty"].sum() + extra["scale"]
+    return {"v": v, "n": state["n"] + 1}
+
+
+def _toy_args():
+    key = jax.random.key(3)
+    state = {"v": jnp.arange(6.0), "n": jnp.zeros((), jnp.int32)}
+    data = {"table": jnp.ones((1, 6)), "index": jnp.zeros(4, jnp.int32),
+            "mask": jnp.array([True, False] * 3), "counts": jnp.array([-1, 2], jnp.int32),
+            "empty": jnp.zeros((0, 3))}
+    extra = {"scale": jnp.asarray(0.25), "unused": jnp.ones(5)}
+    return key, state, data, extra
+
+
+def _compiled_text(kernel, args):
+    return _scan(kernel).lower(*args).compile().as_text()
+
+
+def test_fits_single_kernel_looks_into_nested_jaxprs():
+    """Dots and scatters are found inside loops; elementwise code and gathers pass."""
+
+    def with_dot(x):
+        return jax.lax.scan(lambda c, _: (c @ c, None), x, None, length=2)[0]
+
+    def with_scatter(x):
+        return jax.lax.fori_loop(0, 2, lambda i, c: c.at[i].set(1.0), x)
+
+    def elementwise(x):
+        return jax.lax.scan(lambda c, _: (jnp.sin(c)[jnp.array([1, 0])], None), x, None,
+                            length=2)[0]
+
+    x = jnp.ones((2, 2))
+    assert not fits_single_kernel(jax.make_jaxpr(with_dot)(x))
+    assert not fits_single_kernel(jax.make_jaxpr(with_scatter)(x))
+    assert fits_single_kernel(jax.make_jaxpr(elementwise)(x))
+
+
+def test_single_kernel_same_numbers_and_one_call():
+    """Wrapped, the toy kernel compiles to a call tagged for the single-kernel emitter (the
+    process would abort if an unread argument reached it) and gives the same numbers."""
+    args = _toy_args()
+    wrapped = single_kernel(_toy, groups=((0,), (1,), (2, 3)))
+    assert MARK in _compiled_text(wrapped, args)
+    assert MARK not in _compiled_text(_toy, args)
+    got, expected = _scan(wrapped)(*args), _scan(_toy)(*args)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, got, expected)
+
+
+def test_single_kernel_switched_off(monkeypatch):
+    """``MITML_JAX_SINGLE_KERNEL=0`` and sweeps with a dot run as plain jitted code."""
+    args = _toy_args()
+    monkeypatch.setenv("MITML_JAX_SINGLE_KERNEL", "0")
+    assert MARK not in _compiled_text(single_kernel(_toy, ((0,), (1,), (2, 3))),
+                                                      args)
+    monkeypatch.delenv("MITML_JAX_SINGLE_KERNEL")
+
+    def with_dot(key, state, data, extra):
+        out = _toy(key, state, data, extra)
+        return {"v": out["v"] @ jnp.eye(6), "n": out["n"]}
+
+    assert MARK not in _compiled_text(single_kernel(with_dot, ((0,), (1,), (2, 3))),
+                                                      args)
+
+
+def test_row_index_and_put_rows_match_the_scatter():
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(40, size=13, replace=False))
+    index = row_index(rows, 40)
+    np.testing.assert_array_equal(index[rows], np.arange(13))
+    assert np.all(index[np.setdiff1d(np.arange(40), rows)] == 13)
+    a = jnp.asarray(rng.normal(size=(40, 3)))
+    new = jnp.asarray(rng.normal(size=(13, 3)))
+    np.testing.assert_array_equal(np.asarray(jomo._put_rows(a, new, jnp.asarray(index))),
+                                  np.asarray(a.at[rows].set(new)))
+    empty = row_index(np.zeros(0, np.int64), 5)
+    np.testing.assert_array_equal(
+        np.asarray(jomo._put_rows(a[:5], jnp.zeros((0, 3)), jnp.asarray(empty))), np.asarray(a[:5]))
+
+
+def test_rows_of_large_table_is_the_gather():
+    table = jnp.asarray(np.random.default_rng(1).normal(size=(SELECT_ROWS_MAX + 3, 2, 2)))
+    index = jnp.asarray(np.random.default_rng(2).integers(0, SELECT_ROWS_MAX + 3, size=30))
+    np.testing.assert_array_equal(np.asarray(rows_of(table, index)), np.asarray(table[index]))
+
+
+def test_vignette_sweep_is_one_kernel_with_the_same_draws(monkeypatch):
+    """The Level-2 vignette model's sweep (continuous and binary level-1 targets, a level-2
+    target) compiles as one kernel and draws what the plain sweep draws (to rounding)."""
+    import mitml_jax as mj
+    from mitml_jax.kernels.jomo_design import build_group_problems
+    from mitml_jax.kernels.threefry import fold_in
+    from mitml_jax.spec.model_spec import build_spec
+
+    data = mj.load_leadership()
+    spec = build_spec(data, formula=["JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID)", "COHES ~ 1"],
+                      kind="jomo")
+    prob = build_group_problems(spec, spec.design(data), "none")[0]
+    prior = jomo.default_prior(prob.config)
+    state = jomo.init(prob.arrays, prob.config, prior)
+
+    def run(kernel):
+        def chain(key, s, arrays, prior):
+            def body(s, t):
+                return kernel(fold_in(key, t), s, arrays, prior)[0], None
+            return jax.lax.scan(body, s, jnp.arange(20, dtype=jnp.uint32))[0]
+        return jax.jit(chain, compiler_options=kernel.compiler_options)
+
+    key = jax.random.key(5)
+    kernel = jomo.build_kernel(prob.config)
+    text = run(kernel).lower(key, state, prob.arrays, prior).compile().as_text()
+    assert MARK in text
+    got = run(kernel)(key, state, prob.arrays, prior)
+    monkeypatch.setenv("MITML_JAX_SINGLE_KERNEL", "0")
+    plain = jomo.build_kernel(prob.config)
+    expected = run(plain)(key, state, prob.arrays, prior)
+    for name, g, e in zip(got._fields, got, expected):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=0, atol=1e-10, err_msg=name)
