@@ -89,25 +89,38 @@ def pattern_coefficients(sigma_inv, pattern_miss):
         for j in range(i):
             a[i][j] = jnp.where(m[i] & m[j], sigma_inv[i, j], 0.0)
         a[i][i] = jnp.where(m[i], sigma_inv[i, i], 1.0)
-    chol = linalg.chol_list(a)
-    # columns of L^{-1}: solve L w = e_j
-    eye = [[jnp.full(m[0].shape, 1.0 if i == j else 0.0, sigma_inv.dtype) for i in range(r)] for j in range(r)]
-    l_inv_cols = [linalg.solve_lower_list(chol, eye[j]) for j in range(r)]  # l_inv_cols[j][i] = (L^-1)_ij
-    s = [[l_inv_cols[t][j] if j >= t else None for j in range(r)] for t in range(r)]  # (L^-T)_tj = (L^-1)_jt
+    # A^{-1} = L^{-T} L^{-1} from the entries of L^{-1}, then B = -A^{-1} Lambda_mo: about half
+    # the small arrays (each its own XLA kernel to compile) of solving L w = e_j for every j and
+    # L L^T x = h_j for every observed column j
+    l_inv = linalg.inv_lower_list(linalg.chol_list(a))  # l_inv[i][j] = (L^-1)_ij, j <= i
+    s = [[l_inv[j][t] if j >= t else None for j in range(r)] for t in range(r)]  # (L^-T)_tj = (L^-1)_jt
+    a_inv = {}
+    for t in range(r):
+        for i in range(t + 1):
+            total = l_inv[t][t] * l_inv[t][i]
+            for k in range(t + 1, r):
+                total = total + l_inv[k][t] * l_inv[k][i]
+            a_inv[(t, i)] = a_inv[(i, t)] = total
     b = [[None] * r for _ in range(r)]
-    for j in range(r):
-        h = [jnp.where(m[i] & ~m[j], -sigma_inv[i, j], 0.0) for i in range(r)]
-        col = linalg.solve_upper_t_list(chol, linalg.solve_lower_list(chol, h))
-        for t in range(r):
+    for t in range(r):
+        for j in range(r):
             if t != j:
-                b[t][j] = col[t]
+                # -sum_i A^{-1}_ti Lambda_ij over missing i, observed j (0 unless t is missing: A^{-1}
+                # is the identity outside the missing block)
+                total = sum(a_inv[(t, i)] * jnp.where(m[i] & ~m[j], sigma_inv[i, j], 0.0) for i in range(r))
+                b[t][j] = -total
     return b, s
 
 
-def coefficients_finite(sigma_inv, pattern_miss):
-    """True when every coefficient of :func:`pattern_coefficients` is finite (XLA shares the
-    coefficients with the draw): a scalar, or (*B,) flags for trailing batch axes of ``sigma_inv``."""
-    b, s = pattern_coefficients(sigma_inv, pattern_miss)
+def coefficients_finite(sigma_inv, pattern_miss, coefficients=None):
+    """True when every coefficient of :func:`pattern_coefficients` is finite: a scalar, or (*B,)
+    flags for trailing batch axes of ``sigma_inv``.
+
+    ``coefficients``: the ``(B, S)`` the draw uses, when the caller has them. Pass them: XLA did
+    not merge a second computation of the coefficients with the first (about 25 more small
+    kernels to compile, a fifth of the sweep's, for benchmark model (a) at 8 and 64 chains).
+    """
+    b, s = pattern_coefficients(sigma_inv, pattern_miss) if coefficients is None else coefficients
     entries = jnp.stack([e for rows in (b, s) for row in rows for e in row if e is not None])
     return jnp.all(jnp.isfinite(entries), axis=tuple(range(entries.ndim - (sigma_inv.ndim - 2))))
 
@@ -126,7 +139,7 @@ def _column(entries, j, like):
     return jnp.stack([entries[t][j] if entries[t][j] is not None else jnp.zeros_like(like) for t in range(len(entries))])
 
 
-def draw_missing_patterns(noise, y_obs, obs, mean, sigma_inv, pattern_miss, row_pattern):
+def draw_missing_patterns(noise, y_obs, obs, mean, sigma_inv, pattern_miss, row_pattern, coefficients=None):
     """Missing targets from their conditional normal given the row's observed targets.
 
     Written over whole (r, J, L) arrays (target axis included), so the draw is one fused loop
@@ -140,12 +153,13 @@ def draw_missing_patterns(noise, y_obs, obs, mean, sigma_inv, pattern_miss, row_
         mean: (r, J, L) ``X beta + Z b``.
         sigma_inv: (r, r).
         pattern_miss: (K, r) bool; row_pattern: (J, L) int32 (see :func:`row_patterns`).
+        coefficients: optional ``pattern_coefficients(sigma_inv, pattern_miss)``, if computed already.
 
     Returns:
         y: (r, J, L) with observed cells equal to ``y_obs`` bit for bit.
     """
     r = y_obs.shape[0]
-    b, s = pattern_coefficients(sigma_inv, pattern_miss)
+    b, s = pattern_coefficients(sigma_inv, pattern_miss) if coefficients is None else coefficients
     like = b[1][0] if r > 1 else s[0][0]
     e = y_obs - mean  # B[t][j] is 0 where j is missing, so e_j needs no mask
     v = mean
@@ -166,11 +180,12 @@ def _row_draw(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid, patt
 
 def _pattern_draw(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid, pattern_miss, row_pattern):
     grid = cond.scatter_missing(normals, y_obs.shape, miss_index, miss_valid)
-    y = draw_missing_patterns(grid, y_obs, obs, mean, sigma_inv, pattern_miss, row_pattern)
+    coefficients = pattern_coefficients(sigma_inv, pattern_miss)
+    y = draw_missing_patterns(grid, y_obs, obs, mean, sigma_inv, pattern_miss, row_pattern, coefficients)
     # y is an affine function of finite data, the mean, the coefficients and the normals, so the
     # coefficients are checked instead of y: a check of y made XLA fuse the whole draw a second
     # time into the check (a second draw every sweep); the caller checks the mean's inputs
-    return y, coefficients_finite(sigma_inv, pattern_miss)
+    return y, coefficients_finite(sigma_inv, pattern_miss, coefficients)
 
 
 @jax.custom_batching.custom_vmap

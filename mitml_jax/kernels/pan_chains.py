@@ -109,7 +109,7 @@ def _per_chain_all(a, chain_axis):
     return jnp.all(jnp.isfinite(a), axis=axes)
 
 
-def _draw_missing_cells(normals, y_obs, obs, x, z, beta, b, lam, miss_index, pattern_miss, row_pattern):
+def _draw_missing_cells(normals, y_obs, obs, x, z, beta, b, coefficients, miss_index, row_pattern):
     """:func:`missing_patterns.draw_missing_patterns` evaluated at the missing cells only.
 
     Every missing-cell slot gathers its row's data, mean and the normals of the row's other
@@ -120,7 +120,8 @@ def _draw_missing_cells(normals, y_obs, obs, x, z, beta, b, lam, miss_index, pat
     Args:
         normals: (M, C) standard normals of the missing-cell slots.
         y_obs, obs: (r, J, L); x: (p, J, L); z: (q, J, L); miss_index: (M,) (padding ``r J L``).
-        beta: (p, r, C); b: (r q, J, C); lam: (r, r, C) the new Sigma^-1.
+        beta: (p, r, C); b: (r q, J, C); coefficients: ``missing_patterns.pattern_coefficients`` of
+        the new Sigma^-1 (r, r, C), entries (K, C).
 
     Returns:
         y: (r, J, L, C).
@@ -144,7 +145,7 @@ def _draw_missing_cells(normals, y_obs, obs, x, z, beta, b, lam, miss_index, pat
     e = y_obs.reshape(r, per_target)[:, row][..., None] - mean
     padded = jnp.concatenate([normals, jnp.zeros_like(normals[:1])])
     noise = padded[slot[jnp.arange(r)[:, None] * per_target + row[None, :]]]  # (r, M, C)
-    coef_b, coef_s = missing_patterns.pattern_coefficients(lam, pattern_miss)
+    coef_b, coef_s = coefficients
 
     def table(entries):
         zero = jnp.zeros_like(coef_s[0][0])
@@ -192,9 +193,10 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     miss_normals = noise.normals(d.miss_index.shape)
     noise.finish()
     lam = _last(sigma_inv_new)
-    y = _draw_missing_cells(miss_normals, d.y, d.obs, d.x, d.z, _last(beta), b, lam, d.miss_index, pa.pattern_miss,
+    coefficients = missing_patterns.pattern_coefficients(lam, pa.pattern_miss)
+    y = _draw_missing_cells(miss_normals, d.y, d.obs, d.x, d.z, _last(beta), b, coefficients, d.miss_index,
                             pa.row_pattern)
-    y_finite = missing_patterns.coefficients_finite(lam, pa.pattern_miss)
+    y_finite = missing_patterns.coefficients_finite(lam, pa.pattern_miss, coefficients)
     finite = _per_chain_all(beta, 0) & _per_chain_all(psi, 0) & _per_chain_all(sigma, 0)
     finite = finite & _per_chain_all(b, -1) & y_finite
     new = PanState(y=y, beta=beta, psi=psi, sigma=sigma)
