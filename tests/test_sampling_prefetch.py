@@ -19,6 +19,7 @@ def fresh_state(monkeypatch):
     """A process in which no prefetch has run yet (the real one is once per process)."""
     monkeypatch.setattr(prefetch, "_STATE", {"started": False, "listening": prefetch._STATE["listening"]})
     monkeypatch.setattr(prefetch, "_GO", threading.Event())
+    monkeypatch.setattr(prefetch, "_HURRY", threading.Event())
     monkeypatch.delenv(prefetch.ENV, raising=False)
 
 
@@ -109,3 +110,36 @@ def test_pan_impute_prefetches_without_changing_draws():
     assert on["after"] == {"matplotlib.figure": True, "scipy.special": True}
     assert off["after"] == {"matplotlib.figure": False, "scipy.special": False}
     assert on["hash"] == off["hash"]
+
+
+def test_imports_wait_for_an_idle_core_until_hurried(fresh_state, monkeypatch):
+    monkeypatch.setattr(prefetch, "_cores", lambda: 2)
+    clock = {"cpu": 0.0}
+
+    def busy_process_time():  # every other thread keeps both cores busy
+        clock["cpu"] += 1.0
+        return clock["cpu"]
+
+    monkeypatch.setattr(prefetch.time, "process_time", busy_process_time)
+    attempted = threading.Event()
+
+    class Finder:
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname == "mitml_jax_not_a_module":
+                attempted.set()
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [Finder()] + sys.meta_path)
+    job = prefetch.import_during_compile(("mitml_jax_not_a_module",))
+    job.go()
+    assert not attempted.wait(0.3)  # released, but no idle core: it waits
+    job.wait()  # the caller needs the cores no more: import at once
+    assert attempted.is_set()
+
+
+def test_idle_core_lets_imports_run(fresh_state, monkeypatch):
+    monkeypatch.setattr(prefetch, "_cores", lambda: 2)
+    monkeypatch.setattr(prefetch.time, "process_time", lambda: 0.0)  # nothing else running
+    start = prefetch.time.perf_counter()
+    prefetch._wait_for_idle_core(2)
+    assert prefetch.time.perf_counter() - start < 0.5

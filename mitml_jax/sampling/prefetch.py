@@ -1,27 +1,31 @@
-"""Import what a session needs after sampling while XLA compiles the sampler (a cold-start saving).
+"""Import what a session needs after sampling while XLA compiles and runs the sampler.
 
-Compiling a sampler block takes seconds of XLA work that does not hold Python's GIL, and it
-leaves a CPU core idle for most of that time. The modules a typical session imports right
-after ``pan_impute`` or ``jomo_impute`` (``summary`` needs ``scipy.special``, ``plot`` needs
-matplotlib and its PNG writer, then ``mitml_complete``, ``lmer`` and ``test_estimates``) cost
+Compiling a sampler block takes seconds of XLA work that does not hold Python's GIL, and running
+it leaves the main thread waiting. The modules a typical session imports right after
+``pan_impute`` or ``jomo_impute`` (``summary`` needs ``scipy.special``, ``plot`` needs matplotlib,
+its PNG writer and ``scipy.fft``, then ``mitml_complete``, ``lmer`` and ``test_estimates``) cost
 about a second of imports on a small CPU. :func:`import_during_compile` imports them in a
-background thread that waits until XLA starts compiling (JAX's backend-compile monitoring event)
-or until the first block has been dispatched, whichever comes first, so it does not compete
-with the tracing and lowering that the compiler waits for.
+background thread that starts when XLA starts compiling (JAX's backend-compile monitoring event)
+or when the first block has been dispatched, whichever comes first, so it does not compete with
+the tracing and lowering the compiler waits for. On the Introduction model XLA compiles with one
+thread for about a third of the time, then with two or three (parallel code generation); before
+each module the thread waits, for a few seconds at most, until this process leaves part of a
+core idle, so on a two-core machine the imports fill the single-threaded phases instead of
+slowing the parallel one.
 
 It never changes results: it only imports modules that later code would import anyway; a
 module already imported is skipped, and any exception is swallowed (the later import raises it
-again where it belongs). It runs once per process. :meth:`Prefetch.wait` joins the thread before
-the sampler returns, so the caller's own imports never run concurrently with it. Set the
-environment variable ``MITML_JAX_PREFETCH=0`` to turn it off.
+again where it belongs). It runs once per process. :meth:`Prefetch.wait` (called before the
+sampler returns) lets the rest go at full speed and joins the thread, so the caller's own imports
+never run concurrently with it. ``MITML_JAX_PREFETCH=0`` turns it off.
 """
-
 from __future__ import annotations
 
 import importlib
 import os
 import sys
 import threading
+import time
 
 __all__ = ["MODULES", "ENV", "Prefetch", "import_during_compile", "enabled"]
 
@@ -31,6 +35,7 @@ ENV = "MITML_JAX_PREFETCH"
 #: lazily after the sampler: summary, plot, complete, lmer, pooling).
 MODULES = (
     "mitml_jax.diagnostics.summary",
+    "scipy",
     "scipy.special",
     "mitml_jax.results.complete",
     "mitml_jax.results.implist",
@@ -38,6 +43,10 @@ MODULES = (
     "mitml_jax.analysis.estimates",
     "mitml_jax.diagnostics.plotting",
     "scipy.fft",
+    "matplotlib",
+    "matplotlib.colors",
+    "matplotlib.text",
+    "matplotlib.axes",
     "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "PIL.PngImagePlugin",
@@ -47,11 +56,18 @@ MODULES = (
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 #: Longest wait for a compilation or the first dispatched block before importing anyway (s).
 _MAX_WAIT = 5.0
+#: Each import waits until this process leaves this much of a core idle (measured over
+#: ``_SAMPLE`` seconds), at most ``_MAX_THROTTLE`` seconds in all per import.
+_IDLE_NEEDED = 0.6
+_SAMPLE = 0.025
+_MAX_THROTTLE = 3.0
 
 _STATE = {"started": False, "listening": False}
 _LOCK = threading.Lock()
 #: Set when XLA starts compiling or the caller says go; the import thread waits for it.
 _GO = threading.Event()
+#: Set by :meth:`Prefetch.wait`: import the rest without waiting for idle cores.
+_HURRY = threading.Event()
 
 
 def enabled() -> bool:
@@ -77,11 +93,33 @@ def _listen_for_compiles() -> None:
     _STATE["listening"] = True
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _wait_for_idle_core(cores: int) -> None:
+    """Sleep while this process's other threads keep every core busy (XLA's parallel codegen), for
+    at most ``_MAX_THROTTLE`` seconds in all; :meth:`Prefetch.wait` cuts it short."""
+    deadline = time.perf_counter() + _MAX_THROTTLE
+    while not _HURRY.is_set() and time.perf_counter() < deadline:
+        start_cpu, start = time.process_time(), time.perf_counter()
+        if _HURRY.wait(_SAMPLE):
+            return
+        busy = (time.process_time() - start_cpu) / max(time.perf_counter() - start, 1e-6)
+        if busy < cores - _IDLE_NEEDED:
+            return
+
+
 def _import_all(modules) -> None:
     _GO.wait(_MAX_WAIT)
+    cores = _cores()
     for name in modules:
         if name in sys.modules:
             continue
+        _wait_for_idle_core(cores)
         try:
             importlib.import_module(name)
         except BaseException:  # noqa: BLE001 - never let a warm-up import surface here
@@ -123,6 +161,7 @@ class Prefetch:
         """Block until the background imports are done."""
         if self._thread is not None:
             _GO.set()
+            _HURRY.set()
             self._thread.join()
             self._thread = None
 
