@@ -2,6 +2,7 @@
 
     python benchmarks/end_to_end.py            # m = 100 as the vignette, 2 repeats
     python benchmarks/end_to_end.py --quick    # one repeat
+    python benchmarks/end_to_end.py --also MITML_JAX_PREFETCH=0   # plus a cold run without prefetch
 
 Each run is a fresh process of this checkout's package (``PYTHONPATH`` points at the checkout, so
 an installed copy does not shadow it), timed from outside (interpreter start-up, imports, compilation,
@@ -13,8 +14,10 @@ imputation, summary, the PNG convergence plot, completion, 100 lmer fits, poolin
 * ``R``: ``Rscript benchmarks/r/introduction.R`` (the vignette's code, the same plot exported as
   PNG) when ``Rscript`` with mitml and lme4 is installed.
 
-The three kinds are interleaved in every repeat so they see the same machine load; the table
-shows each run and the ratio to R in the same repeat.
+The three kinds (and any ``--also`` cold runs) are interleaved in every repeat so they see the
+same machine load; the table shows each run's wall and CPU seconds (user + system, all threads;
+steadier than wall time on a loaded machine), the ratio to R in the same repeat and the load
+average after the repeat.
 
 Measured 2026-11-26 04:13 UTC (shared 2-core machine, load average 2.5-2.9, so wall times are
 noisy; CPU seconds of the process in brackets are steadier), before (d3a1260) and after lmer's
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -39,13 +43,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def _timed(command, env=None) -> tuple[float, str]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(command, env=None) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system, all threads) and stdout of one process."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
-    return elapsed, result.stdout
+    return elapsed, _children_cpu() - cpu, result.stdout
 
 
 def r_available() -> bool:
@@ -67,6 +78,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one repeat")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--also", action="append", default=[], metavar="VAR=VALUE",
+                        help="one more cold run per repeat with this environment setting (e.g. "
+                             "MITML_JAX_PREFETCH=0), interleaved with the others; repeatable")
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeat
     with_r = r_available()
@@ -78,27 +92,38 @@ def main(argv=None) -> int:
                                                           if os.environ.get("PYTHONPATH") else [])))
             ours = [sys.executable, os.path.join(ROOT, "examples", "introduction.py"),
                     "--plots", os.path.join(tmp, "plots")]
-            cold, out_cold = _timed(ours, env)
-            cached, out_cached = _timed(ours, env)
-            r_time, out_r = (_timed(["Rscript", os.path.join(HERE, "r", "introduction.R"), tmp])
-                             if with_r else (float("nan"), ""))
-        rows.append((rep + 1, "ours, cold cache", cold, r_time, _estimate(out_cold, "(Intercept)"),
-                     _estimate(out_cold, "ReadDis")))
-        rows.append((rep + 1, "ours, cached", cached, r_time, _estimate(out_cached, "(Intercept)"),
-                     _estimate(out_cached, "ReadDis")))
+            extra = []
+            for k, setting in enumerate(args.also):
+                name, _, value = setting.partition("=")
+                other = dict(env, MITML_JAX_COMPILATION_CACHE=os.path.join(tmp, f"xla_also{k}"),
+                             **{name: value})
+                extra.append((f"ours, cold cache, {setting}",) + _timed(ours, other))
+            cold, cold_cpu, out_cold = _timed(ours, env)
+            cached, cached_cpu, out_cached = _timed(ours, env)
+            r_time, r_cpu, out_r = (_timed(["Rscript", os.path.join(HERE, "r", "introduction.R"), tmp])
+                                    if with_r else (float("nan"), float("nan"), ""))
+        load = os.getloadavg()[0]
+        for name, wall, cpu, out in extra:
+            rows.append((rep + 1, name, wall, cpu, r_time, load, _estimate(out, "(Intercept)"),
+                         _estimate(out, "ReadDis")))
+        rows.append((rep + 1, "ours, cold cache", cold, cold_cpu, r_time, load,
+                     _estimate(out_cold, "(Intercept)"), _estimate(out_cold, "ReadDis")))
+        rows.append((rep + 1, "ours, cached", cached, cached_cpu, r_time, load,
+                     _estimate(out_cached, "(Intercept)"), _estimate(out_cached, "ReadDis")))
         if with_r:
-            rows.append((rep + 1, "R (mitml + lme4)", r_time, r_time, _estimate(out_r, "(Intercept)"),
-                         _estimate(out_r, "ReadDis")))
+            rows.append((rep + 1, "R (mitml + lme4)", r_time, r_cpu, r_time, load,
+                         _estimate(out_r, "(Intercept)"), _estimate(out_r, "ReadDis")))
     print("Introduction vignette end to end (panImpute m = 100, n.burn = 5000, n.iter = 100, 1 chain; "
           "summary; PNG plot; mitmlComplete; 100 lmer fits; testEstimates); wall seconds per process "
           f"on {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at the end.")
     print()
-    print("| repeat | run | wall s | R wall s (same repeat) | ours / R | (Intercept) (SE) | ReadDis (SE) |")
-    print("|---:|---|---:|---:|---:|---|---|")
-    for rep, name, wall, r_time, icpt, slope in rows:
+    print("| repeat | run | wall s | CPU s | R wall s (same repeat) | ours / R | load | (Intercept) (SE) "
+          "| ReadDis (SE) |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|---|")
+    for rep, name, wall, cpu, r_time, load, icpt, slope in rows:
         ratio = f"{wall / r_time:.2f}" if r_time == r_time else "n/a"
         r_txt = f"{r_time:.2f}" if r_time == r_time else "n/a (no Rscript with mitml, lme4)"
-        print(f"| {rep} | {name} | {wall:.2f} | {r_txt} | {ratio} | {icpt} | {slope} |")
+        print(f"| {rep} | {name} | {wall:.2f} | {cpu:.2f} | {r_txt} | {ratio} | {load:.1f} | {icpt} | {slope} |")
     return 0
 
 
