@@ -4,6 +4,7 @@ pieces it needs (jomo.py's row placement, jomo_data.row_index, jomo_linalg.rows_
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 from mitml_jax.kernels import jomo
@@ -120,17 +121,14 @@ def test_rows_of_large_table_is_the_gather():
     np.testing.assert_array_equal(np.asarray(rows_of(table, index)), np.asarray(table[index]))
 
 
-def test_vignette_sweep_is_one_kernel_with_the_same_draws(monkeypatch):
-    """The Level-2 vignette model's sweep (continuous and binary level-1 targets, a level-2
-    target) compiles as one kernel and draws what the plain sweep draws (to rounding)."""
-    import mitml_jax as mj
+def _one_kernel_and_same_draws(monkeypatch, data, formula, n_sweeps=20):
+    """Compile the sweep of ``formula`` on ``data`` as run_chains does; assert it is one kernel
+    and draws what the plain sweep draws (to rounding)."""
     from mitml_jax.kernels.jomo_design import build_group_problems
     from mitml_jax.kernels.threefry import fold_in
     from mitml_jax.spec.model_spec import build_spec
 
-    data = mj.load_leadership()
-    spec = build_spec(data, formula=["JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID)", "COHES ~ 1"],
-                      kind="jomo")
+    spec = build_spec(data, formula=formula, kind="jomo")
     prob = build_group_problems(spec, spec.design(data), "none")[0]
     prior = jomo.default_prior(prob.config)
     state = jomo.init(prob.arrays, prob.config, prior)
@@ -139,16 +137,42 @@ def test_vignette_sweep_is_one_kernel_with_the_same_draws(monkeypatch):
         def chain(key, s, arrays, prior):
             def body(s, t):
                 return kernel(fold_in(key, t), s, arrays, prior)[0], None
-            return jax.lax.scan(body, s, jnp.arange(20, dtype=jnp.uint32))[0]
+            return jax.lax.scan(body, s, jnp.arange(n_sweeps, dtype=jnp.uint32))[0]
         return jax.jit(chain, compiler_options=kernel.compiler_options)
 
     key = jax.random.key(5)
     kernel = jomo.build_kernel(prob.config)
-    text = run(kernel).lower(key, state, prob.arrays, prior).compile().as_text()
-    assert MARK in text
+    assert MARK in run(kernel).lower(key, state, prob.arrays, prior).compile().as_text()
     got = run(kernel)(key, state, prob.arrays, prior)
     monkeypatch.setenv("MITML_JAX_SINGLE_KERNEL", "0")
     plain = jomo.build_kernel(prob.config)
     expected = run(plain)(key, state, prob.arrays, prior)
     for name, g, e in zip(got._fields, got, expected):
         np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=0, atol=1e-10, err_msg=name)
+
+
+def test_categorical_sweep_is_one_kernel_with_the_same_draws(monkeypatch):
+    """Three observed categories at level 1 (latent proposals and the Gibbs fallback) and a
+    categorical level-2 target (its latents and the Metropolis update of Psi)."""
+    rng = np.random.default_rng(4)
+    cluster = np.repeat(np.arange(30), 6)
+    u = rng.normal(size=30)[cluster]
+    y = u + rng.normal(size=cluster.size)
+    level1 = np.digitize(u + rng.normal(size=cluster.size), [-0.5, 0.5])
+    level2 = (rng.normal(size=30) > 0)[cluster]
+    data = pd.DataFrame({
+        "id": cluster, "y": np.where(rng.random(cluster.size) < 0.2, np.nan, y),
+        "c": pd.Categorical(np.where(rng.random(cluster.size) < 0.2, None,
+                                     np.array(["a", "b", "c"])[level1])),
+        "w": pd.Categorical(np.where(np.isin(cluster, [2, 9]), None,
+                                     np.where(level2, "hi", "lo"))),
+    })
+    _one_kernel_and_same_draws(monkeypatch, data, ["y + c ~ 1 + (1|id)", "w ~ 1"])
+
+
+def test_vignette_sweep_is_one_kernel_with_the_same_draws(monkeypatch):
+    """The Level-2 vignette model (continuous and binary level-1 targets, a level-2 target)."""
+    import mitml_jax as mj
+
+    _one_kernel_and_same_draws(monkeypatch, mj.load_leadership(),
+                               ["JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID)", "COHES ~ 1"])

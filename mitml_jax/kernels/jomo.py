@@ -235,8 +235,8 @@ def _build_sweep(config: JomoConfig):
                 zn, un = latent_noise((), n_clusters, k)
                 new = update_latent_block_from_noise(
                     zn, un, u_all, fit2[:, pos : pos + k], psi, d1 + pos, k, arrays.codes2[:, c])
-                y2 = y2.at[:, pos : pos + k].set(new)
-                u_all = u_all.at[:, d1 + pos : d1 + pos + k].set(new - fit2[:, pos : pos + k])
+                y2 = _set_columns(y2, pos, new)
+                u_all = _set_columns(u_all, d1 + pos, new - fit2[:, pos : pos + k])
 
         # 3. beta (GLS over all rows; flat prior)
         target = (y - (random_part(u1) if config.multilevel else 0.0)) * mask
@@ -255,8 +255,8 @@ def _build_sweep(config: JomoConfig):
             if config.exact_beta2 and config.multilevel:
                 # full conditional given u1: u2 | u1 ~ N(u1 C', Psi22 - C Psi12)
                 coef = chol_solve(chol(psi[:d1, :d1]), psi[:d1, d1:]).T  # (r2, d1)
-                cov2 = la.symmetrize(psi[d1:, d1:] - coef @ psi[:d1, d1:])
-                target2 = y2 - u1 @ coef.T
+                cov2 = la.symmetrize(psi[d1:, d1:] - small_matmul(coef, psi[:d1, d1:]))
+                target2 = y2 - small_matmul(u1, coef.T)
             beta2 = draw_regression(noise.normals((config.p2, r2)), arrays.x2tx2_inv,
                                     arrays.x2tx2_inv_chol, cross_product(arrays.x2, target2), cov2)
         u2 = y2 - small_matmul(arrays.x2, beta2)

@@ -132,12 +132,12 @@ def _gibbs_pass(uniforms, current, mean, cond_cov, codes, k: int):
     for i in range(k):
         q_ii = prec[i, i]
         dev = x - mean
-        shift = (dev @ prec[i]) - q_ii * dev[:, i]
+        shift = small_matmul(dev, prec[i][:, None])[:, 0] - q_ii * dev[:, i]
         m_i = mean[:, i] - shift / q_ii
         sd_i = jnp.sqrt(1.0 / q_ii)
         lower, upper = _bounds(x, codes, i, k)
         xi = truncated_normal_from_uniform(uniforms[i], m_i, sd_i, lower, upper)
-        x = x.at[:, i].set(xi)
+        x = jnp.concatenate([x[:, :i], xi[:, None], x[:, i + 1 :]], axis=1)
     return x
 
 
@@ -187,7 +187,7 @@ def update_latent_block_from_noise(normals, uniforms, resid, block_mean, cov, po
                         uniforms, mean[:, 0], lower, upper)[:, None]
         return jnp.where(observed[:, None], new, current)
     factor = chol(cond_cov)
-    props = mean[None] + normals @ factor.T
+    props = mean[None] + small_matmul(normals, factor.T)
     ok = jax.vmap(lambda p: in_region(p, codes, k))(props)  # (T, N)
     first = jnp.argmax(ok, axis=0)
     any_ok = jnp.any(ok, axis=0)
