@@ -83,11 +83,15 @@ def pattern_coefficients(sigma_inv, pattern_miss):
     """
     r = sigma_inv.shape[0]
     trailing = (1,) * (sigma_inv.ndim - 2)
-    m = [pattern_miss[:, t].reshape(pattern_miss.shape[:1] + trailing) for t in range(r)]
+    miss = pattern_miss.reshape(pattern_miss.shape + trailing)  # (K, r, *1)
+    m = [miss[:, t] for t in range(r)]
+    # the pair masks as two arrays: one small XLA kernel each, not one per pair
+    both = miss[:, :, None] & miss[:, None, :]  # (K, r, r, *1): i and j missing
+    cross = miss[:, :, None] & ~miss[:, None, :]  # i missing, j observed
     a = [[None] * (i + 1) for i in range(r)]
     for i in range(r):
         for j in range(i):
-            a[i][j] = jnp.where(m[i] & m[j], sigma_inv[i, j], 0.0)
+            a[i][j] = jnp.where(both[:, i, j], sigma_inv[i, j], 0.0)
         a[i][i] = jnp.where(m[i], sigma_inv[i, i], 1.0)
     # A^{-1} = L^{-T} L^{-1} from the entries of L^{-1}, then B = -A^{-1} Lambda_mo: about half
     # the small arrays (each its own XLA kernel to compile) of solving L w = e_j for every j and
@@ -107,7 +111,7 @@ def pattern_coefficients(sigma_inv, pattern_miss):
             if t != j:
                 # -sum_i A^{-1}_ti Lambda_ij over missing i, observed j (0 unless t is missing: A^{-1}
                 # is the identity outside the missing block)
-                total = sum(a_inv[(t, i)] * jnp.where(m[i] & ~m[j], sigma_inv[i, j], 0.0) for i in range(r))
+                total = sum(a_inv[(t, i)] * jnp.where(cross[:, i, j], sigma_inv[i, j], 0.0) for i in range(r))
                 b[t][j] = -total
     return b, s
 

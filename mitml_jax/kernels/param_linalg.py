@@ -88,8 +88,15 @@ def inverse_wishart(df, scale, normals, uniforms):
     d = scale.shape[-1]
     a, exhausted = bartlett(df, d, normals, uniforms)
     c = chol(scale)
-    root = matmul(c, _t(inv_lower(a)))
-    w = matmul(_t(inv_lower(c)), a)
-    x = linalg.symmetrize(matmul(root, _t(root)))
-    x_inv = linalg.symmetrize(matmul(w, _t(w)))
-    return x, root, x_inv, exhausted
+    # the two triangular inverses, the two products and the two squares each as ONE stacked
+    # operation (same numbers): every separate small operation is its own XLA kernel, and their
+    # compile time (about 25 ms each on this machine) is what an inverse-Wishart draw costs most
+    a_inv, c_inv = _unstack(inv_lower(jnp.stack([a, c])))
+    root, w = _unstack(matmul(jnp.stack([c, _t(c_inv)]), jnp.stack([_t(a_inv), a])))
+    both = linalg.symmetrize(matmul(jnp.stack([root, w]), jnp.stack([_t(root), _t(w)])))
+    return both[0], root, both[1], exhausted
+
+
+def _unstack(pair):
+    """The two members of a stacked pair."""
+    return pair[0], pair[1]
