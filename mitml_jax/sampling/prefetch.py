@@ -50,6 +50,11 @@ MODULES = (
     "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "PIL.PngImagePlugin",
+    # PIL.Image.preinit() imports these at the first savefig
+    "PIL.BmpImagePlugin",
+    "PIL.GifImagePlugin",
+    "PIL.JpegImagePlugin",
+    "PIL.PpmImagePlugin",
 )
 
 #: JAX records this scalar event when a backend compilation (or persistent-cache lookup) starts.
