@@ -9,7 +9,7 @@ import pytest
 
 from mitml_jax.kernels import jomo
 from mitml_jax.kernels.jomo_data import row_index
-from mitml_jax.kernels.jomo_kernel_call import fits_single_kernel, single_kernel
+from mitml_jax.kernels.jomo_kernel_call import MAX_ELEMENTS, fits_single_kernel, single_kernel
 from mitml_jax.kernels.jomo_linalg import SELECT_ROWS_MAX, rows_of
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA CPU emitter")
@@ -85,7 +85,8 @@ def test_single_kernel_same_numbers_and_one_call():
 
 
 def test_single_kernel_switched_off(monkeypatch):
-    """``MITML_JAX_SINGLE_KERNEL=0`` and sweeps with a dot run as plain jitted code."""
+    """``MITML_JAX_SINGLE_KERNEL=0``, sweeps with a dot and sweeps with more than MAX_ELEMENTS
+    input values run as plain jitted code."""
     args = _toy_args()
     monkeypatch.setenv("MITML_JAX_SINGLE_KERNEL", "0")
     assert MARK not in _compiled_text(single_kernel(_toy, ((0,), (1,), (2, 3))),
@@ -98,6 +99,21 @@ def test_single_kernel_switched_off(monkeypatch):
 
     assert MARK not in _compiled_text(single_kernel(with_dot, ((0,), (1,), (2, 3))),
                                                       args)
+
+    def with_big_input(key, state, data, extra):
+        out = _toy(key, state, data, extra)
+        return {"v": out["v"] + extra["big"].sum(), "n": out["n"]}
+
+    key, state, data, extra = args
+    big = dict(extra, big=jnp.ones(MAX_ELEMENTS))
+    wrapped = single_kernel(with_big_input, ((0,), (1,), (2, 3)))
+    assert MARK not in _compiled_text(wrapped, (key, state, data, big))
+    assert MARK in _compiled_text(wrapped, (key, state, data, dict(extra, big=jnp.ones(10))))
+    # counted with the chains of a vmap: 2 x 70,000 elements are too many
+    axes = {"scale": None, "unused": None, "big": 0}
+    batched = jax.jit(jax.vmap(wrapped, in_axes=(None, None, None, axes)))
+    half = dict(extra, big=jnp.ones((2, 70_000)))
+    assert MARK not in batched.lower(key, state, data, half).compile().as_text()
 
 
 def test_row_index_and_put_rows_match_the_scatter():
