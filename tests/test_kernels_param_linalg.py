@@ -79,3 +79,37 @@ def test_cross_products_long_sums_use_the_dot_path_and_agree():
     assert 1000 * 20 >= cond.DOT_MIN_LENGTH
     np.testing.assert_allclose(np.asarray(cond.cross_products(jnp.asarray(u), jnp.asarray(v))),
                                np.einsum("ajl,bjl->ab", u, v), rtol=1e-11)
+
+
+def test_pan_inverse_wisharts_of_different_sizes_equal_separate_draws():
+    """q > 1: Sigma (r x r) is drawn inside a batch with Psi (rq x rq) as diag(I, .)."""
+    from mitml_jax.kernels import pan
+
+    r, d = 3, 6
+    rng = np.random.default_rng(7)
+    noise = []
+    for size in (d, r):
+        n_norm, n_unif = linalg.bartlett_noise_size(size)
+        noise.append((jnp.asarray(rng.normal(size=n_norm)), jnp.asarray(rng.uniform(size=n_unif))))
+    scale_psi, scale_sigma = jnp.asarray(_spd(d, 3)), jnp.asarray(_spd(r, 4))
+    paired = jax.jit(pan._inverse_wisharts)(60.0, scale_psi, noise[0], 700.0, scale_sigma, noise[1])
+    psi = param_linalg.inverse_wishart(60.0, scale_psi, *noise[0])[0]
+    sigma, root, sigma_inv, _ = param_linalg.inverse_wishart(700.0, scale_sigma, *noise[1])
+    for got, want in zip(paired[:4], (psi, sigma, root, sigma_inv)):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-15)
+    sigma_inv2, psi_inv = jax.jit(pan._inverses)(scale_sigma, scale_psi)
+    np.testing.assert_allclose(np.asarray(sigma_inv2), np.linalg.inv(np.asarray(scale_sigma)), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(psi_inv), np.linalg.inv(np.asarray(scale_psi)), rtol=1e-10)
+
+
+def test_bartletts_share_one_gamma_draw_and_equal_single_factors():
+    rng = np.random.default_rng(8)
+    dims, dfs, noises = (4, 2, 5), (30.0, 9.0, 50.0), []
+    for d in dims:
+        n_norm, n_unif = linalg.bartlett_noise_size(d)
+        noises.append((jnp.asarray(rng.normal(size=n_norm)), jnp.asarray(rng.uniform(size=n_unif))))
+    factors, _ = param_linalg.bartletts(dfs, dims, noises)
+    for a, df, d, (n, u) in zip(factors, dfs, dims, noises):
+        ref, _ = linalg.bartlett_from_noise(df, d, n, u)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(ref))

@@ -127,29 +127,35 @@ def noise_sizes(r: int, q: int, p: int, n_clusters: int, n_miss: int) -> tuple:
 
 
 def _inverses(sigma, psi):
-    """``(Sigma^{-1}, Psi^{-1})``; one batched factorisation when both are r x r (q = 1)."""
-    if sigma.shape == psi.shape:
-        inv = cond.spd_inverse(jnp.stack([sigma, psi]))
-        return inv[0], inv[1]
-    return cond.spd_inverse(sigma), cond.spd_inverse(psi)
+    """``(Sigma^{-1}, Psi^{-1})`` as one batched factorisation: Sigma (r x r) enters the batch as
+    ``diag(I, Sigma)`` when Psi is larger (q > 1; :func:`param_linalg.embed`)."""
+    r, d = sigma.shape[-1], psi.shape[-1]
+    inv = cond.spd_inverse(jnp.stack([param_linalg.embed(sigma, d), psi]))
+    return inv[0, d - r :, d - r :], inv[1]
 
 
 def _inverse_wisharts(df_psi, scale_psi, noise_psi, df_sigma, scale_sigma, noise_sigma):
     """Psi's and Sigma's inverse-Wishart draws: ``(psi, sigma, sigma_root, sigma_inv, exhausted)``.
 
-    Both conditionals are known once the random effects are drawn; when both matrices are r x r
-    (q = 1) they are drawn as one batch of two (half the small XLA loops, same numbers).
+    Both conditionals are known once the random effects are drawn, so they are drawn as one batch
+    of two (each separate small operation is an XLA kernel to compile): when Psi is larger than
+    Sigma (q > 1), Sigma's scale and Bartlett factor enter as ``diag(I, .)``
+    (:func:`param_linalg.embed`), which gives Sigma's draw from Sigma's own noise.
     """
-    if scale_psi.shape == scale_sigma.shape:
+    r, d = scale_sigma.shape[-1], scale_psi.shape[-1]
+    if r == d:
         dfs = jnp.stack([jnp.asarray(df_psi, scale_psi.dtype), jnp.asarray(df_sigma, scale_psi.dtype)])
         noise = [jnp.stack(pair) for pair in zip(noise_psi, noise_sigma)]
         x, root, x_inv, exhausted = jax.vmap(param_linalg.inverse_wishart)(
             dfs, jnp.stack([scale_psi, scale_sigma]), *noise
         )
         return x[0], x[1], root[1], x_inv[1], jnp.any(exhausted)
-    psi, _, _, flag_psi = param_linalg.inverse_wishart(df_psi, scale_psi, *noise_psi)
-    sigma, root, sigma_inv, flag_sigma = param_linalg.inverse_wishart(df_sigma, scale_sigma, *noise_sigma)
-    return psi, sigma, root, sigma_inv, flag_psi | flag_sigma
+    (a_psi, a_sigma), exhausted = param_linalg.bartletts((df_psi, df_sigma), (d, r), (noise_psi, noise_sigma))
+    bartletts = jnp.stack([a_psi, param_linalg.embed(a_sigma, d)])
+    scales = jnp.stack([scale_psi, param_linalg.embed(scale_sigma, d)])
+    x, root, x_inv = jax.vmap(param_linalg.inverse_wishart_from_bartlett)(bartletts, scales)
+    block = slice(d - r, d)
+    return x[0], x[1, block, block], root[1, block, block], x_inv[1, block, block], exhausted
 
 
 def _sweep_group(normals, uniforms, state, pa, prior):

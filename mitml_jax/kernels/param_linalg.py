@@ -19,7 +19,8 @@ import numpy as np
 
 from . import linalg
 
-__all__ = ["UNROLL_MAX", "matmul", "chol", "inv_lower", "spd_inverse", "bartlett", "inverse_wishart"]
+__all__ = ["UNROLL_MAX", "matmul", "chol", "inv_lower", "spd_inverse", "bartlett", "bartletts", "inverse_wishart",
+           "inverse_wishart_from_bartlett", "embed"]
 
 #: Largest dimension for which parameter matrices are factorised by unrolled elementwise code.
 UNROLL_MAX = 4
@@ -57,22 +58,38 @@ def spd_inverse(a):
 
 
 def bartlett(df, d: int, normals, uniforms):
-    """:func:`linalg.bartlett_from_noise` (same numbers), built by stacking entries instead of a scatter."""
+    """:func:`linalg.bartlett_from_noise` (same numbers), built without a scatter."""
+    (a,), exhausted = bartletts((df,), (d,), ((normals, uniforms),))
+    return a, exhausted
+
+
+def bartletts(dfs, dims, noises):
+    """Several Bartlett factors (:func:`bartlett`, same numbers) from ONE gamma draw over all their
+    diagonals: ``(list of (d, d) factors, exhausted)``.
+
+    ``dfs``, ``dims`` and ``noises`` (``(normals, uniforms)`` pairs, sizes
+    ``linalg.bartlett_noise_size(d)``) are per factor. The factors are assembled by a gather with
+    a constant index table: stacking d^2 entries made about 2 d small XLA kernels per factor.
+    """
     n_prop = linalg.GAMMA_PROPOSALS
-    dtype = normals.dtype
-    dfs = jnp.asarray(df, dtype) - jnp.arange(d, dtype=dtype)
-    g, exhausted = linalg.gamma_from_noise(
-        0.5 * dfs, normals[: n_prop * d].reshape(n_prop, d), uniforms.reshape(n_prop + 1, d)
-    )
+    dtype = noises[0][0].dtype
+    shapes = jnp.concatenate([0.5 * (jnp.asarray(df, dtype) - jnp.arange(d, dtype=dtype)) for df, d in zip(dfs, dims)])
+    props = jnp.concatenate([n[: n_prop * d].reshape(n_prop, d) for (n, _), d in zip(noises, dims)], axis=1)
+    unifs = jnp.concatenate([u.reshape(n_prop + 1, d) for (_, u), d in zip(noises, dims)], axis=1)
+    g, exhausted = linalg.gamma_from_noise(shapes, props, unifs)
     diag = jnp.sqrt(2.0 * g)
-    below = normals[n_prop * d :]
-    rows, cols = np.tril_indices(d, -1)
-    position = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(rows, cols))}
-    zero = jnp.zeros((), dtype)
-    entries = [
-        [diag[i] if i == j else (below[position[(i, j)]] if i > j else zero) for j in range(d)] for i in range(d)
-    ]
-    return jnp.stack([jnp.stack(row) for row in entries]), jnp.any(exhausted)
+    factors, start = [], 0
+    for (normals, _), d in zip(noises, dims):
+        # one vector [below-diagonal normals, diagonal, 0] and a constant table of positions in it
+        below = normals[n_prop * d :]
+        values = jnp.concatenate([below, diag[start : start + d], jnp.zeros((1,), dtype)])
+        table = np.full((d, d), values.shape[0] - 1, np.int32)
+        rows, cols = np.tril_indices(d, -1)
+        table[rows, cols] = np.arange(rows.size)
+        table[np.arange(d), np.arange(d)] = rows.size + np.arange(d)
+        factors.append(values[table])
+        start += d
+    return factors, jnp.any(exhausted)
 
 
 def inverse_wishart(df, scale, normals, uniforms):
@@ -85,8 +102,12 @@ def inverse_wishart(df, scale, normals, uniforms):
     Returns:
         (X, T, X^{-1}, exhausted); a scale that is not positive definite gives NaN entries.
     """
-    d = scale.shape[-1]
-    a, exhausted = bartlett(df, d, normals, uniforms)
+    a, exhausted = bartlett(df, scale.shape[-1], normals, uniforms)
+    return inverse_wishart_from_bartlett(a, scale) + (exhausted,)
+
+
+def inverse_wishart_from_bartlett(a, scale):
+    """:func:`inverse_wishart` for a given Bartlett factor ``a`` (d, d): ``(X, T, X^{-1})``."""
     c = chol(scale)
     # the two triangular inverses, the two products and the two squares each as ONE stacked
     # operation (same numbers): every separate small operation is its own XLA kernel, and their
@@ -94,7 +115,20 @@ def inverse_wishart(df, scale, normals, uniforms):
     a_inv, c_inv = _unstack(inv_lower(jnp.stack([a, c])))
     root, w = _unstack(matmul(jnp.stack([c, _t(c_inv)]), jnp.stack([_t(a_inv), a])))
     both = linalg.symmetrize(matmul(jnp.stack([root, w]), jnp.stack([_t(root), _t(w)])))
-    return both[0], root, both[1], exhausted
+    return both[0], root, both[1]
+
+
+def embed(a, d: int):
+    """``diag(I, a)``: matrices a (..., k, k) in the lower right corner of (..., d, d) identities.
+
+    Factorisations, triangular inverses and products of ``diag(I, a)`` keep that block form, with
+    ``a``'s block computed from ``a`` alone, so a k x k problem can share a batch with d x d ones.
+    """
+    k = a.shape[-1]
+    if k == d:
+        return a
+    eye = jnp.broadcast_to(jnp.eye(d, dtype=a.dtype), a.shape[:-2] + (d, d))
+    return eye.at[..., d - k :, d - k :].set(a)
 
 
 def _unstack(pair):
