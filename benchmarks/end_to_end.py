@@ -78,6 +78,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one repeat")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--fresh-matplotlib", action="store_true",
+                        help="cold runs also start without matplotlib's font cache (an empty "
+                             "MPLCONFIGDIR), as on a truly fresh install")
     parser.add_argument("--also", action="append", default=[], metavar="VAR=VALUE",
                         help="one more cold run per repeat with this environment setting (e.g. "
                              "MITML_JAX_PREFETCH=0), interleaved with the others; repeatable")
@@ -92,13 +95,17 @@ def main(argv=None) -> int:
                                                           if os.environ.get("PYTHONPATH") else [])))
             ours = [sys.executable, os.path.join(ROOT, "examples", "introduction.py"),
                     "--plots", os.path.join(tmp, "plots")]
+            def fresh(tag):  # MPLCONFIGDIR of a cold run
+                return {"MPLCONFIGDIR": os.path.join(tmp, f"mpl_{tag}")} if args.fresh_matplotlib else {}
+
             extra = []
             for k, setting in enumerate(args.also):
                 name, _, value = setting.partition("=")
                 other = dict(env, MITML_JAX_COMPILATION_CACHE=os.path.join(tmp, f"xla_also{k}"),
-                             **{name: value})
+                             **fresh(k), **{name: value})
                 extra.append((f"ours, cold cache, {setting}",) + _timed(ours, other))
-            cold, cold_cpu, out_cold = _timed(ours, env)
+            cold, cold_cpu, out_cold = _timed(ours, dict(env, **fresh("cold")))
+            env.update(fresh("cold"))  # the cached run reuses the font cache the cold run built
             cached, cached_cpu, out_cached = _timed(ours, env)
             r_time, r_cpu, out_r = (_timed(["Rscript", os.path.join(HERE, "r", "introduction.R"), tmp])
                                     if with_r else (float("nan"), float("nan"), ""))
