@@ -7,11 +7,20 @@ its PNG writer and ``scipy.fft``, then ``mitml_complete``, ``lmer`` and ``test_e
 about a second of imports on a small CPU. :func:`import_during_compile` imports them in a
 background thread that starts when XLA starts compiling (JAX's backend-compile monitoring event)
 or when the first block has been dispatched, whichever comes first, so it does not compete with
-the tracing and lowering the compiler waits for. On the Introduction model XLA compiles with one
-thread for about a third of the time, then with two or three (parallel code generation); before
+the tracing and lowering the compiler waits for. On the Introduction model XLA spends about a fifth
+of its compile CPU time in one thread, then runs two or three (parallel code generation); before
 each module the thread waits, for a few seconds at most, until this process leaves part of a
 core idle, so on a two-core machine the imports fill the single-threaded phases instead of
 slowing the parallel one.
+
+On a fresh install the first ``import matplotlib`` also builds matplotlib's font cache (1.5 s
+more here under load); that too happens behind the compilation.
+
+Measured on the shared 2-core machine (load average 4-6 from other jobs, so no idle core; in
+process, Introduction vignette, cold XLA cache, 2026-11-26 06:59 UTC, on/off alternating): CPU
+seconds are conserved (pan_impute 6.4-6.7 -> 7.5-7.6 s, summary + plot + the rest 1.7-1.8 ->
+0.6-0.7 s), so the wall-clock gain needs a core the sampler leaves idle: none under that load,
+up to the imports' ~0.9 s on an idle machine.
 
 It never changes results: it only imports modules that later code would import anyway; a
 module already imported is skipped, and any exception is swallowed (the later import raises it
@@ -19,6 +28,7 @@ again where it belongs). It runs once per process. :meth:`Prefetch.wait` (called
 sampler returns) lets the rest go at full speed and joins the thread, so the caller's own imports
 never run concurrently with it. ``MITML_JAX_PREFETCH=0`` turns it off.
 """
+
 from __future__ import annotations
 
 import importlib
