@@ -26,6 +26,12 @@ cold 11.5 / 12.9 s (12.7 / 12.4 CPU s) -> 10.0 / 13.4 s (9.5 / 9.6 CPU s); cache
 (6.1 / 7.7) -> 6.0 / 9.2 s (5.7 / 6.4); R 8.1 / 11.2 s (7.5 / 7.7 CPU s). In process, cold:
 lmer 4.5-5.8 s (3.1-3.9 CPU s: trace 1.2-1.6, compile 2.9-3.7) -> 0.08-0.18 s; test_estimates
 0.4-0.6 -> 0.01-0.03 s. What remains of a cold run is mostly pan_impute's trace and compile.
+
+Measured 2026-11-26 06:57 UTC (load average 4.5-5.8 from other jobs: no idle core), three
+repeats, ``--also MITML_JAX_PREFETCH=0``: cold without the background imports of
+``sampling/prefetch.py`` 13.1 / 11.4 / 19.4 s (8.8 / 7.7 / 9.9 CPU s), with them 8.7 / 14.8 /
+17.0 s (9.6 / 9.4 / 10.3 CPU s); cached 8.8 / 9.7 / 12.2 s; R 10.4 / 14.5 / 13.8 s. Under such
+load the imports only move (CPU conserved); the saving needs a core the compiler leaves idle.
 """
 
 from __future__ import annotations
