@@ -12,7 +12,13 @@ parameter draws to the host); "call s" is the fixed cost of a call (model buildi
 result assembly). R's pan is timed on the same data when ``Rscript`` is on the PATH
 (``n/a`` otherwise), and the ratio R / ours of the single-chain time is printed.
 
-Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--models a b] [--layouts]``.
+Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--models a b] [--layouts] [--compile]``.
+
+``--compile`` instead breaks the first call's compile time down (``jax.monitoring`` durations:
+tracing, lowering to MLIR, XLA's backend compile; wall and process CPU seconds of the first call
+less a repeated call) and counts the XLA CPU kernels (fusions) of the compiled iteration block,
+which is what the backend compile time grows with (about 25-45 ms each on the 2-core machine).
+Set ``MITML_JAX_COMPILATION_CACHE=0`` so that nothing comes from the persistent cache.
 
 ``--layouts`` instead times ``run_chains`` itself (no result assembly) with pan's kernel as
 ``run_chains`` runs it (chains innermost from ``pan_chains.MIN_CHAINS`` chains, see
@@ -193,18 +199,78 @@ def compare_layouts(data, formula, chains, n_extra, n_burn=10):
     return {name: (best[name][0] * 1e3, best[name][1] * 1e3, max(first[name] - small[name], 0.0)) for name in kernels}
 
 
+_DURATIONS: dict = {}
+
+
+def _record_duration(event, duration, **kwargs):
+    _DURATIONS[event] = _DURATIONS.get(event, 0.0) + duration
+
+
+def block_kernels(data, formula, chains, block_len=64):
+    """Number of XLA CPU kernels (fusions) in the compiled iteration block of ``run_chains`` for
+    pan's kernel (compiled here, outside pan_impute, with a block of ``block_len`` iterations)."""
+    from mitml_jax.sampling import run as run_module
+
+    spec = build_spec(data, formula=formula, kind="pan")
+    arrays, layout = build_arrays(spec.design(data))
+    dims = layout.dims
+    prior = to_pan_prior(check_pan_prior(None, dims["r"], dims["q"]), dims["G"], np.float64)
+    pa = pan.prepare_pan_arrays(arrays)
+    s0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, 0), pan.init(pa, prior))
+    kernel = pan.build_kernel()
+    keys = jax.random.split(jax.random.key(1), chains)
+    block = run_module._block_function(kernel, pan.transform, pan.save_missing, block_len, 1)
+    step, enter = run_module._chain_step(kernel), run_module._chain_layout(kernel)[1]
+    info = jax.eval_shape(lambda k, s: step(k, enter(s, pa), pa, prior), keys, s0)[1]
+    acc = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, np.int32), info)
+    args = (keys, s0, pa, prior, np.int32(0), np.int32(block_len), np.int32(block_len), acc,
+            np.full((chains,), -1, np.int32))
+    return block.lower(*args).compile().as_text().count(" fusion(")
+
+
+def compile_breakdown(data, formula, chains):
+    """First call of pan_impute: (wall s, CPU s, {event: s}) beyond a repeated call, and the block's kernels."""
+    if not _DURATIONS.get("registered"):
+        jax.monitoring.register_event_duration_secs_listener(_record_duration)
+    _DURATIONS.clear()
+    _DURATIONS["registered"] = 1.0
+
+    def call():
+        t0, c0 = time.perf_counter(), time.process_time()
+        pan_impute(data, formula, n_burn=10, n_iter=10, m=chains, chains=chains, seed=1, progress=False)
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    first = call()
+    events = {k.rsplit("/", 1)[-1].replace("_duration", ""): v for k, v in _DURATIONS.items() if k != "registered"}
+    again = min(call(), call())
+    return first[0] - again[0], first[1] - again[1], events, block_kernels(data, formula, chains)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
     parser.add_argument("--chains", type=int, nargs="+", default=[1, 8, 64, 256])
     parser.add_argument("--models", nargs="+", default=["a", "b"], choices=["a", "b"])
     parser.add_argument("--layouts", action="store_true", help="run_chains: chains innermost vs vmap")
+    parser.add_argument("--compile", action="store_true", help="first-call compile time breakdown and kernel counts")
     args = parser.parse_args(argv)
 
     models = {
         "a": ("(a) intro, studentratings", load_studentratings(), INTRO_FORMULA),
         "b": ("(b) sim J=1000x20, r=5, slope", simulated_data(), SIM_FORMULA),
     }
+    if args.compile:
+        print(f"{'model':32s} {'chains':>6s} {'compile s':>9s} {'CPU s':>6s} {'trace s':>7s} {'to MLIR s':>9s} "
+              f"{'backend s':>9s} {'kernels':>7s}")
+        for key in args.models:
+            label, data, formula = models[key]
+            for chains in args.chains:
+                wall, cpu, events, kernels = compile_breakdown(data, formula, chains)
+                print(f"{label:32s} {chains:6d} {wall:9.2f} {cpu:6.2f} {events.get('jaxpr_trace', 0.0):7.2f} "
+                      f"{events.get('jaxpr_to_mlir_module', 0.0):9.2f} {events.get('backend_compile', 0.0):9.2f} "
+                      f"{kernels:7d}", flush=True)
+        print(f"\nmachine: {os.cpu_count()} CPU cores visible; load average {os.getloadavg()}.")
+        return
     if args.layouts:
         print(f"{'model':32s} {'chains':>6s} {'iters':>6s} {'layout':>17s} {'ms/iter':>8s} {'CPU ms/iter':>12s} "
               f"{'compile s':>10s}")
