@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 
+import jax
 import pytest
 
 from mitml_jax.sampling import prefetch
@@ -55,7 +56,6 @@ def test_waits_for_go_then_imports_and_swallows_errors(fresh_state, monkeypatch)
 
 
 def test_compile_event_starts_it(fresh_state):
-    import jax
     import jax.numpy as jnp
 
     job = prefetch.Prefetch(("mitml_jax_not_a_module",))
@@ -143,3 +143,54 @@ def test_idle_core_lets_imports_run(fresh_state, monkeypatch):
     start = prefetch.time.perf_counter()
     prefetch._wait_for_idle_core(2)
     assert prefetch.time.perf_counter() - start < 0.5
+
+
+def _toy_chains(**kw):
+    import jax.numpy as jnp
+
+    from mitml_jax.sampling.run import run_chains
+
+    def kernel(key, state, arrays, prior):
+        return {"x": state["x"] + jax.random.normal(key, state["x"].shape)}, {"n": jnp.int32(1)}
+
+    return run_chains(kernel, {"x": jnp.zeros((2, 2))}, None, None, jax.random.key(5), n_burn=2, n_iter=2,
+                      n_saves=2, transform=lambda s: {"x": s["x"]}, save=lambda s, a: s["x"], progress=False, **kw)
+
+
+def _slow_target(monkeypatch, seconds):
+    """A prefetch list with one module whose import takes ``seconds``; returns (started, finished)."""
+    name = "mitml_jax_slow_prefetch_target"
+    started, finished = threading.Event(), threading.Event()
+
+    class Finder:
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname == name:
+                started.set()
+                finished.wait(seconds)
+                finished.set()
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [Finder()] + sys.meta_path)
+    monkeypatch.setattr(prefetch, "MODULES", (name,))
+    return started, finished
+
+
+def test_run_chains_waits_for_the_imports(fresh_state, monkeypatch):
+    started, finished = _slow_target(monkeypatch, 0.5)
+    _toy_chains()
+    assert started.is_set() and finished.is_set()
+
+
+def test_interrupted_run_does_not_wait_for_the_imports(fresh_state, monkeypatch):
+    from mitml_jax.sampling.run import InterruptedChains
+
+    started, finished = _slow_target(monkeypatch, 30.0)
+
+    def stop(iterations):
+        assert started.wait(5.0)
+        raise KeyboardInterrupt
+
+    with pytest.raises(InterruptedChains):
+        _toy_chains(after_block=stop)
+    assert not finished.is_set()  # came back while the import thread was still busy
+    finished.set()

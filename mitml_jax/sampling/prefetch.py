@@ -26,7 +26,8 @@ It never changes results: it only imports modules that later code would import a
 module already imported is skipped, and any exception is swallowed (the later import raises it
 again where it belongs). It runs once per process. :meth:`Prefetch.wait` (called before the
 sampler returns) lets the rest go at full speed and joins the thread, so the caller's own imports
-never run concurrently with it. ``MITML_JAX_PREFETCH=0`` turns it off.
+never run concurrently with it (after an error or Ctrl-C the sampler does not wait: the thread,
+a daemon, finishes on its own, and an interrupted run comes back at once). ``MITML_JAX_PREFETCH=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -148,9 +149,9 @@ class Prefetch:
     returning to the caller.
     """
 
-    def __init__(self, modules=MODULES):
+    def __init__(self, modules=None):
         self._thread = None
-        todo = [m for m in modules if m not in sys.modules]
+        todo = [m for m in (MODULES if modules is None else modules) if m not in sys.modules]
         if not todo or not enabled():
             return
         with _LOCK:
@@ -181,6 +182,7 @@ class Prefetch:
             self._thread = None
 
 
-def import_during_compile(modules=MODULES) -> Prefetch:
-    """Start the once-per-process background import of ``modules`` (see the module docstring)."""
+def import_during_compile(modules=None) -> Prefetch:
+    """Start the once-per-process background import of ``modules`` (default :data:`MODULES`; see
+    the module docstring)."""
     return Prefetch(modules)

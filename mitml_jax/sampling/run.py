@@ -327,7 +327,8 @@ def run_chains(
         raise InterruptedChains(partial, t) from None
     finally:
         bar.close()
-        prefetch.wait()
+        prefetch.go()  # after an error or Ctrl-C the imports finish in the background
+    prefetch.wait()
     return _chain_run(burnin, imputation, saves, state, acc, first_bad)
 
 
