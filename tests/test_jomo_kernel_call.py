@@ -85,8 +85,8 @@ def test_single_kernel_same_numbers_and_one_call():
 
 
 def test_single_kernel_switched_off(monkeypatch):
-    """``MITML_JAX_SINGLE_KERNEL=0``, sweeps with a dot and sweeps with more than MAX_ELEMENTS
-    input values run as plain jitted code."""
+    """``MITML_JAX_SINGLE_KERNEL=0``, sweeps with a dot, with a single result or with more than
+    MAX_ELEMENTS input values run as plain jitted code."""
     args = _toy_args()
     monkeypatch.setenv("MITML_JAX_SINGLE_KERNEL", "0")
     assert MARK not in _compiled_text(single_kernel(_toy, ((0,), (1,), (2, 3))),
@@ -109,6 +109,12 @@ def test_single_kernel_switched_off(monkeypatch):
     wrapped = single_kernel(with_big_input, ((0,), (1,), (2, 3)))
     assert MARK not in _compiled_text(wrapped, (key, state, data, big))
     assert MARK in _compiled_text(wrapped, (key, state, data, dict(extra, big=jnp.ones(10))))
+    # one result: a loop XLA splits over two threads would not compile as the call's result
+    def one_result(key, state, data, extra):
+        return jax.scipy.special.erfc(_toy(key, state, data, extra)["v"] + big["big"][:6])
+
+    run = jax.jit(lambda *a: single_kernel(one_result, ((0,), (1,), (2, 3)))(*a))
+    assert MARK not in run.lower(*args).compile().as_text()
     # counted with the chains of a vmap: 2 x 70,000 elements are too many
     axes = {"scale": None, "unused": None, "big": 0}
     batched = jax.jit(jax.vmap(wrapped, in_axes=(None, None, None, axes)))
