@@ -81,6 +81,37 @@ to 2x); a one-sided truncated-normal draw of the binary latent with an exact red
 box (one CDF less; 6% faster without its redraw branch, 14% slower with it, any control flow in
 the sweep costing ~10 us); AS241 with per-element coefficients (10% of the quantile, scalar
 selects cost as much as the saved polynomials).
+
+Fourth round (2026-11-26 06:10-07:20 UTC, issue 9: one chain of model (a) at <= 0.10 ms). Why a
+chain ran 1.5 times slower unpinned: XLA's thunk executor hands half of its ready queue to the
+thread pool whenever more than 8 thunks are ready (the loop body of (a) had ~200 thunks, 22 of them
+ready at its start); nothing in XLA_FLAGS or the compiler options changes that (the thresholds are
+constants), and a pool of one thread (``NPROC=1``) only helps process-wide. Instead the sweep is
+now compiled as ONE kernel by XLA's whole-computation emitter (``kernels/jomo_kernel_call.py``:
+a call tagged ``xla_cpu_small_call``; the sweep made free of dots and scatters, its inputs packed
+into three vectors; up to 2^17 input values, so 64 chains keep the threaded thunks). Same process,
+one kernel against the thunk build of the same sweep, alternating (load 4-6, 2 cores shared):
+
+=====  ======  ========================  ========================
+model  chains  one kernel ms/iter/chain  thunks ms/iter/chain
+=====  ======  ========================  ========================
+a      1       0.0575 (CPU 0.057)        0.142 (CPU 0.142)
+a      1       0.0593 (CPU 0.059)        0.106 (CPU 0.099)
+a      8       0.057                     0.097
+a      32      0.082 (CPU 0.070)         0.099 (CPU 0.091)
+a      64      (thunks: 0.056 one kernel against 0.045, so not used)
+b      1       0.43                      0.75
+b      8       0.39                      0.56
+c      1       (thunks: 3.65 one kernel against 3.77, above the size limit)
+c      64      (thunks: 5.7 one kernel against 4.4)
+=====  ======  ========================  ========================
+
+This script, ``--models a --chains 1 64 --repeats 5``, before (d8bac13) and after, alternating
+processes (load 4.2-4.5): one chain 0.123 and 0.205 ms before (CPU 0.123, 0.139), 0.084 and
+0.129 ms after (CPU 0.084, 0.087), R 1.25-2.54 ms in the same runs. Where the rest goes (model (a),
+one kernel, CPU time by ablation, load ~5): the binary latent's truncated normals ~30 us (two
+``erfc`` and a quantile per row, 750 rows), the conditional draws of missing values ~20 us, the
+normal quantiles of the noise ~10 us, the inverse-Wishart draws ~7 us.
 """
 
 from __future__ import annotations
