@@ -18,7 +18,39 @@ Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--model
 tracing, lowering to MLIR, XLA's backend compile; wall and process CPU seconds of the first call
 less a repeated call) and counts the XLA CPU kernels (fusions) of the compiled iteration block,
 which is what the backend compile time grows with (about 25-45 ms each on the 2-core machine).
-Set ``MITML_JAX_COMPILATION_CACHE=0`` so that nothing comes from the persistent cache.
+Set ``MITML_JAX_COMPILATION_CACHE=0`` so that nothing comes from the persistent cache, and put the
+working tree first on ``PYTHONPATH`` (a non-editable install in site-packages would be measured
+instead).
+
+Compile time (issue 4), measured 2026-11-26 07:22-07:29 UTC with ``--compile``, commit 68f23ca
+(PYTHONPATH on a worktree) and this version in alternating processes, two rounds at load average
+about 2 and 3 (other engineers on the 2 cores): first-call compile wall seconds, old / new, and
+XLA kernels of the iteration block::
+
+    model  chains  round 1 (load 2)  round 2 (load 3)  kernels
+    (a)         1      5.79 / 4.81       5.04 / 4.36     115 / 95
+    (a)         8                        7.13 / 4.76     162 / 107
+    (a)        64      9.64 / 5.19       8.74 / 7.80     174 / 124
+    (a)       256                                        175 / 125
+    (b)         1      7.67 / 7.36      10.48 / 10.13    243 / 196
+    (b)         8                       12.98 / 9.67     250 / 198
+    (b)        64      9.09 / 5.72      14.82 / 12.88    262 / 198
+
+The first call of a process includes about a second of one-time setup (model (a) at 1 chain).
+Where it went (``jax.monitoring``, model (b), 1 chain): tracing about 1 s, lowering 0.3-0.7 s,
+XLA's backend the rest; XLA's profiler shows the backend time as per-kernel code generation
+(MLIR fusion emitter plus LLVM, 25-45 ms per kernel whatever its size) and about 1.4 s of thunk
+emission. Kernel counts (and so compile time) were cut where the sweep made many tiny kernels:
+pair masks of the missing-value draws, the per-pattern coefficients (from ``L^-1`` instead of
+``2 r + 1`` triangular solves), and the Sigma / Psi algebra (one batch of two also for q > 1,
+Bartletts from one gamma draw, assembled by a gather). The unrolled r q x r q factorisation of the
+random-effects draw (86 of model (b)'s 196 kernels; 10 x 10) is left: as a rolled ``fori_loop``
+or LAPACK's batched Cholesky that step alone ran 8-10 times slower (scratch benchmark, 1,000
+clusters), and column-stacked unrolled variants compiled no faster. 10 targets (J = 1,000, random slope, one
+chain, block compile): 570 / 441 kernels, 29.6 / 24.2 s CPU; 20 targets: 1,646 / 1,304 kernels,
+124 / 104 s CPU (load 4.2-4.6). The sweep's run time did not change measurably (process CPU ms
+per iteration of the compiled block, old / new, alternating, load 4-6: (a) 1 chain 0.043, 0.040 /
+0.041, 0.041; (b) 1 chain 4.61, 4.28 / 4.25, 3.62; (a) 64 chains 1.81-2.11 / 1.62-2.12).
 
 ``--layouts`` instead times ``run_chains`` itself (no result assembly) with pan's kernel as
 ``run_chains`` runs it (chains innermost from ``pan_chains.MIN_CHAINS`` chains, see
