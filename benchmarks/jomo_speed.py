@@ -108,7 +108,11 @@ c      64      (thunks: 5.7 one kernel against 4.4)
 
 This script, ``--models a --chains 1 64 --repeats 5``, before (d8bac13) and after, alternating
 processes (load 4.2-4.5): one chain 0.123 and 0.205 ms before (CPU 0.123, 0.139), 0.084 and
-0.129 ms after (CPU 0.084, 0.087), R 1.25-2.54 ms in the same runs. Where the rest goes (model (a),
+0.129 ms after (CPU 0.084, 0.087), R 1.25-2.54 ms in the same runs. Final run, 07:24-07:27 UTC,
+load 1.9-3.1, the same alternation: (a) one chain 0.154 and 0.115 ms before, 0.0566 and 0.0581
+after (R 1.23-2.22 ms: 21.7x and 38.3x), 64 chains 0.130 and 0.125 before, 0.065 and 0.059
+after; (b) one chain 0.893 before (R 6.24: 7.0x), 0.383 after (R 7.52: 19.6x); (c) one chain
+(``lax.scan`` of 30 sweeps, no R) 6.90 before, 2.43 after (the dot-free sweep; still thunks). Where the rest goes (model (a),
 one kernel, CPU time by ablation, load ~5): the binary latent's truncated normals ~30 us (two
 ``erfc`` and a quantile per row, 750 rows), the conditional draws of missing values ~20 us, the
 normal quantiles of the noise ~10 us, the inverse-Wishart draws ~7 us.
