@@ -198,3 +198,22 @@ def test_vignette_sweep_is_one_kernel_with_the_same_draws(monkeypatch):
 
     _one_kernel_and_same_draws(monkeypatch, mj.load_leadership(),
                                ["JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID)", "COHES ~ 1"])
+
+
+def test_enabled_only_for_tested_jax_unless_forced(monkeypatch):
+    """On by default only for the JAX versions in TESTED_JAX (a misfit aborts the process, so an
+    untested JAX gets the thunk build); MITML_JAX_SINGLE_KERNEL=1 forces it, =0 turns it off."""
+    from mitml_jax.kernels import jomo_kernel_call as jkc
+
+    monkeypatch.delenv("MITML_JAX_SINGLE_KERNEL", raising=False)
+    monkeypatch.setattr(jkc, "TESTED_JAX", frozenset({jkc._jax_version()}))
+    assert jkc.enabled()
+    monkeypatch.setattr(jkc, "TESTED_JAX", frozenset({(0, 1)}))
+    assert not jkc.enabled()
+    monkeypatch.setenv("MITML_JAX_SINGLE_KERNEL", "1")
+    assert jkc.enabled()
+    monkeypatch.setenv("MITML_JAX_SINGLE_KERNEL", "0")
+    assert not jkc.enabled()
+    monkeypatch.setattr(jkc, "_AVAILABLE", False)
+    monkeypatch.setenv("MITML_JAX_SINGLE_KERNEL", "1")
+    assert not jkc.enabled()

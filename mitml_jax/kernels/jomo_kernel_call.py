@@ -23,7 +23,11 @@ call must return a tuple: a loop that XLA splits over two threads (a few hundred
 transcendental functions are enough) fails to compile as the call's single result, while inside a
 tuple it is emitted as one loop; so a function with fewer than two results is not wrapped.
 
-``MITML_JAX_SINGLE_KERNEL=0`` in the environment turns the wrapping off.
+The wrapping relies on XLA's small-call attribute and on a few private JAX functions, and a
+misfit makes XLA abort the process rather than raise. It is therefore on by default only for the
+JAX versions it was tested with (:data:`TESTED_JAX`, where ``tests/test_jomo_kernel_call.py`` and
+the jomo reference tests pass); ``MITML_JAX_SINGLE_KERNEL=0`` in the environment turns it off,
+``MITML_JAX_SINGLE_KERNEL=1`` on for other versions (run ``tests/test_jomo_kernel_call.py`` first).
 """
 
 from __future__ import annotations
@@ -31,12 +35,22 @@ from __future__ import annotations
 import os
 
 import jax
-import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental.xla_metadata import set_xla_metadata
 
-__all__ = ["EXCLUDED_PRIMITIVES", "MAX_ELEMENTS", "SMALL_CALL_ATTRIBUTES", "enabled",
+try:  # newer JAX only; without them sweeps are never wrapped
+    import jax.extend.core
+    from jax._src.interpreters import partial_eval as pe  # no public equivalent
+    from jax.experimental.xla_metadata import set_xla_metadata
+
+    _AVAILABLE = hasattr(pe, "dce_jaxpr") and hasattr(pe, "convert_constvars_jaxpr")
+except ImportError:  # pragma: no cover - depends on the installed JAX
+    _AVAILABLE = False
+
+#: (major, minor) versions of JAX with which the single kernel was tested (on by default there).
+TESTED_JAX = frozenset({(0, 10)})
+
+__all__ = ["EXCLUDED_PRIMITIVES", "MAX_ELEMENTS", "SMALL_CALL_ATTRIBUTES", "TESTED_JAX", "enabled",
            "fits_single_kernel", "single_kernel"]
 
 #: Primitives the single-kernel emitter cannot compile, or that would be library calls there.
@@ -62,10 +76,18 @@ MAX_ELEMENTS = 2**17
 SMALL_CALL_ATTRIBUTES = {"xla_cpu_small_call": "true", "inlineable": "false"}
 
 
+def _jax_version() -> tuple:
+    return tuple(int(part) for part in jax.__version__.split(".")[:2] if part.isdigit())
+
+
 def enabled() -> bool:
-    """Whether sweeps are wrapped (CPU backend, and not turned off by
-    ``MITML_JAX_SINGLE_KERNEL=0``)."""
-    return os.environ.get("MITML_JAX_SINGLE_KERNEL", "1") != "0" and jax.default_backend() == "cpu"
+    """Whether sweeps are wrapped: on the CPU backend, when JAX has what the wrapping needs, and
+    either ``MITML_JAX_SINGLE_KERNEL=1`` or (unset) JAX is a version in :data:`TESTED_JAX`;
+    ``MITML_JAX_SINGLE_KERNEL=0`` turns it off."""
+    setting = os.environ.get("MITML_JAX_SINGLE_KERNEL", "")
+    if setting == "0" or not _AVAILABLE or jax.default_backend() != "cpu":
+        return False
+    return setting == "1" or _jax_version() in TESTED_JAX
 
 
 def _sub_jaxprs(value):
@@ -98,8 +120,6 @@ def fits_single_kernel(closed_jaxpr) -> bool:
 
 def _dead_code_eliminated(closed):
     """``(jaxpr, used)``: ``closed`` without the equations and inputs its outputs do not need."""
-    from jax._src.interpreters import partial_eval as pe  # no public equivalent
-
     jaxpr, used = pe.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))
     return jax.extend.core.ClosedJaxpr(jaxpr, closed.consts), used
 
@@ -191,7 +211,6 @@ def single_kernel(fn, groups):
                      if h == g and lay[0] > 0]
             packed.append(jnp.concatenate(parts) if parts else None)
         passed = [p for p in packed if p is not None]
-        from jax._src.interpreters import partial_eval as pe  # no public equivalent
 
         body_jaxpr = jax.extend.core.ClosedJaxpr(pe.convert_constvars_jaxpr(closed.jaxpr), ())
 
