@@ -111,25 +111,16 @@ def pan_step(J, chains, dtype):
     import jax
 
     from mitml_jax.api_pan import _dtype
-    from mitml_jax.arrays.build import build_arrays
     from mitml_jax.kernels import pan
     from mitml_jax.kernels.threefry import fold_in
-    from mitml_jax.priors import check_pan_prior, to_pan_prior
     from mitml_jax.sampling.keys import chain_keys, seed_key
     from mitml_jax.sampling.run import _chain_layout
-    from mitml_jax.spec.model_spec import build_spec
-    from pan_speed import simulated_data
+    from pan_speed import pan_setup, simulated_data
     from scale import sim_formula
 
     data = simulated_data(n_clusters=J, n_targets=5)
     dt = _dtype(dtype)
-    spec = build_spec(data, formula=sim_formula(5), kind="pan")
-    arrays, layout = build_arrays(spec.design(data), dtype=dt)
-    dims = layout.dims
-    prior = to_pan_prior(check_pan_prior(None, dims["r"], dims["q"]), dims["G"], dt)
-    pa = pan.prepare_pan_arrays(arrays, spec.fixed_names)
-    s0 = pan.init(pa, prior)
-    s0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, axis=0), s0)
+    pa, prior, s0, dims = pan_setup(data, sim_formula(5), chains, dtype=dt)
     step, enter, leave = _chain_layout(pan.build_kernel())
     keys = chain_keys(seed_key(1), np.arange(chains))
     state = jax.jit(enter)(s0, pa)

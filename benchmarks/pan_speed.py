@@ -199,6 +199,18 @@ def time_r(data, formula, n_total):
             return None
 
 
+def pan_setup(data, formula, chains, dtype=np.float64):
+    """``(pan arrays, prior, chain-first starting state, layout dims)`` as ``pan_impute`` builds
+    them (default prior)."""
+    spec = build_spec(data, formula=formula, kind="pan")
+    arrays, layout = build_arrays(spec.design(data), dtype=dtype)
+    dims = layout.dims
+    prior = to_pan_prior(check_pan_prior(None, dims["r"], dims["q"]), dims["G"], dtype)
+    pa = pan.prepare_pan_arrays(arrays, spec.fixed_names)
+    s0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, 0), pan.init(pa, prior))
+    return pa, prior, s0, dims
+
+
 def _plain_kernel(rng_key, state, arrays, prior):
     """pan's one-chain kernel without its ``chain_batch`` hook: ``run_chains`` vmaps it."""
     return pan.build_kernel()(rng_key, state, arrays, prior)
@@ -206,12 +218,7 @@ def _plain_kernel(rng_key, state, arrays, prior):
 
 def compare_layouts(data, formula, chains, n_extra, n_burn=10):
     """{"chains innermost" | "vmap": (wall ms/iter, CPU ms/iter, compile s)} of ``run_chains``."""
-    spec = build_spec(data, formula=formula, kind="pan")
-    arrays, layout = build_arrays(spec.design(data))
-    dims = layout.dims
-    prior = to_pan_prior(check_pan_prior(None, dims["r"], dims["q"]), dims["G"], np.float64)
-    pa = pan.prepare_pan_arrays(arrays)
-    s0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, 0), pan.init(pa, prior))
+    pa, prior, s0, _ = pan_setup(data, formula, chains)
 
     def call(kernel, n):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -243,12 +250,7 @@ def block_kernels(data, formula, chains, block_len=64):
     pan's kernel (compiled here, outside pan_impute, with a block of ``block_len`` iterations)."""
     from mitml_jax.sampling import run as run_module
 
-    spec = build_spec(data, formula=formula, kind="pan")
-    arrays, layout = build_arrays(spec.design(data))
-    dims = layout.dims
-    prior = to_pan_prior(check_pan_prior(None, dims["r"], dims["q"]), dims["G"], np.float64)
-    pa = pan.prepare_pan_arrays(arrays)
-    s0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, 0), pan.init(pa, prior))
+    pa, prior, s0, _ = pan_setup(data, formula, chains)
     kernel = pan.build_kernel()
     keys = jax.random.split(jax.random.key(1), chains)
     block = run_module._block_function(kernel, pan.transform, pan.save_missing, block_len, 1)
