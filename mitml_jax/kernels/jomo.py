@@ -35,7 +35,7 @@ from . import linalg as la
 from . import random_l1 as hr
 from .jomo_data import JomoArrays, JomoConfig
 from .jomo_linalg import (chol, chol_and_inverse, chol_solve, conditional_normal_from_noise,
-                          cross_product, inverse_wishart_from_noise, small_matmul, spd_inverse,
+                          cross_product, inverse_wishart_from_noise, set_columns, small_matmul, spd_inverse,
                           sum_over_rows, wishart_noise_size)
 from .latent import fixed_block, latent_noise_shapes, update_latent_block_from_noise
 from .level2 import (draw_random_effects, draw_regression, draw_regression_from_chol,
@@ -124,11 +124,6 @@ def init(arrays: JomoArrays, config: JomoConfig, prior: JomoPrior) -> JomoState:
         a=xp.asarray(prior.a_start, dtype=float), scale=xp.asarray(prior.binv, dtype=float),
     )
     return state if traced else jax.device_put(state)
-
-
-def _set_columns(a, pos: int, block):
-    """``a.at[..., pos : pos + k].set(block)`` as a concatenation (no scatter in the sweep)."""
-    return jnp.concatenate([a[..., :pos], block, a[..., pos + block.shape[-1] :]], axis=-1)
 
 
 def _put_rows(a, rows, index):
@@ -225,7 +220,7 @@ def _build_sweep(config: JomoConfig):
                         zn, un, (y - mu).reshape(-1, r), mu[..., pos : pos + k].reshape(-1, k),
                         omega, pos, k, codes.reshape(-1),
                     ).reshape(n_clusters, max_size, k)
-                y = _set_columns(y, pos, new * mask)
+                y = set_columns(y, pos, new * mask)
 
         # 2. latents of observed level-2 categories
         if config.cat2_blocks:
@@ -235,8 +230,8 @@ def _build_sweep(config: JomoConfig):
                 zn, un = latent_noise((), n_clusters, k)
                 new = update_latent_block_from_noise(
                     zn, un, u_all, fit2[:, pos : pos + k], psi, d1 + pos, k, arrays.codes2[:, c])
-                y2 = _set_columns(y2, pos, new)
-                u_all = _set_columns(u_all, d1 + pos, new - fit2[:, pos : pos + k])
+                y2 = set_columns(y2, pos, new)
+                u_all = set_columns(u_all, d1 + pos, new - fit2[:, pos : pos + k])
 
         # 3. beta (GLS over all rows; flat prior)
         target = (y - (random_part(u1) if config.multilevel else 0.0)) * mask

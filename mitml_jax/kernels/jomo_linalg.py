@@ -58,6 +58,7 @@ __all__ = [
     "pattern_inverse_factors",
     "draw_missing_rows_factored",
     "rows_of",
+    "set_columns",
     "sum_over_rows",
 ]
 
@@ -265,6 +266,12 @@ def conditional_normal_from_noise(normals, values, means, cov, patterns, pattern
     li = pattern_inverse_factors(prec, patterns)
     return draw_missing_rows_factored(normals, values, means, prec, rows_of(li, pattern_id),
                                       patterns[pattern_id])
+
+
+def set_columns(a, pos: int, block):
+    """``a.at[..., pos : pos + k].set(block)`` as a concatenation (no scatter in the sweep: see
+    :mod:`.jomo_kernel_call`)."""
+    return jnp.concatenate([a[..., :pos], block, a[..., pos + block.shape[-1] :]], axis=-1)
 
 
 #: Tables of up to this many rows are read by a chain of selects in :func:`rows_of`.

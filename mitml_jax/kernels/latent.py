@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .jomo_halves import in_halves
-from .jomo_linalg import chol, chol_solve, small_matmul, spd_inverse
+from .jomo_linalg import chol, chol_solve, set_columns, small_matmul, spd_inverse
 from .jomo_noise import normal_cdf, normal_quantile
 
 __all__ = [
@@ -137,7 +137,7 @@ def _gibbs_pass(uniforms, current, mean, cond_cov, codes, k: int):
         sd_i = jnp.sqrt(1.0 / q_ii)
         lower, upper = _bounds(x, codes, i, k)
         xi = truncated_normal_from_uniform(uniforms[i], m_i, sd_i, lower, upper)
-        x = jnp.concatenate([x[:, :i], xi[:, None], x[:, i + 1 :]], axis=1)
+        x = set_columns(x, i, xi[:, None])
     return x
 
 
