@@ -347,7 +347,10 @@ def _chain_run(burnin, imputation, saves, state, acc, first_bad) -> ChainRun:
 def _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records):
     """Copy one finished block to the host arrays; raise on non-finite draws."""
     t0, n_active, phase, out = pending
-    _, _, first_bad, records, saved = jax.device_get(out)
+    # only what the host keeps: not the state (all chains' completed data) nor, in burn-in, the
+    # empty save buffer (both the size of the data: gigabytes per block for large studies on a GPU)
+    wanted = (out[2], out[3]) + ((out[4],) if phase == "imputation" else ())
+    first_bad, records, *saved = jax.device_get(wanted)
     bad = np.asarray(first_bad)
     if np.any(bad >= 0):
         c = int(np.argmax(bad >= 0))
@@ -370,5 +373,5 @@ def _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar
         def put(dest, src):
             dest[:, first : first + n_seg] = np.moveaxis(src, 1, 0)[:, :n_seg]
 
-        jax.tree_util.tree_map(put, saves, saved)
+        jax.tree_util.tree_map(put, saves, saved[0])
     bar.update(n_active)
