@@ -186,11 +186,8 @@ def steady_section(quick, which=None):
     """pan_impute's steady cost per iteration (``pan_speed.time_pan``: two calls that differ only in
     ``n_burn``, so the per-call cost of building the model and copying the m imputations out
     cancels), for the rows of :data:`STEADY` (``which``: their indices)."""
-    import pan_speed
     from pan_speed import simulated_data, time_pan
     from scale import sim_formula
-
-    import mitml_jax
 
     plan_rows = [(1000, 1, "float64", 20), (1000, 8, "float32", 20)] if quick else STEADY
     if which is not None:
@@ -200,11 +197,7 @@ def steady_section(quick, which=None):
         if J not in data:
             data = {J: simulated_data(n_clusters=J, n_targets=5)}
         t0 = time.perf_counter()
-        try:  # time_pan calls pan_impute without a dtype: pass this row's
-            pan_speed.pan_impute = lambda *a, dtype=dtype, **k: mitml_jax.pan_impute(*a, dtype=dtype, **k)
-            per_chain, per_iter, _, compile_s, overhead = time_pan(data[J], sim_formula(5), chains, extra)
-        finally:
-            pan_speed.pan_impute = mitml_jax.pan_impute
+        per_chain, per_iter, _, compile_s, overhead = time_pan(data[J], sim_formula(5), chains, extra, dtype=dtype)
         rows.append(dict(J=J, rows=J * 20, chains=chains, dtype=dtype, n_extra=extra, ms_iter=per_iter,
                          ms_iter_chain=per_chain, compile_s=compile_s, call_overhead_s=overhead,
                          wall_s=time.perf_counter() - t0, device_peak_mb=device_peak_mb()))

@@ -156,7 +156,7 @@ def iterations_for(model, chains, quick):
     return max(4, n // 4) if quick else n
 
 
-def time_pan(data, formula, chains, n_extra, n_iter=10):
+def time_pan(data, formula, chains, n_extra, n_iter=10, dtype=None):
     """(ms/iteration/chain, ms/iteration, CPU ms/iteration, compile s, fixed overhead s) of pan_impute.
 
     ``n_burn`` is not a compiled shape, so two runs that differ only in ``n_burn`` share one
@@ -164,10 +164,12 @@ def time_pan(data, formula, chains, n_extra, n_iter=10):
     the fixed cost of a call (model building, data layout, result assembly). The CPU column is the
     process's CPU time (all threads) over the same difference: on a shared machine it is less
     noisy than wall time, and above the wall time when XLA runs parts of the sweep on two threads.
+    ``dtype`` is passed to ``pan_impute`` (None: its default, float64).
     """
     def call(n_burn):
         t0, c0 = time.perf_counter(), time.process_time()
-        pan_impute(data, formula, n_burn=n_burn, n_iter=n_iter, m=chains, chains=chains, seed=1, progress=False)
+        pan_impute(data, formula, n_burn=n_burn, n_iter=n_iter, m=chains, chains=chains, seed=1, progress=False,
+                   dtype=dtype)
         return time.perf_counter() - t0, time.process_time() - c0
 
     n_small = n_iter
