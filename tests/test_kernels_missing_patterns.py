@@ -119,3 +119,51 @@ def test_draw_missing_row_by_row_alone_and_per_pattern_under_vmap_agree():
     _, finite = jax.vmap(lambda nz, mu: mp.draw_missing(nz, *args, mu, bad, *fixed[1:]))(
         jnp.asarray(normals), jnp.asarray(means))
     assert not np.any(np.asarray(finite))
+
+
+def test_pattern_limit_is_larger_on_gpus_where_rows_gather_their_coefficients():
+    assert mp.pattern_limit("cpu") == mp.MAX_PATTERNS
+    assert mp.pattern_limit("gpu") == mp.pattern_limit("cuda") == mp.MAX_GATHER_PATTERNS > mp.MAX_PATTERNS
+
+
+def test_gathered_coefficients_equal_the_select_chain():
+    rng = np.random.default_rng(8)
+    k = mp.MAX_PATTERNS + 5
+    values = jnp.asarray(rng.normal(size=(3, k)))
+    row_pattern = jnp.asarray(rng.integers(0, k, size=(4, 6)), jnp.int32)
+    expected = np.asarray(values)[:, np.asarray(row_pattern)]
+    np.testing.assert_array_equal(np.asarray(mp._pick(row_pattern, values)), expected)
+    few = values[:, : mp.MAX_PATTERNS]
+    np.testing.assert_array_equal(np.asarray(mp._pick(row_pattern % mp.MAX_PATTERNS, few)),
+                                  np.asarray(few)[:, np.asarray(row_pattern) % mp.MAX_PATTERNS])
+
+
+def test_pan_impute_with_gpu_pattern_limit_equals_row_by_row_draws(monkeypatch):
+    """The GPU's per-pattern draw (more patterns than MAX_PATTERNS, gathered) gives pan_impute's
+    row-by-row imputations to rounding; run here on the CPU by forcing the GPU limit."""
+    import pandas as pd
+
+    from mitml_jax import pan_impute
+
+    rng = np.random.default_rng(3)
+    cid = np.repeat(np.arange(12), 6)
+    y = rng.normal(size=(len(cid), 5)) + rng.normal(size=12)[cid, None]
+    y[rng.random(size=y.shape) < 0.3] = np.nan
+    df = pd.DataFrame(y, columns=[f"y{i}" for i in range(5)])
+    df["id"], df["x"] = cid, rng.normal(size=len(cid))
+    formula = "y0 + y1 + y2 + y3 + y4 ~ 1 + x + (1 | id)"
+    obs = ~np.isnan(y.T.reshape(1, 5, 12, 6))
+    assert mp.row_patterns(obs, mp.MAX_GATHER_PATTERNS)[0].shape[1] > mp.MAX_PATTERNS
+
+    def run():
+        imp = pan_impute(df, formula, n_burn=20, n_iter=5, m=mp.MIN_BATCH, chains=mp.MIN_BATCH, seed=4,
+                         progress=False)
+        return np.concatenate([d[[f"y{i}" for i in range(5)]].to_numpy() for d in imp.complete("all")])
+
+    rows = run()
+    monkeypatch.setattr(mp, "pattern_limit", lambda platform=None: mp.MAX_GATHER_PATTERNS)
+    seen, pick = [], mp._pick
+    monkeypatch.setattr(mp, "_pick", lambda row_pattern, values: seen.append(values.shape[-1]) or pick(row_pattern, values))
+    gathered = run()
+    assert seen and max(seen) > mp.MAX_PATTERNS  # the gathered per-pattern draw ran
+    np.testing.assert_allclose(gathered, rows, rtol=1e-9, atol=1e-9)
