@@ -35,7 +35,6 @@ allocator's peak so far (``memory_stats()["peak_bytes_in_use"]``, monotone over 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
@@ -131,28 +130,11 @@ def pan_step(J, chains, dtype):
     return jitted, (keys, state, pa, prior), dict(sizes, s0=s0)
 
 
-@contextlib.contextmanager
-def missing_draw(kind):
-    """pan's missing-cell draw for the arrays built inside: "per-pattern" (the platform's default:
-    on a GPU every row gathers its pattern's coefficients, up to 64 patterns) or "row by row" (the
-    per-row factorisation, what a GPU ran before 2026-11-26 for more than 8 patterns)."""
-    from mitml_jax.kernels import missing_patterns as mp
-
-    saved = mp.pattern_limit
-    if kind == "row by row":
-        mp.pattern_limit = lambda platform=None: mp.MAX_PATTERNS
-    try:
-        yield
-    finally:
-        mp.pattern_limit = saved
-
-
-def bandwidth_section(quick, bw_gb_s, dtype="float64", draw="per-pattern"):
+def bandwidth_section(quick, bw_gb_s, dtype="float64"):
     import jax
 
     J, chains = (1000, 8) if quick else (100000, 64)
-    with missing_draw(draw):
-        jitted, (keys, state, pa, prior), sz = pan_step(J, chains, dtype)
+    jitted, (keys, state, pa, prior), sz = pan_step(J, chains, dtype)
     compiled = jitted.lower(keys, np.uint32(0), state, pa, prior).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -168,7 +150,7 @@ def bandwidth_section(quick, bw_gb_s, dtype="float64", draw="per-pattern"):
     step_s = (time.perf_counter() - t0) / reps
     it = sz["itemsize"]
     minimal = chains * (sz["n"] * sz["r"] + sz["n_miss"]) * it + sz["n"] * (sz["p"] + sz["q"]) * it
-    out = dict(J=J, chains=chains, dtype=dtype, draw=draw, rows=sz["n"], n_miss=sz["n_miss"], step_ms=step_s * 1e3,
+    out = dict(J=J, chains=chains, dtype=dtype, rows=sz["n"], n_miss=sz["n_miss"], step_ms=step_s * 1e3,
                xla_gb=xla_bytes / 1e9, xla_gflop=flops / 1e9, minimal_gb=minimal / 1e9, copy_gb_s=bw_gb_s)
     out["xla_floor_ms"] = xla_bytes / (bw_gb_s * 1e9) * 1e3
     out["minimal_floor_ms"] = minimal / (bw_gb_s * 1e9) * 1e3
@@ -313,12 +295,11 @@ def report(points):
                    "bytes read and written by XLA's count (`cost_analysis()`); `least bytes`: each chain's "
                    "completed targets read once and its missing cells written once, plus the shared design read "
                    "once. Floor = bytes / measured copy bandwidth; `x floor` = step time / floor.\n")
-        out.append("| J | chains | dtype | missing draw | step ms | XLA bytes GB | floor ms | x floor | least bytes GB | "
-                   "floor ms | x floor | achieved GB/s | in run_chains ms | measured |\n"
-                   "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        out.append("| J | chains | dtype | step ms | XLA bytes GB | floor ms | x floor | least bytes GB | floor ms | "
+                   "x floor | achieved GB/s | in run_chains ms | measured |\n"
+                   "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for b in bws:
-            out.append(f"| {b['J']:,} | {b['chains']} | {b['dtype']} | {b.get('draw', 'row by row')} | "
-                       f"{b['step_ms']:.1f} | {b['xla_gb']:.1f} | "
+            out.append(f"| {b['J']:,} | {b['chains']} | {b['dtype']} | {b['step_ms']:.1f} | {b['xla_gb']:.1f} | "
                        f"{b['xla_floor_ms']:.1f} | {b['factor_xla']:.1f} | {b['minimal_gb']:.2f} | "
                        f"{b['minimal_floor_ms']:.2f} | {b['factor_minimal']:.0f} | {b['achieved_gb_s']:.0f} | "
                        f"{_f(b.get('block_ms'), '.1f')} | {b.get('date', '')} |")
@@ -342,7 +323,7 @@ def merge_rows(old, new):
         return new
 
     def key(row):
-        return tuple(row.get(k) for k in ("model", "J", "chains", "dtype", "draw"))
+        return tuple(row.get(k) for k in ("model", "J", "chains", "dtype"))
 
     fresh = {key(r) for r in new}
     rows = [r for r in old if key(r) not in fresh] + list(new)
@@ -358,8 +339,6 @@ def main(argv=None):
     parser.add_argument("--measure-r", action="store_true", help="on the CPU machine: time R's pan at J = 100,000")
     parser.add_argument("--merge", nargs="*", default=[], help="JSON files of earlier runs (--json) to merge in")
     parser.add_argument("--steady-rows", type=int, nargs="*", default=None, help="indices into STEADY")
-    parser.add_argument("--row-by-row-too", action="store_true",
-                        help="bandwidth: also time the row-by-row missing draw (the old GPU path)")
     parser.add_argument("--only", nargs="+", default=["device", "chains", "steady", "bandwidth", "float32"])
     args = parser.parse_args(argv)
     os.environ.setdefault("MITML_JAX_COMPILATION_CACHE", "0")  # compile times are real
@@ -415,9 +394,7 @@ def main(argv=None):
         if "steady" in args.only:
             guarded("steady", lambda: steady_section(args.quick, args.steady_rows))
         if "bandwidth" in args.only:
-            draws = ("per-pattern", "row by row") if args.row_by_row_too else ("per-pattern",)
-            guarded("bandwidth", lambda: [bandwidth_section(args.quick, bw, dt, d) for dt in ("float64", "float32")
-                                          for d in draws])
+            guarded("bandwidth", lambda: [bandwidth_section(args.quick, bw, dt) for dt in ("float64", "float32")])
         if "float32" in args.only:
             import scale
 

@@ -28,32 +28,19 @@ import numpy as np
 from . import conditionals as cond
 from . import linalg
 
-__all__ = ["MAX_PATTERNS", "MAX_GATHER_PATTERNS", "MAX_TARGETS", "MIN_BATCH", "draw_missing", "pattern_limit",
-           "row_patterns", "pattern_coefficients", "coefficients_finite", "draw_missing_patterns"]
+__all__ = ["MAX_PATTERNS", "MAX_TARGETS", "MIN_BATCH", "draw_missing", "row_patterns", "pattern_coefficients", "coefficients_finite",
+           "draw_missing_patterns"]
 
 #: Most distinct patterns (per group, padded to the largest group) for which the per-pattern draw is used.
 #: Every row selects its coefficients through a chain of K - 1 selects (about 2 r (K - 1) per row):
 #: with 32 patterns of 5 targets (benchmark model (b)) that was twice as slow as the row-by-row draw.
 MAX_PATTERNS = 8
-#: Most patterns on a GPU, where every row gathers its coefficients from the (chains, r, K) tables
-#: instead of a select chain (:func:`_pick`): the draw is then one fused pass over the rows, where
-#: the row-by-row draw's unrolled factorisation became about a dozen GPU kernels that each wrote a
-#: (chains, J, L) array (most of the bytes of benchmark model (b)'s sweep at J = 100,000).
-MAX_GATHER_PATTERNS = 64
 #: Smallest vmap batch (chains) for which :func:`draw_missing` uses the per-pattern draw: its per-pattern
 #: algebra is several dozen tiny XLA operations, a fixed cost that one chain does not recover
 #: (one chain of benchmark model (a): about 0.085 ms per sweep against 0.055 ms row by row).
 MIN_BATCH = 4
 #: Most targets for which the per-pattern draw is used (its per-row work grows as r^2 K).
 MAX_TARGETS = 8
-
-
-def pattern_limit(platform: str | None = None) -> int:
-    """Most patterns for the per-pattern draw on ``platform`` (default: JAX's default backend):
-    :data:`MAX_GATHER_PATTERNS` on GPUs, :data:`MAX_PATTERNS` on CPUs."""
-    if platform is None:
-        platform = jax.default_backend()
-    return MAX_GATHER_PATTERNS if platform in ("gpu", "cuda", "rocm") else MAX_PATTERNS
 
 
 def row_patterns(obs, max_patterns: int = MAX_PATTERNS):
@@ -143,13 +130,7 @@ def coefficients_finite(sigma_inv, pattern_miss, coefficients=None):
 
 
 def _pick(row_pattern, values):
-    """Every row's entry: values (r, K) -> (r, J, L), fused by XLA into its consumer.
-
-    Up to :data:`MAX_PATTERNS` patterns a select chain (cheap on CPUs, where a gather per row
-    costs more); beyond, a gather (only reached with :func:`pattern_limit`'s GPU limit).
-    """
-    if values.shape[1] > MAX_PATTERNS:
-        return jnp.take(values, row_pattern, axis=1, mode="clip")
+    """Every row's entry: values (r, K) -> (r, J, L) (a select chain XLA fuses into its consumer)."""
     shape = values.shape[:1] + row_pattern.shape
     out = jnp.broadcast_to(values[:, 0, None, None], shape)
     for k in range(1, values.shape[1]):

@@ -76,7 +76,7 @@ def prepare_pan_arrays(arrays: ModelArrays, fixed_names=None) -> PanArrays:
         chol_inv_t[g] = li.T
         inv[g] = li.T @ li
     dtype = arrays.x.dtype
-    pattern_miss, row_pattern = missing_patterns.row_patterns(arrays.obs, missing_patterns.pattern_limit())
+    pattern_miss, row_pattern = missing_patterns.row_patterns(arrays.obs)
     if pattern_miss is not None:
         pattern_miss, row_pattern = jax.device_put((np.asarray(pattern_miss), np.asarray(row_pattern)))
     # device_put of NumPy arrays: jnp.asarray compiles a small program per array shape on first use
