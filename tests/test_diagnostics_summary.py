@@ -134,7 +134,7 @@ def test_two_level_jomo_print_entries_and_summary():
     imp = fake_jomo_imputations()
     text = repr(imp)
     assert "\nLevel 1:\n \nCluster variable:         GRPID \n" in text
-    assert ("\n" + "Level 2:\n" + " " * 16 + " \nTarget variables:         COHES \n"
+    assert ("\n" + "Level 2:\n" + " " * 15 + " \nTarget variables:         COHES \n"
             "Fixed effect predictors:  (Intercept) \n") in text
     entries = parameter_entries(imp)
     titles = [e.title for e in entries]

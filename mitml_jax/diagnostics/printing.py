@@ -39,7 +39,9 @@ def _model_lines(spec) -> str:
     if multilevel:
         out += _line("Random effect predictors:", spec.random_terms or spec.random_names)
     if two_level:
-        out += "\n" + _label("Level 2:\n") + " \n"
+        # R: cat(formatC("Level 2:\n", width = -25), ...); formatC pads to 24 characters here
+        # (15 spaces after the newline), then cat adds its separator: 16 spaces in all.
+        out += "\nLevel 2:\n" + " " * 15 + " \n"
         out += _line("Target variables:", spec.targets_l2)
         out += _line("Fixed effect predictors:", spec.fixed_terms_l2 or spec.fixed_names_l2)
     return out
