@@ -1,0 +1,115 @@
+# Cross-check fixtures for pooling (tests/test_r_crosscheck_pooling*.py).
+# Run from this folder: Rscript make_crosscheck_pooling.R   (mitml 0.4-4, jomo 2.7-4, lme4 1.1-31)
+# Writes leadership_completed.csv.gz (m = 10 completed data sets of `leadership`, long, .imp = 1..10)
+# and pooled.json: for each entry the R expression, its printed output and its value.
+suppressMessages({library(mitml); library(lme4); library(jsonlite)})
+data(leadership)
+tojs <- function(x) {
+  if (is.language(x) || is.function(x) || is.environment(x)) return(paste(deparse(x), collapse=""))
+  if (is.data.frame(x)) x <- as.matrix(x)
+  if (is.matrix(x)) return(list(rownames=rownames(x), colnames=colnames(x), values=unname(split(x, row(x)))))
+  if (is.list(x)) return(lapply(x, tojs))
+  if (!is.null(names(x))) return(as.list(x))
+  x
+}
+cap <- function(x) paste(capture.output(print(x)), collapse="\n")
+res <- list()
+add <- function(key, expr) {
+  r <- withCallingHandlers(eval(parse(text=expr)), warning=function(w) {
+    warns[[length(warns) + 1]] <<- conditionMessage(w); invokeRestart("muffleWarning") })
+  v <- if (is.list(r)) unclass(r)[setdiff(names(unclass(r)), "call")] else r
+  res[[key]] <<- list(expr=expr, printed=cap(r), value=tojs(v), warnings=warns)
+  warns <<- list()
+}
+warns <- list()
+
+# testConstraints with exact (symbolic, deriv()) instead of forward-difference (numericDeriv) Jacobians;
+# otherwise mitml 0.4-4's testConstraints code as it is (same pooling via mitml:::.D1 / .D2). Forward
+# differences carry rounding noise of ~sqrt(eps) relative that no other implementation can reproduce.
+exact_constraints <- function(fits, constraints, method="D1", ariv="default", df.com=NULL) {
+  m <- length(fits); k <- length(constraints)
+  Qhat <- sapply(fits, function(f) {
+    b <- if (inherits(f, "merMod")) fixef(f) else coef(f)
+    names(b) <- sub("(Intercept)", "Intercept", names(b), fixed=TRUE); b })
+  newQhat <- matrix(NA, k, m); newUhat <- array(NA, c(k, k, m))
+  for (ii in seq_len(m)) {
+    theta <- Qhat[, ii]; env <- list2env(as.list(theta)); G <- matrix(NA, k, length(theta))
+    for (kk in seq_len(k)) {
+      val <- eval(deriv(parse(text=constraints[kk]), names(theta)), env)
+      newQhat[kk, ii] <- val; G[kk, ] <- attr(val, "gradient") }
+    newUhat[, , ii] <- G %*% as.matrix(vcov(fits[[ii]])) %*% t(G) }
+  Qbar <- apply(newQhat, 1, mean); Ubar <- apply(newUhat, c(1, 2), mean); B <- cov(t(newQhat))
+  r <- (1 + m^(-1)) * sum(diag(B %*% solve(Ubar)))/k; Ttilde <- (1 + r) * Ubar
+  if (method == "D1") D <- mitml:::.D1(Qhat=newQhat, Uhat=newUhat, df.com=df.com)
+  else {
+    dW <- sapply(seq_len(m), function(ii) t(newQhat[, ii]) %*% solve(newUhat[, , ii]) %*% newQhat[, ii])
+    D <- mitml:::.D2(d=dW, k=k); if (ariv == "positive") D$r <- max(0, D$r) }
+  test <- matrix(c(D$F, k, D$v, pf(D$F, k, D$v, lower.tail=FALSE), D$r), ncol=5,
+                 dimnames=list(NULL, c("F.value", "df1", "df2", "P(>F)", "RIV")))
+  list(test=test, Qbar=Qbar, T=Ttilde)
+}
+
+imp <- jomoImpute(leadership, formula=list(JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID), COHES ~ 1),
+                  n.burn=1000, n.iter=100, m=10, seed=20261126, silent=TRUE)
+implist <- mitmlComplete(imp, "all")
+long <- do.call(rbind, lapply(seq_along(implist), function(i) cbind(.imp=i, implist[[i]])))
+write.csv(long, gzfile("leadership_completed.csv.gz"), row.names=FALSE, na="")
+
+# --- lm --------------------------------------------------------------------------------------------
+fit.lm2 <- with(implist, lm(JOBSAT ~ NEGLEAD + WLOAD + COHES))
+fit.lm1 <- with(implist, lm(JOBSAT ~ NEGLEAD))
+add("lm_est", "testEstimates(fit.lm2)")
+add("lm_est_extra_dfcom", "testEstimates(fit.lm2, extra.pars=TRUE, df.com=746)")
+add("lm_est_dfcom_vec", "testEstimates(fit.lm2, df.com=c(20, 30, 40, 50))")
+add("lm_confint_90", "confint(testEstimates(fit.lm2, df.com=746), level=0.90)")
+add("lm_confint_999", "confint(testEstimates(fit.lm2), parm=c('NEGLEAD', 'COHES'), level=0.999)")
+add("lm_D1", "testModels(fit.lm2, fit.lm1)")
+add("lm_D1_dfcom", "testModels(fit.lm2, fit.lm1, df.com=746)")
+add("lm_D2", "testModels(fit.lm2, fit.lm1, method='D2')")
+add("lm_D2_lik", "testModels(fit.lm2, fit.lm1, method='D2', use='likelihood')")
+add("lm_D2_lik_pos", "testModels(fit.lm2, fit.lm1, method='D2', use='likelihood', ariv='positive')")
+add("lm_D3", "testModels(fit.lm2, fit.lm1, method='D3')")
+add("lm_D4", "testModels(fit.lm2, fit.lm1, method='D4')")
+add("lm_D4_robust", "testModels(fit.lm2, fit.lm1, method='D4', ariv='robust')")
+add("lm_con_ratio_D1", "testConstraints(fit.lm2, constraints='NEGLEAD/COHES')")
+add("lm_con_ratio_D1_exact", "exact_constraints(fit.lm2, 'NEGLEAD/COHES')")
+add("lm_con_multi_D1_dfcom", "testConstraints(fit.lm2, constraints=c('NEGLEAD*COHES - 0.5', 'WLOADhigh/NEGLEAD', 'exp(COHES) - 1'), df.com=746)")
+add("lm_con_multi_D1_dfcom_exact", "exact_constraints(fit.lm2, c('NEGLEAD*COHES - 0.5', 'WLOADhigh/NEGLEAD', 'exp(COHES) - 1'), df.com=746)")
+add("lm_con_multi_D2", "testConstraints(fit.lm2, constraints=c('NEGLEAD*COHES - 0.5', 'WLOADhigh/NEGLEAD', 'exp(COHES) - 1'), method='D2')")
+add("lm_con_multi_D2_exact", "exact_constraints(fit.lm2, c('NEGLEAD*COHES - 0.5', 'WLOADhigh/NEGLEAD', 'exp(COHES) - 1'), method='D2')")
+add("lm_con_pow_D2_pos", "testConstraints(fit.lm2, constraints=c('Intercept + NEGLEAD^2', 'COHES'), method='D2', ariv='positive')")
+add("lm_con_pow_D2_pos_exact", "exact_constraints(fit.lm2, c('Intercept + NEGLEAD^2', 'COHES'), method='D2', ariv='positive')")
+
+# --- lmer ------------------------------------------------------------------------------------------
+# lme4's default nloptwrap tolerances stop up to ~1e-5 (relative) short of the REML optimum for the
+# random-slope model (REML criterion up to 5e-8 above the optimum, theta off by up to 1e-5); with these
+# tolerances lme4 reaches the optimum that mitml_jax's Newton fit finds (theta within ~1e-7). The
+# control argument is kept in the calls, so mitml's ML refits (D2-likelihood, D3, D4) use it too.
+fit2 <- with(implist, lmer(JOBSAT ~ NEGLEAD + WLOAD + COHES + (1 + NEGLEAD|GRPID), control=lmerControl(optCtrl=list(xtol_abs=1e-12, ftol_abs=1e-14, xtol_rel=1e-12, ftol_rel=1e-14, maxeval=1e5))))
+fit1 <- with(implist, lmer(JOBSAT ~ NEGLEAD + WLOAD + (1|GRPID), control=lmerControl(optCtrl=list(xtol_abs=1e-12, ftol_abs=1e-14, xtol_rel=1e-12, ftol_rel=1e-14, maxeval=1e5))))
+fit0 <- with(implist, lmer(JOBSAT ~ NEGLEAD + (1|GRPID), control=lmerControl(optCtrl=list(xtol_abs=1e-12, ftol_abs=1e-14, xtol_rel=1e-12, ftol_rel=1e-14, maxeval=1e5))))
+add("lmer_slope_est_extra", "testEstimates(fit2, extra.pars=TRUE)")
+add("lmer_slope_est_varcomp_dfcom", "testEstimates(fit2, var.comp=TRUE, df.com=46)")
+add("lmer_slope_confint_80", "confint(testEstimates(fit2, df.com=46), level=0.8)")
+add("lmer_int_est_extra", "testEstimates(fit1, extra.pars=TRUE)")
+add("lmer_D1", "testModels(fit1, fit0)")
+add("lmer_D1_dfcom", "testModels(fit1, fit0, df.com=46)")
+add("lmer_D2", "testModels(fit1, fit0, method='D2')")
+add("lmer_D2_lik", "testModels(fit1, fit0, method='D2', use='likelihood')")
+add("lmer_D3", "testModels(fit1, fit0, method='D3')")
+add("lmer_D4", "testModels(fit1, fit0, method='D4')")
+add("lmer_D4_robust", "testModels(fit1, fit0, method='D4', ariv='robust')")
+add("lmer_slope_D1_dfcom", "testModels(fit2, fit0, df.com=46)")
+add("lmer_slope_D3", "testModels(fit2, fit0, method='D3')")
+add("lmer_slope_D4", "testModels(fit2, fit0, method='D4')")
+add("lmer_con_multi_D1_dfcom", "testConstraints(fit2, constraints=c('NEGLEAD/COHES', 'NEGLEAD*WLOADhigh - 0.5'), df.com=46)")
+add("lmer_con_multi_D1_dfcom_exact", "exact_constraints(fit2, c('NEGLEAD/COHES', 'NEGLEAD*WLOADhigh - 0.5'), df.com=46)")
+add("lmer_con_multi_D2", "testConstraints(fit2, constraints=c('NEGLEAD/COHES', 'NEGLEAD*WLOADhigh - 0.5'), method='D2')")
+add("lmer_con_multi_D2_exact", "exact_constraints(fit2, c('NEGLEAD/COHES', 'NEGLEAD*WLOADhigh - 0.5'), method='D2')")
+add("lmer_anova3_D3", "anova(fit2, fit1, fit0)")
+add("lmer_anova3_D4", "anova(fit0, fit2, fit1, method='D4')")
+add("lmer_anova3_D2", "anova(fit2, fit1, fit0, method='D2')")
+add("lmer_slope_R2", "multilevelR2(fit2)")
+add("lmer_slope_R2_sub", "multilevelR2(fit2, print=c('sb', 'MVP'))")
+add("lmer_int_R2", "multilevelR2(fit1)")
+write_json(res, "pooled.json", auto_unbox=TRUE, digits=NA, pretty=TRUE, null="null", na="null")
