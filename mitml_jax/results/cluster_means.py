@@ -8,9 +8,14 @@ mean and the deviation from it::
         "I.SES": d.SES - cluster_means(d.SES, d.ID),
     })
 
-Differences from R (on purpose): cluster and group ids of any type work, strings included
-(mitml turns character ids into ``NA``, its bug B16); names are looked up in ``data`` rather than
-in the caller's frame.
+Differences from R (on purpose; checked against mitml 0.4-4 in
+tests/test_r_crosscheck_implist.py): cluster and group ids of any type work, strings included
+(mitml turns character ids into ``NA``, so all rows fall into one cluster and get the grand mean:
+its bug B16); rows whose cluster or group id is missing get NaN (R makes them one more cluster);
+cells are the pairs (cluster, group) (R codes them as ``cluster + group / (ngr + 1)``, which
+merges cells of different clusters when numeric group codes are not 1..ngr, e.g. cluster 1 with
+group 4 and cluster 2 with group 0 when there are 3 groups); names are looked up in ``data``
+rather than in the caller's frame.
 """
 
 from __future__ import annotations

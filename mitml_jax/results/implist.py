@@ -162,6 +162,10 @@ class ImputedList(list):
     def sort(self, by, ascending=True):
         """Sort the rows of every data set (R's ``sort.mitml.list``); stable, index kept.
 
+        Missing keys go last (also descending) and categorical keys follow their category
+        order, as in R. Strings sort by code point (``"B" < "a"``); R's ``order`` uses the
+        locale's collation for character keys (``"a" < "A" < "b"`` in most locales).
+
         Args:
             by: a column name, a list of names, or a function of a DataFrame returning one key
                 (array/Series) or a list of keys.
