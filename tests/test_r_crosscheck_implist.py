@@ -217,3 +217,30 @@ def test_write_mplus_fields_equal_r(implist, tmp_path):
     for line in ("  type = imputation;", "  names = id x y grp f sid flag;",
                  "  missing = all (-999);", "DATA:", "VARIABLE:", "TITLE:"):
         assert line in inp.splitlines() and line in r_inp.splitlines()
+
+
+def test_write_mplus_sep_dec_suffix_equal_r(implist, tmp_path):
+    paths = implist.write_mplus(tmp_path, name="alt", na_value=-99, sep=";", dec=",",
+                                suffix="_files")
+    r_dir = os.path.join(HERE, "mplus")
+    assert paths["list"] == str(tmp_path / "alt_files.dat")
+    assert (tmp_path / "alt_files.dat").read_text().split() == ["alt1.dat", "alt2.dat", "alt3.dat"]
+    assert "  file = alt_files.dat;" in (tmp_path / "alt.inp").read_text().splitlines()
+    assert "  missing = all (-99);" in (tmp_path / "alt.inp").read_text().splitlines()
+    for i, path in enumerate(paths["data"], start=1):
+        read = dict(sep=";", decimal=",", header=None, float_precision="round_trip")
+        ours = pd.read_csv(path, **read)
+        theirs = pd.read_csv(os.path.join(r_dir, f"alt{i}.dat"), **read)
+        np.testing.assert_allclose(ours.to_numpy(float), theirs.to_numpy(float), rtol=1e-14)
+        assert (ours.to_numpy() == -99).sum() == (theirs.to_numpy() == -99).sum() == 1
+        first = open(path).readline().rstrip("\n").split(";")
+        assert first[1] == "1,5" and len(first) == 6
+
+
+def test_write_mplus_argument_errors(implist, tmp_path):
+    from mitml_jax.errors import MitmlError
+
+    with pytest.raises(MitmlError, match="'dec'"):
+        implist.write_mplus(tmp_path, dec=";")
+    with pytest.raises(MitmlError, match="'sep'"):
+        implist.write_mplus(tmp_path, sep=",", dec=",")

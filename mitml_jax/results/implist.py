@@ -278,9 +278,13 @@ class ImputedList(list):
         """Read a file written by :meth:`write` (same as :func:`read_implist`)."""
         return _io.read_implist(path)
 
-    def write_mplus(self, folder, name="imp", na_value=-999):
-        """Write Mplus ``TYPE = IMPUTATION`` files (R's ``write.mitmlMplus``); returns the paths."""
-        return _io.write_mplus(self, folder, name=name, na_value=na_value)
+    def write_mplus(self, folder, name="imp", na_value=-999, sep="\t", dec=".", suffix="list"):
+        """Write Mplus ``TYPE = IMPUTATION`` files (R's ``write.mitmlMplus``); returns the paths.
+
+        See :func:`mitml_jax.results.io.write_mplus` for the files and the arguments.
+        """
+        return _io.write_mplus(self, folder, name=name, na_value=na_value, sep=sep, dec=dec,
+                               suffix=suffix)
 
 
 def _check_callable(fn, what):

@@ -95,3 +95,6 @@ mp[[2]]$grp[1] <- "c"       # a character level that only one data set has
 class(mp) <- c("mitml.list", "list")
 dir.create("mplus", showWarnings = FALSE)
 write.mitmlMplus(mp, file.path("mplus", "imp"), na.value = -999)
+# the other arguments: separator, decimal comma, list-file suffix, missing-value code
+write.mitmlMplus(implist, file.path("mplus", "alt"), suffix = "_files", sep = ";", dec = ",",
+                 na.value = -99)
