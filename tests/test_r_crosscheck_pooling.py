@@ -27,6 +27,8 @@ Tolerances (relative):
   flat there: the deviances agree to 1e-12); RIV and df amplify this (df = (m-1)(1+1/r)^2 moves by
   2/r times r's error, r = 0.05): observed <= 1.9e-6 for the random-slope model, <= 1.6e-7
   for random-intercept models. Held to 1e-5 and 1e-6 respectively.
+* p-values of testEstimates also get atol 1e-15: mitml computes ``2 * (1 - pt(|t|, df))``, which
+  cancels to exactly 0 below ~1e-16 (justice intercept, t = 77.9); ours is the accurate tail.
 """
 
 import json
@@ -79,7 +81,8 @@ def check_estimates(key, res, rtol):
     est = ref["estimates"]
     ours = res.estimates.rename(index=r_term_name).loc[_rows(est["rownames"])]
     assert list(ours.columns) == est["colnames"]
-    np.testing.assert_allclose(ours.to_numpy(), np.array(est["values"], float), rtol=rtol)
+    # atol: R's p = 2 (1 - pt(|t|, df)) cancels to 0 below ~1e-16 (ours is the exact tail)
+    np.testing.assert_allclose(ours.to_numpy(), np.array(est["values"], float), rtol=rtol, atol=1e-15)
     if ref.get("extra.pars") is None:
         assert res.extra_pars is None
     else:
@@ -160,6 +163,25 @@ LM_CONSTRAINT_CASES = [
     ("lm_con_multi_D2", LM_CONSTRAINTS, {"method": "D2"}),
     ("lm_con_pow_D2_pos", ["Intercept + NEGLEAD^2", "COHES"], {"method": "D2", "ariv": "positive"}),
 ]
+
+
+def test_lm_anova_three_models_and_d4_data(implist, lm_fits):
+    import statsmodels.formula.api as smf
+
+    fit0 = implist.analyse(lambda d: smf.ols("JOBSAT ~ 1", d).fit())
+    for key, models, method in [("lm_anova3_D3", (lm_fits[0], lm_fits[1], fit0), "D3"),
+                                ("lm_anova3_D4", (lm_fits[1], fit0, lm_fits[0]), "D4")]:
+        res = mj.anova(*models, method=method)
+        ref = REF[key]["value"]
+        np.testing.assert_allclose(res.test.to_numpy(),
+                                   [t["test"]["values"][0] for t in ref["test"]], rtol=LM_RTOL)
+        assert res.formula == ref["formula"] and res.order_method == ref["order.method"]
+        assert res.method == method and not res.reml
+        same_print(res, key)
+    res = mj.test_models(*lm_fits, method="D4", data=list(implist))
+    check_test("lm_D4_data", res, LM_RTOL)
+    assert res.data
+    same_print(res, "lm_D4_data")
 
 
 @pytest.mark.parametrize("key,constraints,kwargs", LM_CONSTRAINT_CASES)
@@ -250,3 +272,72 @@ def test_multilevel_r2(lmer_fits, key, which, fit):
     assert list(res.index) == list(ref)
     np.testing.assert_allclose(res.to_numpy(), list(ref.values()),
                                rtol=SLOPE_RTOL if fit == 0 else LMER_RTOL)
+
+
+# --- justice (m = 5): factor and cross-level interaction, random slope --------------------------------
+@pytest.fixture(scope="module")
+def justice():
+    long = pd.read_csv(os.path.join(HERE, "justice_completed.csv.gz"))
+    long["sex"] = pd.Categorical(long["sex"], categories=["male", "female"])
+    return ImputedList.from_long(long)
+
+
+def test_justice_random_slope_with_interaction(justice):
+    fit2 = justice.lmer("sat ~ 1 + sex + jor*jcl + (1 + jor|id)")
+    fit1 = justice.lmer("sat ~ 1 + sex + jor + (1 + jor|id)")
+    res = mj.test_estimates(fit2, extra_pars=True, df_com=100)
+    check_estimates("justice_est_extra_dfcom", res, SLOPE_RTOL)
+    same_print(res, "justice_est_extra_dfcom")
+    for key, kwargs in [("justice_D1_dfcom", {"df_com": 100}), ("justice_D2", {"method": "D2"}),
+                        ("justice_D3", {"method": "D3"}), ("justice_D4", {"method": "D4"})]:
+        res = mj.test_models(fit2, fit1, **kwargs)
+        check_test(key, res, SLOPE_RTOL)
+        same_print(res, key)
+    res = mj.test_constraints(fit2, constraints=["`jor:jcl`", "jor + `jor:jcl`", "sexfemale"],
+                              df_com=100)
+    check_test("justice_con", res, SLOPE_RTOL)
+    check_test("justice_con_exact", res, SLOPE_RTOL)
+    same_print(res, "justice_con")
+    ref = REF["justice_R2"]["value"]
+    np.testing.assert_allclose(mj.multilevel_r2(fit2).to_numpy(), list(ref.values()), rtol=SLOPE_RTOL)
+
+
+def test_justice_lm_with_statsmodels_names(justice):
+    """statsmodels spells the terms ``sex[T.female]``; R's spelling works in constraints too."""
+    import statsmodels.formula.api as smf
+
+    fit = justice.analyse(lambda d: smf.ols("sat ~ sex + jor*jcl", d).fit())
+    check_estimates("justice_lm_est", mj.test_estimates(fit, extra_pars=True), LM_RTOL)
+    for constraints in (["`jor:jcl`/jor", "sexfemale*jcl"], ["`jor:jcl`/jor", "`sex[T.female]`*jcl"]):
+        res = mj.test_constraints(fit, constraints=constraints, method="D2")
+        check_test("justice_lm_con_exact", res, LM_RTOL)
+        check_test("justice_lm_con", res, 1e-5)
+
+
+@pytest.mark.slow
+def test_statsmodels_mixedlm_random_slope(implist):
+    """The same random-slope comparisons through statsmodels MixedLM (``fit_mixedlm``), ~30 s."""
+    import statsmodels.formula.api as smf
+
+    from mitml_jax.analysis.adapters_mixedlm import fit_mixedlm
+
+    def fit(formula, re_formula=None):
+        return implist.analyse(lambda d: fit_mixedlm(smf.mixedlm(formula, d, groups="GRPID",
+                                                                 re_formula=re_formula)))
+
+    fit2 = fit("JOBSAT ~ NEGLEAD + WLOAD + COHES", "~NEGLEAD")
+    fit1 = fit("JOBSAT ~ NEGLEAD + WLOAD")
+    fit0 = fit("JOBSAT ~ NEGLEAD")
+    check_estimates("lmer_slope_est_extra", mj.test_estimates(fit2, extra_pars=True), SLOPE_RTOL)
+    for key, kwargs in [("lmer_slope_D1_dfcom", {"df_com": 46}), ("lmer_slope_D3", {"method": "D3"}),
+                        ("lmer_slope_D4", {"method": "D4"})]:
+        check_test(key, mj.test_models(fit2, fit0, **kwargs), SLOPE_RTOL)
+    check_test("lmer_D2_lik", mj.test_models(fit1, fit0, method="D2", use="likelihood"), LMER_RTOL)
+    check_test("lmer_con_multi_D1_dfcom",
+               mj.test_constraints(fit2, constraints=LMER_CONSTRAINTS, df_com=46), SLOPE_RTOL)
+    res = mj.anova(fit0, fit2, fit1)
+    np.testing.assert_allclose(
+        res.test.to_numpy(), [t["test"]["values"][0] for t in REF["lmer_anova3_D3"]["value"]["test"]],
+        rtol=SLOPE_RTOL)
+    ref = REF["lmer_slope_R2"]["value"]
+    np.testing.assert_allclose(mj.multilevel_r2(fit2).to_numpy(), list(ref.values()), rtol=SLOPE_RTOL)

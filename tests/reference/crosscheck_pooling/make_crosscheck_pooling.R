@@ -1,6 +1,7 @@
 # Cross-check fixtures for pooling (tests/test_r_crosscheck_pooling*.py).
 # Run from this folder: Rscript make_crosscheck_pooling.R   (mitml 0.4-4, jomo 2.7-4, lme4 1.1-31)
-# Writes leadership_completed.csv.gz (m = 10 completed data sets of `leadership`, long, .imp = 1..10)
+# Writes leadership_completed.csv.gz (m = 10 completed data sets of `leadership`, long, .imp = 1..10),
+# justice_completed.csv.gz (m = 5 of `justice`)
 # and pooled.json: for each entry the R expression, its printed output and its value.
 suppressMessages({library(mitml); library(lme4); library(jsonlite)})
 data(leadership)
@@ -112,4 +113,32 @@ add("lmer_anova3_D2", "anova(fit2, fit1, fit0, method='D2')")
 add("lmer_slope_R2", "multilevelR2(fit2)")
 add("lmer_slope_R2_sub", "multilevelR2(fit2, print=c('sb', 'MVP'))")
 add("lmer_int_R2", "multilevelR2(fit1)")
+
+# --- lm: anova of three models, D4 with the data argument --------------------------------------------
+fit.lm0 <- with(implist, lm(JOBSAT ~ 1))
+add("lm_anova3_D3", "anova(fit.lm2, fit.lm1, fit.lm0)")
+add("lm_anova3_D4", "anova(fit.lm1, fit.lm0, fit.lm2, method='D4')")
+add("lm_D4_data", "testModels(fit.lm2, fit.lm1, method='D4', data=implist)")
+
+# --- justice (m = 5): factor and cross-level interaction names, random slope ---------------------------
+data(justice)
+imp.j <- jomoImpute(justice, formula=list(sat + jor + sex ~ 1 + (1|id), jcl ~ 1),
+                    n.burn=500, n.iter=100, m=5, seed=20261127, silent=TRUE)
+implist.j <- mitmlComplete(imp.j, "all")
+long.j <- do.call(rbind, lapply(seq_along(implist.j), function(i) cbind(.imp=i, implist.j[[i]])))
+write.csv(long.j, gzfile("justice_completed.csv.gz"), row.names=FALSE, na="")
+fit.j2 <- with(implist.j, lmer(sat ~ 1 + sex + jor*jcl + (1 + jor|id), control=lmerControl(optCtrl=list(xtol_abs=1e-12, ftol_abs=1e-14, xtol_rel=1e-12, ftol_rel=1e-14, maxeval=1e5))))
+fit.j1 <- with(implist.j, lmer(sat ~ 1 + sex + jor + (1 + jor|id), control=lmerControl(optCtrl=list(xtol_abs=1e-12, ftol_abs=1e-14, xtol_rel=1e-12, ftol_rel=1e-14, maxeval=1e5))))
+add("justice_est_extra_dfcom", "testEstimates(fit.j2, extra.pars=TRUE, df.com=100)")
+add("justice_D1_dfcom", "testModels(fit.j2, fit.j1, df.com=100)")
+add("justice_D2", "testModels(fit.j2, fit.j1, method='D2')")
+add("justice_D3", "testModels(fit.j2, fit.j1, method='D3')")
+add("justice_D4", "testModels(fit.j2, fit.j1, method='D4')")
+add("justice_con", "testConstraints(fit.j2, constraints=c('`jor:jcl`', 'jor + `jor:jcl`', 'sexfemale'), df.com=100)")
+add("justice_con_exact", "exact_constraints(fit.j2, c('`jor:jcl`', 'jor + `jor:jcl`', 'sexfemale'), df.com=100)")
+add("justice_R2", "multilevelR2(fit.j2)")
+fit.jlm <- with(implist.j, lm(sat ~ sex + jor*jcl))
+add("justice_lm_est", "testEstimates(fit.jlm, extra.pars=TRUE)")
+add("justice_lm_con", "testConstraints(fit.jlm, constraints=c('`jor:jcl`/jor', 'sexfemale*jcl'), method='D2')")
+add("justice_lm_con_exact", "exact_constraints(fit.jlm, c('`jor:jcl`/jor', 'sexfemale*jcl'), method='D2')")
 write_json(res, "pooled.json", auto_unbox=TRUE, digits=NA, pretty=TRUE, null="null", na="null")
