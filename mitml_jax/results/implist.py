@@ -286,6 +286,17 @@ class ImputedList(list):
         return _io.write_mplus(self, folder, name=name, na_value=na_value, sep=sep, dec=dec,
                                suffix=suffix)
 
+    def write_spss(self, folder, name="imp", sep="\t", dec=".", na_value=-999, syntax=True,
+                   locale=None, original=None):
+        """Write an SPSS data file and syntax (R's ``write.mitmlSPSS``); returns the paths.
+
+        The imputations are numbered ``Imputation_`` = 1..m and ``original`` (the incomplete
+        data), if given, is written as 0 (R numbers the imputations from 0: its bug B12). See
+        :func:`mitml_jax.results.io.write_spss`.
+        """
+        return _io.write_spss(self, folder, name=name, sep=sep, dec=dec, na_value=na_value,
+                              syntax=syntax, locale=locale, original=original)
+
 
 def _check_callable(fn, what):
     if not callable(fn):

@@ -21,6 +21,16 @@ with full precision (R: 15 significant digits), booleans as 0/1 (R codes a logic
 factor, FALSE = 1, TRUE = 2), string columns get one code table over all data sets (R codes each
 data set on its own and logs the last one's table, so codes can disagree between data sets),
 and the list and input files name the data files relative to ``folder`` (R: as given).
+
+SPSS (``write_spss``, mitml's ``write.mitmlSPSS``): ``<name>.dat``, the data sets stacked under
+a header line with a leading column ``Imputation_`` (categorical columns as codes 1..K, missing
+values as ``na_value``), and the syntax file ``<name>.sps`` that reads it (``GET DATA``, formats
+``F<w+3>.2`` / ``A<w>`` with R's widths, ``VALUE LABELS`` of the categorical columns, ``MISSING
+VALUES``). On purpose unlike R (its bug B12): the imputations are numbered 1..m and the original
+data, if given, is written as ``Imputation_ = 0``, which is what SPSS's pooling expects (R numbers
+the imputations 0..m-1, so SPSS takes the first one for the original data). The syntax leaves out
+``VALUE LABELS`` without categorical columns and empty ``MISSING VALUES`` lists (R writes invalid
+syntax there), and booleans are written as 0/1 numbers.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError
 
-__all__ = ["write_implist", "read_implist", "write_mplus"]
+__all__ = ["write_implist", "read_implist", "write_mplus", "write_spss"]
 
 _META_KEY = b"mitml_jax.implist"
 _IMP = ".imp"
@@ -204,6 +214,124 @@ def write_mplus(frames, folder, name="imp", na_value=-999, sep="\t", dec=".", su
         "log": log_path,
         "input": input_path,
     }
+
+
+def write_spss(frames, folder, name="imp", sep="\t", dec=".", na_value=-999, syntax=True,
+               locale=None, original=None):
+    """Write data sets for SPSS (mitml's ``write.mitmlSPSS``; layout in the module docstring).
+
+    Args:
+        frames: the imputed data sets, or an ``Imputations`` object (completed first; its data
+            is then the original data unless ``original`` is given).
+        folder: directory to write into (created if needed).
+        name: file name stem (R's ``filename``); the syntax reads ``<name>.dat`` relative to
+            SPSS's working directory, as R's does.
+        sep, dec: field separator and decimal mark (``"."`` or ``","``; ``SET DECIMAL``).
+        na_value: code written for missing values (declared in ``MISSING VALUES``).
+        syntax: also write ``<name>.sps``.
+        locale: optional ``SET LOCALE`` value.
+        original: the original (incomplete) data, written as ``Imputation_ = 0``.
+
+    Returns:
+        dict with the paths written: ``data`` and ``syntax`` (None without syntax).
+    """
+    if hasattr(frames, "complete") and not isinstance(frames, list):  # an Imputations object
+        if original is None:
+            original = frames.data
+        frames = frames.complete("all")
+    frames = _check_frames(frames, "write_spss")
+    if dec not in (".", ","):
+        raise MitmlError("write_spss: only a dot '.' or a comma ',' may be the decimal mark ('dec').")
+    if not isinstance(sep, str) or not sep or sep == dec:
+        raise MitmlError(f"write_spss: 'sep' must be a non-empty string other than 'dec', got {sep!r}.")
+    if isinstance(na_value, bool) or not isinstance(na_value, numbers.Real) or not np.isfinite(na_value):
+        raise MitmlError(f"write_spss: 'na_value' must be a finite number, got {na_value!r}.")
+    columns = list(frames[0].columns)
+    if "Imputation_" in columns:
+        raise MitmlError("write_spss: the data sets have a column 'Imputation_'; rename it.")
+    numbered = [(i + 1, f) for i, f in enumerate(frames)]
+    if original is not None:
+        if not isinstance(original, pd.DataFrame):
+            raise MitmlTypeError("write_spss: 'original' must be a pandas DataFrame.")
+        absent = [c for c in columns if c not in original.columns]
+        if absent:
+            raise MitmlError(f"write_spss: columns {absent} of the imputed data are not in 'original'.")
+        numbered.insert(0, (0, original[columns]))
+    tables = {c: t for c, t in _code_tables([f for _, f in numbered]).items()
+              if isinstance(frames[0][c].dtype, pd.CategoricalDtype)}
+    out = pd.DataFrame({"Imputation_": np.concatenate([np.full(len(f), k) for k, f in numbered])})
+    text = []
+    for col in columns:
+        series = pd.concat([f[col] for _, f in numbered], ignore_index=True)
+        if col in tables or not _is_coded(series):
+            out[col] = pd.Series(_mplus_column(series, tables.get(col))).fillna(na_value)
+        else:  # strings stay text
+            out[col] = series.astype(object).where(series.notna(), str(na_value)).astype(str)
+            text.append(col)
+    os.makedirs(folder, exist_ok=True)
+    data_path = os.path.join(folder, f"{name}.dat")
+    out.to_csv(data_path, sep=sep, index=False, decimal=dec, lineterminator="\n")
+    syntax_path = None
+    if syntax:
+        syntax_path = os.path.join(folder, f"{name}.sps")
+        with open(syntax_path, "w") as handle:
+            handle.write(_spss_syntax(out, text, tables, f"{name}.dat", sep, dec, na_value, locale))
+    return {"data": data_path, "syntax": syntax_path}
+
+
+def _spss_syntax(out, text, tables, data_name, sep, dec, na_value, locale) -> str:
+    """The .sps file, line for line as write.mitmlSPSS writes it (minus its invalid parts)."""
+    lines = [f"SET DECIMAL {'DOT' if dec == '.' else 'COMMA'} ."]
+    if locale is not None:
+        lines.append(f"SET LOCALE {locale} .")
+    lines += ["", "GET DATA", " /TYPE=TXT", f' /FILE="{data_name}"', " /DELCASE=LINE",
+              ' /DELIMITERS="{}"'.format(sep.replace("\t", "\\t")), " /ARRANGEMENT=DELIMITED",
+              " /FIRSTCASE=2", " /IMPORTCASE=ALL", " /VARIABLES="]
+    formats = []
+    for col in out.columns:
+        if col in text:
+            formats.append(f" {col} A{max(len(v) for v in out[col])}")
+        else:
+            formats.append(f" {col} F{_r_format_width(out[col].to_numpy(dtype=float)) + 3}.2")
+    lines += formats[:-1] + [formats[-1] + " .", "", "CACHE .", "EXECUTE .",
+                             "DATASET NAME panImpute1 WINDOW=FRONT .", ""]
+    if tables:
+        labels = ["VALUE LABELS"]
+        for col, levels in tables.items():
+            labels.append(f" /{col}")
+            labels += [f" {k + 1} '{str(lev).replace(chr(39), chr(39) * 2)}'"
+                       for k, lev in enumerate(levels)]
+        lines += labels[:-1] + [labels[-1] + " .", ""]
+    numeric = [c for c in out.columns if c not in text]
+    missing = [f" {' '.join(numeric)} ({na_value})"]
+    if text:  # R's cat() leaves a space at the end of the first line
+        missing = [missing[0] + " ", f' {" ".join(text)} ("{na_value}")']
+    return "\n".join(lines + ["MISSING VALUES"] + missing[:-1] + [missing[-1] + " ."]) + "\n"
+
+
+def _r_format_width(values) -> int:
+    """Width of R's ``format()`` of a numeric column (7 significant digits, fixed unless the
+    scientific form is narrower), which write.mitmlSPSS uses for its ``F`` formats."""
+    finite = values[np.isfinite(values)]
+    special = values[~np.isfinite(values)]  # R prints NaN, Inf, -Inf
+    width_special = (4 if (special < 0).any() else 3) if special.size else 0
+    if finite.size == 0:
+        return width_special
+    neg = int(bool((finite < 0).any()))
+    left, right, sig, exp_digits = 1, 0, 1, 2
+    for v in np.abs(finite):
+        if v == 0:
+            continue
+        mantissa, exponent = f"{v:.6e}".split("e")
+        e = int(exponent)
+        digits = len(mantissa.replace(".", "").rstrip("0")) or 1
+        sig = max(sig, digits)
+        left = max(left, e + 1)
+        right = max(right, digits - 1 - e)
+        exp_digits = max(exp_digits, len(str(abs(e))))
+    fixed = neg + left + (right + 1 if right > 0 else 0)
+    scientific = neg + sig + (1 if sig > 1 else 0) + 2 + exp_digits
+    return max(fixed if fixed <= scientific else scientific, width_special)
 
 
 def _check_frames(frames, what):

@@ -98,3 +98,11 @@ write.mitmlMplus(mp, file.path("mplus", "imp"), na.value = -999)
 # the other arguments: separator, decimal comma, list-file suffix, missing-value code
 write.mitmlMplus(implist, file.path("mplus", "alt"), suffix = "_files", sep = ";", dec = ",",
                  na.value = -99)
+
+# write.mitmlSPSS: a missing string and a missing factor value, two argument sets
+spl <- implist
+spl[[2]]$sid[3] <- NA
+dir.create("spss", showWarnings = FALSE)
+write.mitmlSPSS(spl, file.path("spss", "imp"))
+write.mitmlSPSS(spl, file.path("spss", "alt"), sep = ";", dec = ",", na.value = -9,
+                locale = "de_DE")
