@@ -235,6 +235,20 @@ def test_lmer_models_random_slope(lmer_fits, key, kwargs):
     same_print(res, key)
 
 
+def test_lmer_two_random_slopes(implist, lmer_fits):
+    """Three random effects: covariances named in R's order (upper triangle by column), D3 with
+    pooled 3 x 3 tau against a model with one random slope, MVP with a 2-column Z."""
+    fit3 = implist.lmer("JOBSAT ~ NEGLEAD + WLOAD + COHES + (1 + NEGLEAD + WLOAD|GRPID)")
+    res = mj.test_estimates(fit3, extra_pars=True)
+    check_estimates("lmer_slope2_est_extra", res, SLOPE_RTOL)
+    for key, method in [("lmer_slope2_D3", "D3"), ("lmer_slope2_D4", "D4")]:
+        res = mj.test_models(fit3, lmer_fits[0], method=method)
+        check_test(key, res, SLOPE_RTOL)
+        same_print(res, key)
+    ref = REF["lmer_slope2_R2"]["value"]
+    np.testing.assert_allclose(mj.multilevel_r2(fit3).to_numpy(), list(ref.values()), rtol=SLOPE_RTOL)
+
+
 @pytest.mark.parametrize("key,kwargs", [("lmer_con_multi_D1_dfcom", {"df_com": 46}),
                                         ("lmer_con_multi_D2", {"method": "D2"})])
 def test_lmer_nonlinear_constraints(lmer_fits, key, kwargs):
