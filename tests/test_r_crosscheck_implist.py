@@ -299,3 +299,17 @@ def test_write_spss_original_and_edge_cases(implist, data, tmp_path):
         implist.write_spss(tmp_path, dec=";")
     with pytest.raises(MitmlError, match="not in 'original'"):
         implist.write_spss(tmp_path, original=data[["id"]])
+
+
+def test_write_spss_from_imputations_includes_original(tmp_path):
+    from diagnostics_fakes import fake_imputations
+    from mitml_jax.results.io import write_spss
+
+    imp = fake_imputations(m=3)
+    out = pd.read_csv(write_spss(imp, tmp_path, name="sr")["data"], sep="\t")
+    n = len(imp.data)
+    assert out["Imputation_"].tolist() == [k for k in range(4) for _ in range(n)]
+    assert ((out.ReadDis == -999).to_numpy()[:n]).sum() == imp.data.ReadDis.isna().sum()
+    assert not (out.ReadDis[n:] == -999).any()
+    sps = (tmp_path / "sr.sps").read_text()
+    assert " /FedState\n 1 'B'\n 2 'SH'\n /Sex\n 1 'Boy'\n 2 'Girl' .\n" in sps

@@ -24,6 +24,8 @@ CASES = {  # fixture -> (summary keys with their arguments)
     "pan": {"rhat3": (3, False, False), "rhat4_all": (4, True, True), "rhat7_all": (7, True, True)},
     "pan_groups": {"rhat3": (3, False, False), "rhat4_all": (4, True, True),
                    "rhat7_all": (7, True, True)},
+    "pan_constant": {"rhat3": (3, False, False), "rhat4_all": (4, True, True),
+                     "rhat7_all": (7, True, True)},
     "jomo_l2": {"rhat3_all": (3, True, True)},
     "jomo_l2_diagonal": {"rhat3_all": (3, True, True)},
 }
@@ -40,7 +42,8 @@ def _imputations(name, ref):
         data = load_studentratings()
         spec = build_spec(data, "ReadDis + SES ~ 1 + Sex + (1|ID)",
                           group="FedState" if name == "pan_groups" else None)
-        kind, n_burn, random_l1 = "pan", 50, "none"
+        n_burn = 50
+        kind, random_l1 = "pan", "none"
     else:
         data = load_leadership()
         data = data[data.GRPID <= 10].reset_index(drop=True)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["format_imputations", "format_header", "format_numeric_table", "format_text_table"]
+__all__ = [
+    "format_imputations", "format_header", "format_numeric_table", "format_text_table", "r_format",
+]
 
 
 def _label(text: str) -> str:
@@ -78,17 +80,45 @@ def format_imputations(imp) -> str:
 
 
 # -- R's print.table -------------------------------------------------------------------------
-def _format_column(values) -> list:
-    """R's ``format`` of a numeric column rounded to 3 decimals: common number of decimals."""
-    vals = np.asarray(values, dtype=float)
+def r_format(values, digits: int = 7) -> list:
+    """R's ``format()`` of a numeric vector: one common layout for all values.
+
+    Fixed notation with the largest number of decimals any value needs at ``digits`` significant
+    digits (trailing zeros dropped), unless scientific notation is narrower; every string padded
+    on the left to the common width; missing values as ``"NA"``, infinities ``"Inf"``/``"-Inf"``.
+    """
+    vals = np.asarray(values, dtype=float).ravel()
     finite = vals[np.isfinite(vals)]
-    decimals = 0
-    for d in range(0, 4):
-        if np.all(np.abs(np.round(finite, d) - finite) < 1e-9 * np.maximum(1, np.abs(finite))):
-            decimals = d
-            break
-        decimals = 3
-    return ["NA" if not np.isfinite(v) else f"{v:.{decimals}f}" for v in vals]
+    left, right, sig, exp_width = 1, 0, 1, 2
+    for v in np.abs(finite):
+        if v == 0:
+            continue
+        mantissa, exponent = f"{v:.{digits - 1}e}".split("e")
+        e = int(exponent)
+        n_sig = len(mantissa.replace(".", "").rstrip("0")) or 1
+        sig, left = max(sig, n_sig), max(left, e + 1)
+        right, exp_width = max(right, n_sig - 1 - e), max(exp_width, len(str(abs(e))))
+    neg = int(bool((finite < 0).any()))
+    fixed = neg + left + (right + 1 if right > 0 else 0)
+    scientific = neg + sig + (1 if sig > 1 else 0) + 2 + exp_width
+    out = []
+    for v in vals:
+        if np.isnan(v):
+            out.append("NA")
+        elif np.isinf(v):
+            out.append("Inf" if v > 0 else "-Inf")
+        elif fixed <= scientific:
+            out.append(f"{v:.{right}f}")
+        else:
+            mantissa, exponent = f"{v:.{sig - 1}e}".split("e")
+            out.append(f"{mantissa}e{exponent[0]}{abs(int(exponent)):0{exp_width}d}")
+    width = max((len(t) for t in out), default=0)
+    return [t.rjust(width) for t in out]
+
+
+def _format_column(values) -> list:
+    """Per-column layout (R's ``format`` of one column rounded to 3 decimals)."""
+    return [t.strip() for t in r_format(values)]
 
 
 def _wrap(rw: int, widths: list, width: int = 80) -> list:
@@ -118,10 +148,22 @@ def _table(rows, cols, cells, widths, right: bool) -> str:
     return "\n".join(out) + "\n"
 
 
-def format_numeric_table(rows, cols, values) -> str:
-    """R's ``print.table(round(x, 3))`` of a numeric matrix (right-justified columns)."""
+def format_numeric_table(rows, cols, values, per_column: bool = False) -> str:
+    """R's ``print.table(round(x, 3))`` of a numeric matrix (right-justified columns).
+
+    As in R, the matrix is formatted as a whole (``format(unclass(x))``): the same number of
+    decimals and the same width for every cell, and missing values print as empty cells
+    (``na.print = ""``). ``per_column=True`` lays out each column on its own instead (a table
+    mixing counts and ratios then keeps its counts whole); mitml's tables never use it.
+    """
     values = np.round(np.asarray(values, dtype=float), 3)
-    columns = [_format_column(values[:, j]) for j in range(values.shape[1])]
+    if per_column:
+        columns = [_format_column(values[:, j]) for j in range(values.shape[1])]
+    else:
+        flat = r_format(values.ravel(order="F"))
+        columns = [flat[j * len(rows) : (j + 1) * len(rows)] for j in range(len(cols))]
+        columns = [["" if np.isnan(v) else t for v, t in zip(values[:, j], columns[j])]
+                   for j in range(len(cols))]
     cells = [[columns[j][i] for j in range(len(cols))] for i in range(len(rows))]
     widths = [max(len(c), *(len(s) for s in columns[j])) for j, c in enumerate(cols)]
     return _table(rows, cols, cells, widths, right=True)

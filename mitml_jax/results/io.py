@@ -310,28 +310,11 @@ def _spss_syntax(out, text, tables, data_name, sep, dec, na_value, locale) -> st
 
 
 def _r_format_width(values) -> int:
-    """Width of R's ``format()`` of a numeric column (7 significant digits, fixed unless the
-    scientific form is narrower), which write.mitmlSPSS uses for its ``F`` formats."""
-    finite = values[np.isfinite(values)]
-    special = values[~np.isfinite(values)]  # R prints NaN, Inf, -Inf
-    width_special = (4 if (special < 0).any() else 3) if special.size else 0
-    if finite.size == 0:
-        return width_special
-    neg = int(bool((finite < 0).any()))
-    left, right, sig, exp_digits = 1, 0, 1, 2
-    for v in np.abs(finite):
-        if v == 0:
-            continue
-        mantissa, exponent = f"{v:.6e}".split("e")
-        e = int(exponent)
-        digits = len(mantissa.replace(".", "").rstrip("0")) or 1
-        sig = max(sig, digits)
-        left = max(left, e + 1)
-        right = max(right, digits - 1 - e)
-        exp_digits = max(exp_digits, len(str(abs(e))))
-    fixed = neg + left + (right + 1 if right > 0 else 0)
-    scientific = neg + sig + (1 if sig > 1 else 0) + 2 + exp_digits
-    return max(fixed if fixed <= scientific else scientific, width_special)
+    """Width of R's ``format()`` of a numeric column, which write.mitmlSPSS uses for its ``F``
+    formats."""
+    from ..diagnostics.printing import r_format
+
+    return max((len(t) for t in r_format(values)), default=0)
 
 
 def _check_frames(frames, what):

@@ -6,7 +6,7 @@ suppressMessages(library(mitml))
 library(jsonlite)
 data(studentratings)
 
-run <- function(name, group = NULL, n.iter = 10, m = 6) {
+run <- function(name, group = NULL, n.iter = 10, m = 6, constant = FALSE) {
   fml <- ReadDis + SES ~ 1 + Sex + (1 | ID)
   imp <- if (is.null(group)) {
     panImpute(studentratings, formula = fml, n.burn = 50, n.iter = n.iter, m = m, seed = 123,
@@ -14,6 +14,10 @@ run <- function(name, group = NULL, n.iter = 10, m = 6) {
   } else {
     panImpute(studentratings, formula = fml, n.burn = 50, n.iter = n.iter, m = m, seed = 123,
               group = group, silent = TRUE)
+  }
+  if (constant) {  # constant chains: Rhat 1, SDprop 0, ACF 0 (and a whole block of them)
+    imp$par.imputation$sigma[1, 1, , ] <- 2
+    imp$par.imputation$psi[] <- 0.5
   }
   out <- list(n_iter = n.iter, m = m, data_columns = colnames(imp$data),
               draws = lapply(imp$par.imputation, function(a) list(dim = dim(a), values = as.vector(a))))
@@ -29,6 +33,7 @@ run <- function(name, group = NULL, n.iter = 10, m = 6) {
 }
 run("pan")
 run("pan_groups", group = "FedState")
+run("pan_constant", n.iter = 5, m = 4, constant = TRUE)
 
 # Two-level jomo model (Beta2 row, stacked cluster-specific Sigma) on the first 10 work groups,
 # with keep.chains = "diagonal" too (the reduced set of parameters and the printed note).
