@@ -234,8 +234,10 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
         save_pred = False
     spec = build_spec(data, formula=formula, type=type, group=group, kind="jomo")
     if random_L1 != "none" and not spec.is_multilevel:
-        raise MitmlError("random_L1 = 'mean' or 'full' needs a cluster variable: add a "
-                         "'(1 | cluster)' term to the formula or use random_L1 = 'none'.")
+        raise MitmlError("No cluster variable found. Random covariance matrices (random_L1) are "
+                         "not supported for single-level MI and require the specification of a "
+                         "cluster variable: add a '(1 | cluster)' term to the formula or use "
+                         "random_L1 = 'none'.")
     design = spec.design(data)
     index, target_of_cell = missing_index(data.columns, spec, design)
     if len(index) == 0:

@@ -97,8 +97,9 @@ def from_long(df, imp=".imp", exclude=None):
         exclude: value(s) of that column to leave out (e.g. 0 for the original data).
 
     Returns:
-        A list of DataFrames ordered by the sorted values of ``imp``, without the ``imp`` column,
-        each with a fresh ``RangeIndex``.
+        A list of DataFrames ordered by the sorted values of ``imp`` (a categorical ``imp`` in the
+        order of its categories, as R's ``split`` orders factor levels; unused categories give no
+        data set), without the ``imp`` column, each with a fresh ``RangeIndex``.
     """
     if not isinstance(df, pd.DataFrame):
         raise MitmlTypeError("from_long: 'df' must be a pandas DataFrame.")
@@ -109,11 +110,7 @@ def from_long(df, imp=".imp", exclude=None):
     split = df[imp]
     if split.isna().any():
         raise MitmlError(f"from_long: the split column {imp!r} has missing values.")
-    keys = pd.unique(split)
-    if exclude is not None:
-        excluded = np.atleast_1d(np.asarray(exclude, dtype=object)).tolist()
-        keys = [k for k in keys if k not in excluded]
-    keys = sorted(keys)
+    keys = _split_keys(split, exclude)
     rest = df.drop(columns=imp)
     codes = pd.Index(keys).get_indexer(split)
     order = np.argsort(codes, kind="stable")
@@ -124,6 +121,18 @@ def from_long(df, imp=".imp", exclude=None):
         rows = order[bounds[k] : bounds[k + 1]]
         frames.append(rest.iloc[rows].reset_index(drop=True))
     return frames
+
+
+def _split_keys(split: pd.Series, exclude=None) -> list:
+    """The data sets' values of the split column, in R's ``split`` order."""
+    keys = pd.unique(split)
+    if exclude is not None:
+        excluded = np.atleast_1d(np.asarray(exclude, dtype=object)).tolist()
+        keys = [k for k in keys if k not in excluded]
+    if isinstance(split.dtype, pd.CategoricalDtype):  # R's split(): in the order of the levels
+        present = set(keys)
+        return [level for level in split.dtype.categories if level in present]
+    return sorted(keys)
 
 
 def from_mice_long(df, imp=".imp", id=".id", keep_original=False):  # noqa: A002
@@ -143,7 +152,7 @@ def from_mice_long(df, imp=".imp", id=".id", keep_original=False):  # noqa: A002
     if id is not None and id not in df.columns:
         raise MitmlError(f"from_mice_long: the id column {id!r} is not in the data; pass id=None.")
     all_frames = from_long(df, imp=imp)
-    keys = sorted(pd.unique(df[imp]))
+    keys = _split_keys(df[imp])
     frames, original = [], None
     for key, frame in zip(keys, all_frames):
         if id is not None:

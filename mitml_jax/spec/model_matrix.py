@@ -16,8 +16,9 @@ are then assembled here with R's rules (names and values as R's):
   from it (R's ``na.action = na.pass``).
 
 Expressions are evaluated with the data's columns (which take precedence) and ``I``, ``log``,
-``exp``, ``sqrt``, ``abs``, ``mean``, ``factor``/``C``, ``clusterMeans(x, cluster)`` and ``np`` in
-scope. Names that are not Python identifiers go in backticks (``I(`x.1`^2)``); bare ``x.1`` works
+``exp``, ``sqrt``, ``abs``, ``mean``, ``factor``/``C``, ``clusterMeans(x, cluster)``,
+``poly(x, degree, raw)`` (several columns, named ``poly(x, 2)1``, ``poly(x, 2)2`` as in R; see
+:mod:`mitml_jax.spec.poly`), ``TRUE``/``FALSE`` and ``np`` in scope. Names that are not Python identifiers go in backticks (``I(`x.1`^2)``); bare ``x.1`` works
 outside calls.
 """
 
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mitml_jax.errors import MitmlError
+from mitml_jax.spec.poly import MatrixTerm, poly
 from mitml_jax.spec.terms import expand_terms
 
 __all__ = ["model_matrix", "rhs_terms", "RhsTerms", "to_python_rhs", "r_expression", "r_name",
@@ -191,9 +193,10 @@ def rhs_terms(rhs: str, columns=()) -> RhsTerms:
 
 class _Factor(NamedTuple):
     name: str             # R spelling
-    values: np.ndarray    # float (numeric) or int codes (-1 = missing)
+    values: np.ndarray    # float (numeric; n x k for a matrix term) or int codes (-1 = missing)
     levels: tuple | None  # None for numeric
     ordered: bool
+    suffixes: tuple | None = None  # column-name suffixes of a matrix term (poly)
 
 
 class _AsFactor:
@@ -210,7 +213,7 @@ def _cluster_means(x, cluster):
 
 _FUNCTIONS = {"I": lambda v: v, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
               "mean": np.mean, "np": np, "factor": _AsFactor, "C": _AsFactor,
-              "clusterMeans": _cluster_means}
+              "clusterMeans": _cluster_means, "poly": poly, "TRUE": True, "FALSE": False}
 
 
 class _Namespace(dict):
@@ -250,6 +253,10 @@ def _as_factor(values, n: int, name: str) -> _Factor:
     forced = isinstance(values, _AsFactor)
     if forced:
         values = values.values
+    if isinstance(values, MatrixTerm) and not forced:
+        if values.values.shape[0] != n:
+            raise MitmlError(f"Formula term {name!r} has {values.values.shape[0]} values for {n} rows.")
+        return _Factor(name, values.values, None, False, values.suffixes)
     if np.ndim(values) == 0:
         values = np.full(n, values)
     if isinstance(values, pd.DataFrame) or np.ndim(values) > 1:
@@ -317,6 +324,8 @@ def _poly_names(k: int) -> list:
 
 def _factor_block(factor: _Factor, full: bool) -> tuple[np.ndarray, list]:
     if factor.levels is None:
+        if factor.suffixes is not None:
+            return factor.values, [factor.name + s for s in factor.suffixes]
         return factor.values[:, None], [factor.name]
     k = len(factor.levels)
     codes = factor.values

@@ -1,0 +1,214 @@
+# Cross-check of mitml's imputation entry points (panImpute / jomoImpute / mitmlComplete):
+# which model R builds from 'type' and 'formula', the result's structure, completed-data
+# structure and error messages. Run from this folder:
+#   Rscript make_crosscheck_impute.R
+# Writes data.csv (the scenario data), data_types.json (column classes and factor levels) and
+# crosscheck_impute.json (one entry per scenario). Draws differ between R and mitml_jax, so
+# only structure, names, shapes, dtypes and observed values are recorded.
+suppressMessages(library(mitml))
+library(jsonlite)
+set.seed(4711)
+
+# ---- scenario data: 60 rows, 13 clusters (one with a single row), unsorted, string ids ----
+J <- 13
+sizes <- c(1, rep(c(4, 5, 6), length.out = J - 1))
+sizes[J] <- 60 - sum(sizes[-J])
+cl <- rep(seq_len(J), sizes)
+n <- length(cl)
+ids_chr <- c("s10", "s2", "s7", "a1", "s11", "b3", "s5", "s12", "s9", "c4", "s13", "s6", "s8")
+ids_num <- c(100, 3, 17, 42, 5, 8, 64, 11, 29, 2, 77, 13, 50)
+u <- round(rnorm(J), 3)
+d <- data.frame(
+  school = ids_chr[cl],
+  idnum = as.integer(ids_num[cl]),
+  grp = factor(ifelse(cl %% 2 == 0, "B", "A"), levels = c("B", "A")),
+  x1 = round(rnorm(n), 3),
+  x2 = round(runif(n, 1, 5), 3),
+  f3 = factor(sample(c("lo", "mid", "hi"), n, TRUE), levels = c("lo", "mid", "hi")),
+  stringsAsFactors = FALSE
+)
+d$y1 <- round(1 + 0.5 * d$x1 + u[cl] + rnorm(n), 3)
+d$y2 <- round(-1 + 0.3 * d$x2 + u[cl] + rnorm(n), 3)
+d$yb <- factor(ifelse(d$y1 + rnorm(n) > 1, "yes", "no"), levels = c("no", "yes"))
+d$yc <- factor(cut(d$y2 + rnorm(n), c(-Inf, -0.5, 0.5, Inf), labels = c("c1", "c2", "c3")),
+               levels = c("c2", "c1", "c3"))
+d$yo <- factor(cut(d$y1 + rnorm(n), c(-Inf, 0, 1.5, Inf), labels = c("low", "med", "high")),
+               levels = c("low", "med", "high"), ordered = TRUE)
+d$w <- round(u[cl] + rnorm(J)[cl], 3)
+d$z2 <- round(rnorm(J)[cl], 3)
+d$xmiss <- round(rnorm(n), 3)
+d$extra <- as.integer(sample(1:100, n, TRUE))
+d$txt <- sample(c("p", "q", "r"), n, TRUE)
+# missing values
+d$y1[sample(n, 12)] <- NA
+d$y2[sample(n, 10)] <- NA
+d$yb[sample(n, 9)] <- NA
+d$yc[sample(n, 9)] <- NA
+d$yo[sample(n, 8)] <- NA
+miss_cl <- c(2, 5, 9)
+d$w[cl %in% miss_cl] <- NA
+d$xmiss[c(3, 20)] <- NA
+# rows not sorted by cluster
+perm <- sample(n)
+d <- d[perm, ]
+rownames(d) <- NULL
+write.csv(d, "data.csv", row.names = FALSE, na = "")
+types <- lapply(d, function(v) list(class = class(v), levels = if (is.factor(v)) levels(v) else NULL))
+write_json(types, "data_types.json", auto_unbox = TRUE, pretty = TRUE, null = "null")
+
+# ---- helpers ----
+record_model <- function(imp) {
+  mo <- imp$model
+  fn <- attr(mo, "full.names")
+  list(
+    clus = mo$clus, yvrs = mo$yvrs, pvrs = mo$pvrs, qvrs = mo$qvrs,
+    yvrs_L2 = mo$yvrs.L2, pvrs_L2 = mo$pvrs.L2,
+    full_pvrs = fn$pvrs, full_qvrs = fn$qvrs, full_pvrs_L2 = fn$pvrs.L2,
+    is_ML = attr(mo, "is.ML"), is_L2 = attr(mo, "is.L2")
+  )
+}
+record <- function(imp, data) {
+  pars <- lapply(imp$par.imputation, function(a) as.integer(dim(a)))
+  ngr <- length(unique(attr(imp$data, "group")))
+  c1 <- mitmlComplete(imp, print = 1)
+  c0 <- mitmlComplete(imp, print = 0)
+  all_l <- mitmlComplete(imp, print = "all")
+  # observed cells of every column bit for bit equal to the original data (original row order)
+  same_obs <- all(sapply(names(data), function(v) {
+    a <- data[[v]]; b <- c1[[v]]; ok <- !is.na(a)
+    if (is.factor(a)) identical(as.character(a[ok]), as.character(b[ok])) else identical(a[ok], b[ok])
+  }))
+  list(
+    model = record_model(imp),
+    print = capture.output(print(imp)),
+    par_names = names(imp$par.imputation),
+    par_dims = pars,
+    n_groups = ngr,
+    prior_names = if (inherits(imp, "pan")) names(imp$prior) else names(imp$prior[[1]]),
+    prior_dims = if (inherits(imp, "pan")) lapply(imp$prior, function(p) as.integer(dim(as.matrix(p))))
+                 else lapply(imp$prior[[1]], function(p) as.integer(dim(as.matrix(p)))),
+    data_columns = names(imp$data),
+    complete_columns = names(c1),
+    complete_classes = lapply(c1, class),
+    complete_levels = lapply(c1[sapply(c1, is.factor)], levels),
+    complete_rownames = rownames(c1),
+    n_missing_after = sum(sapply(c1[, unlist(c(imp$model$yvrs, imp$model$yvrs.L2))], function(v) sum(is.na(v)))),
+    observed_identical = same_obs,
+    original_identical = isTRUE(all.equal(c0[names(data)], data, check.attributes = FALSE)),
+    list_length = length(all_l), list_class = class(all_l),
+    force_list_class = class(mitmlComplete(imp, print = 2, force.list = TRUE)),
+    index_cols = sort(unique(imp$index.mat[, 2])),
+    print_vector_len = length(mitmlComplete(imp, print = c(0, 2))),
+    print_vector_first_is_original = isTRUE(all.equal(mitmlComplete(imp, print = c(0, 2))[[1]], c0)),
+    save_pred = if (any(!names(c1) %in% names(data))) as.list(c1[, !names(c1) %in% names(data), drop = FALSE]) else NULL,
+    n_replaced = nrow(imp$replacement.mat)
+  )
+}
+run <- function(expr) {
+  w <- character(0); msgs <- character(0)
+  out <- withCallingHandlers(
+    tryCatch(expr, error = function(e) list(error = conditionMessage(e))),
+    warning = function(x) { w <<- c(w, conditionMessage(x)); invokeRestart("muffleWarning") },
+    message = function(x) { msgs <<- c(msgs, conditionMessage(x)); invokeRestart("muffleMessage") })
+  out$warnings <- w
+  out$messages <- msgs
+  out
+}
+pan <- function(...) run(record(panImpute(d, ..., n.burn = 20, n.iter = 2, m = 3, seed = 1, silent = TRUE), d))
+jomo <- function(...) run(record(jomoImpute(d, ..., n.burn = 20, n.iter = 2, m = 3, seed = 1, silent = TRUE), d))
+ty <- function(...) { v <- setNames(rep(0L, ncol(d)), names(d)); a <- list(...); v[names(a)] <- unlist(a); unname(v) }
+
+S <- list()
+# 1. type interface vs formula
+S$pan_type <- pan(type = ty(school = -2, grp = -1, x1 = 3, x2 = 2, y1 = 1, y2 = 1))
+S$pan_type_equiv <- pan(formula = y1 + y2 ~ 1 + x1 + x2 + (1 + x1 | school), group = "grp")
+S$pan_type_group_arg <- pan(type = ty(school = -2, x1 = 2, y1 = 1), group = "grp")
+S$jomo_type_cat <- jomo(type = ty(idnum = -2, x1 = 2, f3 = 2, y1 = 1, yb = 1, yc = 1))
+S$jomo_type_L2 <- jomo(type = list(ty(idnum = -2, x1 = 3, y1 = 1, yb = 1), ty(idnum = -2, z2 = 2, w = 1)))
+# mitml bug B16: string cluster ids make clusterMeans return NA, so every L2 target "varies"
+S$jomo_L2_string_ids_B16 <- jomo(formula = list(y1 ~ 1 + (1 | school), w ~ 1))
+S$jomo_type_single <- jomo(type = ty(x1 = 2, x2 = 2, y1 = 1, y2 = 1))
+S$jomo_type_group_arg <- jomo(type = ty(school = -2, x1 = 2, y1 = 1), group = "grp")
+# 2. formulas
+S$pan_interaction <- pan(formula = y1 + y2 ~ x1 * x2 + I(x2^2) + (1 | school))
+S$pan_factor_pred <- pan(formula = y1 ~ 1 + f3 + x1:f3 + (1 + x1 | school))
+S$pan_no_intercept <- pan(formula = y1 + y2 ~ 0 + x1 + x2 + (1 | school))
+S$pan_random_no_int <- pan(formula = y1 ~ 1 + x1 + (0 + x1 | school))
+S$pan_random_only_slope_not_fixed <- pan(formula = y1 ~ 1 + (1 + x2 | idnum))
+S$pan_log_poly <- pan(formula = y1 ~ 1 + log(x2) + poly(x1, 2) + (1 | school))
+S$pan_group <- pan(formula = y1 + y2 ~ 1 + x1 + (1 | school), group = "grp")
+S$pan_save_pred <- run(record(panImpute(d, formula = y1 ~ 1 + f3 + I(x1 * x2) + (1 | school),
+                                        n.burn = 20, n.iter = 2, m = 3, seed = 1, silent = TRUE,
+                                        save.pred = TRUE), d))
+S$jomo_cat_targets <- jomo(formula = y1 + yb + yc ~ 1 + x1 + (1 | school))
+S$jomo_cat_first <- jomo(formula = yc + y1 + yb ~ 1 + x1 + (1 | school))
+S$jomo_ordered <- jomo(formula = yo + y2 ~ 1 + x1 + (1 | school))
+S$jomo_L2_list <- jomo(formula = list(y1 + yb ~ 1 + x1 + (1 | idnum), w ~ 1 + z2))
+S$jomo_L2_cm <- jomo(formula = list(y1 ~ 1 + x1 + (1 | idnum), w ~ 1 + x1))
+S$jomo_randomL1_mean <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school), random.L1 = "mean")
+S$jomo_randomL1_full <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school), random.L1 = "full")
+S$jomo_randomL1_diag <- run(record(jomoImpute(d, formula = y1 + y2 ~ 1 + x1 + (1 | school), random.L1 = "full",
+                                              keep.chains = "diagonal", n.burn = 20, n.iter = 2, m = 3, seed = 1,
+                                              silent = TRUE), d))
+S$jomo_single_level <- jomo(formula = y1 + yb ~ 1 + x1 + f3)
+S$jomo_group_cat <- jomo(formula = y1 + yc ~ 1 + x1 + (1 | school), group = "grp")
+S$pan_numeric_clusters <- pan(formula = y1 ~ 1 + x1 + (1 | idnum))
+S$pan_target_complete <- pan(formula = y1 + x2 ~ 1 + x1 + (1 | school))
+# 4. data quirks: errors
+S$err_pred_missing <- pan(formula = y1 ~ 1 + xmiss + (1 | school))
+S$err_jomo_pred_missing <- jomo(formula = y1 ~ 1 + xmiss + (1 | school))
+S$pan_factor_target <- pan(formula = yb ~ 1 + (1 | school))
+S$err_jomo_char_target <- jomo(formula = txt ~ 1 + (1 | school))
+S$err_transformed_target <- pan(formula = log(x2) ~ 1 + (1 | school))
+S$err_no_missing <- pan(formula = x1 ~ 1 + (1 | school))
+S$err_L2_target_varies <- jomo(formula = list(y1 ~ 1 + (1 | idnum), y2 ~ 1))
+S$err_randomL1_single <- jomo(formula = y1 ~ 1 + x1, random.L1 = "mean")
+S$err_pan_no_cluster <- pan(formula = y1 ~ 1 + x1)
+S$err_three_formulas <- jomo(formula = list(y1 ~ 1 + (1 | school), w ~ 1, y2 ~ 1))
+S$err_type_length <- pan(type = c(-2, 1, 2))
+S$err_two_clusters <- pan(type = ty(school = -2, idnum = -2, y1 = 1))
+S$err_group_missing <- pan(formula = y1 ~ 1 + (1 | school), group = "nonexistent")
+# 5. priors
+S$pan_prior_ok <- pan(formula = y1 + y2 ~ 1 + x1 + (1 + x1 | school),
+                      prior = list(a = 3, Binv = diag(2), c = 5, Dinv = diag(4)))
+S$err_pan_prior_missing_c <- pan(formula = y1 + y2 ~ 1 + x1 + (1 | school),
+                                 prior = list(a = 2, Binv = diag(2), Dinv = diag(2)))
+S$pan_prior_Binv_dim <- pan(formula = y1 + y2 ~ 1 + x1 + (1 | school),
+                                prior = list(a = 2, Binv = diag(3), c = 2, Dinv = diag(2)))
+S$err_pan_prior_Dinv_dim <- pan(formula = y1 + y2 ~ 1 + x1 + (1 + x1 | school),
+                                prior = list(a = 2, Binv = diag(2), c = 4, Dinv = diag(2)))
+S$jomo_prior_ok <- jomo(formula = y1 + yb ~ 1 + x1 + (1 | school),
+                        prior = list(Binv = diag(2), Dinv = diag(2)))
+S$jomo_prior_ok_a <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school), random.L1 = "mean",
+                          prior = list(Binv = diag(2), Dinv = diag(2), a = 4))
+S$jomo_prior_groups <- jomo(formula = y1 ~ 1 + x1 + (1 | school), group = "grp",
+                            prior = list(list(Binv = diag(1), Dinv = diag(1)), list(Binv = 2 * diag(1), Dinv = diag(1))))
+S$err_jomo_prior_Binv_dim <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school),
+                                  prior = list(Binv = diag(3), Dinv = diag(2)))
+S$jomo_prior_Dinv_dim <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school),
+                                  prior = list(Binv = diag(2), Dinv = diag(3)))
+S$jomo_prior_missing_Dinv <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school),
+                                      prior = list(Binv = diag(2)))
+
+# mitmlComplete argument errors
+imp0 <- panImpute(d, formula = y1 ~ 1 + (1 | school), n.burn = 5, n.iter = 1, m = 2, seed = 1, silent = TRUE)
+S$complete_err_two_zero <- run(mitmlComplete(imp0, print = c(0, -1)))
+S$complete_err_string <- run(mitmlComplete(imp0, print = "first"))
+# model matrices (values to full precision) for formula right-hand sides
+rhs <- c("1 + log(x2) + poly(x1, 2)", "x1 * x2 + I(x2^2)", "1 + f3 + x1:f3", "0 + f3 + x1",
+         "poly(x2, 3, raw = TRUE) + poly(x1, 2):f3", "1 + grp * f3", "1 + sqrt(x2) + exp(x1) + I(x1 > 0)")
+S$model_matrices <- lapply(setNames(rhs, rhs), function(r) {
+  mm <- model.matrix(as.formula(paste("~", r)), d)
+  list(names = colnames(mm), values = unname(as.list(as.data.frame(mm))))
+})
+# long2mitml.list: order of the data sets (factor levels, numbers), exclude, dropped split column
+lx <- data.frame(.imp = factor(c("B", "A", "B", "A", "C", "C"), levels = c("C", "B", "A")),
+                 v = 1:6, w = c(1.5, NA, 2, 3, 4, 5), check.names = FALSE)
+S$long_factor <- lapply(long2mitml.list(lx, ".imp"), function(z) list(v = z$v, cols = names(z)))
+S$long_factor_exclude <- lapply(long2mitml.list(lx, ".imp", exclude = "C"), function(z) list(v = z$v, cols = names(z)))
+ln <- data.frame(imp = c(2, 10, 1, 2, 10, 1, 0, 0), v = 1:8)
+S$long_numeric <- lapply(long2mitml.list(ln, "imp", exclude = 0), function(z) list(v = z$v, cols = names(z)))
+write_json(S, "crosscheck_impute.json", auto_unbox = TRUE, pretty = TRUE, null = "null", digits = NA)
+cat("scenarios:", length(S), "\n")
+for (s in names(S)) cat(s, ":", if (!is.null(S[[s]]$error)) paste("ERROR", S[[s]]$error) else "ok",
+                        if (length(S[[s]]$warnings)) paste("WARN", S[[s]]$warnings) else "", "\n")
