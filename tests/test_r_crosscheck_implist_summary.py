@@ -103,3 +103,13 @@ def test_printed_summary_equals_r(name, key):
 
     assert rates(ours) == rates(theirs)
     assert set(rates(theirs)) == set(ref["data_columns"])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_print_equals_r(name):
+    """print(imp): the model block, iteration sentence and groups line as mitml prints them."""
+    ref = _load(name)
+    text = repr(_imputations(name, ref))
+    start = "Level 1:" if name.startswith("jomo") else "Cluster variable:"
+    # capture.output drops the last newline
+    assert text[text.index(start):] == ref["print"][ref["print"].index(start):] + "\n"

@@ -20,7 +20,8 @@ run <- function(name, group = NULL, n.iter = 10, m = 6, constant = FALSE) {
     imp$par.imputation$psi[] <- 0.5
   }
   out <- list(n_iter = n.iter, m = m, data_columns = colnames(imp$data),
-              draws = lapply(imp$par.imputation, function(a) list(dim = dim(a), values = as.vector(a))))
+              draws = lapply(imp$par.imputation, function(a) list(dim = dim(a), values = as.vector(a))),
+              print = paste(capture.output(print(imp)), collapse = "\n"))
   for (spec in list(list(key = "rhat3", n = 3, g = FALSE, a = FALSE),
                     list(key = "rhat4_all", n = 4, g = TRUE, a = TRUE),
                     list(key = "rhat7_all", n = 7, g = TRUE, a = TRUE))) {
@@ -44,7 +45,8 @@ run_jomo <- function(name, keep) {
   imp <- jomoImpute(lead10, formula = fml, random.L1 = "full", n.burn = 20, n.iter = 8, m = 5,
                     seed = 42, keep.chains = keep, silent = TRUE)
   out <- list(n_iter = 8, m = 5, data_columns = colnames(imp$data),
-              draws = lapply(imp$par.imputation, function(a) list(dim = dim(a), values = as.vector(a))))
+              draws = lapply(imp$par.imputation, function(a) list(dim = dim(a), values = as.vector(a))),
+              print = paste(capture.output(print(imp)), collapse = "\n"))
   s <- summary(imp, n.Rhat = 3, goodness.of.appr = TRUE, autocorrelation = TRUE)
   out$rhat3_all <- list(
     conv = lapply(s$conv, function(z) list(colnames = colnames(z), values = unname(as.matrix(z)))),
