@@ -110,7 +110,9 @@ def segment_rhat_from_moments(xbar: np.ndarray, s2: np.ndarray, n: int) -> np.nd
     var_v = (
         ((n - 1) / n) ** 2 * s2.var(axis=-1, ddof=1) / m
         + ((m + 1) / (m * n)) ** 2 * 2 / (m - 1) * b**2
-        + 2 * (m + 1) * (n - 1) / (m * n**2) * (n / m) * (cov(s2, xbar**2) - 2 * mu * cov(s2, xbar))
+        # mitml writes cov(s2, xbar^2) - 2 mu cov(s2, xbar), which equals cov(s2, (xbar - mu)^2);
+        # the centred form keeps its digits when |mu| is large against the spread of the draws
+        + 2 * (m + 1) * (n - 1) / (m * n**2) * (n / m) * cov(s2, (xbar - mu[..., None]) ** 2)
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         df = 2 * v**2 / var_v
@@ -192,7 +194,7 @@ def sd_prop(x, return_n_eff: bool = False):
 
     Args:
         x: draws (..., N).
-        return_n_eff: also return ``n.eff = var(x) / (sp0 / N)``.
+        return_n_eff: also return ``n.eff = var(x) / (sp0 / N)`` (N for a constant chain).
 
     Returns:
         SDprop array of the leading shape (0 for constant chains), and n.eff if asked.
@@ -220,7 +222,7 @@ def sd_prop(x, return_n_eff: bool = False):
     constant = vx == 0
     with np.errstate(divide="ignore", invalid="ignore"):
         sdp = np.where(constant, 0.0, np.sqrt((sp0 / n) / np.where(constant, 1.0, vx)))
-        n_eff = np.where(constant, np.nan, vx / (sp0 / n))
+        n_eff = np.where(constant, float(n), vx / (sp0 / n))  # R: n for a constant chain
     if return_n_eff:
         return sdp.reshape(lead), n_eff.reshape(lead)
     return sdp.reshape(lead)
