@@ -93,8 +93,23 @@ PAN_SCENARIOS = {
     "pan_target_complete": dict(formula="y1 + x2 ~ 1 + x1 + (1 | school)"),
     "pan_prior_ok": dict(formula="y1 + y2 ~ 1 + x1 + (1 + x1 | school)",
                          prior=dict(a=3, Binv=np.eye(2), c=5, Dinv=np.eye(4))),
+    # more formula forms
+    "pan_two_bars": dict(formula="y1 ~ 1 + x1 + (1 | school) + (1 | idnum)"),
+    "pan_minus_one": dict(formula="y1 ~ -1 + x1 + (1 | school)"),
+    "pan_implicit_random_intercept": dict(formula="y1 ~ x1 + (x1 | school)"),
+    "pan_bar_first": dict(formula="y1 ~ 1 + (1 | school) + x1"),
+    "pan_x_minus_1": dict(formula="y1 ~ x1 - 1 + (1 | school)"),
+    "pan_power2": dict(formula="y1 ~ (x1 + x2 + f3)^2 + (1 | school)"),
+    "pan_factor_by_group": dict(formula="y1 + y2 ~ f3 * grp + (1 | school)"),
+    "pan_cluster_means": dict(formula="y1 ~ 1 + x1 + clusterMeans(x1, idnum) + (1 | idnum)"),
+    "pan_factor_of_number": dict(formula="y1 ~ 1 + factor(idnum > 20) + (1 | school)"),
+    "pan_random_factor": dict(formula="y1 ~ 1 + x1 + (1 + f3 | school)"),
+    "pan_nested_interaction": dict(formula="y1 ~ f3 / x1 + (1 | school)"),
+    "pan_backtick_poly3": dict(formula="y1 ~ poly(x2, 3) + (1 | school)"),
 }
 JOMO_SCENARIOS = {
+    "jomo_L2_pred_interaction": dict(formula=["y1 ~ 1 + x1 + (1 | idnum)",
+                                              "w ~ 1 + z2 * grp + I(z2^2)"]),
     "jomo_type_cat": dict(type=ty(idnum=-2, x1=2, f3=2, y1=1, yb=1, yc=1)),
     "jomo_type_L2": dict(type=[ty(idnum=-2, x1=3, y1=1, yb=1), ty(idnum=-2, z2=2, w=1)]),
     "jomo_type_single": dict(type=ty(x1=2, x2=2, y1=1, y2=1)),
@@ -199,7 +214,8 @@ def _r_model(name) -> dict:
 def test_fixture_covers_every_scenario():
     assert set(R) == set(SCENARIOS) | set(ERROR_SCENARIOS) | set(STRICTER) | {
         "jomo_L2_string_ids_B16", "complete_err_two_zero", "complete_err_string", "model_matrices",
-        "long_factor", "long_factor_exclude", "long_numeric"}
+        "long_factor", "long_factor_exclude", "long_numeric", "jomo_save_pred_B4",
+        "jomo_unobserved_level_B8"}
     for name in SCENARIOS:
         assert "error" not in R[name], name
 
@@ -363,3 +379,40 @@ def test_from_long_numeric_split_and_exclude_as_r():
     long = pd.DataFrame({"imp": [2, 10, 1, 2, 10, 1, 0, 0], "v": np.arange(1, 9)})
     got = [(f["v"].tolist(), list(f.columns)) for f in from_long(long, imp="imp", exclude=0)]
     assert got == _long_ref("long_numeric")
+
+
+def test_save_pred_keeps_level2_predictors_mitml_bug_b4():
+    """R (B4) saves the level-1 derived column x1:x2 but drops the level-2 one I(z2^2)."""
+    r = R["jomo_save_pred_B4"]
+    assert list(r["save_pred"]) == ["x1:x2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MitmlWarning)
+        imp = _impute("jomo", dict(formula=["y1 ~ 1 + x1:x2 + (1 | idnum)", "w ~ 1 + I(z2^2)"],
+                                   save_pred=True))
+    assert _model_of(imp.spec) == _r_model("jomo_save_pred_B4")
+    first = imp.complete(1)
+    assert list(first.columns) == COLS + ["x1:x2", "I(z2^2)"]
+    np.testing.assert_allclose(first["x1:x2"], np.array(r["save_pred"]["x1:x2"], dtype=float),
+                               rtol=1e-14)
+    np.testing.assert_allclose(first["I(z2^2)"], DATA["z2"] ** 2, rtol=1e-14)
+
+
+def test_unobserved_intermediate_level_is_never_imputed_mitml_bug_b8():
+    """R (B8) maps jomo's codes by position: with level "mid" unobserved it imputes "mid"
+    (never observed) and never "c3"; here imputations come from the observed levels only."""
+    r = R["jomo_unobserved_level_B8"]
+    assert r["imputed"] == ["c2", "mid"] and r["observed"] == ["c2", "c3"]
+    d8 = DATA.copy()
+    values = d8["yc"].astype(object).where(d8["yc"] != "c1", None)
+    d8["yc2"] = pd.Categorical(values, categories=r["levels"])
+    assert sorted(d8["yc2"].dropna().unique().astype(str)) == r["observed"]
+    imp = mj.jomo_impute(d8, formula="yc2 ~ 1 + x1 + (1 | school)", **RUN)
+    dims = {k: [v.shape[3], v.shape[4], v.shape[0] * v.shape[1], v.shape[2]]
+            for k, v in imp.imputation.items()}
+    assert dims == r["par_dims"]  # one latent column: 2 observed categories
+    missing = d8["yc2"].isna().to_numpy()
+    imputed = set()
+    for frame in imp.complete("all"):
+        assert list(frame["yc2"].dtype.categories) == r["levels"]
+        imputed |= set(frame["yc2"][missing].astype(str))
+    assert imputed <= set(r["observed"]) and imputed

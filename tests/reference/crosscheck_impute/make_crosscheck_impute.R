@@ -208,6 +208,39 @@ S$long_factor <- lapply(long2mitml.list(lx, ".imp"), function(z) list(v = z$v, c
 S$long_factor_exclude <- lapply(long2mitml.list(lx, ".imp", exclude = "C"), function(z) list(v = z$v, cols = names(z)))
 ln <- data.frame(imp = c(2, 10, 1, 2, 10, 1, 0, 0), v = 1:8)
 S$long_numeric <- lapply(long2mitml.list(ln, "imp", exclude = 0), function(z) list(v = z$v, cols = names(z)))
+# more formula forms: the model mitml builds (imp$model) and print(imp)
+F <- list(
+  pan_two_bars = y1 ~ 1 + x1 + (1 | school) + (1 | idnum),
+  pan_minus_one = y1 ~ -1 + x1 + (1 | school),
+  pan_implicit_random_intercept = y1 ~ x1 + (x1 | school),
+  pan_bar_first = y1 ~ 1 + (1 | school) + x1,
+  pan_x_minus_1 = y1 ~ x1 - 1 + (1 | school),
+  pan_power2 = y1 ~ (x1 + x2 + f3)^2 + (1 | school),
+  pan_factor_by_group = y1 + y2 ~ f3 * grp + (1 | school),
+  pan_cluster_means = y1 ~ 1 + x1 + clusterMeans(x1, idnum) + (1 | idnum),
+  pan_factor_of_number = y1 ~ 1 + factor(idnum > 20) + (1 | school),
+  pan_random_factor = y1 ~ 1 + x1 + (1 + f3 | school),
+  pan_nested_interaction = y1 ~ f3 / x1 + (1 | school),
+  pan_backtick_poly3 = y1 ~ poly(x2, 3) + (1 | school)
+)
+for (nm in names(F)) S[[nm]] <- pan(formula = F[[nm]])
+S$jomo_L2_pred_interaction <- jomo(formula = list(y1 ~ 1 + x1 + (1 | idnum), w ~ 1 + z2 * grp + I(z2^2)))
+# B4: save.pred drops level-2 derived predictors (I(z2^2)); level-1 ones (x1:x2) are kept
+S$jomo_save_pred_B4 <- run(record(jomoImpute(d, formula = list(y1 ~ 1 + x1:x2 + (1 | idnum), w ~ 1 + I(z2^2)),
+                                             n.burn = 20, n.iter = 2, m = 3, seed = 1, silent = TRUE,
+                                             save.pred = TRUE), d))
+# B8: an intermediate level that is never observed ("mid" of yc2): the labels R assigns
+d8 <- d
+d8$yc2 <- factor(ifelse(d$yc == "c1", "mid", as.character(d$yc)), levels = c("c2", "mid", "c3"))
+d8$yc2[d8$yc2 == "mid"] <- NA
+d8$yc2 <- factor(as.character(d8$yc2), levels = c("c2", "mid", "c3"))
+imp8 <- jomoImpute(d8, formula = yc2 ~ 1 + x1 + (1 | school), n.burn = 20, n.iter = 2, m = 3, seed = 1, silent = TRUE)
+S$jomo_unobserved_level_B8 <- list(
+  levels = levels(d8$yc2),
+  observed = sort(unique(as.character(d8$yc2[!is.na(d8$yc2)]))),
+  imputed = sort(unique(unlist(lapply(mitmlComplete(imp8, "all"), function(z) as.character(z$yc2[is.na(d8$yc2)]))))),
+  numcat = as.integer(attr(imp8$data, "levels")),
+  par_dims = lapply(imp8$par.imputation, function(a) as.integer(dim(a))))
 write_json(S, "crosscheck_impute.json", auto_unbox = TRUE, pretty = TRUE, null = "null", digits = NA)
 cat("scenarios:", length(S), "\n")
 for (s in names(S)) cat(s, ":", if (!is.null(S[[s]]$error)) paste("ERROR", S[[s]]$error) else "ok",
