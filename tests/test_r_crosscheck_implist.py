@@ -164,8 +164,6 @@ def test_from_long_and_jomo_equal_r(implist, data, ref):
         _close(frame["x"][data["x"].isna()], values)
 
 
-@pytest.mark.xfail(strict=False, reason="until long_format.from_long follows the category order "
-                   "of a categorical split column (R's split() follows the factor levels)")
 def test_from_long_factor_split_follows_level_order(implist, data, ref):
     long = _long(implist)
     long["imp"] = pd.Categorical(long["imp"], categories=[30, 10, 20])
