@@ -20,7 +20,9 @@ code tables, and ``<name>.inp``, an input file template. Checked field by field 
 with full precision (R: 15 significant digits), booleans as 0/1 (R codes a logical column as a
 factor, FALSE = 1, TRUE = 2), string columns get one code table over all data sets (R codes each
 data set on its own and logs the last one's table, so codes can disagree between data sets),
-and the list and input files name the data files relative to ``folder`` (R: as given).
+and the list and input files name the data files relative to ``folder`` (R: as given). From an
+``Imputations`` object both writers keep the data's column order (R writes mitml's reordered
+columns: cluster, group, targets, then the rest).
 
 SPSS (``write_spss``, mitml's ``write.mitmlSPSS``): ``<name>.dat``, the data sets stacked under
 a header line with a leading column ``Imputation_`` (categorical columns as codes 1..K, missing
