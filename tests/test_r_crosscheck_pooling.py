@@ -288,6 +288,59 @@ def test_multilevel_r2(lmer_fits, key, which, fit):
                                rtol=SLOPE_RTOL if fit == 0 else LMER_RTOL)
 
 
+# --- missing values left in a predictor ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def implist_na(implist):
+    """R's completed data sets with WLOAD missing again where it is missing in ``leadership``."""
+    missing = mj.load_leadership()["WLOAD"].isna().to_numpy()
+
+    def blank(d):
+        d = d.copy()
+        d.loc[missing, "WLOAD"] = np.nan
+        return d
+
+    return ImputedList([blank(d) for d in implist])
+
+
+def test_likelihood_tests_warn_when_models_use_different_rows(implist_na):
+    """lme4 and our lmer drop the rows with missing WLOAD from the full model only: D3 then
+    compares log-likelihoods of different data. mitml reports F = 464 silently; we give the same
+    numbers (parity) with a MitmlWarning naming the numbers of observations."""
+    fit = implist_na.lmer("JOBSAT ~ NEGLEAD + WLOAD + (1|GRPID)")
+    fit0 = implist_na.lmer("JOBSAT ~ NEGLEAD + (1|GRPID)")
+    assert fit[0].nobs == 664 and fit0[0].nobs == 750
+    with pytest.warns(mj.MitmlWarning, match=r"different numbers of observations \(664 and 750"):
+        res = mj.test_models(fit, fit0, method="D3")
+    check_test("na_D3", res, LMER_RTOL)
+    for kwargs in ({"method": "D4"}, {"method": "D2", "use": "likelihood"}):
+        with pytest.warns(mj.MitmlWarning, match="different numbers of observations"):
+            mj.test_models(fit, fit0, **kwargs)
+    with pytest.warns(mj.MitmlWarning, match="different numbers of observations"):
+        mj.anova(fit, fit0)
+    import warnings
+
+    with warnings.catch_warnings():  # Wald tests use the full model only: no warning
+        warnings.simplefilter("error", mj.MitmlWarning)
+        mj.test_models(fit, fit0)
+        mj.test_models(fit, fit0, method="D2")
+
+
+def test_multilevel_r2_null_model_on_the_models_rows(implist_na):
+    """Deliberate deviation: mitml refits the null model y ~ 1 + (1|g) with update(), i.e. on all
+    rows with an observed y, also those the model dropped for missing predictors (RB1 0.138
+    instead of 0.089 here). We fit it to the model's own rows: equal to mitml on the complete
+    rows; MVP (no null model) equals mitml's either way."""
+    res = mj.multilevel_r2(implist_na.lmer("JOBSAT ~ NEGLEAD + WLOAD + (1|GRPID)"))
+    same_rows = REF["na_R2_same_rows"]["value"]
+    np.testing.assert_allclose(res.to_numpy(), list(same_rows.values()), rtol=LMER_RTOL)
+    mitml = REF["na_R2"]["value"]
+    assert abs(res["MVP"] / mitml["MVP"] - 1) < LMER_RTOL
+    assert abs(res["RB1"] - mitml["RB1"]) > 0.04
+    rows = ImputedList([d.dropna(subset=["WLOAD"]) for d in implist_na])
+    res_cc = mj.multilevel_r2(rows.lmer("JOBSAT ~ NEGLEAD + WLOAD + (1|GRPID)"))
+    np.testing.assert_allclose(res_cc.to_numpy(), res.to_numpy(), rtol=1e-10)
+
+
 # --- justice (m = 5): factor and cross-level interaction, random slope --------------------------------
 @pytest.fixture(scope="module")
 def justice():

@@ -168,7 +168,10 @@ def test_models(model, null_model, method: str = "D1", use: str = "wald", ariv: 
                       "different classes. Results may not be trustworthy.", MitmlWarning,
                       stacklevel=2)
     reml = any(f.mitml_is_reml() for f in fits + nulls)
-    refit = reml and ((method == "D2" and use == "likelihood") or method in ("D3", "D4"))
+    likelihood = (method == "D2" and use == "likelihood") or method in ("D3", "D4")
+    if likelihood:
+        _warn_different_rows(fits, nulls, method if method != "D2" else "D2 (likelihood)")
+    refit = reml and likelihood
     if refit:
         fits = [f.mitml_refit_ml() for f in fits]
         nulls = [f.mitml_refit_ml() for f in nulls]
@@ -205,6 +208,39 @@ def test_models(model, null_model, method: str = "D1", use: str = "wald", ariv: 
                                 data=None if data is None else f"<{len(data)} data sets>")
     return ModelsResult(test_frame(test), m, method, use, ariv, df_com if method == "D1" else None,
                         data is not None and method == "D4", reml, refit, call)
+
+
+def _nobs(fit):
+    """Number of observations a fit used (``nobs`` of the fit or of its statsmodels result), or
+    None when the fit does not tell."""
+    n = getattr(fit, "nobs", None)
+    if n is None:
+        n = getattr(getattr(fit, "result", None), "nobs", None)
+    if callable(n):
+        n = n()
+    try:
+        return int(n)
+    except (TypeError, ValueError):
+        return None
+
+
+def _warn_different_rows(fits, nulls, method: str) -> None:
+    """Warn when a full and a null model were fitted to different numbers of observations.
+
+    Their log-likelihoods then refer to different data, and D2 (likelihood), D3 and D4 are not
+    valid (mitml computes them without a word; e.g. missing values in a predictor of the full
+    model only: R's ``lm``/``lmer`` and our fits drop those rows from the full model alone).
+    """
+    for i, (fit, null) in enumerate(zip(fits, nulls), start=1):
+        n_full, n_null = _nobs(fit), _nobs(null)
+        if n_full is not None and n_null is not None and n_full != n_null:
+            warnings.warn(
+                f"The 'model' and 'null_model' fits use different numbers of observations "
+                f"({n_full} and {n_null} in imputation {i}), e.g. because of missing values in "
+                f"variables of one model only; the likelihood-based comparison {method} is then "
+                "not valid. Fit both models to the same rows (drop incomplete rows first) or "
+                "use method 'D1'.", MitmlWarning, stacklevel=3)
+            return
 
 
 def _k(df_full, df_null) -> int:

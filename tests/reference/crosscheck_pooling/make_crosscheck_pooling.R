@@ -125,6 +125,19 @@ add("lm_anova3_D3", "anova(fit.lm2, fit.lm1, fit.lm0)")
 add("lm_anova3_D4", "anova(fit.lm1, fit.lm0, fit.lm2, method='D4')")
 add("lm_D4_data", "testModels(fit.lm2, fit.lm1, method='D4', data=implist)")
 
+# --- missing values left in a predictor (WLOAD as in the original data) ------------------------------
+# lm/lmer drop those rows from the models with WLOAD only: the likelihood-based tests then compare
+# log-likelihoods of different data (mitml says nothing), and multilevelR2's null model (refitted by
+# update(), i.e. on all rows with JOBSAT) uses more rows than the model itself.
+implist.na <- as.mitml.list(lapply(implist, function(d) { d$WLOAD[is.na(leadership$WLOAD)] <- NA; d }))
+fit.na <- with(implist.na, lmer(JOBSAT ~ NEGLEAD + WLOAD + (1|GRPID)))
+fit.na0 <- with(implist.na, lmer(JOBSAT ~ NEGLEAD + (1|GRPID)))
+add("na_D3", "testModels(fit.na, fit.na0, method='D3')")
+add("na_R2", "multilevelR2(fit.na)")
+implist.cc <- as.mitml.list(lapply(implist.na, function(d) d[!is.na(d$WLOAD), ]))
+fit.cc <- with(implist.cc, lmer(JOBSAT ~ NEGLEAD + WLOAD + (1|GRPID)))
+add("na_R2_same_rows", "multilevelR2(fit.cc)")
+
 # --- justice (m = 5): factor and cross-level interaction names, random slope ---------------------------
 data(justice)
 imp.j <- jomoImpute(justice, formula=list(sat + jor + sex ~ 1 + (1|id), jcl ~ 1),
