@@ -125,6 +125,9 @@ JOMO_SCENARIOS = {
                                keep_chains="diagonal"),
     "jomo_single_level": dict(formula="y1 + yb ~ 1 + x1 + f3"),
     "jomo_group_cat": dict(formula="y1 + yc ~ 1 + x1 + (1 | school)", group="grp"),
+    "jomo_group_randomL1_full": dict(formula="y1 + y2 ~ 1 + x1 + (1 | school)", group="grp",
+                                     random_L1="full"),
+    "jomo_complete_cat_target": dict(formula="y1 + f3 ~ 1 + x1 + (1 | school)"),
     "jomo_prior_ok": dict(formula="y1 + yb ~ 1 + x1 + (1 | school)",
                           prior=dict(Binv=np.eye(2), Dinv=np.eye(2))),
     "jomo_prior_ok_a": dict(formula="y1 + y2 ~ 1 + x1 + (1 | school)", random_L1="mean",
@@ -215,7 +218,7 @@ def test_fixture_covers_every_scenario():
     assert set(R) == set(SCENARIOS) | set(ERROR_SCENARIOS) | set(STRICTER) | {
         "jomo_L2_string_ids_B16", "complete_err_two_zero", "complete_err_string", "model_matrices",
         "long_factor", "long_factor_exclude", "long_numeric", "jomo_save_pred_B4",
-        "jomo_unobserved_level_B8"}
+        "jomo_unobserved_level_B8", "jomo_group_numcat", "pan_integer_target"}
     for name in SCENARIOS:
         assert "error" not in R[name], name
 
@@ -416,3 +419,45 @@ def test_unobserved_intermediate_level_is_never_imputed_mitml_bug_b8():
         assert list(frame["yc2"].dtype.categories) == r["levels"]
         imputed |= set(frame["yc2"][missing].astype(str))
     assert imputed <= set(r["observed"]) and imputed
+
+
+def test_groups_with_different_observed_categories_as_r():
+    """Group "A" never observes "c3": its latent block is smaller and padded (R: NA), and its
+    imputations use its own observed categories only."""
+    r = R["jomo_group_numcat"]
+    d9 = DATA.copy()
+    d9.loc[(d9["grp"] == "A") & (d9["yc"] == "c3"), "yc"] = np.nan
+    imp = mj.jomo_impute(d9, formula="y1 + yc ~ 1 + x1 + (1 | school)", group="grp", **RUN)
+    dims = {k: [v.shape[3], v.shape[4], v.shape[0] * v.shape[1], v.shape[2]]
+            for k, v in imp.imputation.items()}
+    assert dims == r["par_dims"]
+    assert imp.n_groups == 2
+    first_group = d9["grp"].iloc[0]  # groups numbered by first appearance, as in mitml
+    assert first_group == "B" and [n[0] for n in r["numcat"]] == [3, 2]
+    beta = imp.imputation["beta"][0, -1]  # (group, p, columns)
+    assert np.isfinite(beta[0]).all() and np.isnan(beta[1][:, 2]).all()
+    assert np.isfinite(beta[1][:, :2]).all()
+    keep = lambda lines: [ln.rstrip() for ln in lines if ln.strip() and not ln.startswith(
+        ("jomo_impute", "jomoImpute", "    "))]
+    assert keep(repr(imp).splitlines()) == keep(r["print"])
+    for grp, expected in r["imputed"].items():
+        rows = (d9["grp"] == grp).to_numpy() & d9["yc"].isna().to_numpy()
+        got = set()
+        for frame in imp.complete("all"):
+            got |= set(frame["yc"][rows].astype(str))
+        assert got <= set(expected if grp == "A" else ["c1", "c2", "c3"]) and got, grp
+
+
+def test_integer_target_with_missing_values_becomes_float_as_r():
+    """R: an integer target is numeric after imputation, integer in the original (print = 0)."""
+    r = R["pan_integer_target"]
+    assert (r["class_before"], r["class_after"], r["class_original"]) == ("integer", "numeric", "integer")
+    d10 = DATA.copy()
+    cnt = pd.array(np.round(10 * DATA["x2"].to_numpy()).astype(np.int64), dtype="Int64")
+    cnt[DATA["y1"].isna().to_numpy()] = pd.NA
+    d10["cnt"] = cnt
+    imp = mj.pan_impute(d10, formula="cnt ~ 1 + x1 + (1 | school)", **RUN)
+    assert imp.complete(1)["cnt"].dtype == np.float64
+    assert imp.complete(0)["cnt"].dtype == "Int64"
+    seen = d10["cnt"].notna().to_numpy()
+    assert np.array_equal(imp.complete(1)["cnt"].to_numpy()[seen], d10["cnt"].to_numpy()[seen].astype(float))

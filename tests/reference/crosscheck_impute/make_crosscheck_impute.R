@@ -241,6 +241,27 @@ S$jomo_unobserved_level_B8 <- list(
   imputed = sort(unique(unlist(lapply(mitmlComplete(imp8, "all"), function(z) as.character(z$yc2[is.na(d8$yc2)]))))),
   numcat = as.integer(attr(imp8$data, "levels")),
   par_dims = lapply(imp8$par.imputation, function(a) as.integer(dim(a))))
+# groups with different numbers of clusters and of observed categories (NA-padded arrays)
+S$jomo_group_randomL1_full <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school), group = "grp", random.L1 = "full")
+d9 <- d
+d9$yc[d9$grp == "A" & d9$yc %in% "c3"] <- NA
+rec9 <- function(imp) list(par_dims = lapply(imp$par.imputation, function(a) as.integer(dim(a))),
+                           numcat = unname(attr(imp$data, "levels")),
+                           print = capture.output(print(imp)),
+                           imputed = lapply(split(seq_len(nrow(d9)), d9$grp), function(rows)
+                             sort(unique(unlist(lapply(mitmlComplete(imp, "all"), function(z)
+                               as.character(z$yc[rows][is.na(d9$yc[rows])])))))))
+S$jomo_group_numcat <- rec9(jomoImpute(d9, formula = y1 + yc ~ 1 + x1 + (1 | school), group = "grp",
+                                       n.burn = 20, n.iter = 2, m = 3, seed = 1, silent = TRUE))
+# a categorical target without missing values next to one with
+S$jomo_complete_cat_target <- jomo(formula = y1 + f3 ~ 1 + x1 + (1 | school))
+# an integer target with missing values: the completed column becomes numeric
+d10 <- d
+d10$cnt <- as.integer(round(10 * d$x2))
+d10$cnt[is.na(d$y1)] <- NA
+imp10 <- panImpute(d10, formula = cnt ~ 1 + x1 + (1 | school), n.burn = 20, n.iter = 2, m = 3, seed = 1, silent = TRUE)
+S$pan_integer_target <- list(class_before = class(d10$cnt), class_after = class(mitmlComplete(imp10, 1)$cnt),
+                             class_original = class(mitmlComplete(imp10, 0)$cnt))
 write_json(S, "crosscheck_impute.json", auto_unbox = TRUE, pretty = TRUE, null = "null", digits = NA)
 cat("scenarios:", length(S), "\n")
 for (s in names(S)) cat(s, ":", if (!is.null(S[[s]]$error)) paste("ERROR", S[[s]]$error) else "ok",
