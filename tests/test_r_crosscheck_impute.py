@@ -91,6 +91,7 @@ PAN_SCENARIOS = {
     "pan_save_pred": dict(formula="y1 ~ 1 + f3 + I(x1 * x2) + (1 | school)", save_pred=True),
     "pan_numeric_clusters": dict(formula="y1 ~ 1 + x1 + (1 | idnum)"),
     "pan_target_complete": dict(formula="y1 + x2 ~ 1 + x1 + (1 | school)"),
+    "pan_diag": dict(formula="y1 + y2 ~ 1 + x1 + (1 + x1 | school)", keep_chains="diagonal"),
     "pan_prior_ok": dict(formula="y1 + y2 ~ 1 + x1 + (1 + x1 | school)",
                          prior=dict(a=3, Binv=np.eye(2), c=5, Dinv=np.eye(4))),
     # more formula forms
@@ -118,6 +119,8 @@ JOMO_SCENARIOS = {
     "jomo_cat_first": dict(formula="yc + y1 + yb ~ 1 + x1 + (1 | school)"),
     "jomo_ordered": dict(formula="yo + y2 ~ 1 + x1 + (1 | school)"),
     "jomo_L2_list": dict(formula=["y1 + yb ~ 1 + x1 + (1 | idnum)", "w ~ 1 + z2"]),
+    "jomo_L2_diag": dict(formula=["y1 + yb ~ 1 + x1 + (1 | idnum)", "w ~ 1 + z2"],
+                         keep_chains="diagonal"),
     "jomo_L2_cm": dict(formula=["y1 ~ 1 + x1 + (1 | idnum)", "w ~ 1 + x1"]),
     "jomo_randomL1_mean": dict(formula="y1 + y2 ~ 1 + x1 + (1 | school)", random_L1="mean"),
     "jomo_randomL1_full": dict(formula="y1 + y2 ~ 1 + x1 + (1 | school)", random_L1="full"),
@@ -141,7 +144,7 @@ JOMO_SCENARIOS = {
 SCENARIOS = {**{k: ("pan", v) for k, v in PAN_SCENARIOS.items()},
              **{k: ("jomo", v) for k, v in JOMO_SCENARIOS.items()}}
 # run through the sampler in the default suite (one compile each); the rest with -m slow
-FAST_RUNS = ("pan_type", "pan_factor_pred", "pan_save_pred", "jomo_type_L2", "jomo_cat_first",
+FAST_RUNS = ("pan_type", "pan_factor_pred", "pan_save_pred", "pan_diag", "jomo_type_L2",
              "jomo_randomL1_full", "jomo_single_level")
 
 # R errors and the meaning our message must carry (R's first sentence unless noted)

@@ -196,7 +196,8 @@ S$complete_err_two_zero <- run(mitmlComplete(imp0, print = c(0, -1)))
 S$complete_err_string <- run(mitmlComplete(imp0, print = "first"))
 # model matrices (values to full precision) for formula right-hand sides
 rhs <- c("1 + log(x2) + poly(x1, 2)", "x1 * x2 + I(x2^2)", "1 + f3 + x1:f3", "0 + f3 + x1",
-         "poly(x2, 3, raw = TRUE) + poly(x1, 2):f3", "1 + grp * f3", "1 + sqrt(x2) + exp(x1) + I(x1 > 0)")
+         "poly(x2, 3, raw = TRUE) + poly(x1, 2):f3", "1 + grp * f3", "1 + sqrt(x2) + exp(x1) + I(x1 > 0)",
+         "1 + txt + idnum", "0 + txt:x1 + grp", "x1 + f3 + x1:f3 + x2:grp:f3")
 S$model_matrices <- lapply(setNames(rhs, rhs), function(r) {
   mm <- model.matrix(as.formula(paste("~", r)), d)
   list(names = colnames(mm), values = unname(as.list(as.data.frame(mm))))
@@ -241,6 +242,12 @@ S$jomo_unobserved_level_B8 <- list(
   imputed = sort(unique(unlist(lapply(mitmlComplete(imp8, "all"), function(z) as.character(z$yc2[is.na(d8$yc2)]))))),
   numcat = as.integer(attr(imp8$data, "levels")),
   par_dims = lapply(imp8$par.imputation, function(a) as.integer(dim(a))))
+# keep.chains = "diagonal"
+S$pan_diag <- run(record(panImpute(d, formula = y1 + y2 ~ 1 + x1 + (1 + x1 | school), keep.chains = "diagonal",
+                                   n.burn = 20, n.iter = 2, m = 3, seed = 1, silent = TRUE), d))
+S$jomo_L2_diag <- run(record(jomoImpute(d, formula = list(y1 + yb ~ 1 + x1 + (1 | idnum), w ~ 1 + z2),
+                                        keep.chains = "diagonal", n.burn = 20, n.iter = 2, m = 3, seed = 1,
+                                        silent = TRUE), d))
 # groups with different numbers of clusters and of observed categories (NA-padded arrays)
 S$jomo_group_randomL1_full <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school), group = "grp", random.L1 = "full")
 d9 <- d
