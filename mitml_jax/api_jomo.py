@@ -103,6 +103,11 @@ def _priors(prior, problems, random_l1):
     else:
         raise MitmlTypeError("'prior' must be a dict with 'Binv', 'Dinv' (and 'a' with random_L1),"
                              " or a list of such dicts, one per group.")
+    if random_l1 == "none" and any(p is not None and "a" in p for p in given):
+        # R's jomo stops with "unused argument (a = ...)"; the df 'a' has no role here
+        warnings.warn("prior['a'] is used only with random_L1 = 'mean' or 'full' (the degrees of "
+                      "freedom of the cluster-specific covariance matrices); it is ignored with "
+                      "random_L1 = 'none'.", MitmlWarning, stacklevel=3)
     reported, device = [], []
     for g, (prob, p) in enumerate(zip(problems, given)):
         cfg = prob.config

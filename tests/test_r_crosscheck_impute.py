@@ -221,7 +221,7 @@ def test_fixture_covers_every_scenario():
     assert set(R) == set(SCENARIOS) | set(ERROR_SCENARIOS) | set(STRICTER) | {
         "jomo_L2_string_ids_B16", "complete_err_two_zero", "complete_err_string", "model_matrices",
         "long_factor", "long_factor_exclude", "long_numeric", "jomo_save_pred_B4",
-        "jomo_unobserved_level_B8", "jomo_group_numcat", "pan_integer_target"}
+        "jomo_unobserved_level_B8", "jomo_group_numcat", "pan_integer_target"} | set(PRIOR_PROBES)
     for name in SCENARIOS:
         assert "error" not in R[name], name
 
@@ -464,3 +464,55 @@ def test_integer_target_with_missing_values_becomes_float_as_r():
     assert imp.complete(0)["cnt"].dtype == "Int64"
     seen = d10["cnt"].notna().to_numpy()
     assert np.array_equal(imp.complete(1)["cnt"].to_numpy()[seen], d10["cnt"].to_numpy()[seen].astype(float))
+
+
+I2 = np.eye(2)
+_PJ = dict(formula="y1 + y2 ~ 1 + x1 + (1 | school)")
+# R's outcome -> ours: "ok" (same prior names) or an error pattern (R accepts silently or fails
+# with an internal message; see the module docstring)
+PRIOR_PROBES = {
+    "prior_jomo_3_for_2_groups": ("jomo", dict(group="grp", prior=[dict(Binv=I2, Dinv=I2)] * 3),
+                                  "a list of 3 priors but there are 2 groups"),
+    "prior_jomo_1_for_2_groups": ("jomo", dict(group="grp", prior=[dict(Binv=I2, Dinv=I2)]),
+                                  "a list of 1 priors but there are 2 groups"),
+    "prior_jomo_list_no_group": ("jomo", dict(prior=[dict(Binv=I2, Dinv=I2)]), "ok"),
+    "prior_jomo_missing_Binv": ("jomo", dict(prior=dict(Dinv=I2)), "ok"),
+    "prior_jomo_mean_without_a": ("jomo", dict(random_L1="mean", prior=dict(Binv=I2, Dinv=I2)), "ok"),
+    "prior_jomo_extra_component": ("jomo", dict(prior=dict(Binv=I2, Dinv=I2, zz=1)),
+                                   r"unknown component\(s\) \['zz'\]"),
+    "prior_jomo_Binv_not_pd": ("jomo", dict(prior=dict(Binv=-I2, Dinv=I2)),
+                               r"prior\['Binv'\] must be positive definite"),
+    "prior_pan_extra_component": ("pan", dict(prior=dict(a=2, Binv=I2, c=2, Dinv=I2, zz=1)),
+                                  r"unknown component\(s\) zz"),
+    "prior_pan_a_too_small": ("pan", dict(prior=dict(a=0.5, Binv=I2, c=2, Dinv=I2)),
+                              r"prior\['a'\] = 0.5 must exceed 1"),
+    "prior_pan_Binv_not_pd": ("pan", dict(prior=dict(a=2, Binv=-I2, c=2, Dinv=I2)),
+                              r"prior\['Binv'\] must be positive definite"),
+    "prior_pan_list_per_group": ("pan", dict(group="grp", prior=[dict(a=2, Binv=I2, c=2, Dinv=I2)] * 2),
+                                 "prior must be a dict"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRIOR_PROBES))
+def test_prior_forms_against_r(name):
+    kind, kwargs, outcome = PRIOR_PROBES[name]
+    r = R[name]
+    if outcome == "ok":
+        assert "error" not in r
+        imp = _impute(kind, _PJ | kwargs)
+        names = list(imp.prior[0])
+        r_names = _as_list(r["prior_names"])
+        # R keeps a partial prior as given (jomo fills in its identity defaults); we store them
+        assert set(r_names) <= set(names) <= {"Binv", "Dinv", "a"}
+        assert "a" in names if kwargs.get("random_L1", "none") != "none" else "a" not in names
+        return
+    with pytest.raises((MitmlError, TypeError), match=outcome):
+        _impute(kind, _PJ | kwargs)
+
+
+def test_prior_a_without_random_l1_warns():
+    """R: jomo stops with "unused argument (a = 7)"; we ignore 'a' with a warning."""
+    assert R["prior_jomo_a_with_none"]["error"] == "unused argument (a = 7)"
+    with pytest.warns(MitmlWarning, match=r"prior\['a'\] is used only with random_L1"):
+        imp = _impute("jomo", _PJ | dict(prior=dict(Binv=I2, Dinv=I2, a=7)))
+    assert list(imp.prior[0]) == ["Binv", "Dinv"]

@@ -248,6 +248,25 @@ S$pan_diag <- run(record(panImpute(d, formula = y1 + y2 ~ 1 + x1 + (1 + x1 | sch
 S$jomo_L2_diag <- run(record(jomoImpute(d, formula = list(y1 + yb ~ 1 + x1 + (1 | idnum), w ~ 1 + z2),
                                         keep.chains = "diagonal", n.burn = 20, n.iter = 2, m = 3, seed = 1,
                                         silent = TRUE), d))
+# more priors: what R accepts (result's prior names) or the error it raises
+probe <- function(expr) run(list(prior_names = { x <- expr; if (inherits(x, "pan")) names(x$prior) else names(x$prior[[1]]) },
+                                n_prior = { if (inherits(x, "pan")) 1L else length(x$prior) }))
+fp <- y1 + y2 ~ 1 + x1 + (1 | school)
+PJ <- function(...) jomoImpute(d, formula = fp, n.burn = 5, n.iter = 1, m = 1, seed = 1, silent = TRUE, ...)
+PP <- function(...) panImpute(d, formula = fp, n.burn = 5, n.iter = 1, m = 1, seed = 1, silent = TRUE, ...)
+I2 <- diag(2)
+S$prior_jomo_3_for_2_groups <- probe(PJ(group = "grp", prior = list(list(Binv = I2, Dinv = I2), list(Binv = I2, Dinv = I2), list(Binv = I2, Dinv = I2))))
+S$prior_jomo_1_for_2_groups <- probe(PJ(group = "grp", prior = list(list(Binv = I2, Dinv = I2))))
+S$prior_jomo_list_no_group <- probe(PJ(prior = list(list(Binv = I2, Dinv = I2))))
+S$prior_jomo_a_with_none <- probe(PJ(prior = list(Binv = I2, Dinv = I2, a = 7)))
+S$prior_jomo_missing_Binv <- probe(PJ(prior = list(Dinv = I2)))
+S$prior_jomo_extra_component <- probe(PJ(prior = list(Binv = I2, Dinv = I2, zz = 1)))
+S$prior_jomo_mean_without_a <- probe(PJ(random.L1 = "mean", prior = list(Binv = I2, Dinv = I2)))
+S$prior_jomo_Binv_not_pd <- probe(PJ(prior = list(Binv = -I2, Dinv = I2)))
+S$prior_pan_extra_component <- probe(PP(prior = list(a = 2, Binv = I2, c = 2, Dinv = I2, zz = 1)))
+S$prior_pan_a_too_small <- probe(PP(prior = list(a = 0.5, Binv = I2, c = 2, Dinv = I2)))
+S$prior_pan_Binv_not_pd <- probe(PP(prior = list(a = 2, Binv = -I2, c = 2, Dinv = I2)))
+S$prior_pan_list_per_group <- probe(PP(group = "grp", prior = list(list(a = 2, Binv = I2, c = 2, Dinv = I2), list(a = 2, Binv = I2, c = 2, Dinv = I2))))
 # groups with different numbers of clusters and of observed categories (NA-padded arrays)
 S$jomo_group_randomL1_full <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school), group = "grp", random.L1 = "full")
 d9 <- d
