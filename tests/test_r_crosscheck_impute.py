@@ -221,7 +221,7 @@ def test_fixture_covers_every_scenario():
     assert set(R) == set(SCENARIOS) | set(ERROR_SCENARIOS) | set(STRICTER) | {
         "jomo_L2_string_ids_B16", "complete_err_two_zero", "complete_err_string", "model_matrices",
         "long_factor", "long_factor_exclude", "long_numeric", "jomo_save_pred_B4",
-        "jomo_unobserved_level_B8", "jomo_group_numcat", "pan_integer_target"} | set(PRIOR_PROBES)
+        "jomo_unobserved_level_B8", "jomo_group_numcat", "pan_integer_target", "prior_jomo_a_with_none"} | set(PRIOR_PROBES)
     for name in SCENARIOS:
         assert "error" not in R[name], name
 
