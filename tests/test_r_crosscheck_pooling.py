@@ -107,7 +107,7 @@ def check_test(key, res, rtol):
 
 def check_confint(key, frame, rtol):
     ref = REF[key]["value"]
-    ours = frame.rename(index=r_term_name).loc[ref["rownames"]]
+    ours = frame.rename(index=r_term_name).loc[_rows(ref["rownames"])]
     assert list(ours.columns) == ref["colnames"]
     np.testing.assert_allclose(ours.to_numpy(), np.array(ref["values"], float), rtol=rtol)
 
@@ -286,6 +286,45 @@ def test_multilevel_r2(lmer_fits, key, which, fit):
     assert list(res.index) == list(ref)
     np.testing.assert_allclose(res.to_numpy(), list(ref.values()),
                                rtol=SLOPE_RTOL if fit == 0 else LMER_RTOL)
+
+
+# --- estimates that do not vary across imputations ---------------------------------------------------
+CONST_Q = pd.DataFrame(np.tile([[0.1], [0.7]], (1, 10)), index=["a", "b"])
+CONST_U = np.repeat(np.diag([0.01, 0.02])[:, :, None], 10, axis=2)
+
+
+def test_constant_estimates_give_riv_zero_and_df_inf():
+    """mitml: RIV exactly 0, df Inf, Estimate exactly the common value. The float64 mean of ten
+    copies of 0.1 is 0.09999999999999999, which gave RIV ~1e-32 and df ~1e64 (printed 1.624e+64
+    instead of Inf) before pooling used R's corrected mean."""
+    res = mj.test_estimates(qhat=CONST_Q, uhat=CONST_U)
+    check_estimates("const_est", res, LM_RTOL)
+    assert (res.estimates["RIV"] == 0).all() and np.isinf(res.estimates["df"]).all()
+    assert (res.estimates["Estimate"].to_numpy() == [0.1, 0.7]).all()
+    same_print(res, "const_est")
+    check_estimates("const_est_dfcom", mj.test_estimates(qhat=CONST_Q, uhat=CONST_U, df_com=30),
+                    LM_RTOL)
+    res = mj.test_constraints(qhat=CONST_Q, uhat=CONST_U, constraints=["a - 0.3", "b"])
+    check_test("const_D1", res, 1e-6)  # numericDeriv in R: F = 14.249999910593 for exactly 14.25
+    same_print(res, "const_D1")
+    res = mj.test_constraints(qhat=CONST_Q, uhat=CONST_U, constraints=["a - 0.3", "b"], method="D2")
+    check_test("const_D2", res, 1e-6)  # R's numericDeriv: F = 14.249999910593 for exactly 14.25
+    assert res.test["RIV"].iloc[0] == 0 and np.isinf(res.test["df2"].iloc[0])
+    same_print(res, "const_D2")
+
+
+def test_constant_lm_fit(implist):
+    """The same model fitted to a complete variable in every data set (lm(GRPID ~ 1))."""
+    import statsmodels.formula.api as smf
+
+    fit = implist.analyse(lambda d: smf.ols("GRPID ~ 1", d).fit())
+    res = mj.test_estimates(fit)
+    check_estimates("lm_const_est", res, LM_RTOL)
+    check_confint("lm_const_confint", res.confint(), LM_RTOL)
+    check_test("lm_const_D1", mj.test_constraints(fit, constraints="Intercept - 25"), 1e-6)
+    res = mj.test_constraints(fit, constraints="Intercept - 25", method="D2")
+    check_test("lm_const_D2", res, 1e-6)
+    assert res.test["RIV"].iloc[0] == 0 and np.isinf(res.test["df2"].iloc[0])
 
 
 # --- missing values left in a predictor ------------------------------------------------------------

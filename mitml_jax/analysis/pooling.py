@@ -24,12 +24,26 @@ __all__ = [
     "f_pvalue",
     "t_pvalue",
     "pool_moments",
+    "mean",
 ]
 
 
 def _inverse_or_inf(x):
     with np.errstate(divide="ignore"):
         return 1.0 / np.asarray(x, dtype=float)
+
+
+def mean(x, axis=0):
+    """Mean with R's correction pass (``mean.default``, ``cov``): ``mu + mean(x - mu)``.
+
+    The plain float64 mean of identical values can miss them by an ulp (ten copies of 0.1 give
+    0.09999999999999999), which left a between-imputation variance of ~1e-32 where mitml has 0:
+    RIV 1e-32 and df 1e64 printed instead of RIV 0 and df Inf for estimates that do not vary
+    across imputations. The correction pass restores the exact value (and R's last bits).
+    """
+    x = np.asarray(x, dtype=float)
+    mu = x.mean(axis=axis)
+    return mu + (x - np.expand_dims(mu, axis)).mean(axis=axis)
 
 
 def pool_moments(qhat, uhat=None):
@@ -41,10 +55,10 @@ def pool_moments(qhat, uhat=None):
     """
     qhat = np.asarray(qhat, dtype=float)
     m = qhat.shape[0]
-    qbar = qhat.mean(axis=0)
+    qbar = mean(qhat)
     dev = qhat - qbar
     b = dev.T @ dev / (m - 1) if m > 1 else np.full((qhat.shape[1],) * 2, np.nan)
-    ubar = None if uhat is None else np.asarray(uhat, dtype=float).mean(axis=0)
+    ubar = None if uhat is None else mean(uhat)
     return qbar, ubar, b
 
 
@@ -201,10 +215,11 @@ def d2(d, k, ariv="default"):
     m = d.size
     if m < 2:
         raise MitmlError("Pooling needs at least two imputed data sets (got m = 1).")
-    r = (1.0 + 1.0 / m) * np.var(np.sqrt(d), ddof=1)
+    root = np.sqrt(d)
+    r = (1.0 + 1.0 / m) * float(np.sum((root - mean(root)) ** 2)) / (m - 1.0)
     if ariv == "positive":
         r = max(0.0, r)
-    f = (d.mean() / k - (m + 1.0) / (m - 1.0) * r) / (1.0 + r)
+    f = (mean(d) / k - (m + 1.0) / (m - 1.0) * r) / (1.0 + r)
     nu = k ** (-3.0 / m) * (m - 1.0) * (1.0 + float(_inverse_or_inf(r))) ** 2
     return _test(f, k, nu, r)
 
@@ -220,8 +235,8 @@ def d3(ll_full, ll_null, ll_full_pooled, ll_null_pooled, k, ariv="default"):
         ariv: ``"positive"`` truncates the RIV at 0 before computing D3 and its df.
     """
     m = len(ll_full)
-    dl_bar = np.mean(-2.0 * (np.asarray(ll_null) - np.asarray(ll_full)))
-    dl_tilde = np.mean(-2.0 * (np.asarray(ll_null_pooled) - np.asarray(ll_full_pooled)))
+    dl_bar = mean(-2.0 * (np.asarray(ll_null) - np.asarray(ll_full)))
+    dl_tilde = mean(-2.0 * (np.asarray(ll_null_pooled) - np.asarray(ll_full_pooled)))
     r = (m + 1.0) / (k * (m - 1.0)) * (dl_bar - dl_tilde)
     if ariv == "positive":
         r = max(0.0, r)
@@ -247,10 +262,10 @@ def d4(ll_full, ll_null, ll_stacked_full, ll_stacked_null, k, h, ariv="default")
     stacked_diff = ll_stacked_null - ll_stacked_full
     if np.isclose(stacked_diff, 0.0, rtol=0.0, atol=1.5e-8):
         stacked_diff = 0.0
-    dbar = np.mean(-2.0 * ll_diff)
+    dbar = mean(-2.0 * ll_diff)
     dhat = -2.0 * stacked_diff
     if ariv == "robust":
-        r = (m + 1.0) / (h * (m - 1.0)) * (2.0 * ll_full.mean() - 2.0 * ll_stacked_full)
+        r = (m + 1.0) / (h * (m - 1.0)) * (2.0 * mean(ll_full) - 2.0 * ll_stacked_full)
         nu = h * (m - 1.0) * (1.0 + float(_inverse_or_inf(r))) ** 2
     else:
         r = (m + 1.0) / (k * (m - 1.0)) * (dbar - dhat)

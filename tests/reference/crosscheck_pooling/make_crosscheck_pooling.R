@@ -125,6 +125,19 @@ add("lm_anova3_D3", "anova(fit.lm2, fit.lm1, fit.lm0)")
 add("lm_anova3_D4", "anova(fit.lm1, fit.lm0, fit.lm2, method='D4')")
 add("lm_D4_data", "testModels(fit.lm2, fit.lm1, method='D4', data=implist)")
 
+# --- estimates that do not vary across imputations: RIV 0, df Inf ----------------------------------
+fit.const <- with(implist, lm(GRPID ~ 1))  # GRPID is complete: the same fit in every data set
+add("lm_const_est", "testEstimates(fit.const)")
+add("lm_const_confint", "confint(testEstimates(fit.const))")
+add("lm_const_D1", "testConstraints(fit.const, constraints='Intercept - 25')")
+add("lm_const_D2", "testConstraints(fit.const, constraints='Intercept - 25', method='D2')")
+q.const <- matrix(c(rep(0.1, 10), rep(0.7, 10)), 2, byrow=TRUE, dimnames=list(c("a", "b"), NULL))
+u.const <- array(diag(c(0.01, 0.02)), c(2, 2, 10))
+add("const_est", "testEstimates(qhat=q.const, uhat=u.const)")
+add("const_est_dfcom", "testEstimates(qhat=q.const, uhat=u.const, df.com=30)")
+add("const_D1", "testConstraints(qhat=q.const, uhat=u.const, constraints=c('a - 0.3', 'b'))")
+add("const_D2", "testConstraints(qhat=q.const, uhat=u.const, constraints=c('a - 0.3', 'b'), method='D2')")
+
 # --- missing values left in a predictor (WLOAD as in the original data) ------------------------------
 # lm/lmer drop those rows from the models with WLOAD only: the likelihood-based tests then compare
 # log-likelihoods of different data (mitml says nothing), and multilevelR2's null model (refitted by
@@ -159,4 +172,4 @@ fit.jlm <- with(implist.j, lm(sat ~ sex + jor*jcl))
 add("justice_lm_est", "testEstimates(fit.jlm, extra.pars=TRUE)")
 add("justice_lm_con", "testConstraints(fit.jlm, constraints=c('`jor:jcl`/jor', 'sexfemale*jcl'), method='D2')")
 add("justice_lm_con_exact", "exact_constraints(fit.jlm, c('`jor:jcl`/jor', 'sexfemale*jcl'), method='D2')")
-write_json(res, "pooled.json", auto_unbox=TRUE, digits=NA, pretty=TRUE, null="null", na="null")
+write_json(res, "pooled.json", auto_unbox=TRUE, digits=NA, pretty=TRUE, null="null", na="string")  # Inf as "Inf"
