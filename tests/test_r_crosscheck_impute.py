@@ -15,8 +15,13 @@ Deliberate differences from mitml (asserted as such below):
   every level-2 target; here string ids work;
 * pan with a factor target: R imputes the factor's codes and the completed column gets NA
   ("invalid factor level"); here it is the spec's error "Target variables must be numeric";
-* priors of the wrong shape (pan ``Binv`` 3 x 3 for 2 targets, jomo ``Dinv`` 3 x 3 for 2) are
-  accepted silently by R; here they are errors naming the component and its shape;
+* priors of the wrong shape (pan ``Binv`` 3 x 3 for 2 targets, jomo ``Dinv`` 3 x 3 for 2), with
+  unknown components, matrices that are not positive definite, pan's ``a`` below r - 1, or a
+  list of more per-group priors than groups are accepted silently by R; here they are errors;
+  R's internal errors for too few per-group priors or a pan prior per group become plain ones;
+  jomo's ``a`` with ``random_L1 = "none"`` (R: "unused argument") is ignored with a warning;
+* an incomplete cluster column (R imputes anyway), ``y1 + y1 ~`` (R's formula algebra reads one
+  target) and rank-deficient fixed effects (R fails inside pan's Fortran code) are errors here;
 * for jomo, string targets are categorical here (R: "Target variables must either be numeric or
   factors."), so the string column of the data reaches the "no missing data" check instead;
 * error texts are mitml's first sentence plus what to do; R's "undefined columns selected"
@@ -91,6 +96,7 @@ PAN_SCENARIOS = {
     "pan_save_pred": dict(formula="y1 ~ 1 + f3 + I(x1 * x2) + (1 | school)", save_pred=True),
     "pan_numeric_clusters": dict(formula="y1 ~ 1 + x1 + (1 | idnum)"),
     "pan_target_complete": dict(formula="y1 + x2 ~ 1 + x1 + (1 | school)"),
+    "pan_cluster_as_predictor": dict(formula="y1 ~ 1 + idnum + (1 | idnum)"),
     "pan_diag": dict(formula="y1 + y2 ~ 1 + x1 + (1 + x1 | school)", keep_chains="diagonal"),
     "pan_prior_ok": dict(formula="y1 + y2 ~ 1 + x1 + (1 + x1 | school)",
                          prior=dict(a=3, Binv=np.eye(2), c=5, Dinv=np.eye(4))),
@@ -161,6 +167,14 @@ ERROR_SCENARIOS = {
     # for jomo here, and this one has no missing values
     "err_jomo_char_target": ("jomo", dict(formula="txt ~ 1 + (1 | school)"),
                              "Target variables do not contain any missing data"),
+    "err_target_as_predictor": ("pan", dict(formula="y1 ~ 1 + y2 + (1 | school)"), None),
+    # R fails inside pan's Fortran ("NA/NaN/Inf in foreign function call (arg 20)")
+    "err_group_as_predictor": ("pan", dict(formula="y1 ~ 1 + grp + (1 | school)", group="grp"),
+                               "rank deficient in group 'B': grpA"),
+    "err_collinear_predictors": ("pan", dict(formula="y1 ~ 1 + x1 + I(2 * x1) + (1 | school)"),
+                                 "rank deficient"),
+    "err_group_is_cluster": ("pan", dict(formula="y1 ~ 1 + (1 | school)", group="school"),
+                             "'group' 'school' is also the cluster variable"),
     "err_three_formulas": ("jomo", dict(formula=["y1 ~ 1 + (1 | school)", "w ~ 1", "y2 ~ 1"]), None),
     "err_type_length": ("pan", dict(type=[-2, 1, 2]), None),
     "err_two_clusters": ("pan", dict(type=ty(school=-2, idnum=-2, y1=1)), None),
@@ -187,6 +201,12 @@ STRICTER = {
     "pan_prior_Binv_dim": ("pan", dict(formula="y1 + y2 ~ 1 + x1 + (1 | school)",
                                        prior=dict(a=2, Binv=np.eye(3), c=2, Dinv=np.eye(2))),
                            r"prior\['Binv'\] must be a 2 x 2 matrix, got shape \(3, 3\)"),
+    # R imputes with the incomplete y1 as cluster ids (rows with NA ids form no cluster)
+    "pan_target_is_cluster": ("pan", dict(formula="y1 ~ 1 + (1 | y1)"),
+                              "Cluster variable 'y1' must not contain missing data"),
+    # R's formula algebra reads 'y1 + y1' as 'y1'
+    "pan_duplicate_target_in_formula": ("pan", dict(formula="y1 + y1 ~ 1 + (1 | school)"),
+                                        "Found duplicate target variables: y1"),
     "jomo_prior_Dinv_dim": ("jomo", dict(formula="y1 + y2 ~ 1 + x1 + (1 | school)",
                                          prior=dict(Binv=np.eye(2), Dinv=np.eye(3))),
                             r"prior\['Dinv'\] must be a 2 x 2 matrix, got shape \(3, 3\)"),

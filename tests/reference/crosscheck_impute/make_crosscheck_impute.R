@@ -267,6 +267,14 @@ S$prior_pan_extra_component <- probe(PP(prior = list(a = 2, Binv = I2, c = 2, Di
 S$prior_pan_a_too_small <- probe(PP(prior = list(a = 0.5, Binv = I2, c = 2, Dinv = I2)))
 S$prior_pan_Binv_not_pd <- probe(PP(prior = list(a = 2, Binv = -I2, c = 2, Dinv = I2)))
 S$prior_pan_list_per_group <- probe(PP(group = "grp", prior = list(list(a = 2, Binv = I2, c = 2, Dinv = I2), list(a = 2, Binv = I2, c = 2, Dinv = I2))))
+# model problems: R accepts (possibly with garbage) or fails inside pan's Fortran code
+S$pan_cluster_as_predictor <- pan(formula = y1 ~ 1 + idnum + (1 | idnum))
+S$err_group_as_predictor <- pan(formula = y1 ~ 1 + grp + (1 | school), group = "grp")
+S$err_collinear_predictors <- pan(formula = y1 ~ 1 + x1 + I(2 * x1) + (1 | school))
+S$err_target_as_predictor <- pan(formula = y1 ~ 1 + y2 + (1 | school))
+S$pan_target_is_cluster <- pan(formula = y1 ~ 1 + (1 | y1))
+S$pan_duplicate_target_in_formula <- pan(formula = y1 + y1 ~ 1 + (1 | school))
+S$err_group_is_cluster <- pan(formula = y1 ~ 1 + (1 | school), group = "school")
 # groups with different numbers of clusters and of observed categories (NA-padded arrays)
 S$jomo_group_randomL1_full <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school), group = "grp", random.L1 = "full")
 d9 <- d
