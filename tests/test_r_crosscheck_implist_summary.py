@@ -21,11 +21,14 @@ HERE = os.path.join(os.path.dirname(__file__), "reference", "crosscheck_implist"
 STATS = {"Rhat": "rhat_segments", "SDprop": "sd_prop", "lag-1": "acf_lag1", "lag-k": "acf_lagk",
          "lag-2k": "acf_lag2k"}
 CASES = {  # fixture -> (summary keys with their arguments)
-    "pan": {"rhat3": (3, False, False), "rhat4_all": (4, True, True), "rhat7_all": (7, True, True)},
+    "pan": {"rhat3": (3, False, False), "rhat4_all": (4, True, True), "rhat7_all": (7, True, True),
+            "acf_only": (None, False, True), "sdprop_only": (1, True, False)},
     "pan_groups": {"rhat3": (3, False, False), "rhat4_all": (4, True, True),
-                   "rhat7_all": (7, True, True)},
+                   "rhat7_all": (7, True, True), "acf_only": (None, False, True),
+                   "sdprop_only": (1, True, False)},
     "pan_constant": {"rhat3": (3, False, False), "rhat4_all": (4, True, True),
-                     "rhat7_all": (7, True, True)},
+                     "rhat7_all": (7, True, True), "acf_only": (None, False, True),
+                     "sdprop_only": (1, True, False)},
     "jomo_l2": {"rhat3_all": (3, True, True)},
     "jomo_l2_diagonal": {"rhat3_all": (3, True, True)},
 }

@@ -24,7 +24,9 @@ run <- function(name, group = NULL, n.iter = 10, m = 6, constant = FALSE) {
               print = paste(capture.output(print(imp)), collapse = "\n"))
   for (spec in list(list(key = "rhat3", n = 3, g = FALSE, a = FALSE),
                     list(key = "rhat4_all", n = 4, g = TRUE, a = TRUE),
-                    list(key = "rhat7_all", n = 7, g = TRUE, a = TRUE))) {
+                    list(key = "rhat7_all", n = 7, g = TRUE, a = TRUE),
+                    list(key = "acf_only", n = NULL, g = FALSE, a = TRUE),
+                    list(key = "sdprop_only", n = 1, g = TRUE, a = FALSE))) {
     s <- summary(imp, n.Rhat = spec$n, goodness.of.appr = spec$g, autocorrelation = spec$a)
     out[[spec$key]] <- list(
       conv = lapply(s$conv, function(z) list(colnames = colnames(z), values = unname(as.matrix(z)))),
