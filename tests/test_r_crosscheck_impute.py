@@ -241,7 +241,8 @@ def test_fixture_covers_every_scenario():
     assert set(R) == set(SCENARIOS) | set(ERROR_SCENARIOS) | set(STRICTER) | {
         "jomo_L2_string_ids_B16", "complete_err_two_zero", "complete_err_string", "model_matrices",
         "long_factor", "long_factor_exclude", "long_numeric", "jomo_save_pred_B4",
-        "jomo_unobserved_level_B8", "jomo_group_numcat", "pan_integer_target", "prior_jomo_a_with_none"} | set(PRIOR_PROBES)
+        "jomo_unobserved_level_B8", "jomo_group_numcat", "pan_integer_target", "prior_jomo_a_with_none", "rows_pan_group", "rows_jomo_group",
+        "rows_observed_means"} | set(PRIOR_PROBES)
     for name in SCENARIOS:
         assert "error" not in R[name], name
 
@@ -536,3 +537,29 @@ def test_prior_a_without_random_l1_warns():
     with pytest.warns(MitmlWarning, match=r"prior\['a'\] is used only with random_L1"):
         imp = _impute("jomo", _PJ | dict(prior=dict(Binv=I2, Dinv=I2, a=7)))
     assert list(imp.prior[0]) == ["Binv", "Dinv"]
+
+
+@pytest.mark.parametrize("kind", ["pan", "jomo"])
+def test_imputations_land_in_their_rows_as_in_r(kind):
+    """Cluster k's y1 shifted by 20 k, group "A" by +200 (rows unsorted, string ids): the mean
+    imputed y1 of every cluster is R's (and the observed cluster mean) within Monte Carlo error
+    (tolerance 6 against gaps of 20 between clusters), so no imputation is in another row."""
+    d = DATA.copy()
+    k = d["school"].map({sc: i + 1 for i, sc in enumerate(d["school"].unique())})
+    d["y1"] = d["y1"] + 20 * k + np.where(d["grp"] == "A", 200, 0)
+    second = "y2" if kind == "pan" else "yb"
+    imp = _impute_data(kind, d, formula=f"y1 + {second} ~ 1 + x1 + (1 | school)", group="grp",
+                       n_burn=2000, n_iter=20, m=5, seed=1, progress=False)
+    mean = sum(frame["y1"] for frame in imp.complete("all")) / 5
+    miss = d["y1"].isna()
+    ours = mean[miss].groupby(d["school"][miss]).mean()
+    ref = R[f"rows_{kind}_group"]
+    assert sorted(ours.index) == sorted(ref)
+    for school, value in ours.items():
+        assert abs(value - ref[school]) < 6, (school, value, ref[school])
+        assert abs(value - R["rows_observed_means"][school]) < 6, school
+
+
+def _impute_data(kind, data, **kwargs):
+    fn = mj.pan_impute if kind == "pan" else mj.jomo_impute
+    return fn(data, **kwargs)

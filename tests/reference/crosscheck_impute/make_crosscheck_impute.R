@@ -275,6 +275,22 @@ S$err_target_as_predictor <- pan(formula = y1 ~ 1 + y2 + (1 | school))
 S$pan_target_is_cluster <- pan(formula = y1 ~ 1 + (1 | y1))
 S$pan_duplicate_target_in_formula <- pan(formula = y1 + y1 ~ 1 + (1 | school))
 S$err_group_is_cluster <- pan(formula = y1 ~ 1 + (1 | school), group = "school")
+# rows of the imputations: cluster k's y1 is shifted by 20 k (clusters in data order of first
+# appearance), group "A" also by +200; per cluster, the mean imputed y1 (over m = 5). pan mixes
+# slowly at this intra-class correlation (not converged after 200 iterations, in R as here).
+d12 <- d
+k12 <- match(d12$school, unique(d12$school))
+d12$y1 <- d12$y1 + 20 * k12 + ifelse(d12$grp == "A", 200, 0)
+row_means <- function(imp) {
+  cm <- Reduce(`+`, lapply(mitmlComplete(imp, "all"), function(z) z$y1)) / 5
+  miss <- is.na(d12$y1)
+  tapply(cm[miss], d12$school[miss], mean)
+}
+S$rows_pan_group <- as.list(row_means(panImpute(d12, formula = y1 + y2 ~ 1 + x1 + (1 | school), group = "grp",
+                                                n.burn = 2000, n.iter = 20, m = 5, seed = 1, silent = TRUE)))
+S$rows_jomo_group <- as.list(row_means(jomoImpute(d12, formula = y1 + yb ~ 1 + x1 + (1 | school), group = "grp",
+                                                  n.burn = 2000, n.iter = 20, m = 5, seed = 1, silent = TRUE)))
+S$rows_observed_means <- as.list(tapply(d12$y1, d12$school, mean, na.rm = TRUE))
 # groups with different numbers of clusters and of observed categories (NA-padded arrays)
 S$jomo_group_randomL1_full <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school), group = "grp", random.L1 = "full")
 d9 <- d
