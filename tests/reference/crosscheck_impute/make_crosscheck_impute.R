@@ -198,8 +198,10 @@ S$complete_err_string <- run(mitmlComplete(imp0, print = "first"))
 rhs <- c("1 + log(x2) + poly(x1, 2)", "x1 * x2 + I(x2^2)", "1 + f3 + x1:f3", "0 + f3 + x1",
          "poly(x2, 3, raw = TRUE) + poly(x1, 2):f3", "1 + grp * f3", "1 + sqrt(x2) + exp(x1) + I(x1 > 0)",
          "1 + txt + idnum", "0 + txt:x1 + grp", "x1 + f3 + x1:f3 + x2:grp:f3")
+rhs <- c(rhs, "1 + yo + x1:yo", "0 + yo", "yb * yo")  # ordered factors: contr.poly; NA rows kept
 S$model_matrices <- lapply(setNames(rhs, rhs), function(r) {
-  mm <- model.matrix(as.formula(paste("~", r)), d)
+  mf <- model.frame(as.formula(paste("~", r)), d, na.action = na.pass)
+  mm <- model.matrix(as.formula(paste("~", r)), mf)
   list(names = colnames(mm), values = unname(as.list(as.data.frame(mm))))
 })
 # long2mitml.list: order of the data sets (factor levels, numbers), exclude, dropped split column
