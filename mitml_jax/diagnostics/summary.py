@@ -332,7 +332,7 @@ def _format_across(s: ImputationSummary, blocks) -> str:
     chain_word = "chain" if s.chains == 1 else "chains"
     out = (f"\nAcross chains ({s.chains} {chain_word} x {s.draws} draws, imputation phase;\n"
            "rank-normalised split Rhat, bulk/tail ESS, MCSE of the mean):\n\n")
-    out += format_numeric_table(rows, cols, values)
+    out += format_numeric_table(rows, cols, values, per_column=True)  # our own table: ESS as integers
     if s.chains > 1:
         out += "\nLargest rank-normalised Rhat:\n" + _largest(f, "rhat_rank", blocks)
     return out
