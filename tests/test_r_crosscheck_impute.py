@@ -125,6 +125,7 @@ JOMO_SCENARIOS = {
     "jomo_cat_first": dict(formula="yc + y1 + yb ~ 1 + x1 + (1 | school)"),
     "jomo_ordered": dict(formula="yo + y2 ~ 1 + x1 + (1 | school)"),
     "jomo_L2_list": dict(formula=["y1 + yb ~ 1 + x1 + (1 | idnum)", "w ~ 1 + z2"]),
+    "jomo_L2_with_bar": dict(formula=["y1 ~ 1 + (1 | idnum)", "w ~ 1 + z2 + (1 | idnum)"]),
     "jomo_L2_diag": dict(formula=["y1 + yb ~ 1 + x1 + (1 | idnum)", "w ~ 1 + z2"],
                          keep_chains="diagonal"),
     "jomo_L2_cm": dict(formula=["y1 ~ 1 + x1 + (1 | idnum)", "w ~ 1 + x1"]),
@@ -242,7 +243,7 @@ def test_fixture_covers_every_scenario():
         "jomo_L2_string_ids_B16", "complete_err_two_zero", "complete_err_string", "model_matrices",
         "long_factor", "long_factor_exclude", "long_numeric", "jomo_save_pred_B4",
         "jomo_unobserved_level_B8", "jomo_group_numcat", "pan_integer_target", "prior_jomo_a_with_none", "rows_pan_group", "rows_jomo_group",
-        "rows_observed_means"} | set(PRIOR_PROBES)
+        "rows_observed_means", "jomo_L2_cat_target"} | set(PRIOR_PROBES)
     for name in SCENARIOS:
         assert "error" not in R[name], name
 
@@ -564,3 +565,26 @@ def test_imputations_land_in_their_rows_as_in_r(kind):
 def _impute_data(kind, data, **kwargs):
     fn = mj.pan_impute if kind == "pan" else mj.jomo_impute
     return fn(data, **kwargs)
+
+
+def test_categorical_level2_target_as_r():
+    """A factor level-2 target (constant within clusters) next to a numeric one."""
+    r = R["jomo_L2_cat_target"]
+    d13 = DATA.copy()
+    d13["wcat"] = pd.Categorical(np.where(d13["w"] > 0, "pos", np.where(d13["w"].isna(), None, "neg")),
+                                 categories=["pos", "neg"])
+    imp = mj.jomo_impute(d13, formula=["y1 ~ 1 + x1 + (1 | idnum)", "wcat + w ~ 1 + z2"], **RUN)
+    assert _model_of(imp.spec) == {k: (v if k in ("clus", "is_ML", "is_L2") else _as_list(v))
+                                   for k, v in r["model"].items()}
+    dims = {k: [v.shape[3], v.shape[4], v.shape[0] * v.shape[1], v.shape[2]]
+            for k, v in imp.imputation.items()}
+    assert dims == r["par_dims"] and list(imp.imputation) == r["par_names"]
+    assert {k: list(np.atleast_2d(v).shape) for k, v in imp.prior[0].items()} == r["prior_dims"]
+    keep = lambda lines: [ln.rstrip() for ln in lines if ln.strip() and not ln.startswith(
+        ("jomo_impute", "jomoImpute", "    "))]
+    assert keep(repr(imp).splitlines()) == keep(r["print"])
+    assert r["constant"] and r["n_missing_after"] == 0
+    for frame in imp.complete("all"):
+        assert list(frame["wcat"].dtype.categories) == r["complete_levels"]["wcat"]
+        assert frame.groupby("idnum")["wcat"].nunique().eq(1).all()
+        assert frame[["wcat", "w", "y1"]].notna().all().all()

@@ -293,6 +293,17 @@ S$rows_pan_group <- as.list(row_means(panImpute(d12, formula = y1 + y2 ~ 1 + x1 
 S$rows_jomo_group <- as.list(row_means(jomoImpute(d12, formula = y1 + yb ~ 1 + x1 + (1 | school), group = "grp",
                                                   n.burn = 2000, n.iter = 20, m = 5, seed = 1, silent = TRUE)))
 S$rows_observed_means <- as.list(tapply(d12$y1, d12$school, mean, na.rm = TRUE))
+# level-2 formula with a '|' term (dropped) and a categorical level-2 target
+S$jomo_L2_with_bar <- jomo(formula = list(y1 ~ 1 + (1 | idnum), w ~ 1 + z2 + (1 | idnum)))
+d13 <- d
+d13$wcat <- factor(ifelse(d$w > 0, "pos", "neg"), levels = c("pos", "neg"))
+imp13 <- jomoImpute(d13, formula = list(y1 ~ 1 + x1 + (1 | idnum), wcat + w ~ 1 + z2), n.burn = 20, n.iter = 2,
+                    m = 3, seed = 1, silent = TRUE)
+S$jomo_L2_cat_target <- c(record(imp13, d13)[c("model", "print", "par_names", "par_dims", "prior_dims",
+                                                "complete_classes", "complete_levels", "observed_identical",
+                                                "n_missing_after")],
+                          list(constant = all(sapply(mitmlComplete(imp13, "all"), function(z)
+                            all(tapply(as.character(z$wcat), z$idnum, function(v) length(unique(v))) == 1)))))
 # groups with different numbers of clusters and of observed categories (NA-padded arrays)
 S$jomo_group_randomL1_full <- jomo(formula = y1 + y2 ~ 1 + x1 + (1 | school), group = "grp", random.L1 = "full")
 d9 <- d
