@@ -125,6 +125,15 @@ add("lm_anova3_D3", "anova(fit.lm2, fit.lm1, fit.lm0)")
 add("lm_anova3_D4", "anova(fit.lm1, fit.lm0, fit.lm2, method='D4')")
 add("lm_D4_data", "testModels(fit.lm2, fit.lm1, method='D4', data=implist)")
 
+# --- glm (binomial): anova falls back from D3 to D4, D2-likelihood, nonlinear constraints -------------
+implist.b <- within(implist, SAT <- as.numeric(JOBSAT > 0))
+glm2 <- with(implist.b, glm(SAT ~ NEGLEAD + WLOAD + COHES, family=binomial))
+glm1 <- with(implist.b, glm(SAT ~ NEGLEAD, family=binomial))
+glm0 <- with(implist.b, glm(SAT ~ 1, family=binomial))
+add("glm_anova3", "anova(glm2, glm1, glm0)")
+add("glm_D2_lik", "testModels(glm2, glm1, method='D2', use='likelihood')")
+add("glm_con_exact", "exact_constraints(glm2, c('exp(NEGLEAD) - 1', 'WLOADhigh/COHES'))")
+
 # --- estimates that do not vary across imputations: RIV 0, df Inf ----------------------------------
 fit.const <- with(implist, lm(GRPID ~ 1))  # GRPID is complete: the same fit in every data set
 add("lm_const_est", "testEstimates(fit.const)")
