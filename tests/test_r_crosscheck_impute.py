@@ -588,3 +588,19 @@ def test_categorical_level2_target_as_r():
         assert list(frame["wcat"].dtype.categories) == r["complete_levels"]["wcat"]
         assert frame.groupby("idnum")["wcat"].nunique().eq(1).all()
         assert frame[["wcat", "w", "y1"]].notna().all().all()
+
+
+def test_poly_forms_and_errors():
+    small = pd.DataFrame({"x1": [1, 3, 2, 5, 4.5, 7.0], "x2": [1, 1, 2, 2, 1, 2.0]})
+    # R 4: colnames(model.matrix(~ poly(x1, 2, raw = T), data.frame(x1 = ...)))
+    assert list(model_matrix("poly(x1, 2, raw = T)", small).columns) == [
+        "(Intercept)", "poly(x1, 2, raw = T)1", "poly(x1, 2, raw = T)2"]
+    with pytest.raises(MitmlError, match="must be less than the number of unique points"):
+        model_matrix("poly(x2, 2)", small)
+    with pytest.raises(MitmlError, match="'degree' must be a positive whole number"):
+        model_matrix("poly(x1, 0)", small)
+    gap = small.assign(x1=[1, np.nan, 2, 5, 4.5, 7.0])
+    mm = model_matrix("poly(x1, 2)", gap)
+    assert mm.iloc[1, 1:].isna().all() and mm.drop(index=1).notna().all().all()
+    with pytest.raises(MitmlError, match="Predictor variables must not contain missing data"):
+        build_spec(DATA, formula="y1 ~ poly(xmiss, 2) + (1 | school)", kind="pan")

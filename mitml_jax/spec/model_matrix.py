@@ -18,8 +18,9 @@ are then assembled here with R's rules (names and values as R's):
 Expressions are evaluated with the data's columns (which take precedence) and ``I``, ``log``,
 ``exp``, ``sqrt``, ``abs``, ``mean``, ``factor``/``C``, ``clusterMeans(x, cluster)``,
 ``poly(x, degree, raw)`` (several columns, named ``poly(x, 2)1``, ``poly(x, 2)2`` as in R; see
-:mod:`mitml_jax.spec.poly`), ``TRUE``/``FALSE`` and ``np`` in scope. Names that are not Python identifiers go in backticks (``I(`x.1`^2)``); bare ``x.1`` works
-outside calls.
+:mod:`mitml_jax.spec.poly`), ``TRUE``/``FALSE`` (and ``T``/``F`` unless they are columns) and
+``np`` in scope. Names that are not Python identifiers go in backticks (``I(`x.1`^2)``); bare
+``x.1`` works outside calls.
 """
 
 from __future__ import annotations
@@ -213,7 +214,8 @@ def _cluster_means(x, cluster):
 
 _FUNCTIONS = {"I": lambda v: v, "log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
               "mean": np.mean, "np": np, "factor": _AsFactor, "C": _AsFactor,
-              "clusterMeans": _cluster_means, "poly": poly, "TRUE": True, "FALSE": False}
+              "clusterMeans": _cluster_means, "poly": poly, "TRUE": True, "FALSE": False,
+              "T": True, "F": False}
 
 
 class _Namespace(dict):
