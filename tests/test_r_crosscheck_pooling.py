@@ -166,6 +166,25 @@ LM_CONSTRAINT_CASES = [
 ]
 
 
+def test_lm_constraints_with_normal_distribution_functions(lm_fits):
+    """R's pnorm, qnorm and dnorm in constraints (mitml evaluates any R function)."""
+    res = mj.test_constraints(lm_fits[0], constraints=["pnorm(NEGLEAD) - 0.5",
+                                                      "qnorm(plogis(COHES))", "dnorm(WLOADhigh)"])
+    check_test("lm_con_pnorm", res, 1e-5)
+    res = mj.test_constraints(lm_fits[0], constraints=["pnorm(NEGLEAD) - 0.5", "dnorm(WLOADhigh)"])
+    check_test("lm_con_pnorm_exact", res, LM_RTOL)
+
+
+def test_constraint_written_as_equation_is_refused_with_a_rewrite(lm_fits):
+    """mitml fails on 'a*b = 0.5' with R's 'could not find function "*<-"'; we say what to write."""
+    with pytest.raises(mj.MitmlError, match=r"write 'NEGLEAD\*COHES - \(0.5\)'"):
+        mj.test_constraints(lm_fits[0], constraints=["NEGLEAD", "NEGLEAD*COHES = 0.5"])
+    with pytest.raises(mj.MitmlError, match=r"write '`WLOAD\[T.high\]` - \(COHES\)'"):
+        mj.test_constraints(lm_fits[0], constraints="`WLOAD[T.high]` == COHES")
+    with pytest.raises(mj.MitmlError, match="comparison or assignment"):
+        mj.test_constraints(lm_fits[0], constraints="NEGLEAD > 0")
+
+
 def test_lm_anova_three_models_and_d4_data(implist, lm_fits):
     import statsmodels.formula.api as smf
 

@@ -4,7 +4,10 @@
 Constraints are strings over parameter names, each tested against 0 (``"G.SES - I.SES"``,
 ``"exp(a) - 1"``, ``"a*b"``, R's ``a^2``). They are parsed with :mod:`ast` into a small, safe
 evaluator over :mod:`jax.numpy` (numbers, ``+ - * / **``, R's ``^`` read as ``**``,
-parameter names and a whitelist of functions); nothing is passed to ``eval``. The Jacobian is exact (``jax.jacfwd``).
+parameter names and a whitelist of functions, R's ``pnorm``, ``qnorm``, ``dnorm``, ``plogis`` and
+``qlogis`` among them); nothing is passed to ``eval``. The Jacobian is exact (``jax.jacfwd``).
+A comparison such as ``"a*b = 0.5"`` is refused with the constraint to write instead
+(``"a*b - (0.5)"``); mitml fails on it with R's "could not find function "*<-"".
 
 Parameter names: ``(Intercept)`` is written ``Intercept`` (as in mitml). Names that are not
 Python identifiers (``Sex[T.Girl]``, ``x:z``) can be written in backticks (```Sex[T.Girl]```),
@@ -20,6 +23,7 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special
 import numpy as np
 import pandas as pd
 
@@ -38,6 +42,8 @@ FUNCTIONS = {
     "tan": jnp.tan, "tanh": jnp.tanh, "sinh": jnp.sinh, "cosh": jnp.cosh, "asin": jnp.arcsin,
     "acos": jnp.arccos, "atan": jnp.arctan, "plogis": jax.nn.sigmoid,
     "qlogis": lambda p: jnp.log(p) - jnp.log1p(-p),
+    "pnorm": jax.scipy.special.ndtr, "qnorm": jax.scipy.special.ndtri,
+    "dnorm": lambda x: jnp.exp(-0.5 * x * x) / jnp.sqrt(2.0 * jnp.pi),
 }
 _BINARY = {ast.Add: jnp.add, ast.Sub: jnp.subtract, ast.Mult: jnp.multiply,
            ast.Div: jnp.divide, ast.Pow: jnp.power}
@@ -84,7 +90,7 @@ def parse_constraints(constraints, names, aliases=None):
     table = _lookup_table(list(names), aliases)
     trees = []
     for text in constraints:
-        quoted = {}
+        quoted, originals = {}, {}
 
         def _placeholder(match):
             key = _clean(match.group(1))
@@ -93,9 +99,18 @@ def parse_constraints(constraints, names, aliases=None):
                                  f"parameters are {list(names)}.")
             token = f"__mitml_q{len(quoted)}__"
             quoted[token] = table[key]
+            originals[token] = match.group(0)
             return token
 
         source = re.sub(r"`([^`]*)`", _placeholder, _clean(str(text))).replace("^", "**")
+        if re.search(r"[<>!=]", source):
+            lhs, op, rhs = re.split(r"(==|<=|>=|!=|=|<|>)", source, maxsplit=1)
+            for token, original in originals.items():
+                lhs, rhs = lhs.replace(token, original), rhs.replace(token, original)
+            hint = (f"; to test {text!r}, write '{lhs.strip()} - ({rhs.strip()})'"
+                    if op in ("=", "==") else "")
+            raise MitmlError(f"Constraint {text!r} contains a comparison or assignment; each "
+                             f"constraint is an expression tested against 0{hint}.")
         try:
             tree = ast.parse(source.strip(), mode="eval")
         except SyntaxError as err:

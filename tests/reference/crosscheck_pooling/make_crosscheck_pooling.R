@@ -80,6 +80,8 @@ add("lm_con_multi_D2", "testConstraints(fit.lm2, constraints=c('NEGLEAD*COHES - 
 add("lm_con_multi_D2_exact", "exact_constraints(fit.lm2, c('NEGLEAD*COHES - 0.5', 'WLOADhigh/NEGLEAD', 'exp(COHES) - 1'), method='D2')")
 add("lm_con_pow_D2_pos", "testConstraints(fit.lm2, constraints=c('Intercept + NEGLEAD^2', 'COHES'), method='D2', ariv='positive')")
 add("lm_con_pow_D2_pos_exact", "exact_constraints(fit.lm2, c('Intercept + NEGLEAD^2', 'COHES'), method='D2', ariv='positive')")
+add("lm_con_pnorm", "testConstraints(fit.lm2, constraints=c('pnorm(NEGLEAD) - 0.5', 'qnorm(plogis(COHES))', 'dnorm(WLOADhigh)'))")
+add("lm_con_pnorm_exact", "exact_constraints(fit.lm2, c('pnorm(NEGLEAD) - 0.5', 'dnorm(WLOADhigh)'))")
 
 # --- lmer ------------------------------------------------------------------------------------------
 # lme4's default nloptwrap tolerances stop up to ~1e-5 (relative) short of the REML optimum for the
