@@ -604,3 +604,14 @@ def test_poly_forms_and_errors():
     assert mm.iloc[1, 1:].isna().all() and mm.drop(index=1).notna().all().all()
     with pytest.raises(MitmlError, match="Predictor variables must not contain missing data"):
         build_spec(DATA, formula="y1 ~ poly(xmiss, 2) + (1 | school)", kind="pan")
+
+
+def test_type_with_non_string_column_names_says_what_to_do():
+    """R's data frames always have string names; pandas' may be integers (pd.DataFrame(array))."""
+    d = DATA[["school", "x1", "y1", "y2"]].copy()
+    d.columns = [0, 1, 2, 3]
+    with pytest.raises(MitmlError, match=r"'type' needs string column names.*\[0, 1, 2, 3\]"):
+        mj.pan_impute(d, type=[-2, 2, 1, 1], **RUN)
+    d.columns = d.columns.astype(str)  # the advice works
+    spec = build_spec(d, type=[-2, 2, 1, 1], kind="pan")
+    assert spec.targets == ("2", "3") and spec.cluster == "0"

@@ -68,6 +68,11 @@ def type_to_formula(data: pd.DataFrame, type_, group, kind: str):
     if isinstance(type_, (str, dict)) or type_ is None:
         raise MitmlTypeError("'type' must be a sequence of integer codes, one per column of "
                              f"'data' (or, for jomo, a list of two), not {type(type_).__name__}.")
+    odd = [c for c in data.columns if not isinstance(c, str)]
+    if odd:
+        raise MitmlError(f"'type' needs string column names, but 'data' has the column name(s) "
+                         f"{odd[:5]!r}{' ...' if len(odd) > 5 else ''}: name the columns first, "
+                         "e.g. data.columns = data.columns.astype(str).")
     level1, level2 = _split_type(type_)
     if level2 is not None and kind == "pan":
         raise MitmlError("'type' for pan must be one vector; level-2 target models "
