@@ -249,8 +249,12 @@ def test_glm_anova_falls_back_to_d4(implist):
 def test_lmer_random_slope_estimates(lmer_fits):
     fit2, fit1, _ = lmer_fits
     check_estimates("lmer_slope_est_extra", mj.test_estimates(fit2, extra_pars=True), SLOPE_RTOL)
-    res = mj.test_estimates(fit2, extra_pars=True, df_com=46)  # R: var.comp = TRUE (deprecated)
+    with pytest.warns(mj.MitmlWarning, match="'var_comp' argument is deprecated. Please use "
+                                              "'extra_pars' instead"):  # as mitml's var.comp
+        res = mj.test_estimates(fit2, df_com=46, var_comp=True)
     check_estimates("lmer_slope_est_varcomp_dfcom", res, SLOPE_RTOL)
+    assert REF["lmer_slope_est_varcomp_dfcom"]["warnings"] == [
+        "The 'var.comp' argument is deprecated. Please use 'extra.pars' instead."]
     same_print(res, "lmer_slope_est_varcomp_dfcom")
     check_confint("lmer_slope_confint_80",
                   mj.test_estimates(fit2, df_com=46).confint(level=0.8), SLOPE_RTOL)

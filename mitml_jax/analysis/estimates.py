@@ -230,19 +230,25 @@ def _percent_labels(alpha: float):
     return tuple(f"{v:.{decimals}f} %" for v in values)
 
 
-def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, df_com=None):
+def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, df_com=None, *,
+                   var_comp=None):
     """Pool parameter estimates by Rubin's rules (mitml's ``testEstimates``).
 
     Args:
         model: list of fitted models, one per imputed data set (e.g. an ``AnalysisList``).
         qhat, uhat: alternatively, estimates and their (co)variances (see the module docstring).
         extra_pars: also pool variance components etc. by their mean (``model`` only).
-        df_com: complete-data degrees of freedom (scalar or one per parameter) for the
-            Barnard-Rubin small-sample df.
+        df_com: complete-data degrees of freedom (scalar or one per parameter, in the order of
+            the model's parameters) for the Barnard-Rubin small-sample df.
+        var_comp: deprecated name of ``extra_pars`` (as in mitml: used with a warning).
 
     Returns:
         :class:`EstimatesResult`.
     """
+    if var_comp is not None:
+        warnings.warn("The 'var_comp' argument is deprecated. Please use 'extra_pars' instead.",
+                      MitmlWarning, stacklevel=2)
+        extra_pars = bool(var_comp)
     if (model is None) == (qhat is None):
         raise MitmlError("Either 'model' or 'qhat' must be supplied (not both).")
     extra = None
