@@ -65,7 +65,8 @@ def load_data() -> pd.DataFrame:
     for name, info in TYPES.items():
         classes = _classes(name)
         if "factor" in classes:
-            d[name] = pd.Categorical(d[name], categories=info["levels"], ordered="ordered" in classes)
+            d[name] = pd.Categorical(d[name], categories=info["levels"],
+                                     ordered="ordered" in classes)
         elif "integer" in classes:
             d[name] = d[name].astype("int64")
         elif "character" in classes:
@@ -163,7 +164,8 @@ ERROR_SCENARIOS = {
     "err_no_missing": ("pan", dict(formula="x1 ~ 1 + (1 | school)"), None),
     "err_L2_target_varies": ("jomo", dict(formula=["y1 ~ 1 + (1 | idnum)", "y2 ~ 1"]), None),
     "err_randomL1_single": ("jomo", dict(formula="y1 ~ 1 + x1", random_L1="mean"), None),
-    "err_pan_no_cluster": ("pan", dict(formula="y1 ~ 1 + x1"), "Cluster indicator not found in formula"),
+    "err_pan_no_cluster": ("pan", dict(formula="y1 ~ 1 + x1"),
+                           "Cluster indicator not found in formula"),
     # R: "Target variables must either be numeric or factors."; string targets are categorical
     # for jomo here, and this one has no missing values
     "err_jomo_char_target": ("jomo", dict(formula="txt ~ 1 + (1 | school)"),
@@ -176,7 +178,8 @@ ERROR_SCENARIOS = {
                                  "rank deficient"),
     "err_group_is_cluster": ("pan", dict(formula="y1 ~ 1 + (1 | school)", group="school"),
                              "'group' 'school' is also the cluster variable"),
-    "err_three_formulas": ("jomo", dict(formula=["y1 ~ 1 + (1 | school)", "w ~ 1", "y2 ~ 1"]), None),
+    "err_three_formulas": ("jomo", dict(formula=["y1 ~ 1 + (1 | school)", "w ~ 1", "y2 ~ 1"]),
+                           None),
     "err_type_length": ("pan", dict(type=[-2, 1, 2]), None),
     "err_two_clusters": ("pan", dict(type=ty(school=-2, idnum=-2, y1=1)), None),
     # R: "undefined columns selected" (from `[`); mitml's own message for a bad 'group'
@@ -239,11 +242,13 @@ def _r_model(name) -> dict:
 
 
 def test_fixture_covers_every_scenario():
-    assert set(R) == set(SCENARIOS) | set(ERROR_SCENARIOS) | set(STRICTER) | {
-        "jomo_L2_string_ids_B16", "complete_err_two_zero", "complete_err_string", "model_matrices",
-        "long_factor", "long_factor_exclude", "long_numeric", "jomo_save_pred_B4",
-        "jomo_unobserved_level_B8", "jomo_group_numcat", "pan_integer_target", "prior_jomo_a_with_none", "rows_pan_group", "rows_jomo_group",
-        "rows_observed_means", "jomo_L2_cat_target"} | set(PRIOR_PROBES)
+    others = {"jomo_L2_string_ids_B16", "complete_err_two_zero", "complete_err_string",
+              "model_matrices", "long_factor", "long_factor_exclude", "long_numeric",
+              "jomo_save_pred_B4", "jomo_unobserved_level_B8", "jomo_group_numcat",
+              "pan_integer_target", "prior_jomo_a_with_none", "rows_pan_group", "rows_jomo_group",
+              "rows_observed_means", "jomo_L2_cat_target"}
+    covered = set(SCENARIOS) | set(ERROR_SCENARIOS) | set(STRICTER) | set(PRIOR_PROBES)
+    assert set(R) == covered | others
     for name in SCENARIOS:
         assert "error" not in R[name], name
 
@@ -306,7 +311,8 @@ def _check_run(name, imp):
     for col in first.columns:
         classes, dtype = _as_list(r["complete_classes"][col]), first[col].dtype
         if "factor" in classes:
-            assert isinstance(dtype, pd.CategoricalDtype) and dtype.ordered == ("ordered" in classes)
+            assert isinstance(dtype, pd.CategoricalDtype)
+            assert dtype.ordered == ("ordered" in classes)
             assert list(dtype.categories) == _as_list(r["complete_levels"][col]), col
         else:
             expected = {"numeric": "float64", "integer": "int64", "character": "object"}[classes[0]]
@@ -380,7 +386,8 @@ def test_mitml_complete_errors_match_r():
     imp = _impute("pan", dict(formula="y1 ~ 1 + (1 | school)"))
     with pytest.raises(MitmlError, match="Only one negative or zero value is allowed in 'print'."):
         imp.complete([0, -1])
-    assert R["complete_err_two_zero"]["error"] == "Only one negative or zero value is allowed in 'print'."
+    assert R["complete_err_two_zero"]["error"] == (
+        "Only one negative or zero value is allowed in 'print'.")
     with pytest.raises(MitmlError, match="Invalid 'print' argument."):
         imp.complete("first")
     assert R["complete_err_string"]["error"] == "Invalid 'print' argument."
@@ -477,7 +484,8 @@ def test_groups_with_different_observed_categories_as_r():
 def test_integer_target_with_missing_values_becomes_float_as_r():
     """R: an integer target is numeric after imputation, integer in the original (print = 0)."""
     r = R["pan_integer_target"]
-    assert (r["class_before"], r["class_after"], r["class_original"]) == ("integer", "numeric", "integer")
+    assert (r["class_before"], r["class_after"], r["class_original"]) == (
+        "integer", "numeric", "integer")
     d10 = DATA.copy()
     cnt = pd.array(np.round(10 * DATA["x2"].to_numpy()).astype(np.int64), dtype="Int64")
     cnt[DATA["y1"].isna().to_numpy()] = pd.NA
@@ -486,7 +494,8 @@ def test_integer_target_with_missing_values_becomes_float_as_r():
     assert imp.complete(1)["cnt"].dtype == np.float64
     assert imp.complete(0)["cnt"].dtype == "Int64"
     seen = d10["cnt"].notna().to_numpy()
-    assert np.array_equal(imp.complete(1)["cnt"].to_numpy()[seen], d10["cnt"].to_numpy()[seen].astype(float))
+    assert np.array_equal(imp.complete(1)["cnt"].to_numpy()[seen],
+                          d10["cnt"].to_numpy()[seen].astype(float))
 
 
 I2 = np.eye(2)
@@ -500,7 +509,8 @@ PRIOR_PROBES = {
                                   "a list of 1 priors but there are 2 groups"),
     "prior_jomo_list_no_group": ("jomo", dict(prior=[dict(Binv=I2, Dinv=I2)]), "ok"),
     "prior_jomo_missing_Binv": ("jomo", dict(prior=dict(Dinv=I2)), "ok"),
-    "prior_jomo_mean_without_a": ("jomo", dict(random_L1="mean", prior=dict(Binv=I2, Dinv=I2)), "ok"),
+    "prior_jomo_mean_without_a": ("jomo", dict(random_L1="mean", prior=dict(Binv=I2, Dinv=I2)),
+                                  "ok"),
     "prior_jomo_extra_component": ("jomo", dict(prior=dict(Binv=I2, Dinv=I2, zz=1)),
                                    r"unknown component\(s\) \['zz'\]"),
     "prior_jomo_Binv_not_pd": ("jomo", dict(prior=dict(Binv=-I2, Dinv=I2)),
@@ -511,7 +521,8 @@ PRIOR_PROBES = {
                               r"prior\['a'\] = 0.5 must exceed 1"),
     "prior_pan_Binv_not_pd": ("pan", dict(prior=dict(a=2, Binv=-I2, c=2, Dinv=I2)),
                               r"prior\['Binv'\] must be positive definite"),
-    "prior_pan_list_per_group": ("pan", dict(group="grp", prior=[dict(a=2, Binv=I2, c=2, Dinv=I2)] * 2),
+    "prior_pan_list_per_group": ("pan", dict(group="grp",
+                                             prior=[dict(a=2, Binv=I2, c=2, Dinv=I2)] * 2),
                                  "prior must be a dict"),
 }
 
@@ -571,8 +582,8 @@ def test_categorical_level2_target_as_r():
     """A factor level-2 target (constant within clusters) next to a numeric one."""
     r = R["jomo_L2_cat_target"]
     d13 = DATA.copy()
-    d13["wcat"] = pd.Categorical(np.where(d13["w"] > 0, "pos", np.where(d13["w"].isna(), None, "neg")),
-                                 categories=["pos", "neg"])
+    sign = np.where(d13["w"] > 0, "pos", np.where(d13["w"].isna(), None, "neg"))
+    d13["wcat"] = pd.Categorical(sign, categories=["pos", "neg"])
     imp = mj.jomo_impute(d13, formula=["y1 ~ 1 + x1 + (1 | idnum)", "wcat + w ~ 1 + z2"], **RUN)
     assert _model_of(imp.spec) == {k: (v if k in ("clus", "is_ML", "is_L2") else _as_list(v))
                                    for k, v in r["model"].items()}

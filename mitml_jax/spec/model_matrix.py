@@ -257,7 +257,8 @@ def _as_factor(values, n: int, name: str) -> _Factor:
         values = values.values
     if isinstance(values, MatrixTerm) and not forced:
         if values.values.shape[0] != n:
-            raise MitmlError(f"Formula term {name!r} has {values.values.shape[0]} values for {n} rows.")
+            raise MitmlError(f"Formula term {name!r} has {values.values.shape[0]} values for {n} "
+                             "rows.")
         return _Factor(name, values.values, None, False, values.suffixes)
     if np.ndim(values) == 0:
         values = np.full(n, values)
