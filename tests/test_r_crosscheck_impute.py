@@ -626,3 +626,16 @@ def test_type_with_non_string_column_names_says_what_to_do():
     d.columns = d.columns.astype(str)  # the advice works
     spec = build_spec(d, type=[-2, 2, 1, 1], kind="pan")
     assert spec.targets == ("2", "3") and spec.cluster == "0"
+
+
+def test_print_takes_whole_floats_as_r_numerics():
+    """R's ``1`` is a double: mitmlComplete(imp, 1) and c(0, 2) are numeric vectors."""
+    imp = _impute("pan", dict(formula="y1 ~ 1 + (1 | school)"))
+    pd.testing.assert_frame_equal(imp.complete(1.0), imp.complete(1))
+    both = imp.complete(np.array([0.0, 2.0]))
+    pd.testing.assert_frame_equal(both[0], DATA)
+    pd.testing.assert_frame_equal(both[1], imp.complete(2))
+    with pytest.raises(MitmlError, match="Invalid 'print' argument"):
+        imp.complete(2.5)
+    with pytest.raises(MitmlError, match="Invalid 'print' argument"):
+        imp.complete(True)

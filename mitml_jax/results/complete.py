@@ -29,8 +29,9 @@ def mitml_complete(imp, print="all", force_list=False):  # noqa: A002 - mitml's 
         imp: an :class:`~mitml_jax.results.imputations.Imputations` (from ``pan_impute`` or
             ``jomo_impute``).
         print: ``"all"`` or ``"list"`` for all ``m`` data sets; an int ``i`` (1..m) for the
-            ``i``-th; ``0`` (or any value <= 0) for the original data with its missing values;
-            a list of ints for several (at most one of them <= 0).
+            ``i``-th (a whole float such as ``1.0`` counts, as R's numeric ``1``); ``0`` (or any
+            value <= 0) for the original data with its missing values; a list of ints for
+            several (at most one of them <= 0).
         force_list: with a single int, return a one-element :class:`ImputedList` instead of a
             DataFrame.
 
@@ -97,7 +98,12 @@ def _parse_print(print, m):  # noqa: A002
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    """An integer, or a whole float such as R's numeric ``1`` (``1.0``); never a bool."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, numbers.Integral):
+        return True
+    return isinstance(value, numbers.Real) and float(value).is_integer()
 
 
 class _Filler:
