@@ -121,6 +121,7 @@ JOMO_SCENARIOS = {
     "jomo_type_cat": dict(type=ty(idnum=-2, x1=2, f3=2, y1=1, yb=1, yc=1)),
     "jomo_type_L2": dict(type=[ty(idnum=-2, x1=3, y1=1, yb=1), ty(idnum=-2, z2=2, w=1)]),
     "jomo_type_single": dict(type=ty(x1=2, x2=2, y1=1, y2=1)),
+    "jomo_type_single_code3": dict(type=ty(x1=3, x2=2, y1=1, y2=1)),
     "jomo_type_group_arg": dict(type=ty(school=-2, x1=2, y1=1), group="grp"),
     "jomo_cat_targets": dict(formula="y1 + yb + yc ~ 1 + x1 + (1 | school)"),
     "jomo_cat_first": dict(formula="yc + y1 + yb ~ 1 + x1 + (1 | school)"),
@@ -639,3 +640,9 @@ def test_print_takes_whole_floats_as_r_numerics():
         imp.complete(2.5)
     with pytest.raises(MitmlError, match="Invalid 'print' argument"):
         imp.complete(True)
+
+
+def test_type_code_3_without_cluster_is_a_fixed_effect_as_r():
+    with pytest.warns(MitmlWarning, match="'type' code 3 .* for x1 without a cluster indicator"):
+        spec = build_spec(DATA, type=ty(x1=3, x2=2, y1=1, y2=1), kind="jomo")
+    assert spec == build_spec(DATA, type=ty(x1=2, x2=2, y1=1, y2=1), kind="jomo")

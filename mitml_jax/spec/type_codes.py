@@ -116,9 +116,11 @@ def type_to_formula(data: pd.DataFrame, type_, group, kind: str):
                              "level 1 and 2 require the specification of a cluster variable "
                              "(code it -2 in 'type[0]').")
         random = _names(columns, codes, (3,))
-        if random:
-            raise MitmlError(f"'type' code 3 (random effect) for {', '.join(random)} needs a "
-                             "cluster indicator (-2); use 2 for a single-level model.")
+        if random:  # mitml builds the fixed effect only, silently
+            warnings.warn(f"'type' code 3 (fixed and random effect) for {', '.join(random)} "
+                          "without a cluster indicator (-2): a single-level model has no random "
+                          "effects, so they are fixed effects only (as code 2).", MitmlWarning,
+                          stacklevel=3)
     lhs = " + ".join(map(r_name, targets))
     fixed = " + ".join(["1", *map(r_name, _names(columns, codes, (2, 3)))])
     formula = f"{lhs} ~ {fixed}"

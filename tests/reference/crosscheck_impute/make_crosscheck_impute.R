@@ -128,6 +128,7 @@ S$jomo_type_L2 <- jomo(type = list(ty(idnum = -2, x1 = 3, y1 = 1, yb = 1), ty(id
 # mitml bug B16: string cluster ids make clusterMeans return NA, so every L2 target "varies"
 S$jomo_L2_string_ids_B16 <- jomo(formula = list(y1 ~ 1 + (1 | school), w ~ 1))
 S$jomo_type_single <- jomo(type = ty(x1 = 2, x2 = 2, y1 = 1, y2 = 1))
+S$jomo_type_single_code3 <- jomo(type = ty(x1 = 3, x2 = 2, y1 = 1, y2 = 1))  # 3 acts as 2
 S$jomo_type_group_arg <- jomo(type = ty(school = -2, x1 = 2, y1 = 1), group = "grp")
 # 2. formulas
 S$pan_interaction <- pan(formula = y1 + y2 ~ x1 * x2 + I(x2^2) + (1 | school))
