@@ -189,9 +189,12 @@ def test_lm_anova_three_models_and_d4_data(implist, lm_fits):
     import statsmodels.formula.api as smf
 
     fit0 = implist.analyse(lambda d: smf.ols("JOBSAT ~ 1", d).fit())
-    for key, models, method in [("lm_anova3_D3", (lm_fits[0], lm_fits[1], fit0), "D3"),
-                                ("lm_anova3_D4", (lm_fits[1], fit0, lm_fits[0]), "D4")]:
-        res = mj.anova(*models, method=method)
+    for key, models, method, ariv in [
+            ("lm_anova3_D3", (lm_fits[0], lm_fits[1], fit0), "D3", "default"),
+            ("lm_anova3_D4", (lm_fits[1], fit0, lm_fits[0]), "D4", "default"),
+            ("lm_anova3_D4_robust", (lm_fits[0], lm_fits[1], fit0), "D4", "robust"),
+            ("lm_anova3_D3_positive", (lm_fits[0], lm_fits[1], fit0), "D3", "positive")]:
+        res = mj.anova(*models, method=method, ariv=ariv)
         ref = REF[key]["value"]
         np.testing.assert_allclose(res.test.to_numpy(),
                                    [t["test"]["values"][0] for t in ref["test"]], rtol=LM_RTOL)

@@ -125,6 +125,8 @@ add("lmer_int_R2", "multilevelR2(fit1)")
 fit.lm0 <- with(implist, lm(JOBSAT ~ 1))
 add("lm_anova3_D3", "anova(fit.lm2, fit.lm1, fit.lm0)")
 add("lm_anova3_D4", "anova(fit.lm1, fit.lm0, fit.lm2, method='D4')")
+add("lm_anova3_D4_robust", "anova(fit.lm2, fit.lm1, fit.lm0, method='D4', ariv='robust')")
+add("lm_anova3_D3_positive", "anova(fit.lm2, fit.lm1, fit.lm0, ariv='positive')")  # ariv ignored by D3
 add("lm_D4_data", "testModels(fit.lm2, fit.lm1, method='D4', data=implist)")
 
 # --- glm (binomial): anova falls back from D3 to D4, D2-likelihood, nonlinear constraints -------------
