@@ -326,7 +326,7 @@ d10$cnt[is.na(d$y1)] <- NA
 imp10 <- panImpute(d10, formula = cnt ~ 1 + x1 + (1 | school), n.burn = 20, n.iter = 2, m = 3, seed = 1, silent = TRUE)
 S$pan_integer_target <- list(class_before = class(d10$cnt), class_after = class(mitmlComplete(imp10, 1)$cnt),
                              class_original = class(mitmlComplete(imp10, 0)$cnt))
-write_json(S, "crosscheck_impute.json", auto_unbox = TRUE, pretty = TRUE, null = "null", digits = NA)
+write_json(S, "crosscheck_impute.json", auto_unbox = TRUE, pretty = FALSE, null = "null", digits = NA)
 cat("scenarios:", length(S), "\n")
 for (s in names(S)) cat(s, ":", if (!is.null(S[[s]]$error)) paste("ERROR", S[[s]]$error) else "ok",
                         if (length(S[[s]]$warnings)) paste("WARN", S[[s]]$warnings) else "", "\n")
