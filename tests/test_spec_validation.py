@@ -134,9 +134,6 @@ CASES = {
     "jomo_duplicate_l1_l2": (LEADERSHIP.copy,
                              {"formula": ["COHES ~ 1 + (1|GRPID)", "COHES ~ 1"], "kind": "jomo"},
                              MitmlError, "COHES"),
-    "jomo_random_without_cluster_type": (LEADERSHIP.copy, {"type": [0, 1, 0, 3, 0],
-                                                           "kind": "jomo"}, MitmlError,
-                                         "NEGLEAD"),
 }
 
 
