@@ -43,6 +43,7 @@ import mitml_jax as mj
 from mitml_jax.analysis.adapters import as_fits, r_term_name
 from mitml_jax.analysis.estimates import extract_estimates
 from mitml_jax.results.implist import ImputedList
+from mitml_jax.errors import MitmlError
 
 HERE = os.path.join(os.path.dirname(__file__), "reference", "crosscheck_pooling")
 REF = json.load(open(os.path.join(HERE, "pooled.json")))
@@ -499,3 +500,18 @@ def test_statsmodels_mixedlm_random_slope(implist):
         rtol=SLOPE_RTOL)
     ref = REF["lmer_slope_R2"]["value"]
     np.testing.assert_allclose(mj.multilevel_r2(fit2).to_numpy(), list(ref.values()), rtol=SLOPE_RTOL)
+
+
+def test_lm_df_com_by_parameter_name(lm_fits):
+    """df_com as a dict or Series keyed by parameter name gives R's per-parameter result whatever
+    the model's own parameter order; names missing or unknown are refused by name."""
+    r_df = dict(zip(["(Intercept)", "NEGLEAD", "WLOADhigh", "COHES"], [20, 30, 40, 50]))
+    names, _, _ = extract_estimates(as_fits(lm_fits[0]))
+    by_name = {n: r_df[r_term_name(n)] for n in reversed(names)}  # not the model's order
+    check_estimates("lm_est_dfcom_vec", mj.test_estimates(lm_fits[0], df_com=by_name), LM_RTOL)
+    check_estimates("lm_est_dfcom_vec", mj.test_estimates(lm_fits[0], df_com=pd.Series(by_name)), LM_RTOL)
+    short = dict(list(by_name.items())[1:])
+    with pytest.raises(MitmlError, match="no value for"):
+        mj.test_estimates(lm_fits[0], df_com=short)
+    with pytest.raises(MitmlError, match="unknown parameter"):
+        mj.test_estimates(lm_fits[0], df_com=dict(by_name, WLOADhigh=40))

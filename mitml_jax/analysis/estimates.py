@@ -230,6 +230,19 @@ def _percent_labels(alpha: float):
     return tuple(f"{v:.{decimals}f} %" for v in values)
 
 
+def _df_com_by_name(df_com, names) -> list:
+    """``df_com`` given per parameter name (dict or Series) as a list in the order of ``names``."""
+    given = dict(df_com.items())
+    missing = [n for n in names if n not in given]
+    unknown = [k for k in given if k not in set(names)]
+    if missing or unknown:
+        parts = ([f"no value for {missing!r}"] if missing else []) + (
+            [f"unknown parameter(s) {unknown!r}"] if unknown else [])
+        raise MitmlError(f"'df_com' by name needs exactly the model's parameters {list(names)!r}: "
+                         f"{'; '.join(parts)}.")
+    return [given[n] for n in names]
+
+
 def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, df_com=None, *,
                    var_comp=None):
     """Pool parameter estimates by Rubin's rules (mitml's ``testEstimates``).
@@ -238,8 +251,10 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
         model: list of fitted models, one per imputed data set (e.g. an ``AnalysisList``).
         qhat, uhat: alternatively, estimates and their (co)variances (see the module docstring).
         extra_pars: also pool variance components etc. by their mean (``model`` only).
-        df_com: complete-data degrees of freedom (scalar or one per parameter, in the order of
-            the model's parameters) for the Barnard-Rubin small-sample df.
+        df_com: complete-data degrees of freedom for the Barnard-Rubin small-sample df: a
+            scalar, one per parameter in the order of the model's parameters, or a dict / pandas
+            Series keyed by parameter name (safer with statsmodels, which puts factor terms
+            first: ``{"NEGLEAD": 20, "WLOAD[T.high]": 30, ...}``).
         var_comp: deprecated name of ``extra_pars`` (as in mitml: used with a warning).
 
     Returns:
@@ -271,6 +286,8 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
         raise MitmlError("Pooling needs at least two imputed data sets (got m = 1).")
     if names is None:
         names = [f"Parameter.{i + 1}" for i in range(p)]
+    if isinstance(df_com, (dict, pd.Series)):
+        df_com = _df_com_by_name(df_com, names)
     if df_com is not None:
         dfc = np.atleast_1d(np.asarray(df_com, dtype=float))
         if dfc.size not in (1, p):
