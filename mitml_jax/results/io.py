@@ -161,18 +161,7 @@ def write_mplus(frames, folder, name="imp", na_value=-999, sep="\t", dec=".", su
     if hasattr(frames, "complete") and not isinstance(frames, list):  # an Imputations object
         frames = frames.complete("all")
     frames = _check_frames(frames, "write_mplus")
-    if isinstance(na_value, bool) or not isinstance(na_value, numbers.Real) or not np.isfinite(na_value):
-        raise MitmlError(
-            f"write_mplus: 'na_value' must be a finite number (Mplus reads 'missing = all "
-            f"(<number>)'), got {na_value!r}; use e.g. -999."
-        )
-    if dec not in (".", ","):
-        raise MitmlError(f"write_mplus: 'dec' must be '.' or ',', got {dec!r}.")
-    if not isinstance(sep, str) or not sep or sep == dec:
-        raise MitmlError(
-            f"write_mplus: 'sep' must be a non-empty string other than the decimal mark, got "
-            f"{sep!r}."
-        )
+    _check_text_layout("write_mplus", sep, dec, na_value, " (Mplus reads 'missing = all (<number>)')")
     os.makedirs(folder, exist_ok=True)
     columns = list(frames[0].columns)
     tables = _code_tables(frames)
@@ -242,12 +231,7 @@ def write_spss(frames, folder, name="imp", sep="\t", dec=".", na_value=-999, syn
             original = frames.data
         frames = frames.complete("all")
     frames = _check_frames(frames, "write_spss")
-    if dec not in (".", ","):
-        raise MitmlError("write_spss: only a dot '.' or a comma ',' may be the decimal mark ('dec').")
-    if not isinstance(sep, str) or not sep or sep == dec:
-        raise MitmlError(f"write_spss: 'sep' must be a non-empty string other than 'dec', got {sep!r}.")
-    if isinstance(na_value, bool) or not isinstance(na_value, numbers.Real) or not np.isfinite(na_value):
-        raise MitmlError(f"write_spss: 'na_value' must be a finite number, got {na_value!r}.")
+    _check_text_layout("write_spss", sep, dec, na_value)
     columns = list(frames[0].columns)
     if "Imputation_" in columns:
         raise MitmlError("write_spss: the data sets have a column 'Imputation_'; rename it.")
@@ -317,6 +301,18 @@ def _r_format_width(values) -> int:
     from ..diagnostics.printing import r_format
 
     return max((len(t) for t in r_format(values)), default=0)
+
+
+def _check_text_layout(what, sep, dec, na_value, na_note=""):
+    """The delimited-text arguments of the Mplus and SPSS writers, or a MitmlError naming them."""
+    if isinstance(na_value, bool) or not isinstance(na_value, numbers.Real) or not np.isfinite(na_value):
+        raise MitmlError(f"{what}: 'na_value' must be a finite number{na_note}, got {na_value!r}; "
+                         "use e.g. -999.")
+    if dec not in (".", ","):
+        raise MitmlError(f"{what}: 'dec', the decimal mark, must be '.' or ',', got {dec!r}.")
+    if not isinstance(sep, str) or not sep or sep == dec:
+        raise MitmlError(f"{what}: 'sep' must be a non-empty string other than the decimal mark "
+                         f"'dec', got {sep!r}.")
 
 
 def _check_frames(frames, what):
