@@ -23,6 +23,7 @@ from ..arrays.build import ModelArrays
 from ..errors import MitmlError
 from . import conditionals as cond
 from . import linalg, missing_patterns, param_linalg
+from .lean_vmap import lean_vmap
 from .noise import NoiseStream, draw_sweep_noise
 from .state import PanInfo, PanPrior, PanState
 
@@ -202,7 +203,7 @@ def _kernel(rng_key, state, pan_arrays, prior):
     q, p, n_miss = d.z.shape[1], d.x.shape[1], d.miss_index.shape[1]
     n_norm, n_unif = noise_sizes(r, q, p, n_clusters, n_miss)
     normals, uniforms = draw_sweep_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype)
-    new, info = jax.vmap(_sweep_group)(normals, uniforms, state, pan_arrays, prior)
+    new, info = lean_vmap(_sweep_group)(normals, uniforms, state, pan_arrays, prior)
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite), gamma_exhausted=jnp.any(info.gamma_exhausted))
 
 

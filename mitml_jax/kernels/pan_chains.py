@@ -34,6 +34,7 @@ import jax.numpy as jnp
 
 from . import conditionals as cond
 from . import linalg, missing_patterns
+from .lean_vmap import lean_vmap
 from .noise import NoiseStream, draw_sweep_noise
 from .pan import _inverse_wisharts, _inverses, noise_sizes
 from .state import PanInfo, PanState
@@ -217,7 +218,7 @@ def _step(keys, state, pan_arrays, prior):
     draw = jax.vmap(draw_sweep_noise, in_axes=(0, None, None, None, None))
     normals, uniforms = jax.lax.optimization_barrier(draw(keys, (n_groups,), n_norm, n_unif, d.y.dtype))
     normals, uniforms = _last(normals), _last(uniforms)
-    new, info = jax.vmap(_sweep_group, in_axes=(0, 0, _STATE_AXES, 0, 0), out_axes=(_STATE_AXES, 0))(
+    new, info = lean_vmap(_sweep_group, in_axes=(0, 0, _STATE_AXES, 0, 0), out_axes=(_STATE_AXES, 0))(
         normals, uniforms, state, pan_arrays, prior
     )
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite, axis=0), gamma_exhausted=jnp.any(info.gamma_exhausted, axis=0))
@@ -226,7 +227,7 @@ def _step(keys, state, pan_arrays, prior):
 def chain_batch(kernel) -> ChainBatch:
     """The :class:`ChainBatch` of the one-chain pan ``kernel``: this module's sweep where
     :func:`applies`, ``vmap(kernel)`` elsewhere."""
-    vmapped = jax.vmap(kernel, in_axes=(0, 0, None, None))
+    vmapped = lean_vmap(kernel, in_axes=(0, 0, None, None))
 
     def step(keys, state, pan_arrays, prior):
         if not applies(keys.shape[0], pan_arrays):

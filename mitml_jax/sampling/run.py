@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import SamplerFailure
 from ..kernels.threefry import fold_in
+from ..kernels.lean_vmap import lean_vmap
 from .keys import chain_keys
 from .prefetch import import_during_compile
 from .progress import ProgressBar
@@ -111,7 +112,7 @@ def _chain_layout(kernel):
     batch = getattr(kernel, "chain_batch", None)
     if batch is not None:
         return batch.step, batch.enter, batch.leave
-    return jax.vmap(kernel, in_axes=(0, 0, None, None)), _identity, _identity
+    return lean_vmap(kernel, in_axes=(0, 0, None, None)), _identity, _identity
 
 
 @functools.lru_cache(maxsize=64)
