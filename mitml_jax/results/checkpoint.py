@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
+from ..sampling.arguments import check_count
 from .extend import InterruptedRun, extend_imputations
 
 __all__ = ["save_imputations", "load_imputations", "impute_in_stages", "InterruptedRun"]
@@ -107,10 +108,10 @@ def impute_in_stages(impute, data, *, m: int, stage: int, path=None, progress: b
         (with a :class:`MitmlWarning`; also saved at ``path``); Ctrl-C during the first run
         (burn-in) propagates, as nothing is complete yet.
     """
-    chains = int(kwargs.get("chains", 1))
-    if isinstance(stage, bool) or not isinstance(stage, (int, np.integer)) or stage < 1:
-        raise MitmlError(f"'stage' must be a positive integer, got {stage!r}.")
-    first = min(int(m), chains)
+    m = check_count("m", m, 1)
+    stage = check_count("stage", stage, 1)
+    chains = check_count("chains", kwargs.get("chains", 1), 1)
+    first = min(m, chains)
     imp = impute(data, m=first, progress=progress, **kwargs)
     if path is not None:
         save_imputations(imp, path)

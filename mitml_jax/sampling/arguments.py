@@ -13,12 +13,32 @@ __all__ = ["check_count", "check_run_arguments", "rng_key_and_seed", "type_name"
 
 
 def check_count(name: str, value, minimum: int) -> int:
-    """``value`` as an int >= ``minimum``; a MitmlTypeError/MitmlError naming ``name`` otherwise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    """``value`` as an int >= ``minimum``; a MitmlTypeError/MitmlError naming ``name`` otherwise.
+
+    Accepted: Python and NumPy integers, and whole finite floats (R's numbers are doubles, so
+    mitml takes ``n.burn = 20.0``: ``20.0`` becomes ``20``), also as 0-d NumPy/JAX arrays.
+    Refused: bools, fractions (``20.5``), NaN and infinities, strings and anything else.
+    """
+    if isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0 and not _is_key(value):
+        value = np.asarray(value).item()
+    if isinstance(value, (bool, np.bool_)):
+        raise MitmlTypeError(f"'{name}' must be an integer >= {minimum}, got {value!r}.")
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            raise MitmlTypeError(f"'{name}' must be a finite whole number >= {minimum}, got {value!r}.")
+        if not float(value).is_integer():
+            raise MitmlTypeError(f"'{name}' must be a whole number (an integer >= {minimum}), got {value!r}.")
+        value = int(value)
+    if not isinstance(value, (int, np.integer)):
         raise MitmlTypeError(f"'{name}' must be an integer >= {minimum}, got {value!r}.")
     if value < minimum:
         raise MitmlError(f"'{name}' must be an integer >= {minimum}, got {value}.")
     return int(value)
+
+
+def _is_key(value) -> bool:
+    """A JAX PRNG key array (not a number)."""
+    return isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jax.dtypes.prng_key)
 
 
 def rng_key_and_seed(seed):
