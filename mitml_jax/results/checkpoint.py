@@ -7,6 +7,15 @@ stored as its key data and implementation name. The sampler state is kept exactl
 run continued with ``extend`` gives draws identical, bit for bit, to an uninterrupted run.
 Pickle runs code when loading: load only files you (or someone you trust) wrote.
 
+``imp.save(path, drop=True)`` (mitml's ``write.mitml(x, filename, drop = TRUE)``) leaves out the
+parameter draws of the burn-in and imputation phases, which are most of the file. The draw
+arrays are stored with zero draws (their other axes kept, so ``blocks`` and ``n_groups`` still
+work) and ``extra["draws_dropped"]`` records how many draws per chain each phase had. Unlike R,
+where dropping them also loses the object's class, the loaded object stays an
+:class:`Imputations`: its imputations and completed data are unchanged, and the methods that
+need the draws (``summary``, ``plot``, ``posterior_summary``, ``to_arviz``, ``extend``) raise a
+:class:`MitmlError` that says so.
+
 :func:`impute_in_stages` keeps a long run safe: it starts the sampler with one imputation per
 chain, then adds imputations with ``extend`` in stages, saving after every stage; Ctrl-C returns
 (with a warning) everything completed so far, which is also on disk.
@@ -42,8 +51,29 @@ def _to_host(value):
                                   value)
 
 
-def save_imputations(imp, path) -> str:
+def _without_draws(draws) -> dict:
+    """Each block's draw array with zero draws (axis 1); every other axis and the dtype kept."""
+    out = {}
+    for block, arr in draws.items():
+        arr = np.asarray(arr)
+        out[block] = np.empty((arr.shape[0], 0) + arr.shape[2:], dtype=arr.dtype)
+    return out
+
+
+def _draw_count(draws) -> int:
+    """Draws per chain in one phase (0 when the phase kept none)."""
+    return int(np.asarray(next(iter(draws.values()))).shape[1]) if draws else 0
+
+
+def save_imputations(imp, path, drop=False) -> str:
     """Write ``imp`` to ``path`` (pickle, see the module docstring); returns the path.
+
+    Args:
+        imp: the :class:`Imputations` to save (not changed).
+        path: file name (str or path-like).
+        drop: mitml's ``drop``: True leaves out the parameter draws of the burn-in and
+            imputation phases to make the file smaller; the loaded object keeps its imputations
+            but cannot be summarised, plotted, exported to ArviZ or extended.
 
     Written to a temporary file first and renamed, so an interrupted save never leaves a
     truncated file behind.
@@ -52,11 +82,18 @@ def save_imputations(imp, path) -> str:
 
     if not isinstance(imp, Imputations):
         raise MitmlTypeError(f"save: 'imp' must be an Imputations object, got {type(imp).__name__}.")
+    if not isinstance(drop, (bool, np.bool_)):
+        raise MitmlTypeError(f"save: 'drop' must be True or False, got {drop!r}.")
     path = os.fspath(path)
     fields = {f.name: _to_host(getattr(imp, f.name)) for f in dataclasses.fields(imp)}
     if _is_key(imp.seed):
         fields["seed"] = {"key_data": np.asarray(jax.random.key_data(imp.seed)),
                           "impl": str(jax.random.key_impl(imp.seed))}
+    if drop and not imp.draws_dropped:
+        fields["extra"] = {**fields["extra"], "draws_dropped": {
+            "burnin": _draw_count(fields["burnin"]), "imputation": _draw_count(fields["imputation"])}}
+        fields["burnin"] = _without_draws(fields["burnin"])
+        fields["imputation"] = _without_draws(fields["imputation"])
     payload = {"format": FORMAT, "version": VERSION, "fields": fields}
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as fh:

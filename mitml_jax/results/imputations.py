@@ -12,6 +12,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from ..errors import MitmlError
+
 __all__ = ["Imputations"]
 
 BLOCKS = ("beta", "beta2", "psi", "sigma")
@@ -42,7 +44,8 @@ class Imputations:
         imputation_source: (m, 2) integer (chain, imputation-phase draw) each imputation comes from.
         failures: name -> (chain,) boolean or count arrays of numerical-failure flags.
         state: the last sampler state of every chain (for ``extend``), or None.
-        extra: anything else a sampler wants to keep (dtype, save_pred frame, ...).
+        extra: anything else a sampler wants to keep (dtype, save_pred frame, ...);
+            ``extra["draws_dropped"]`` marks an object saved with ``save(path, drop=True)``.
     """
 
     data: pd.DataFrame
@@ -77,6 +80,21 @@ class Imputations:
     def n_groups(self) -> int:
         return int(next(iter(self.imputation.values())).shape[2])
 
+    @property
+    def draws_dropped(self) -> bool:
+        """True for an object loaded from a file saved with ``save(path, drop=True)``: its
+        parameter draws (``burnin``, ``imputation``) hold zero draws."""
+        return bool(self.extra.get("draws_dropped"))
+
+    def _require_draws(self, method: str) -> None:
+        """A MitmlError for ``method`` when the parameter draws were dropped when saved."""
+        if self.draws_dropped:
+            raise MitmlError(
+                f"{method}: this Imputations object has no parameter draws; they were dropped "
+                "when it was saved with save(path, drop=True). Save the run without drop=True "
+                "to keep them (its imputations and completed data are still available)."
+            )
+
     # -- delegations to the modules that own each capability --------------------------------
     def complete(self, print="all", force_list=False):
         """Completed data sets (mitml's ``mitmlComplete``); see :func:`mitml_jax.mitml_complete`."""
@@ -86,6 +104,7 @@ class Imputations:
 
     def summary(self, n_rhat=3, goodness_of_appr=False, autocorrelation=False):
         """Convergence summary (mitml's ``summary.mitml`` plus rank-normalised R-hat and ESS)."""
+        self._require_draws("summary")
         from ..diagnostics.summary import summarize
 
         return summarize(
@@ -97,18 +116,21 @@ class Imputations:
 
     def plot(self, **kwargs):
         """Trace, ACF, density and summary panels per parameter (mitml's ``plot.mitml``)."""
+        self._require_draws("plot")
         from ..diagnostics.plotting import plot_imputations
 
         return plot_imputations(self, **kwargs)
 
     def to_arviz(self):
         """ArviZ data with dims (chain, draw, ...); needs the ``arviz`` extra."""
+        self._require_draws("to_arviz")
         from ..diagnostics.arviz_export import to_arviz
 
         return to_arviz(self)
 
     def posterior_summary(self):
         """DataFrame ``par, row, col, group, mean, sd, mcse`` with mitml's 1-based positions."""
+        self._require_draws("posterior_summary")
         from .posterior import posterior_summary
 
         return posterior_summary(self)
@@ -123,16 +145,23 @@ class Imputations:
         the imputations completed so far. Returns a new object; this one is not changed.
         See :func:`mitml_jax.results.extend.extend_imputations`.
         """
+        self._require_draws("extend")
         from .extend import extend_imputations
 
         return extend_imputations(self, m=m, n_iter=n_iter, progress=progress, callback=callback)
 
-    def save(self, path):
+    def save(self, path, drop=False):
         """Write this object (draws, imputations, sampler state) to ``path`` (a pickle file; see
-        :mod:`mitml_jax.results.checkpoint`); :meth:`load` reads it back."""
+        :mod:`mitml_jax.results.checkpoint`); :meth:`load` reads it back.
+
+        ``drop=True`` (mitml's ``write.mitml(..., drop = TRUE)``) leaves out the parameter draws
+        of the burn-in and imputation phases for a smaller file: the loaded object keeps its
+        imputations and completed data, but ``summary``, ``plot``, ``posterior_summary``,
+        ``to_arviz`` and ``extend`` then raise a MitmlError. This object is not changed.
+        """
         from .checkpoint import save_imputations
 
-        return save_imputations(self, path)
+        return save_imputations(self, path, drop=drop)
 
     @classmethod
     def load(cls, path):
