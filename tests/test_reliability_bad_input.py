@@ -224,7 +224,7 @@ CASES = [
     # ---- iteration counts
     Case("pan_m_string", "pan_impute", tiny, pan(m="5"), MitmlTypeError, "'m'"),
     Case("pan_m_zero", "pan_impute", tiny, pan(m=0), MitmlError, "'m'"),
-    Case("pan_m_float", "pan_impute", tiny, pan(m=2.0), MitmlTypeError, "'m'"),
+    Case("pan_m_float", "pan_impute", tiny, pan(m=2.5), MitmlTypeError, "'m'"),
     Case("pan_n_burn_negative", "pan_impute", tiny, pan(n_burn=-1), MitmlError, "'n_burn'"),
     Case("pan_n_burn_float", "pan_impute", tiny, pan(n_burn=1.5), MitmlTypeError, "'n_burn'"),
     Case("pan_n_iter_zero", "pan_impute", tiny, pan(n_iter=0), MitmlError, "'n_iter'"),
