@@ -261,13 +261,6 @@ def draw_missing(normals, y_obs, obs, mean, sigma_inv, miss_index, miss_valid):
     Returns:
         y: (r, J, L) with observed cells equal to ``y_obs`` bit for bit.
     """
-    noise = scatter_missing(normals, y_obs.shape, miss_index, miss_valid)
-    return _missing_solve(y_obs, obs, noise, mean, sigma_inv)[0]
-
-
-def _missing_solve_fn(y_obs, obs, noise, mean, sigma_inv):
-    """:func:`draw_missing` given the noise on the (r, J, L) grid: ``(y, all missing values
-    finite)`` (two results, see :data:`_missing_solve`)."""
     r = y_obs.shape[0]
     e_obs = [jnp.where(obs[t], y_obs[t] - mean[t], 0.0) for t in range(r)]
     # masks as nested selects on ``obs`` itself: ``~obs[t]`` and ``miss[i] & miss[j]`` became one
@@ -283,18 +276,11 @@ def _missing_solve_fn(y_obs, obs, noise, mean, sigma_inv):
         for j in range(1, r):
             s = s + sigma_inv[i, j] * e_obs[j]
         h.append(jnp.where(obs[i], 0.0, -s))
+    noise = scatter_missing(normals, y_obs.shape, miss_index, miss_valid)
     chol = linalg.chol_list(a)
     w = linalg.solve_lower_list(chol, h)
-    e_mis = jnp.stack(linalg.solve_upper_t_list(chol, [w[i] + noise[i] for i in range(r)]))
-    return jnp.where(obs, y_obs, mean + e_mis), jnp.all(jnp.isfinite(e_mis))
-
-
-#: The row-level solve of the missing-value draw as one compiled CPU kernel (see
-#: :data:`_posterior_draw`), up to 2^20 input values; the observed data travel as a loop-invariant
-#: group. One chain of benchmark model (b) (400,000 values) compiled 0.1-1.1 s faster and ran as
-#: fast (same process, alternating); with 64 chains its sweep ran 33% slower (the noise and the
-#: means copied into the kernel's input, one thread), hence the limit.
-_missing_solve = single_kernel(_missing_solve_fn, groups=((0, 1), (2, 3, 4)), max_elements=2**20)
+    e_mis = linalg.solve_upper_t_list(chol, [w[i] + noise[i] for i in range(r)])
+    return jnp.where(obs, y_obs, mean + jnp.stack(e_mis))
 
 
 def scatter_missing(normals, shape, miss_index, miss_valid):
