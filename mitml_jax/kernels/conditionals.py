@@ -165,10 +165,13 @@ def _posterior_draw_fn(normals, zte, ztz, sigma_inv, psi_inv):
     return jnp.stack(b), jnp.stack([chol[i][i] for i in range(r * q)])
 
 
-#: The random effects' factorisation and solves as ONE compiled CPU kernel: unrolled, the r q x r q
-#: factorisation is many small XLA kernels (86 of the 196 of a sweep with 5 targets and a random
-#: slope), each costing tens of milliseconds to compile.
-_posterior_draw = single_kernel(_posterior_draw_fn, groups=((0, 1, 2, 3, 4),), max_elements=None)
+#: The random effects' factorisation and solves as ONE compiled CPU kernel, up to 2^20 input values:
+#: unrolled, the r q x r q factorisation is many small XLA kernels (82 of the ~200 of a sweep with 5
+#: targets and a random slope), each costing tens of milliseconds to compile. Benchmark model (b),
+#: same process, wrapped against not: one chain compiled 1.3-1.6 s faster with the sweep as fast;
+#: 64 and 256 chains (1.6 and 6.4 million input values, one thread) compiled 0.9-1.1 s faster but
+#: swept 4-6% slower (190.6 against 179.2 and 842.8 against 810.4 ms), hence the limit.
+_posterior_draw = single_kernel(_posterior_draw_fn, groups=((0, 1, 2, 3, 4),), max_elements=2**20)
 
 
 def psi_scale(b, cluster_mask, dinv, batch: int = 0):

@@ -24,10 +24,11 @@ transcendental functions are enough) fails to compile as the call's single resul
 tuple it is emitted as one loop; so a function with fewer than two results is not wrapped.
 
 pan wraps one step this way, the random effects' factorisation and solves
-(:func:`.conditionals.draw_random_effects`), with no size limit (``max_elements=None``): for the
+(:func:`.conditionals.draw_random_effects`), up to 2^20 input values (``max_elements``): for the
 simulated model of ``benchmarks/pan_speed.py`` (5 targets, a random slope) its 82 fused loops
-took 0.6-1.0 s less to compile as one kernel than as thunks, and the sweep ran as fast
-(same process, alternating: 2.59 / 2.54 against 2.49 / 2.80 ms per iteration).
+took 1.3-1.6 s less to compile as one kernel than as thunks, and the sweep ran as fast. The
+row-level missing-value solve of the same model (20,000 rows) was tried too and reverted: on
+one thread, with its inputs copied in, the sweep ran about 15% slower for 0.4-0.6 s less compile.
 
 The wrapping relies on XLA's small-call attribute and on a few private JAX functions, and a
 misfit makes XLA abort the process rather than raise. It is therefore on by default only for the
