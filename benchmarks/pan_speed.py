@@ -52,6 +52,32 @@ chain, block compile): 570 / 441 kernels, 29.6 / 24.2 s CPU; 20 targets: 1,646 /
 per iteration of the compiled block, old / new, alternating, load 4-6: (a) 1 chain 0.043, 0.040 /
 0.041, 0.041; (b) 1 chain 4.61, 4.28 / 4.25, 3.62; (a) 64 chains 1.81-2.11 / 1.62-2.12).
 
+Compile time, 2026-11-26 11:00-11:58 UTC (``--compile``, cache off, this machine alone at load
+about 1.5; wall seconds of the first call beyond a repeat, trace / to MLIR / backend)::
+
+    model  chains  1fc15b4 (07:29 runs)        this version (two runs)
+    (a)         1  4.4-4.8                     3.05, 3.28-3.94 (trace 0.29-0.47)
+    (a)        64  5.2-7.8                     3.41, 3.99-5.14
+    (b)         1  7.20 (0.91 / 0.68 / 5.54)   4.35 (0.56 / 0.24 / 3.52), 4.43-5.28
+    (b)        64  8.4                         6.49-7.77 (trace 1.0-1.5)
+
+What changed: (1) ``kernels/lean_vmap.py``: the vmaps over one chain and one group are not traced
+as batches (tracing under ``vmap`` batches every ``jax.numpy`` function's own jitted jaxpr again;
+(b)'s trace 0.91 -> 0.36-0.56 s); inside an outer ``vmap`` the group axis stays batched (indexing it
+away made (b) with 64 chains 30% slower). (2) The random effects' factorisation and solves, 82 of
+(b)'s ~200 XLA kernels, as one small-call kernel (``conditionals._posterior_draw``, up to 2^20 input
+values): backend 1.3-1.6 s faster at one chain, sweep as fast (same process, 15 blocks each). Tried
+and not kept (same process, alternating): the row-level missing-value solve as one kernel (one
+thread for 20,000 rows: the sweep ~15% slower for 0.4-0.6 s); XLA's fusion emitters off for pan
+((b) backend 5.5 -> 2.5-3.5 s, but its sweep 13-38% slower and (a)'s 75% slower); the emitters off
+with ``xla_llvm_disable_expensive_passes`` or ``xla_backend_optimization_level`` 1-2 (slower
+still); ``xla_cpu_parallel_codegen_split_count`` 2 or 8 (no gain); the random-effects kernel as a
+``lax.map`` over clusters (compile 0.6 instead of 1.1 s for that kernel, but 320-450 instead of
+180-230 us per sweep) and as a column-stacked factorisation (87 fusions, 3.1 s, 525 us). Where the
+rest goes: XLA's code generation at 13-20 ms per fused loop even inside a small call (38, 59, 83,
+112 loops for r q = 6, 8, 10, 12 compiled in 0.49, 0.76, 1.32, 2.21 s); with 64 chains the chain
+``vmap`` makes tracing 3x longer (1.58 against 0.47 s; every primitive batched).
+
 ``--layouts`` instead times ``run_chains`` itself (no result assembly) with pan's kernel as
 ``run_chains`` runs it (chains innermost from ``pan_chains.MIN_CHAINS`` chains, see
 ``mitml_jax/kernels/pan_chains.py``) and with the plain ``vmap`` over chains, back to back in one
