@@ -24,10 +24,12 @@ import warnings
 import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
+from ..sampling.arguments import check_count
 from .density import kernel_density
 from .entries import parameter_entries
 from .mitml_stats import autocorrelation, segment_rhat, smoothed_acf
 from .rank import rank_diagnostics
+from .summary import check_n_rhat
 
 __all__ = ["plot_imputations", "moving_average"]
 
@@ -52,17 +54,18 @@ def moving_average(x, half_window: int) -> np.ndarray:
     return (c[i + half + 1] - c[i - half]) / (2 * half + 1)
 
 
-def _check_args(imp, print_, pos, group, trace, thin, smooth, export):
+def _check_args(imp, print_, pos, group, trace, thin, smooth, n_rhat, export):
     blocks = [print_] if isinstance(print_, str) else list(print_)
     bad = [b for b in blocks if b not in BLOCKS]
     if bad:
         raise MitmlError(f"'print' must name blocks among {BLOCKS}, got {bad}.")
     if trace not in ("imputation", "burnin", "all"):
         raise MitmlError(f"'trace' must be 'imputation', 'burnin' or 'all', got {trace!r}.")
-    if isinstance(thin, bool) or not isinstance(thin, (int, np.integer)) or thin < 1:
-        raise MitmlError(f"'thin' must be a positive integer, got {thin!r}.")
-    if smooth is not None and (not isinstance(smooth, (int, float, np.number)) or smooth < 0):
+    thin = check_count("thin", thin, 1)
+    if smooth is not None and (not isinstance(smooth, (int, float, np.integer, np.floating))
+                               or np.isnan(smooth) or smooth < 0):
         raise MitmlError(f"'smooth' must be a non-negative number or None, got {smooth!r}.")
+    n_rhat = check_n_rhat(n_rhat)
     if export in (None, "none"):
         export = None
     elif export not in ("png", "pdf"):
@@ -72,24 +75,50 @@ def _check_args(imp, print_, pos, group, trace, thin, smooth, export):
             raise MitmlError(f"'group' must be 'all' or group numbers (1-based), got {group!r}.")
         groups = list(range(imp.n_groups))
     else:
-        groups = [group] if np.isscalar(group) else list(group)
-        if not all(isinstance(g, (int, np.integer)) and 1 <= g <= imp.n_groups for g in groups):
-            raise MitmlError(
-                f"'group' must be 'all' or numbers between 1 and {imp.n_groups}, got {group!r}."
-            )
-        groups = [int(g) - 1 for g in groups]
+        groups = _check_groups(group, imp.n_groups)
     if pos is not None and len(blocks) > 1:
         warnings.warn("The 'pos' argument may only be used when 'print' names exactly one block "
                       "('beta', 'beta2', 'psi' or 'sigma').", MitmlWarning, stacklevel=3)
         pos = None
-    return blocks, pos, groups, export
+    if pos is not None:
+        pos = _check_pos(pos)
+    return blocks, pos, groups, export, thin, n_rhat
+
+
+def _check_groups(group, n_groups: int) -> list:
+    """0-based group indices from 1-based group numbers (ints or whole floats, as R's doubles)."""
+    message = f"'group' must be 'all' or whole numbers between 1 and {n_groups}, got {group!r}."
+    try:
+        values = [group] if np.ndim(group) == 0 else list(group)
+    except TypeError:
+        raise MitmlTypeError(message) from None
+    if not values:
+        raise MitmlError(message)
+    groups = []
+    for g in values:
+        try:
+            g = check_count("group", g, 1)
+        except MitmlTypeError:
+            raise MitmlTypeError(message) from None
+        except MitmlError:
+            raise MitmlError(message) from None
+        if g > n_groups:
+            raise MitmlError(message)
+        groups.append(g - 1)
+    return groups
+
+
+def _check_pos(pos) -> tuple:
+    """1-based ``(row, col)`` as ints (whole floats accepted, as R's doubles)."""
+    if isinstance(pos, str) or np.ndim(pos) != 1 or len(pos) != 2:
+        raise MitmlTypeError(f"'pos' must be (row, col), two whole numbers >= 1, got {pos!r}.")
+    return tuple(check_count("pos", v, 1) for v in pos)
 
 
 def _select_pos(entries, block, pos, imp):
-    """Entries at 1-based ``pos``; transposed psi/sigma positions are fixed with a warning."""
-    if len(pos) != 2:
-        raise MitmlTypeError(f"'pos' must be (row, col), got {pos!r}.")
-    i, j = int(pos[0]), int(pos[1])
+    """Entries at 1-based ``pos`` (checked ints); transposed psi/sigma positions are fixed with a
+    warning."""
+    i, j = pos
     hit = [e for e in entries if (e.row + 1, e.col + 1) == (i, j)]
     if not hit and block in ("psi", "sigma"):
         alt = [e for e in entries if (e.row + 1, e.col + 1) == (j, i)]
@@ -144,7 +173,8 @@ def _figure(imp, e, trace, thin, smooth, n_rhat, rank_stats):
         else:
             ax_tr.plot(iters, y, color=colors[c], lw=0.8, alpha=1.0 if chains == 1 else 0.7)
     if smooth:
-        half = int(np.floor(imp.n_iter / (smooth * thin)))
+        ratio = imp.n_iter / (smooth * thin)  # inf for a subnormal smooth: the widest window
+        half = int(np.floor(ratio)) if np.isfinite(ratio) else trc.shape[1]
         ax_tr.plot(iters, moving_average(trc.mean(axis=0), half), color="0.6" if chains == 1
                    else "black", lw=1.2)
     if trace == "all" and n_burn:
@@ -208,19 +238,21 @@ def plot_imputations(imp, print=("beta", "beta2", "psi", "sigma"), pos=None,  # 
         imp: :class:`~mitml_jax.Imputations`.
         print: block(s) to plot, among ``"beta"``, ``"beta2"``, ``"psi"``, ``"sigma"``.
         pos: 1-based ``(row, col)`` of one entry; only with a single block in ``print``.
-        group: ``"all"`` or 1-based group number(s).
+        group: ``"all"`` or 1-based group number(s) (whole floats such as ``1.0`` count).
         trace: ``"imputation"``, ``"burnin"`` or ``"all"`` (part of the chain in the trace).
-        thin: keep every ``thin``-th draw.
+        thin: keep every ``thin``-th draw (an integer >= 1; ``2.0`` counts as 2).
         smooth: trend line window parameter (half-window ``floor(n_iter / (smooth * thin))``);
             0 or None disables it.
-        n_rhat: segments for the R-hat in the summary panel.
+        n_rhat: segments for the R-hat in the summary panel (as in ``summary``: None or a whole
+            number below 2 leaves it out).
         export: None (default), ``"png"`` or ``"pdf"``: also write each figure to ``folder``.
         folder: directory for exported files (created if needed).
 
     Returns:
         list of matplotlib Figures: one per entry, then a rank plot when there are >= 2 chains.
     """
-    blocks, pos, groups, export = _check_args(imp, print, pos, group, trace, thin, smooth, export)
+    blocks, pos, groups, export, thin, n_rhat = _check_args(imp, print, pos, group, trace, thin, smooth,
+                                                            n_rhat, export)
     present = [b for b in blocks if b in imp.imputation]
     entries = parameter_entries(imp, blocks=present, groups=groups)
     if pos is not None and present:

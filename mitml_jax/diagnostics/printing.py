@@ -5,7 +5,9 @@ model block with labels left-justified to 25 characters followed by space-separa
 trailing space (cluster and random-effect lines only for multilevel models; ``Level 1:`` /
 ``Level 2:`` blocks for two-level jomo models), then the iteration sentence and, with groups,
 ``Imputations were carried out seperately within <G> groups.`` (sic, as mitml). With more than
-one chain a line ``Chains: <C> (run in parallel; ...)`` follows; mitml always runs one.
+one chain a line ``Chains: <C> (run in parallel; ...)`` follows; mitml always runs one. An object
+loaded from a file saved with ``save(path, drop=True)`` ends with a line ``Parameter draws:
+dropped ...`` (mitml's ``write.mitml(drop = TRUE)`` loses the class, so R prints a plain list).
 
 The small table formatters here reproduce R's ``print.table`` for numeric and character matrices
 and are shared by the summary.
@@ -75,8 +77,13 @@ def format_header(imp, for_summary: bool = False) -> str:
 
 
 def format_imputations(imp) -> str:
-    """``repr(imp)`` / ``print(imp)``: mitml's print layout."""
-    return format_header(imp, for_summary=False)
+    """``repr(imp)`` / ``print(imp)``: mitml's print layout; an object saved with
+    ``save(path, drop=True)`` gets one more line saying that its parameter draws were dropped."""
+    out = format_header(imp, for_summary=False)
+    if getattr(imp, "draws_dropped", False):
+        out += ("Parameter draws: dropped when saved with save(path, drop=True) "
+                "(summary, plot and extend need them).\n")
+    return out
 
 
 # -- R's print.table -------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
+from ..sampling.arguments import check_count
 from .entries import BLOCK_TITLES, entry_chunks, gather_draws, parameter_entries
 from .mitml_stats import reduced_acf, sd_prop, segment_moments, segment_rhat_from_moments
 from .nested import default_superchains, rhat_nested_from_moments
@@ -37,7 +38,7 @@ from .ess_geyer import row_dot
 from .rank import diagnose_chunk
 from .rank_normal import scratch
 
-__all__ = ["ImputationSummary", "summarize", "missing_rates"]
+__all__ = ["ImputationSummary", "summarize", "missing_rates", "check_n_rhat"]
 
 _GATHER = 8  # entries gathered together (one cache line of float64 draws)
 
@@ -83,14 +84,25 @@ def missing_rates(data: pd.DataFrame) -> pd.Series:
     return pd.Series(["0" if t == "0.0" else t for t in text], index=data.columns, dtype=object)
 
 
-def _check_n_rhat(n_rhat):
+def check_n_rhat(n_rhat):
+    """``n_rhat`` as an int >= 2, or None when the segment R-hat is off (None or a whole number
+    below 2, as mitml's ``n.Rhat >= 2``); whole floats such as ``3.0`` count as ints. Anything
+    else (fractions, NaN/inf, bools, strings) is a MitmlTypeError naming ``'n_rhat'``."""
     if n_rhat is None:
         return None
-    if isinstance(n_rhat, bool) or not isinstance(n_rhat, (int, np.integer, float)):
-        raise MitmlTypeError(f"'n_rhat' must be an integer or None, got {type(n_rhat).__name__}.")
-    if n_rhat != int(n_rhat):
-        raise MitmlError(f"'n_rhat' must be a whole number, got {n_rhat}.")
-    return int(n_rhat) if n_rhat >= 2 else None
+    try:
+        return check_count("n_rhat", n_rhat, 2)
+    except MitmlTypeError as err:
+        raise MitmlTypeError(f"{err} None or a whole number below 2 skips the segment R-hat.") from None
+    except MitmlError:  # a whole number below 2: off, as in mitml
+        return None
+
+
+def _check_flag(name: str, value) -> bool:
+    """A True/False argument (mitml's logical): Python or NumPy bools only."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise MitmlTypeError(f"'{name}' must be True or False, got {value!r}.")
+    return bool(value)
 
 
 def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> ImputationSummary:
@@ -98,14 +110,17 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
 
     Args:
         imp: :class:`~mitml_jax.Imputations`.
-        n_rhat: segments for mitml's within-chain R-hat; None or < 2 disables it.
-        goodness_of_appr: compute SDprop (Hoff 2009).
-        autocorrelation: compute ACF at lags 1, k = n_iter and 2k (smoothed).
+        n_rhat: segments for mitml's within-chain R-hat (a whole number; ``3.0`` counts as 3);
+            None or < 2 disables it.
+        goodness_of_appr: compute SDprop (Hoff 2009); True or False.
+        autocorrelation: compute ACF at lags 1, k = n_iter and 2k (smoothed); True or False.
 
     Returns:
         :class:`ImputationSummary`.
     """
-    n_rhat = _check_n_rhat(n_rhat)
+    n_rhat = check_n_rhat(n_rhat)
+    goodness_of_appr = _check_flag("goodness_of_appr", goodness_of_appr)
+    autocorrelation = _check_flag("autocorrelation", autocorrelation)
     entries = parameter_entries(imp)
     e = len(entries)
     source = imp.imputation[entries[0].block] if e else next(iter(imp.imputation.values()))

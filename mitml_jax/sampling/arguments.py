@@ -42,13 +42,26 @@ def _is_key(value) -> bool:
 
 
 def rng_key_and_seed(seed):
-    """(key, seed as recorded): an int seed, a JAX key, or None (a fresh random seed)."""
+    """(key, seed as recorded): an int seed, a JAX key, or None (a fresh random seed).
+
+    A whole finite float (R's seeds are doubles: ``123.0``, also a NumPy float) is taken as the
+    int ``123``, with the same key and recorded seed. Refused, naming ``'seed'``: fractions,
+    NaN/inf, bools, strings and anything else, and integers outside the signed 64-bit range.
+    """
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31))
     if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
         return seed, seed
+    given = seed
+    if isinstance(seed, (float, np.floating)) and not isinstance(seed, (bool, np.bool_)):
+        if not np.isfinite(seed) or not float(seed).is_integer():
+            raise MitmlTypeError(f"'seed' must be a whole number (an integer), a jax.random.key or None, "
+                                 f"got {seed!r}.")
+        seed = int(seed)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise MitmlTypeError(f"'seed' must be an integer, a jax.random.key or None, got {seed!r}.")
+    if not -(2**63) <= int(seed) < 2**63:
+        raise MitmlError(f"'seed' must fit in a signed 64-bit integer (-2**63 to 2**63 - 1), got {given!r}.")
     return seed_key(int(seed)), int(seed)
 
 

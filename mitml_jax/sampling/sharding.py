@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..errors import MitmlError, MitmlTypeError
+from .arguments import check_count
 
 __all__ = [
     "CHAIN_AXIS",
@@ -43,22 +44,37 @@ CHAIN_AXIS = "chains"
 
 
 def _local_devices(devices) -> list:
+    """The devices named by ``devices``: None (all local devices), a count n (the first n local
+    devices; a whole float such as ``2.0`` counts, as R's doubles) or a non-empty list of
+    :class:`jax.Device`; a MitmlTypeError/MitmlError naming ``'devices'`` otherwise."""
     if devices is None:
         return list(jax.local_devices())
-    if isinstance(devices, (bool, np.bool_)):
-        raise MitmlTypeError(f"'devices' must be None, an integer or a list of jax devices, got {devices!r}.")
-    if isinstance(devices, (int, np.integer)):
+    accepted = "None, 'all', an integer n (the first n local devices) or a non-empty list of jax devices"
+    if isinstance(devices, (bool, np.bool_, str, bytes)):
+        raise MitmlTypeError(f"'devices' must be {accepted}, got {devices!r}.")
+    if isinstance(devices, (int, float, np.number)) or (isinstance(devices, (np.ndarray, jax.Array))
+                                                         and devices.ndim == 0):
         local = jax.local_devices()
-        if not 1 <= devices <= len(local):
+        try:
+            n = check_count("devices", devices, 1)
+        except MitmlTypeError:
+            raise MitmlTypeError(f"'devices' must be {accepted}, got {devices!r}.") from None
+        except MitmlError:
+            n = None
+        if n is None or n > len(local):
+            got = devices if n is None else n
             raise MitmlError(
-                f"'devices' must be between 1 and the {len(local)} local device(s), got {int(devices)}; "
+                f"'devices' must be between 1 and the {len(local)} local device(s), got {got}; "
                 "on CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before importing jax."
             )
-        return list(local[: int(devices)])
-    devices = list(devices)
-    if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise MitmlTypeError("'devices' must be None, an integer or a non-empty list of jax devices.")
-    return devices
+        return list(local[:n])
+    try:
+        listed = list(devices)
+    except TypeError:
+        raise MitmlTypeError(f"'devices' must be {accepted}, got {devices!r}.") from None
+    if not listed or not all(isinstance(d, jax.Device) for d in listed):
+        raise MitmlTypeError(f"'devices' must be {accepted}, got {devices!r}.")
+    return listed
 
 
 def usable_devices(chains: int, devices=None) -> list:
@@ -74,8 +90,9 @@ def chain_mesh(chains: int, devices=None) -> Mesh:
 
     Args:
         chains: number of chains (>= 1).
-        devices: None (all local devices), an integer (the first n local devices) or a list
-            of devices. Only as many devices as divide ``chains`` are used.
+        devices: None (all local devices), an integer (the first n local devices; a whole
+            float such as ``2.0`` counts) or a list of devices. Only as many devices as divide
+            ``chains`` are used.
     """
     if isinstance(chains, (bool, np.bool_)) or not isinstance(chains, (int, np.integer)) or chains < 1:
         raise MitmlError(f"'chains' must be an integer >= 1, got {chains!r}.")
