@@ -217,6 +217,8 @@ def test_pan_impute_seed_float_equals_int_seed():
     b = mj.pan_impute(tiny(), FORMULA, seed=123.0, **KW)
     assert b.seed == 123 and type(b.seed) is int and b.call == a.call
     assert np.array_equal(a.replacement, b.replacement)
+    # the recorded int seed continues the same chains
+    assert np.array_equal(b.extend(m=1, progress=False).replacement, a.extend(m=1, progress=False).replacement)
     with pytest.raises(MitmlTypeError, match="'seed'"):
         mj.pan_impute(tiny(), FORMULA, seed=123.5, **KW)
 
