@@ -217,3 +217,29 @@ def test_enabled_only_for_tested_jax_unless_forced(monkeypatch):
     monkeypatch.setattr(jkc, "_AVAILABLE", False)
     monkeypatch.setenv("MITML_JAX_SINGLE_KERNEL", "1")
     assert not jkc.enabled()
+
+
+def test_pan_random_effects_kernel_only_outside_vmap():
+    """pan's random-effects draw is one kernel when called plainly and left as XLA's thunks under
+    ``vmap`` (300 vmapped replications of two groups made XLA emit invalid LLVM IR for the call),
+    with the same draws both ways."""
+    from mitml_jax.kernels import conditionals as cond
+
+    rng = np.random.default_rng(0)
+    r, q, n_clusters, rows = 2, 2, 6, 4
+    eps = rng.standard_normal((r, n_clusters, rows))
+    z = np.stack([np.ones((n_clusters, rows)), rng.standard_normal((n_clusters, rows))])
+    used = np.ones((n_clusters, rows), bool)
+    ztz = np.einsum("kjl,mjl->kmj", z, z)
+    sigma_inv, psi_inv = np.eye(r) * 1.5, np.eye(r * q) * 2.0 + 0.1
+    normals = rng.standard_normal((r * q, n_clusters))
+
+    def draw(n, e):
+        return cond.draw_random_effects(n, e, z, used, ztz, sigma_inv, psi_inv)
+
+    plain = jax.jit(draw).lower(normals, eps).compile()
+    batched = jax.jit(jax.vmap(draw)).lower(normals[None].repeat(3, 0), eps[None].repeat(3, 0)).compile()
+    assert MARK in plain.as_text()
+    assert "xla_cpu_small_call" not in batched.as_text()
+    np.testing.assert_allclose(batched(normals[None].repeat(3, 0), eps[None].repeat(3, 0))[1],
+                               plain(normals, eps), rtol=1e-12, atol=1e-12)

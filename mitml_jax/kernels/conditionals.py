@@ -170,8 +170,11 @@ def _posterior_draw_fn(normals, zte, ztz, sigma_inv, psi_inv):
 #: targets and a random slope), each costing tens of milliseconds to compile. Benchmark model (b),
 #: same process, wrapped against not: one chain compiled 1.3-1.6 s faster with the sweep as fast;
 #: 64 and 256 chains (1.6 and 6.4 million input values, one thread) compiled 0.9-1.1 s faster but
-#: swept 4-6% slower (190.6 against 179.2 and 842.8 against 810.4 ms), hence the limit.
-_posterior_draw = single_kernel(_posterior_draw_fn, groups=((0, 1, 2, 3, 4),), max_elements=2**20)
+#: swept 4-6% slower (190.6 against 179.2 and 842.8 against 810.4 ms), hence the limit. Never under
+#: ``vmap`` (chains or groups batched): 300 vmapped replications of two groups (the calibration
+#: check) made XLA emit invalid LLVM IR for the call.
+_posterior_draw = single_kernel(_posterior_draw_fn, groups=((0, 1, 2, 3, 4),), max_elements=2**20,
+                               batched=False)
 
 
 def psi_scale(b, cluster_mask, dinv, batch: int = 0):

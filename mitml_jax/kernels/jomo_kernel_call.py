@@ -24,7 +24,10 @@ transcendental functions are enough) fails to compile as the call's single resul
 tuple it is emitted as one loop; so a function with fewer than two results is not wrapped.
 
 pan wraps one step this way, the random effects' factorisation and solves
-(:func:`.conditionals.draw_random_effects`), up to 2^20 input values (``max_elements``): for the
+(:func:`.conditionals.draw_random_effects`), up to 2^20 input values (``max_elements``) and only
+outside ``vmap`` (``batched=False``: one or many chains-innermost chains of one group; the
+calibration check's 300 or more replications ``vmap``ped over two groups made XLA emit invalid
+LLVM IR for the call, "Incorrect number of arguments passed to called function"): for the
 simulated model of ``benchmarks/pan_speed.py`` (5 targets, a random slope) its 82 fused loops
 took 1.3-1.6 s less to compile as one kernel than as thunks, and the sweep ran as fast. The
 row-level missing-value solve of the same model (20,000 rows) was tried too and reverted: on
@@ -167,6 +170,13 @@ def _from_float(flat, layout):
     return flat.astype(dtype).reshape(shape)
 
 
+def _is_batched(leaf) -> bool:
+    """Whether ``vmap`` batches this leaf (an argument of a function called under ``vmap``)."""
+    from jax._src.interpreters.batching import BatchTracer  # no public equivalent
+
+    return isinstance(leaf, BatchTracer)
+
+
 def _batched_size(leaf) -> int:
     """Elements of a leaf including the axes ``vmap`` has mapped away (chains)."""
     from jax._src.interpreters.batching import BatchTracer  # no public equivalent
@@ -176,7 +186,7 @@ def _batched_size(leaf) -> int:
     return int(np.size(leaf))
 
 
-def single_kernel(fn, groups, max_elements=MAX_ELEMENTS):
+def single_kernel(fn, groups, max_elements=MAX_ELEMENTS, batched=True):
     """``fn`` (a pure function of pytrees of arrays) compiled as one CPU kernel where it can be.
 
     Args:
@@ -191,6 +201,7 @@ def single_kernel(fn, groups, max_elements=MAX_ELEMENTS):
             groups (XLA hoists it out of the loop).
 
     ``max_elements``: the most input values (chains included) wrapped; None for no limit.
+    ``batched``: False leaves ``fn`` unwrapped when any argument is batched by an outer ``vmap``.
 
     Returns a function with ``fn``'s signature and results. Each call traces ``fn`` once (through
     ``jax.jit``). If :func:`enabled`, :func:`fits_single_kernel`, every used leaf is of a
@@ -211,6 +222,7 @@ def single_kernel(fn, groups, max_elements=MAX_ELEMENTS):
         keep = [(len(groups) - 1, c) for c in closed.consts] + [
             k for k, u in zip(keep, used) if u]
         if (not all(_packable(leaf) for _, leaf in keep) or len(closed.jaxpr.outvars) < 2
+                or (not batched and any(_is_batched(leaf) for _, leaf in keep))
                 or (max_elements is not None
                     and sum(_batched_size(leaf) for _, leaf in keep) > max_elements)):
             return jitted(*args)
