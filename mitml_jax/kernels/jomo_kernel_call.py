@@ -91,11 +91,14 @@ def _jax_version() -> tuple:
 
 
 def enabled() -> bool:
-    """Whether sweeps are wrapped: on the CPU backend, when JAX has what the wrapping needs, and
-    either ``MITML_JAX_SINGLE_KERNEL=1`` or (unset) JAX is a version in :data:`TESTED_JAX`;
-    ``MITML_JAX_SINGLE_KERNEL=0`` turns it off."""
+    """Whether sweeps are wrapped: on the CPU backend with one CPU device, when JAX has what the
+    wrapping needs, and either ``MITML_JAX_SINGLE_KERNEL=1`` or (unset) JAX is a version in
+    :data:`TESTED_JAX`; ``MITML_JAX_SINGLE_KERNEL=0`` turns it off. With several CPU devices
+    (``--xla_force_host_platform_device_count``) a program sharded over them failed to link the
+    call (``__xla_cpu_runtime_PartitionId`` not found), so nothing is wrapped there."""
     setting = os.environ.get("MITML_JAX_SINGLE_KERNEL", "")
-    if setting == "0" or not _AVAILABLE or jax.default_backend() != "cpu":
+    if (setting == "0" or not _AVAILABLE or jax.default_backend() != "cpu"
+            or jax.local_device_count() > 1):
         return False
     return setting == "1" or _jax_version() in TESTED_JAX
 
