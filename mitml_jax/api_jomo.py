@@ -212,7 +212,8 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
         group: column name; separate model, parameters and prior within each of its values.
         prior: dict with ``Binv`` (r x r), ``Dinv`` (dim x dim), and ``a`` (random_L1), or a
             list of such dicts (one per group). Default: identity matrices and ``a = r``.
-        seed: int (or ``jax.random.key``); None draws a fresh seed.
+        seed: int (a whole float such as 123.0 counts) or ``jax.random.key``; None draws a fresh
+            seed.
         keep_chains: ``"full"`` or ``"diagonal"``.
         save_pred: append derived predictor columns (level-1 and level-2) to the data.
         progress: show a progress bar.

@@ -91,13 +91,14 @@ def pan_impute(
         data: DataFrame with targets, predictors, the cluster column and anything else.
         formula: ``"y1 + y2 ~ 1 + x + (1 + x | cluster)"``. Exactly one of formula and type.
         type: mitml's integer vector (one code per column of ``data``).
-        n_burn: burn-in iterations per chain (>= 0).
+        n_burn: burn-in iterations per chain (>= 0; whole floats such as 5000.0 count, as in R).
         n_iter: iterations between imputations (>= 1).
         m: number of imputations (>= 1).
         group: column name; separate beta, Psi and Sigma within each of its values.
         prior: dict with ``a``, ``Binv`` (r x r), ``c``, ``Dinv`` (rq x rq); default pan's
             least informative prior (``a = r``, ``Binv = I``, ``c = rq``, ``Dinv = I``).
-        seed: int (or ``jax.random.key``) for reproducible results; None draws a fresh seed.
+        seed: int (a whole float such as 123.0 counts) or ``jax.random.key``, for reproducible
+            results; None draws a fresh seed.
         chains: number of independent chains (>= 1).
         keep_chains: ``"full"`` or ``"diagonal"`` (keep only the diagonals of Psi and Sigma).
         save_pred: append derived predictor columns (e.g. ``SexGirl``) to the data.
