@@ -87,7 +87,7 @@ chain ran 1.5 times slower unpinned: XLA's thunk executor hands half of its read
 thread pool whenever more than 8 thunks are ready (the loop body of (a) had ~200 thunks, 22 of them
 ready at its start); nothing in XLA_FLAGS or the compiler options changes that (the thresholds are
 constants), and a pool of one thread (``NPROC=1``) only helps process-wide. Instead the sweep is
-now compiled as ONE kernel by XLA's whole-computation emitter (``kernels/jomo_kernel_call.py``:
+now compiled as ONE kernel by XLA's whole-computation emitter (``kernels/kernel_call.py``:
 a call tagged ``xla_cpu_small_call``; the sweep made free of dots and scatters, its inputs packed
 into three vectors; up to 2^17 input values, so 64 chains keep the threaded thunks). Same process,
 one kernel against the thunk build of the same sweep, alternating (load 4-6, 2 cores shared):

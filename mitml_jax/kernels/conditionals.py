@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import linalg, param_linalg
-from .jomo_kernel_call import single_kernel
+from .kernel_call import single_kernel
 
 __all__ = [
     "spd_inverse",

@@ -43,7 +43,7 @@ from .level2 import (draw_random_effects, draw_regression, draw_regression_from_
 from .mh_covariance import free_elements, mh_covariance_from_proposals
 from .jomo_budget import noise_budget
 from .jomo_noise import sweep_noise_stream
-from .jomo_kernel_call import single_kernel
+from .kernel_call import single_kernel
 
 __all__ = ["JomoState", "JomoPrior", "JomoInfo", "COMPILER_OPTIONS", "init", "build_kernel", "default_prior"]
 
@@ -146,7 +146,7 @@ def _cell_normals(noise, cells, n_cells: int):
 #: compiled program both ways in one process: minimum 104.9 vs 105.3 ms; justice with
 #: random_L1 = "full": 594 vs 633 ms). pan keeps the emitters: its sweep ran 13-20% slower
 #: without them. No library fusions (the empty lists of YNNPACK and XNNPACK fusion types): the
-#: single-kernel emitter of :mod:`.jomo_kernel_call` cannot compile them (XLA turned the large
+#: single-kernel emitter of :mod:`.kernel_call` cannot compile them (XLA turned the large
 #: cross-products of 20,000 rows into YNNPACK reductions). CPU backend flags; other backends ignore
 #: them.
 COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_cpu_experimental_ynn_fusion_type": "",
@@ -159,7 +159,7 @@ def build_kernel(config: JomoConfig):
     All random numbers of a sweep come from one threefry block handed out by a
     ``NoiseStream`` (:func:`.jomo_noise.sweep_noise_stream`) of the size
     :func:`.jomo_budget.noise_budget` gives (checked by the stream's ``finish()``). On CPU the
-    sweep is compiled as one kernel where it can be (:func:`.jomo_kernel_call.single_kernel`).
+    sweep is compiled as one kernel where it can be (:func:`.kernel_call.single_kernel`).
     """
     sweep = _build_sweep(config)
 

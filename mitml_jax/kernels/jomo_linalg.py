@@ -270,7 +270,7 @@ def conditional_normal_from_noise(normals, values, means, cov, patterns, pattern
 
 def set_columns(a, pos: int, block):
     """``a.at[..., pos : pos + k].set(block)`` as a concatenation (no scatter in the sweep: see
-    :mod:`.jomo_kernel_call`)."""
+    :mod:`.kernel_call`)."""
     return jnp.concatenate([a[..., :pos], block, a[..., pos + block.shape[-1] :]], axis=-1)
 
 
@@ -286,7 +286,7 @@ def rows_of(table, index):
     (N, d, d) entries is an element-by-element loop on CPU, and the product of one-hot indicators
     with the table (one library matmul, 0.92-0.93 times the gather's CPU time in the Level-2
     vignette model's sweep, 206 rows x 7 patterns of 3 x 3) keeps the sweep from being compiled
-    as one kernel (:mod:`.jomo_kernel_call`), where the select chain fuses into its consumers.
+    as one kernel (:mod:`.kernel_call`), where the select chain fuses into its consumers.
     Tables of more than ``SELECT_ROWS_MAX`` rows are gathered.
     """
     n_patterns = table.shape[0]

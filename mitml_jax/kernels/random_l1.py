@@ -55,7 +55,7 @@ def draw_beta_clusterwise(normals, x, target, omega_inv):
     n_clusters, _, p = x.shape
     r = target.shape[-1]
     xtx = sum_over_rows(x[..., :, None] * x[..., None, :])
-    # sums over clusters as reductions, not einsum's dots (see jomo_kernel_call)
+    # sums over clusters as reductions, not einsum's dots (see kernel_call)
     prec = (omega_inv[:, :, None, :, None] * xtx[:, None, :, None, :]).sum(axis=0)
     prec = prec.reshape(r * p, r * p)
     t_omega = (target[..., :, None] * omega_inv[:, None, :, :]).sum(axis=-2)  # (J, L, r)

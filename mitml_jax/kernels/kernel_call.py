@@ -35,9 +35,9 @@ one thread, with its inputs copied in, the sweep ran about 15% slower for 0.4-0.
 
 The wrapping relies on XLA's small-call attribute and on a few private JAX functions, and a
 misfit makes XLA abort the process rather than raise. It is therefore on by default only for the
-JAX versions it was tested with (:data:`TESTED_JAX`, where ``tests/test_jomo_kernel_call.py`` and
+JAX versions it was tested with (:data:`TESTED_JAX`, where ``tests/test_kernel_call.py`` and
 the jomo reference tests pass); ``MITML_JAX_SINGLE_KERNEL=0`` in the environment turns it off,
-``MITML_JAX_SINGLE_KERNEL=1`` on for other versions (run ``tests/test_jomo_kernel_call.py`` first).
+``MITML_JAX_SINGLE_KERNEL=1`` on for other versions (run ``tests/test_kernel_call.py`` first).
 """
 
 from __future__ import annotations

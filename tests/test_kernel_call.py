@@ -1,4 +1,4 @@
-"""The jomo sweep compiled as one CPU kernel (kernels/jomo_kernel_call.py) and the scatter-free
+"""The jomo sweep compiled as one CPU kernel (kernels/kernel_call.py) and the scatter-free
 pieces it needs (jomo.py's row placement, jomo_data.row_index, jomo_linalg.rows_of)."""
 
 import jax
@@ -9,7 +9,7 @@ import pytest
 
 from mitml_jax.kernels import jomo
 from mitml_jax.kernels.jomo_data import row_index
-from mitml_jax.kernels.jomo_kernel_call import MAX_ELEMENTS, fits_single_kernel, single_kernel
+from mitml_jax.kernels.kernel_call import MAX_ELEMENTS, fits_single_kernel, single_kernel
 from mitml_jax.kernels.jomo_linalg import SELECT_ROWS_MAX, rows_of
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA CPU emitter")
@@ -203,7 +203,7 @@ def test_vignette_sweep_is_one_kernel_with_the_same_draws(monkeypatch):
 def test_enabled_only_for_tested_jax_unless_forced(monkeypatch):
     """On by default only for the JAX versions in TESTED_JAX (a misfit aborts the process, so an
     untested JAX gets the thunk build); MITML_JAX_SINGLE_KERNEL=1 forces it, =0 turns it off."""
-    from mitml_jax.kernels import jomo_kernel_call as jkc
+    from mitml_jax.kernels import kernel_call as jkc
 
     monkeypatch.delenv("MITML_JAX_SINGLE_KERNEL", raising=False)
     monkeypatch.setattr(jkc, "TESTED_JAX", frozenset({jkc._jax_version()}))
