@@ -13,11 +13,11 @@ import jax
 import numpy as np
 
 from .arrays.build import build_arrays
-from .errors import MitmlError, MitmlTypeError, MitmlWarning
+from .errors import MitmlError, MitmlWarning
 from .kernels import pan
 from .priors import check_pan_prior, to_pan_prior
 from .sampling.collect import collect_imputations, saves_needed
-from .sampling.arguments import check_run_arguments
+from .sampling.arguments import check_flag, check_run_arguments
 from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.cache import enable_compilation_cache
 from .sampling.sharding import run_chains_sharded
@@ -123,8 +123,7 @@ def pan_impute(
         SamplerFailure: the sampler produced non-finite parameters (names chain and iteration).
     """
     n_burn, n_iter, m, chains = check_run_arguments(data, n_burn, n_iter, m, chains)
-    if not isinstance(save_pred, (bool, np.bool_)):
-        raise MitmlTypeError(f"'save_pred' must be True or False, got {save_pred!r}.")
+    check_flag("save_pred", save_pred)
     if keep_chains not in ("full", "diagonal"):
         raise MitmlError(f"'keep_chains' must be 'full' or 'diagonal', got {keep_chains!r}.")
     dt = _dtype(dtype)

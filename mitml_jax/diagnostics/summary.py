@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
-from ..sampling.arguments import check_count
+from ..sampling.arguments import check_count, check_flag
 from .entries import BLOCK_TITLES, entry_chunks, gather_draws, parameter_entries
 from .mitml_stats import reduced_acf, sd_prop, segment_moments, segment_rhat_from_moments
 from .nested import default_superchains, rhat_nested_from_moments
@@ -98,13 +98,6 @@ def check_n_rhat(n_rhat):
         return None
 
 
-def _check_flag(name: str, value) -> bool:
-    """A True/False argument (mitml's logical): Python or NumPy bools only."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise MitmlTypeError(f"'{name}' must be True or False, got {value!r}.")
-    return bool(value)
-
-
 def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> ImputationSummary:
     """Convergence summary of an Imputations object (mitml's ``summary.mitml`` and more).
 
@@ -119,8 +112,8 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
         :class:`ImputationSummary`.
     """
     n_rhat = check_n_rhat(n_rhat)
-    goodness_of_appr = _check_flag("goodness_of_appr", goodness_of_appr)
-    autocorrelation = _check_flag("autocorrelation", autocorrelation)
+    goodness_of_appr = check_flag("goodness_of_appr", goodness_of_appr)
+    autocorrelation = check_flag("autocorrelation", autocorrelation)
     entries = parameter_entries(imp)
     e = len(entries)
     source = imp.imputation[entries[0].block] if e else next(iter(imp.imputation.values()))

@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
-from ..sampling.arguments import check_count
+from ..sampling.arguments import check_count, check_flag
 from .extend import InterruptedRun, extend_imputations
 
 __all__ = ["save_imputations", "load_imputations", "impute_in_stages", "InterruptedRun"]
@@ -82,8 +82,7 @@ def save_imputations(imp, path, drop=False) -> str:
 
     if not isinstance(imp, Imputations):
         raise MitmlTypeError(f"save: 'imp' must be an Imputations object, got {type(imp).__name__}.")
-    if not isinstance(drop, (bool, np.bool_)):
-        raise MitmlTypeError(f"save: 'drop' must be True or False, got {drop!r}.")
+    drop = check_flag("drop", drop, where="save: ")
     path = os.fspath(path)
     fields = {f.name: _to_host(getattr(imp, f.name)) for f in dataclasses.fields(imp)}
     if _is_key(imp.seed):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError
+from ..sampling.arguments import check_flag
 
 __all__ = ["cluster_means"]
 
@@ -45,8 +46,7 @@ def cluster_means(x, cluster, adj=False, group=None, data=None):
         Series. Clusters with no observed value of ``x`` get NaN. Rows whose cluster (or group)
         id is missing get NaN.
     """
-    if not isinstance(adj, (bool, np.bool_)):
-        raise MitmlTypeError(f"cluster_means: 'adj' must be True or False, got {adj!r}.")
+    check_flag("adj", adj, where="cluster_means: ")
     x = _resolve(x, data, "x")
     cluster = _resolve(cluster, data, "cluster")
     group = None if group is None else _resolve(group, data, "group")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError
+from ..sampling.arguments import check_flag
 
 __all__ = ["mitml_complete"]
 
@@ -50,8 +51,7 @@ def mitml_complete(imp, print="all", force_list=False):  # noqa: A002 - mitml's 
             f"'imp' must be the Imputations result of pan_impute or jomo_impute, got "
             f"{type(imp).__name__}."
         )
-    if not isinstance(force_list, (bool, np.bool_)):
-        raise MitmlTypeError(f"'force_list' must be True or False, got {force_list!r}.")
+    check_flag("force_list", force_list)
     m = int(imp.m)
     single, which = _parse_print(print, m)
     filler = _Filler(imp)

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import MitmlError, MitmlTypeError
 from .keys import seed_key
 
-__all__ = ["check_count", "check_run_arguments", "rng_key_and_seed", "type_name"]
+__all__ = ["check_count", "check_flag", "check_run_arguments", "rng_key_and_seed", "type_name"]
 
 
 def check_count(name: str, value, minimum: int) -> int:
@@ -34,6 +34,14 @@ def check_count(name: str, value, minimum: int) -> int:
     if value < minimum:
         raise MitmlError(f"'{name}' must be an integer >= {minimum}, got {value}.")
     return int(value)
+
+
+def check_flag(name: str, value, where: str = "") -> bool:
+    """``value`` as a bool (mitml's logical arguments): Python or NumPy bools only; anything else
+    is a MitmlTypeError naming ``name`` (after ``where``, e.g. ``"save: "``)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise MitmlTypeError(f"{where}'{name}' must be True or False, got {value!r}.")
+    return bool(value)
 
 
 def _is_key(value) -> bool:
