@@ -48,6 +48,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .lean_vmap import is_batched
+
 try:  # newer JAX only; without them sweeps are never wrapped
     import jax.extend.core
     from jax._src.interpreters import partial_eval as pe  # no public equivalent
@@ -173,18 +175,9 @@ def _from_float(flat, layout):
     return flat.astype(dtype).reshape(shape)
 
 
-def _is_batched(leaf) -> bool:
-    """Whether ``vmap`` batches this leaf (an argument of a function called under ``vmap``)."""
-    from jax._src.interpreters.batching import BatchTracer  # no public equivalent
-
-    return isinstance(leaf, BatchTracer)
-
-
 def _batched_size(leaf) -> int:
     """Elements of a leaf including the axes ``vmap`` has mapped away (chains)."""
-    from jax._src.interpreters.batching import BatchTracer  # no public equivalent
-
-    while isinstance(leaf, BatchTracer):
+    while is_batched(leaf):
         leaf = leaf.val
     return int(np.size(leaf))
 
@@ -225,7 +218,7 @@ def single_kernel(fn, groups, max_elements=MAX_ELEMENTS, batched=True):
         keep = [(len(groups) - 1, c) for c in closed.consts] + [
             k for k, u in zip(keep, used) if u]
         if (not all(_packable(leaf) for _, leaf in keep) or len(closed.jaxpr.outvars) < 2
-                or (not batched and any(_is_batched(leaf) for _, leaf in keep))
+                or (not batched and any(is_batched(leaf) for _, leaf in keep))
                 or (max_elements is not None
                     and sum(_batched_size(leaf) for _, leaf in keep) > max_elements)):
             return jitted(*args)

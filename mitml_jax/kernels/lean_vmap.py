@@ -13,7 +13,12 @@ import jax
 import jax.numpy as jnp
 from jax._src.interpreters.batching import BatchTracer  # no public equivalent
 
-__all__ = ["lean_vmap"]
+__all__ = ["lean_vmap", "is_batched"]
+
+
+def is_batched(leaf) -> bool:
+    """Whether ``leaf`` is batched by an outer ``vmap`` (an argument traced under it)."""
+    return isinstance(leaf, BatchTracer)
 
 
 def _is_none(x) -> bool:
@@ -30,15 +35,16 @@ def _map_axes(fn, axes, tree):
 
 def lean_vmap(fn, in_axes=0, out_axes=0):
     """``jax.vmap(fn, in_axes, out_axes)``, except that a mapped axis of size one is indexed away
-    and restored instead of batched over when no argument is already batched by an outer ``vmap`` (``in_axes`` a tuple with one entry per positional
-    argument, or one int for all; ``out_axes`` an int or a prefix of the result)."""
+    and restored instead of batched over when no argument is already batched by an outer
+    ``vmap`` (``in_axes`` a tuple with one entry per positional argument, or one int for all;
+    ``out_axes`` an int or a prefix of the result)."""
     batched = jax.vmap(fn, in_axes=in_axes, out_axes=out_axes)
 
     def call(*args):
         axes = tuple(in_axes) if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
         sizes = set()
         _map_axes(lambda leaf, axis: sizes.add(leaf.shape[axis]), axes, args)
-        if sizes != {1} or any(isinstance(leaf, BatchTracer) for leaf in jax.tree_util.tree_leaves(args)):
+        if sizes != {1} or any(is_batched(leaf) for leaf in jax.tree_util.tree_leaves(args)):
             return batched(*args)
         inner = _map_axes(lambda leaf, axis: jax.lax.index_in_dim(leaf, 0, axis, keepdims=False),
                           axes, args)
