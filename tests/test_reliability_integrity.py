@@ -70,3 +70,22 @@ def test_nonfinite_draw_is_reported_with_chain_and_iteration():
         run_chains(kernel, state, None, None, jax.random.key(0), n_burn=5, n_iter=2, n_saves=3,
                    transform=lambda s: {"x": s["x"]}, save=lambda s, a: s["x"], progress=False,
                    failure_hint="try this")
+
+
+def test_global_random_states_untouched():
+    """mitml bug B14: panImpute overwrites R's global RNG seed (also with seed = NULL). Here the
+    seed feeds only the sampler's own JAX key: NumPy's and Python's global generators keep their
+    state through pan_impute and jomo_impute, with a seed and without."""
+    import random
+
+    data = tiny()
+    np.random.seed(5)
+    random.seed(5)
+    before = (np.random.get_state(), random.getstate())
+    mj.pan_impute(data, FORMULA, **KW)
+    mj.pan_impute(data, FORMULA, **{**KW, "seed": None})
+    mj.jomo_impute(data, FORMULA, **KW)
+    after = (np.random.get_state(), random.getstate())
+    assert after[1] == before[1]
+    assert all(np.array_equal(a, b) for a, b in zip(after[0], before[0]))
+    assert np.random.random() == np.random.RandomState(5).random()
