@@ -88,7 +88,14 @@ def as_fits(model, argument: str = "model") -> list:
     datas = getattr(model, "data", None)
     if datas is not None and len(datas) != len(model):
         raise MitmlError(f"'{argument}.data' must hold one data frame per fitted model.")
-    return [as_fit(fit, None if datas is None else datas[i]) for i, fit in enumerate(model)]
+    fits = []
+    for i, fit in enumerate(model):
+        try:
+            fits.append(as_fit(fit, None if datas is None else datas[i]))
+        except MitmlTypeError as err:
+            raise MitmlTypeError(f"'{argument}' element {i + 1} of {len(model)} (index {i}): "
+                                 f"{err}") from None
+    return fits
 
 
 def unsupported(fit, method: str, reason: str = "") -> MitmlError:
@@ -114,10 +121,20 @@ class StatsmodelsFit:
         return type(self.result.model).__name__
 
     def _names(self) -> list:
+        params = self.result.params
+        if np.ndim(params) == 2:  # one column per equation (MNLogit): "level:term", R's order
+            levels = getattr(params, "columns", range(np.shape(params)[1]))
+            cov = self.result.cov_params()
+            if isinstance(getattr(cov, "index", None), pd.MultiIndex):
+                return [f"{a}:{b}" for a, b in cov.index]
+            terms = [str(n) for n in self.result.model.exog_names]
+            return [f"{level}:{term}" for level in levels for term in terms]
         return [str(n) for n in self.result.model.exog_names]
 
     def mitml_coef(self) -> pd.Series:
-        return pd.Series(np.asarray(self.result.params, dtype=float), index=self._names())
+        # equation by equation (column-major), the order of cov_params
+        params = np.asarray(self.result.params, dtype=float)
+        return pd.Series(params.T.ravel(), index=self._names())
 
     def mitml_vcov(self) -> pd.DataFrame:
         names = self._names()
@@ -138,7 +155,7 @@ class StatsmodelsFit:
         return None if df is None else float(df)
 
     def _n_params(self) -> int:
-        return int(len(np.asarray(self.result.params)))
+        return int(np.size(self.result.params))
 
     def mitml_loglik(self):
         return float(self.result.llf), self._n_params()

@@ -15,7 +15,7 @@ import warnings
 import pandas as pd
 
 from mitml_jax.analysis.adapters import as_fits
-from mitml_jax.analysis.models import (TEST_COLUMNS, TEST_SNAKE, loglik_values,
+from mitml_jax.analysis.models import (TEST_COLUMNS, TEST_SNAKE, is_reml, loglik_values,
                                        pooled_loglik_values, stacked_loglik, test_models)
 from mitml_jax.analysis.printing import format_table, table_lines
 from mitml_jax.errors import MitmlError, MitmlWarning
@@ -115,7 +115,7 @@ def anova(*models, method: str = "D3", ariv: str = "default", data=None):
     if len(classes) > 1:
         warnings.warn("The models appear to include objects of different classes. Results may "
                       "not be trustworthy.", MitmlWarning, stacklevel=2)
-    reml = any(f.mitml_is_reml() for fits in fits_list for f in fits)
+    reml = any(is_reml(f) for fits in fits_list for f in fits)
     if reml:
         fits_list = [[f.mitml_refit_ml() for f in fits] for fits in fits_list]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -29,10 +30,10 @@ import pandas as pd
 
 from mitml_jax.analysis import pooling
 from mitml_jax.analysis.adapters import as_fits, r_term_name
-from mitml_jax.analysis.estimates import arrays_from_qhat_uhat, extract_estimates
+from mitml_jax.analysis.estimates import arrays_from_qhat_uhat, check_df_com, extract_estimates
 from mitml_jax.analysis.models import TEST_COLUMNS, TEST_SNAKE, test_frame
 from mitml_jax.analysis.printing import df_footer, format_call, format_table, table_lines
-from mitml_jax.errors import MitmlError, MitmlWarning
+from mitml_jax.errors import MitmlError, MitmlTypeError, MitmlWarning
 
 __all__ = ["test_constraints", "ConstraintsResult", "parse_constraints"]
 
@@ -56,8 +57,12 @@ def _clean(name: str) -> str:
 def _lookup_table(names, aliases):
     table = {}
     for i, name in enumerate(names):
-        for key in (name, _clean(name), _clean(r_term_name(name))):
-            table.setdefault(key, i)
+        r_name = _clean(r_term_name(name))
+        for key in (name, _clean(name), r_name, re.sub(r"\s*\*\*\s*", "^", r_name)):
+            table.setdefault(key, i)  # the last one: R's I(x^2) for patsy's I(x ** 2)
+    if aliases is not None and not isinstance(aliases, Mapping):
+        raise MitmlTypeError(f"'names' must be a dict {{alias: parameter name}}, got "
+                             f"{type(aliases).__name__}.")
     for alias, target in (aliases or {}).items():
         key = _clean(str(target))
         if key not in table:
@@ -229,7 +234,14 @@ def test_constraints(model=None, qhat=None, uhat=None, constraints=(), method: s
     if ariv == "positive" and method == "D1":
         warnings.warn("The 'positive' option is not available with method 'D1' and was ignored.",
                       MitmlWarning, stacklevel=2)
-    constraints = [constraints] if isinstance(constraints, str) else list(constraints)
+    constraints = [constraints] if isinstance(constraints, str) else constraints
+    if not isinstance(constraints, (list, tuple)) or not all(isinstance(c, str) for c in constraints):
+        raise MitmlTypeError(f"'constraints' must be a string or a list of strings, each an "
+                             f"expression of the parameters tested against 0 (e.g. 'a - b'); got "
+                             f"{constraints!r}.")
+    constraints = list(constraints)
+    if df_com is not None:
+        df_com = float(check_df_com(df_com, [], single=True)[0])
     if not constraints:
         raise MitmlError("'constraints' is empty; give at least one expression, e.g. 'a - b'.")
     if model is not None:
@@ -245,8 +257,10 @@ def test_constraints(model=None, qhat=None, uhat=None, constraints=(), method: s
     # one compiled call is much faster than eager per-operation dispatch of vmap(jacfwd(g))
     values_and_jacobians = jax.jit(lambda th: (jax.vmap(g)(th), jax.vmap(jax.jacfwd(g))(th)))
     new_q, jac = (np.asarray(a) for a in values_and_jacobians(jnp.asarray(q)))
+    _check_values(constraints, new_q, jac, q)
     new_u = jac @ u @ np.swapaxes(jac, 1, 2)
     qbar, ubar, b = pooling.pool_moments(new_q, new_u)
+    _check_singular(constraints, jac, ubar)
     r = (1.0 + 1.0 / m) * np.trace(np.linalg.solve(ubar, b.T).T) / k
     if method == "D1":
         test = pooling.d1(new_q, new_u, df_com=df_com)
@@ -262,6 +276,40 @@ def test_constraints(model=None, qhat=None, uhat=None, constraints=(), method: s
                              pd.Series(qbar, index=cleaned, name="Estimate"),
                              pd.DataFrame((1.0 + r) * ubar, index=cleaned, columns=cleaned),
                              m, method, df_com, call)
+
+
+def _check_values(constraints, values, jac, q) -> None:
+    """Refuse constraints whose value or derivative is not finite at some imputation's
+    estimates (e.g. ``log(a)`` with ``a <= 0``), naming the constraint and the imputations."""
+    good_q = np.all(np.isfinite(q), axis=1)  # non-finite estimates are reported as such
+    bad = ~(np.isfinite(values) & np.all(np.isfinite(jac), axis=2)) & good_q[:, None]
+    for i in np.nonzero(bad.any(axis=0))[0]:
+        imps = ", ".join(str(int(j) + 1) for j in np.nonzero(bad[:, i])[0])
+        raise MitmlError(f"Constraint {constraints[i]!r} or its derivative is not finite at the "
+                         f"estimates of imputation(s) {imps}; rewrite it so that it is defined "
+                         "there (e.g. log() of a positive quantity).")
+    if not np.all(np.isfinite(q)):
+        raise MitmlError("The fitted models have non-finite estimates in imputation(s) "
+                         + ", ".join(str(int(j) + 1) for j in np.nonzero(~good_q)[0])
+                         + "; check those fits before testing constraints.")
+
+
+def _check_singular(constraints, jac, ubar) -> None:
+    """Refuse constraints whose pooled covariance is singular, saying why: a constraint that
+    does not depend on the parameters, or constraints that are linearly dependent."""
+    flat = [i for i in range(len(constraints)) if not np.any(jac[:, i, :])]
+    if flat:
+        which = ", ".join(repr(constraints[i]) for i in flat)
+        subject = f"Constraint {which} does" if len(flat) == 1 else f"Constraints {which} do"
+        raise MitmlError(f"{subject} not depend on the parameters (zero derivative), so there is "
+                         "nothing to test; each constraint must be a function of the parameters.")
+    scale = np.sqrt(np.diag(ubar))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = ubar / np.outer(scale, scale)
+    if not np.all(np.isfinite(corr)) or np.linalg.matrix_rank(corr, tol=1e-10) < len(constraints):
+        raise MitmlError(f"The constraints {constraints!r} are linearly dependent (or their "
+                         "covariance is singular): a constraint repeats or combines others. "
+                         "Drop the redundant constraints.")
 
 
 test_constraints.__test__ = False

@@ -24,8 +24,10 @@ from mitml_jax.analysis import pooling
 from mitml_jax.analysis.adapters import as_fits
 from mitml_jax.analysis.printing import df_footer, format_call, format_table, table_lines
 from mitml_jax.errors import MitmlError, MitmlTypeError, MitmlWarning
+from mitml_jax.sampling.arguments import check_flag
 
-__all__ = ["test_estimates", "EstimatesResult", "extract_estimates", "arrays_from_qhat_uhat"]
+__all__ = ["test_estimates", "EstimatesResult", "extract_estimates", "arrays_from_qhat_uhat",
+           "check_df_com"]
 
 COLUMNS = ["Estimate", "Std.Error", "t.value", "df", "P(>|t|)", "RIV", "FMI"]
 SNAKE = ["estimate", "std_error", "t_value", "df", "p_value", "riv", "fmi"]
@@ -58,20 +60,43 @@ def extract_estimates(fits: list):
     return names, qhat, uhat
 
 
+def _floats(value, name: str) -> np.ndarray:
+    """``value`` as a float array, or a MitmlTypeError naming the argument."""
+    if isinstance(value, (str, bytes)):
+        raise MitmlTypeError(f"'{name}' must hold numbers, got the text {value!r}.")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise MitmlTypeError(f"'{name}' must hold numbers (estimates, variances or covariance "
+                             f"matrices); got {type(value).__name__} {value!r:.80}.") from None
+
+
 def _qhat_array(qhat):
-    """(names or None, (m, p) array) from mitml-style ``qhat``."""
+    """(names or None, (m, p) array) from mitml-style ``qhat``.
+
+    A list of Series is aligned by name (the first Series gives the order); Series with other
+    names are refused.
+    """
     if isinstance(qhat, pd.DataFrame):
-        return [str(n) for n in qhat.index], qhat.to_numpy(dtype=float).T
+        return [str(n) for n in qhat.index], _floats(qhat, "qhat").T
     if isinstance(qhat, (list, tuple)):
         if len(qhat) == 0:
             raise MitmlError("'qhat' is empty; give one estimate vector per imputed data set.")
         names = list(qhat[0].index) if isinstance(qhat[0], pd.Series) else None
-        rows = [np.atleast_1d(np.asarray(q, dtype=float)).ravel() for q in qhat]
+        if names is not None:
+            for i, q in enumerate(qhat[1:], start=2):
+                if not isinstance(q, pd.Series) or sorted(map(str, q.index)) != sorted(
+                        map(str, names)) or len(q.index) != len(names):
+                    given = list(q.index) if isinstance(q, pd.Series) else type(q).__name__
+                    raise MitmlError(f"'qhat' element {i} has names {given}, but element 1 has "
+                                     f"{names}; give the same parameters in every imputation.")
+            qhat = [q.reindex(names) for q in qhat]
+        rows = [np.atleast_1d(_floats(q, "qhat")).ravel() for q in qhat]
         if len({r.size for r in rows}) != 1:
             raise MitmlError("All elements of 'qhat' must have the same length.")
         return names, np.stack(rows)
     if isinstance(qhat, (np.ndarray, pd.Series)):
-        arr = np.asarray(qhat, dtype=float)
+        arr = _floats(qhat, "qhat")
         if arr.ndim == 1:
             return None, arr[:, None]
         if arr.ndim == 2:
@@ -80,21 +105,33 @@ def _qhat_array(qhat):
                          f"vectors; got {type(qhat).__name__}.")
 
 
-def _uhat_array(uhat, m: int, p: int):
-    """((m, p, p) array, diagonal_only) from mitml-style ``uhat``."""
+def _aligned(u, names):
+    """A Series / DataFrame element of ``uhat`` reordered to the parameter ``names``."""
+    if names is None:
+        return u
+    if isinstance(u, pd.DataFrame) and sorted(map(str, u.index)) == sorted(map(str, names)):
+        return u.reindex(index=names, columns=names)
+    if isinstance(u, pd.Series) and sorted(map(str, u.index)) == sorted(map(str, names)):
+        return u.reindex(names)
+    return u
+
+
+def _uhat_array(uhat, m: int, p: int, names=None):
+    """((m, p, p) array, diagonal_only) from mitml-style ``uhat`` (Series / DataFrame elements
+    are aligned to ``names``)."""
     if isinstance(uhat, (list, tuple)):
         if len(uhat) != m:
             raise MitmlError(f"'uhat' has {len(uhat)} elements but 'qhat' has {m} imputations.")
         mats, diagonal = [], False
         for u in uhat:
-            arr = np.asarray(u, dtype=float)
+            arr = _floats(_aligned(u, names), "uhat")
             if arr.ndim <= 1:
                 diagonal = True
                 arr = np.diag(np.atleast_1d(arr).ravel())
             mats.append(arr)
         out = np.stack(mats) if len({a.shape for a in mats}) == 1 else None
     else:
-        arr = np.asarray(uhat, dtype=float)
+        arr = _floats(uhat, "uhat")
         diagonal = arr.ndim <= 2
         if arr.ndim == 3:
             out = np.moveaxis(arr, 2, 0)
@@ -109,7 +146,21 @@ def _uhat_array(uhat, m: int, p: int):
                          f"matrices (p, p, m) = ({p}, {p}, {m}) or variances (p, m).")
     if not np.all(np.isfinite(out)):
         raise MitmlError("Missing values in 'uhat' are not allowed.")
+    _check_variances(out, names if names is not None else
+                     [f"Parameter.{i + 1}" for i in range(p)], "'uhat'")
     return out, diagonal
+
+
+def _check_variances(u, names, what: str) -> None:
+    """Refuse negative variances (the diagonal of each (p, p) matrix in ``u``)."""
+    diag = np.diagonal(u, axis1=1, axis2=2)
+    bad = np.argwhere(diag < 0)
+    if bad.size:
+        imps = sorted({int(i) + 1 for i in bad[:, 0]})
+        pars = [names[j] for j in sorted({int(j) for j in bad[:, 1]})]
+        raise MitmlError(f"{what} has negative variances for {', '.join(map(repr, pars))} in "
+                         f"imputation(s) {', '.join(map(str, imps))}; a covariance matrix has "
+                         "a non-negative diagonal. Check those fits or the values passed.")
 
 
 def arrays_from_qhat_uhat(qhat, uhat, require_uhat: bool = False):
@@ -124,7 +175,7 @@ def arrays_from_qhat_uhat(qhat, uhat, require_uhat: bool = False):
         if require_uhat:
             raise MitmlError("Either 'model' or both 'qhat' and 'uhat' must be supplied.")
         return names, q, None, True
-    u, diagonal = _uhat_array(uhat, m, p)
+    u, diagonal = _uhat_array(uhat, m, p, names)
     return names, q, u, diagonal
 
 
@@ -184,13 +235,13 @@ class EstimatesResult:
 
         if "Std.Error" not in self.estimates:
             raise MitmlError("Confidence intervals need standard errors: pass 'uhat'.")
+        if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.number)):
+            raise MitmlTypeError(f"'level' must be a number between 0 and 1, got {level!r}.")
         if not 0.0 < level < 1.0:
             raise MitmlError(f"'level' must be between 0 and 1 (got {level}).")
         est = self.estimates
         if parm is not None:
-            parm = [parm] if isinstance(parm, (str, int, np.integer)) else list(parm)
-            positions = all(isinstance(x, (int, np.integer)) for x in parm)
-            est = est.iloc[parm] if positions else est.loc[parm]
+            est = est.iloc[self._positions(parm)]
         alpha = 1.0 - level
         df = est["df"].to_numpy(dtype=float)
         finite = np.isfinite(df)
@@ -200,6 +251,32 @@ class EstimatesResult:
         lower, upper = _percent_labels(alpha)
         return pd.DataFrame({lower: est["Estimate"].to_numpy() - half,
                              upper: est["Estimate"].to_numpy() + half}, index=est.index)
+
+    def _positions(self, parm) -> list:
+        """Row positions of ``parm`` (names, R spellings such as ``(Intercept)``, or 0-based
+        positions), or a MitmlError naming the unknown ones and the parameters."""
+        from mitml_jax.analysis.adapters import r_term_name
+
+        names = [str(n) for n in self.estimates.index]
+        lookup = {}
+        for i, name in enumerate(names):
+            lookup.setdefault(name, i)
+            lookup.setdefault(r_term_name(name), i)
+        items = [parm] if isinstance(parm, (str, int, np.integer)) else list(parm)
+        out, unknown = [], []
+        for x in items:
+            if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
+                if -len(names) <= int(x) < len(names):
+                    out.append(int(x) % len(names))
+                    continue
+            elif isinstance(x, str) and x in lookup:
+                out.append(lookup[x])
+                continue
+            unknown.append(x)
+        if unknown:
+            raise MitmlError(f"'parm' has unknown parameter(s) {unknown!r}; give names from "
+                             f"{names} or positions 0 to {len(names) - 1}.")
+        return out
 
     def __str__(self) -> str:
         out = (f"\nCall:\n\n{self.call}\n\nFinal parameter estimates and inferences obtained "
@@ -243,6 +320,56 @@ def _df_com_by_name(df_com, names) -> list:
     return [given[n] for n in names]
 
 
+def check_df_com(df_com, names, single: bool = False):
+    """``df_com`` as a float array (one value, or one per parameter in the order of ``names``),
+    or None; refuses, naming ``'df_com'``, text, bools, NaN, values <= 0 and wrong lengths.
+
+    ``inf`` is allowed: the large-sample limit (no small-sample adjustment of that parameter).
+    With ``single`` (D1), exactly one value is allowed.
+    """
+    if df_com is None:
+        return None
+    if isinstance(df_com, (dict, pd.Series)) and not single:
+        df_com = _df_com_by_name(df_com, names)
+    values = df_com if isinstance(df_com, (list, tuple, np.ndarray)) else [df_com]
+    if any(isinstance(v, (str, bytes, bool, np.bool_)) for v in np.ravel(np.asarray(values, dtype=object))):
+        raise MitmlTypeError(f"'df_com' must be a number (complete-data degrees of freedom) or one "
+                             f"per parameter, got {df_com!r}.")
+    try:
+        dfc = np.asarray(df_com, dtype=float)
+    except (TypeError, ValueError):
+        raise MitmlTypeError(f"'df_com' must be a number (complete-data degrees of freedom) or one "
+                             f"per parameter, got {df_com!r}.") from None
+    if dfc.ndim > 1:
+        raise MitmlError(f"'df_com' must be one number or a flat list, got shape {dfc.shape}.")
+    dfc = np.atleast_1d(dfc)
+    if single and dfc.size != 1:
+        raise MitmlError("'df_com' must be a single number for D1 (got several values).")
+    if dfc.size not in (1, len(names)):
+        raise MitmlError(f"'df_com' must be one number or one per parameter ({len(names)}); "
+                         f"got {dfc.size}.")
+    if np.any(np.isnan(dfc)) or np.any(dfc <= 0):
+        raise MitmlError(f"'df_com' must be positive (complete-data degrees of freedom), got "
+                         f"{df_com!r}.")
+    return dfc
+
+
+def _warn_non_finite(q, u, names, what: str) -> None:
+    """One MitmlWarning naming the parameters with non-finite estimates or (co)variances and
+    the imputations that gave them (their pooled results are NaN)."""
+    bad = ~np.isfinite(q)
+    if u is not None:
+        bad |= ~np.all(np.isfinite(u), axis=2)
+    if not bad.any():
+        return
+    imps = sorted({int(i) + 1 for i in np.nonzero(bad.any(axis=1))[0]})
+    pars = [names[j] for j in np.nonzero(bad.any(axis=0))[0]]
+    warnings.warn(f"{what} {', '.join(map(str, imps))} gave non-finite estimates or variances "
+                  f"for {', '.join(map(repr, pars))}; the pooled results of these parameters are "
+                  "NaN. Check those fits (e.g. separation in a logistic model).",
+                  MitmlWarning, stacklevel=3)
+
+
 def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, df_com=None, *,
                    var_comp=None):
     """Pool parameter estimates by Rubin's rules (mitml's ``testEstimates``).
@@ -264,6 +391,7 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
         warnings.warn("The 'var_comp' argument is deprecated. Please use 'extra_pars' instead.",
                       MitmlWarning, stacklevel=2)
         extra_pars = bool(var_comp)
+    extra_pars = check_flag("extra_pars", extra_pars)
     if (model is None) == (qhat is None):
         raise MitmlError("Either 'model' or 'qhat' must be supplied (not both).")
     extra = None
@@ -288,13 +416,12 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
         names = [f"Parameter.{i + 1}" for i in range(p)]
     if isinstance(df_com, (dict, pd.Series)):
         df_com = _df_com_by_name(df_com, names)
-    if df_com is not None:
-        dfc = np.atleast_1d(np.asarray(df_com, dtype=float))
-        if dfc.size not in (1, p):
-            raise MitmlError(f"'df_com' must be one number or one per parameter ({p}); got {dfc.size}.")
-        if np.any(np.isnan(dfc)) or np.any(dfc <= 0):
-            raise MitmlError(f"'df_com' must be positive (complete-data degrees of freedom), got {df_com!r}.")
-    res = pooling.rubin(q, u, df_com=df_com)
+    dfc = check_df_com(df_com, names)
+    if model is not None:
+        _check_variances(u, names, "The fitted models' covariance matrix")
+    _warn_non_finite(q, u, names, "Fitted model(s)" if model is not None else "'qhat' imputation(s)")
+    with np.errstate(invalid="ignore", over="ignore"):
+        res = pooling.rubin(q, u, df_com=dfc)
     if u is None:
         estimates = pd.DataFrame({"Estimate": res["estimate"]}, index=names)
         T = None
@@ -309,15 +436,35 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
 
 def _pool_extra(fits, stacked):
     """Mean of the extra parameters: from ``stacked`` (the fits' ``mitml_stack``) when not None,
-    else from every fit's ``mitml_extra``."""
+    else from every fit's ``mitml_extra``. Warnings the fits give (e.g. variance components not
+    available for the class) are issued once, not once per imputation."""
     if stacked is not None:
         frame = stacked[3]
         return pd.DataFrame({"Estimate": frame.mean(axis=1)})
-    series = [fit.mitml_extra() for fit in fits]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        series = [_extra(fit) for fit in fits]
+    seen = set()
+    for w in caught:
+        key = (w.category, str(w.message))
+        if key not in seen:
+            seen.add(key)
+            warnings.warn(w.message, w.category, stacklevel=3)
     if any(s is None for s in series):
         return None
     frame = pd.concat(series, axis=1)
     return pd.DataFrame({"Estimate": frame.mean(axis=1).reindex(series[0].index)})
+
+
+def _extra(fit):
+    """``fit.mitml_extra()``; a fit without that method has no extra parameters (warned)."""
+    method = getattr(fit, "mitml_extra", None)
+    if method is None:
+        name = getattr(fit, "class_name", type(fit).__name__)
+        warnings.warn(f"Computation of variance components not supported for objects of class "
+                      f"'{name}'; extra parameters are omitted.", MitmlWarning)
+        return None
+    return method()
 
 
 test_estimates.__test__ = False

@@ -9,12 +9,13 @@ import pandas as pd
 
 from mitml_jax.analysis import pooling
 from mitml_jax.analysis.adapters import as_fits
-from mitml_jax.analysis.estimates import extract_estimates
+from mitml_jax.analysis.adapters import r_term_name
+from mitml_jax.analysis.estimates import check_df_com, extract_estimates
 from mitml_jax.analysis.printing import df_footer, format_call, format_table, table_lines
 from mitml_jax.errors import MitmlError, MitmlWarning
 
 __all__ = ["test_models", "ModelsResult", "TEST_COLUMNS", "test_frame", "loglik_values",
-           "pooled_loglik_values", "stacked_loglik"]
+           "pooled_loglik_values", "stacked_loglik", "is_reml"]
 
 TEST_COLUMNS = ["F.value", "df1", "df2", "P(>F)", "RIV"]
 TEST_SNAKE = ["f_value", "df1", "df2", "p_value", "riv"]
@@ -24,6 +25,13 @@ METHODS = ("D1", "D2", "D3", "D4")
 def test_frame(test: dict, index=None) -> pd.DataFrame:
     """One-row mitml test table from a :mod:`pooling` result dict."""
     return pd.DataFrame([[test[k] for k in TEST_SNAKE]], columns=TEST_COLUMNS, index=index)
+
+
+def is_reml(fit) -> bool:
+    """Whether a protocol fit maximised the restricted likelihood (False for fits that give
+    only ``mitml_coef`` and ``mitml_vcov``, enough for the Wald tests)."""
+    method = getattr(fit, "mitml_is_reml", None)
+    return bool(method()) if method is not None else False
 
 
 def _class_name(fit) -> str:
@@ -159,6 +167,8 @@ def test_models(model, null_model, method: str = "D1", use: str = "wald", ariv: 
     if ariv == "robust" and method != "D4":
         warnings.warn(f"The 'robust' option is not available with method '{method}' and was "
                       "ignored.", MitmlWarning, stacklevel=2)
+    if method == "D1":
+        df_com = None if df_com is None else float(check_df_com(df_com, [], single=True)[0])
     fits, nulls = as_fits(model, "model"), as_fits(null_model, "null_model")
     m = len(fits)
     if m < 2:
@@ -167,7 +177,7 @@ def test_models(model, null_model, method: str = "D1", use: str = "wald", ariv: 
         warnings.warn("The 'model' and 'null_model' arguments appear to include objects of "
                       "different classes. Results may not be trustworthy.", MitmlWarning,
                       stacklevel=2)
-    reml = any(f.mitml_is_reml() for f in fits + nulls)
+    reml = any(is_reml(f) for f in fits + nulls)
     likelihood = (method == "D2" and use == "likelihood") or method in ("D3", "D4")
     if likelihood:
         _warn_different_rows(fits, nulls, method if method != "D2" else "D2 (likelihood)")
@@ -251,14 +261,33 @@ def _k(df_full, df_null) -> int:
     return k
 
 
+def _canonical(name) -> str:
+    """A term name as R spells it, so that ``Intercept`` (statsmodels) matches ``(Intercept)``
+    (lmer) and ``Sex[T.Girl]`` matches ``SexGirl``."""
+    return r_term_name(str(name))
+
+
 def _differing(fits, nulls):
-    """Estimates (m, k) and covariances (m, k, k) of the parameters in the full model only."""
+    """Estimates (m, k) and covariances (m, k, k) of the parameters in the full model only.
+
+    Names are compared in R's spelling. Parameters of the null model that the full model lacks
+    (the models are not nested) are warned about: the Wald test then tests the full model's
+    extra parameters only, as mitml does without comment.
+    """
     names, q, u = extract_estimates(fits)
-    null_names = set(nulls[0].mitml_coef().index)
-    idx = [i for i, n in enumerate(names) if n not in null_names]
+    null_names = [str(n) for n in nulls[0].mitml_coef().index]
+    null_set = {_canonical(n) for n in null_names}
+    idx = [i for i, n in enumerate(names) if _canonical(n) not in null_set]
     if not idx:
         raise MitmlError("The 'model' and 'null_model' appear not to be nested or include the "
                          "same set of parameters.")
+    full_set = {_canonical(n) for n in names}
+    extra = [n for n in null_names if _canonical(n) not in full_set]
+    if extra:
+        warnings.warn(f"The 'null_model' has parameters that 'model' lacks "
+                      f"({', '.join(map(repr, extra))}): the models are not nested, and the test "
+                      "covers only the parameters of 'model' that 'null_model' lacks. Compare "
+                      "nested models.", MitmlWarning, stacklevel=3)
     return q[:, idx], u[:, idx][:, :, idx]
 
 

@@ -94,7 +94,8 @@ def rubin(qhat, uhat=None, df_com=None):
     Args:
         qhat: (m, p) estimates.
         uhat: (m, p, p) covariance matrices, or None to pool the point estimates only.
-        df_com: complete-data degrees of freedom, scalar or one per parameter, or None.
+        df_com: complete-data degrees of freedom, scalar or one per parameter, or None; an
+            infinite value leaves that parameter's df unadjusted (the limit of the formula).
 
     Returns:
         dict with ``estimate`` (p,) and, when ``uhat`` is given, ``T`` (p, p), ``std_error``,
@@ -115,7 +116,9 @@ def rubin(qhat, uhat=None, df_com=None):
         if df_com is not None:
             dfc = np.broadcast_to(np.asarray(df_com, dtype=float), r.shape)
             lam = r / (r + 1.0)
-            nu_obs = (1.0 - lam) * ((dfc + 1.0) / (dfc + 3.0)) * dfc
+            finite = np.where(np.isinf(dfc), 1.0, dfc)  # df_com = inf: no adjustment (limit)
+            nu_obs = np.where(np.isinf(dfc), np.inf,
+                              (1.0 - lam) * ((finite + 1.0) / (finite + 3.0)) * finite)
             nu = 1.0 / (_inverse_or_inf(nu) + 1.0 / nu_obs)
         fmi = (r + 2.0 / (nu + 3.0)) / (r + 1.0)
     return {
@@ -178,7 +181,8 @@ def d1(qhat, uhat, df_com=None):
     Args:
         qhat: (m, k) estimates of the tested parameters (null value 0).
         uhat: (m, k, k) their covariance matrices.
-        df_com: complete-data degrees of freedom (scalar) or None.
+        df_com: complete-data degrees of freedom (scalar) or None; ``inf`` gives Li et al.'s
+            df (the limit of Reiter's as df_com grows, for k (m - 1) > 4).
 
     Returns:
         dict ``f_value, df1, df2, p_value, riv``.
@@ -195,7 +199,7 @@ def d1(qhat, uhat, df_com=None):
         dfc = np.asarray(df_com, dtype=float).ravel()
         if dfc.size != 1:
             raise MitmlError("'df_com' must be a single number for D1 (got several values).")
-        nu = reiter_df(k, m, r, float(dfc[0]))
+        nu = reiter_df(k, m, r, float(dfc[0])) if np.isfinite(dfc[0]) else li_df(k, m, r)
     else:
         nu = li_df(k, m, r)
     return _test(f, k, nu, r)

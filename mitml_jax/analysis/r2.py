@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mitml_jax.analysis.adapters import as_fit
-from mitml_jax.errors import MitmlError
+from mitml_jax.errors import MitmlError, MitmlTypeError
 
 __all__ = ["multilevel_r2"]
 
@@ -32,10 +32,15 @@ def multilevel_r2(model, print=MEASURES) -> pd.Series:  # noqa: A002 - mitml's a
     Returns:
         Series indexed by measure (names are kept also when a single measure is requested).
     """
-    which = [str(w).upper() for w in ([print] if isinstance(print, str) else print)]
-    bad = [w for w in which if w not in MEASURES]
+    given = [print] if isinstance(print, str) else print
+    if not isinstance(given, (list, tuple)) or not all(isinstance(w, str) for w in given):
+        raise MitmlTypeError(f"'print' must be a measure name or a list of them, a subset of "
+                             f"{MEASURES}; got {print!r}.")
+    which = [w.upper() for w in given]
+    bad = [w for w in given if w.upper() not in MEASURES]
     if bad or not which:
-        raise MitmlError(f"'print' must be a subset of {MEASURES} (got {list(print)!r}).")
+        raise MitmlError(f"'print' must be a subset of {MEASURES} (got {print!r}"
+                         + (f"; unknown: {bad!r})." if bad else ")."))
     fits = [as_fit(f) for f in model] if isinstance(model, (list, tuple)) else [as_fit(model)]
     if not fits:
         raise MitmlError("'model' is an empty list; give one fitted model per imputed data set.")
