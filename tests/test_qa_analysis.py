@@ -250,3 +250,45 @@ def test_r2_print_is_checked_by_name():
         multilevel_r2(_fits(), print=5)
     with pytest.raises(MitmlError, match="'XX'"):
         multilevel_r2(_fits(), print="XX")
+
+
+# --- likelihood-based tests on models without a likelihood ----------------------------------
+
+@pytest.mark.parametrize("kind", ["gee", "quantreg"])
+@pytest.mark.parametrize("method, use", [("D2", "likelihood"), ("D3", "wald"), ("D4", "wald")])
+def test_likelihood_tests_refuse_models_without_likelihood(frames, kind, method, use):
+    import statsmodels.formula.api as smf
+
+    def fit(formula, d):
+        if kind == "gee":
+            return smf.gee(formula, "ID", d).fit()
+        return smf.quantreg(formula, d).fit()
+
+    full = [fit("ReadDis ~ SES", d) for d in frames[:3]]
+    null = [fit("ReadDis ~ 1", d) for d in frames[:3]]
+    with pytest.raises(MitmlError, match="'D1' or 'D2'"):
+        test_models(full, null, method=method, use=use)
+    assert np.isfinite(test_models(full, null).test["F.value"].iloc[0])
+
+
+def test_df_com_by_name_accepts_either_spelling(frames):
+    from mitml_jax.analysis.lmer import lmer
+
+    fits = lmer("ReadDis ~ 1 + SES + (1|ID)", frames[:3])
+    by_r = test_estimates(fits, df_com={"(Intercept)": 30, "SES": 40}).estimates
+    by_py = test_estimates(fits, df_com={"Intercept": 30, "SES": 40}).estimates
+    np.testing.assert_allclose(by_r.to_numpy(), by_py.to_numpy())
+
+
+def test_anova_warns_about_mixed_classes_once(frames):
+    import statsmodels.formula.api as smf
+
+    from mitml_jax.analysis.anova import anova
+    from mitml_jax.analysis.lmer import lmer
+
+    full = lmer("ReadDis ~ 1 + SES + (1|ID)", frames[:3])
+    null = [smf.ols("ReadDis ~ 1", d).fit() for d in frames[:3]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        anova(full, null)
+    assert sum("different classes" in str(w.message) for w in caught) == 1

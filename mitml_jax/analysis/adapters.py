@@ -158,7 +158,16 @@ class StatsmodelsFit:
         return int(np.size(self.result.params))
 
     def mitml_loglik(self):
-        return float(self.result.llf), self._n_params()
+        reason = ("the model is not fitted by maximum likelihood" if self.class_name in _NOT_ML
+                  else None)
+        llf = getattr(self.result, "llf", None) if reason is None else None
+        if reason is None and (llf is None or not np.isfinite(float(llf))):
+            reason = "its results give no finite log-likelihood"
+        if reason is not None:
+            raise unsupported(self, "mitml_loglik (likelihood-based tests: D2 with "
+                              "use='likelihood', D3, D4, anova)",
+                              f"{reason}; use method 'D1' or 'D2' (use='wald')")
+        return float(llf), self._n_params()
 
     def mitml_is_reml(self) -> bool:
         return False
@@ -166,21 +175,29 @@ class StatsmodelsFit:
     def mitml_refit_ml(self):
         return self
 
+    def _d3_hint(self) -> str:
+        return ("D3 needs the likelihood at given parameters; use "
+                + ("method 'D1' or 'D2' (use='wald')" if self.class_name in _NOT_ML else "D2 or D4"))
+
     def mitml_params(self) -> dict:
-        raise unsupported(self, "mitml_params (method D3)",
-                          "D3 needs the likelihood at given parameters; use D2 or D4")
+        raise unsupported(self, "mitml_params (method D3)", self._d3_hint())
 
     def mitml_loglik_at(self, params: dict) -> float:
-        raise unsupported(self, "mitml_loglik_at (method D3)",
-                          "D3 needs the likelihood at given parameters; use D2 or D4")
+        raise unsupported(self, "mitml_loglik_at (method D3)", self._d3_hint())
 
     def mitml_stacked_loglik(self, fits: list) -> float:
         model = self.result.model
         endog, exog = _stack([f.result.model.endog for f in fits], [f.result.model.exog for f in fits])
         try:
-            refit = type(model)(endog, exog).fit(disp=0)
-        except TypeError:
-            refit = type(model)(endog, exog).fit()
+            try:
+                refit = type(model)(endog, exog).fit(disp=0)
+            except TypeError:
+                refit = type(model)(endog, exog).fit()
+        except Exception as err:  # noqa: BLE001 - any model class: say what failed and what to do
+            raise unsupported(self, "mitml_stacked_loglik (method D4)",
+                              f"refitting {self.class_name} on the stacked data failed "
+                              f"({type(err).__name__}: {err}); use method 'D1', 'D2' or 'D3'"
+                              ) from None
         return float(refit.llf) / len(fits)
 
     def mitml_r2(self, which):
@@ -206,6 +223,10 @@ class StatsmodelsFit:
             raise unsupported(self, "the 'data' argument of D4",
                               "WLS weights cannot be recovered from data; leave 'data' out")
         return type(model).from_formula(formula, data).fit()
+
+
+# statsmodels classes whose ``llf`` is not the log-likelihood maximised by the fit
+_NOT_ML = ("GEE", "NominalGEE", "OrdinalGEE", "QuantReg")
 
 
 def _stack(endogs, exogs):

@@ -158,8 +158,12 @@ def anova(*models, method: str = "D3", ariv: str = "default", data=None):
             kwargs["use"] = "likelihood"
         if chosen == "D4":
             kwargs.update(ariv=ariv, data=data)
-        tests.append(test_models(fits_list[i], fits_list[i + 1], **kwargs,
-                                 _call=f"test_models(model_{i + 1}, model_{i + 2}, method={chosen!r})"))
+        with warnings.catch_warnings():  # anova has warned about mixed classes already
+            warnings.filterwarnings("ignore", message="The 'model' and 'null_model' arguments "
+                                    "appear to include objects of different classes")
+            tests.append(test_models(fits_list[i], fits_list[i + 1], **kwargs,
+                                     _call=f"test_models(model_{i + 1}, model_{i + 2}, "
+                                           f"method={chosen!r})"))
     formulas = [getattr(f[0], "mitml_formula", lambda: type(f[0]).__name__)() for f in fits_list]
     call = f"anova({', '.join(labels)}" + ("" if method == "D3" else f", method={method!r}") + \
         ("" if ariv == "default" else f", ariv={ariv!r}") + ")"
