@@ -311,10 +311,12 @@ def _df_com_by_name(df_com, names) -> list:
     """``df_com`` given per parameter name (dict or Series) as a list in the order of ``names``."""
     from mitml_jax.analysis.adapters import r_term_name
 
-    spelled = {r_term_name(str(n)): n for n in names}  # R's spellings: (Intercept), SexGirl
-    given = {}
-    for key, value in df_com.items():
-        given[key if key in set(names) else spelled.get(r_term_name(str(key)), key)] = value
+    given = dict(df_com.items())
+    if not all(k in set(names) for k in given):  # keys in R's spelling: (Intercept), SexGirl
+        spelled = {r_term_name(str(n)): n for n in names}
+        mapped = [spelled.get(r_term_name(str(k))) for k in given]
+        if None not in mapped and len(set(mapped)) == len(mapped):
+            given = dict(zip(mapped, given.values()))
     missing = [n for n in names if n not in given]
     unknown = [k for k in given if k not in set(names)]
     if missing or unknown:
