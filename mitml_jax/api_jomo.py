@@ -25,7 +25,8 @@ from .errors import MitmlError, MitmlTypeError, MitmlWarning
 from .kernels import jomo
 from .kernels.jomo_chains import record_parameters
 from .kernels.jomo_design import build_group_problems, decode_saves, missing_index
-from .sampling.arguments import check_run_arguments
+from .priors import as_real_array
+from .sampling.arguments import check_flag, check_run_arguments
 from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.cache import enable_compilation_cache
 from .sampling.collect import collect_imputations, saves_needed
@@ -75,7 +76,7 @@ def _save(state, arrays):
 
 def _matrix(name, value, dim, group):
     where = f" (group {group})" if group is not None else ""
-    m = np.asarray(value, dtype=float)
+    m = as_real_array(name, value, f"a {dim} x {dim} matrix of real numbers", where)
     if m.ndim == 0 and dim == 1:
         m = m.reshape(1, 1)
     if m.shape != (dim, dim):
@@ -127,9 +128,15 @@ def _priors(prior, problems, random_l1):
             out["Dinv"] = dinv
         a = float(cfg.r)
         if random_l1 != "none":
-            a = float(np.asarray(p.get("a", cfg.r)).reshape(()))
+            where = f" (group {label})" if label is not None else ""
+            given_a = p.get("a", cfg.r)
+            a = as_real_array("a", given_a, "a single positive number", where)
+            if a.size != 1:
+                raise MitmlError(f"prior['a']{where} must be a single positive number, got "
+                                 f"{given_a!r}.")
+            a = float(a.reshape(()))
             if not np.isfinite(a) or a <= 0:
-                raise MitmlError(f"prior['a'] must be a positive number, got {a}.")
+                raise MitmlError(f"prior['a']{where} must be a positive number, got {a}.")
             out["a"] = a
         reported.append(out)
         device.append(jax.device_put(jomo.JomoPrior(np.asarray(binv, float), np.asarray(dinv, float),
@@ -229,6 +236,8 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
         :class:`~mitml_jax.Imputations` (``kind="jomo"``).
     """
     n_burn, n_iter, m, chains = check_run_arguments(data, n_burn, n_iter, m, chains)
+    check_flag("save_pred", save_pred)
+    check_flag("progress", progress)
     if keep_chains not in ("full", "diagonal"):
         raise MitmlError(f"'keep_chains' must be 'full' or 'diagonal', got {keep_chains!r}.")
     if random_L1 not in ("none", "mean", "full"):

@@ -33,14 +33,13 @@ _FAILURE_HINT = (
 )
 
 
-
-
-
-
 def _dtype(dtype):
     if dtype is None:
         return np.dtype(np.float64)
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise MitmlError(f"'dtype' must be float32 or float64 (or None for float64), got {dtype!r}.") from None
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise MitmlError(f"'dtype' must be float32 or float64, got {dt}.")
     return dt
@@ -124,6 +123,7 @@ def pan_impute(
     """
     n_burn, n_iter, m, chains = check_run_arguments(data, n_burn, n_iter, m, chains)
     check_flag("save_pred", save_pred)
+    check_flag("progress", progress)
     if keep_chains not in ("full", "diagonal"):
         raise MitmlError(f"'keep_chains' must be 'full' or 'diagonal', got {keep_chains!r}.")
     dt = _dtype(dtype)

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import MitmlError, MitmlTypeError
 from .kernels.state import PanPrior
 
-__all__ = ["pan_default_prior", "check_pan_prior", "to_pan_prior"]
+__all__ = ["pan_default_prior", "check_pan_prior", "to_pan_prior", "as_real_array"]
 
 
 def pan_default_prior(r: int, q: int) -> dict:
@@ -23,8 +23,21 @@ def pan_default_prior(r: int, q: int) -> dict:
     return {"a": float(r), "Binv": np.eye(r), "c": float(r * q), "Dinv": np.eye(r * q)}
 
 
+def as_real_array(name, value, what, where=""):
+    """``value`` as a float array; a MitmlError naming ``prior[name]`` (``where``: e.g. the group)
+    and saying it must be ``what`` for text, bools, ragged lists, complex numbers and anything
+    else that is not real numbers (NumPy would raise its own ValueError/TypeError)."""
+    try:
+        arr = np.asarray(value)
+        if value is None or arr.dtype.kind in "cb" or isinstance(value, (str, bytes)):
+            raise TypeError
+        return np.asarray(arr, dtype=float)
+    except (TypeError, ValueError):
+        raise MitmlError(f"prior['{name}']{where} must be {what}, got {value!r}.") from None
+
+
 def _check_matrix(name, value, dim):
-    m = np.asarray(value, dtype=float)
+    m = as_real_array(name, value, f"a {dim} x {dim} matrix of real numbers")
     if m.ndim == 0 and dim == 1:
         m = m.reshape(1, 1)
     if m.shape != (dim, dim):
@@ -40,9 +53,10 @@ def _check_matrix(name, value, dim):
 
 def _check_df(name, value, dim):
     try:
-        v = float(np.asarray(value).reshape(()))
-    except (TypeError, ValueError):
-        raise MitmlError(f"prior['{name}'] must be a single number (degrees of freedom).") from None
+        v = float(as_real_array(name, value, "a single real number").reshape(()))
+    except (MitmlError, ValueError):
+        raise MitmlError(f"prior['{name}'] must be a single number (degrees of freedom), "
+                         f"got {value!r}.") from None
     if not np.isfinite(v) or v <= dim - 1:
         raise MitmlError(
             f"prior['{name}'] = {v:g} must exceed {dim - 1} (the dimension of its matrix minus one)."

@@ -161,30 +161,29 @@ def within_cluster_constant(values: np.ndarray, cluster: np.ndarray) -> np.ndarr
     return ok.all(axis=0)
 
 
-def _pivoted_rank(rows: np.ndarray) -> tuple[int, list]:
-    """Numerical rank and column pivot order of ``rows`` (n, p): Gram-Schmidt with column
-    pivoting (largest remaining norm first, orthogonalised twice), LAPACK ``geqp3``'s rule and
-    tolerance without importing scipy.linalg (~0.5 s); p is a handful of predictors."""
+def _aliased_columns(rows: np.ndarray) -> list:
+    """Positions of the columns of ``rows`` (n, p) that are linear combinations of the columns
+    before them: R's ``lm`` rule (LINPACK ``dqrdc2``, ``tol = 1e-7``), so the later of two
+    collinear columns is the one named, never the intercept in front of a constant predictor.
+
+    Gram-Schmidt in column order, orthogonalised twice; a column whose remaining norm is below
+    ``1e-7`` times its own norm (or that is zero) is aliased and left out of the basis. p is a
+    handful of predictors; no scipy.linalg import (~0.5 s).
+    """
     a = np.array(rows, dtype=float)
-    p = a.shape[1]
-    order = list(range(p))
-    diag = []
-    for k in range(p):
-        norms = np.einsum("ij,ij->j", a[:, k:], a[:, k:])
-        j = k + int(np.argmax(norms))
-        a[:, [k, j]] = a[:, [j, k]]
-        order[k], order[j] = order[j], order[k]
-        v = a[:, k]
-        d = float(np.sqrt(v @ v))
-        diag.append(d)
-        if d == 0.0:
-            break
-        q = v / d
+    basis, aliased = [], []
+    for k in range(a.shape[1]):
+        v = a[:, k].copy()
+        norm0 = float(np.sqrt(v @ v))
         for _ in range(2):
-            a[:, k + 1:] -= np.outer(q, q @ a[:, k + 1:])
-    diag = np.asarray(diag)
-    tol = diag.max(initial=0.0) * max(rows.shape) * np.finfo(float).eps
-    return int((diag > tol).sum()), order
+            for q in basis:
+                v -= q * (q @ v)
+        norm = float(np.sqrt(v @ v))
+        if norm0 == 0.0 or not norm > 1e-7 * norm0:
+            aliased.append(k)
+        else:
+            basis.append(v / norm)
+    return aliased
 
 
 def check_full_rank(matrix: np.ndarray, names, part: str, groups: np.ndarray,
@@ -197,11 +196,23 @@ def check_full_rank(matrix: np.ndarray, names, part: str, groups: np.ndarray,
         rows = matrix[groups == code]
         if rows.shape[0] == 0:
             continue
-        rank, pivots = _pivoted_rank(rows)
-        if rank < rows.shape[1]:
-            dependent = [names[i] for i in pivots[rank:]]
+        aliased = _aliased_columns(rows)
+        if aliased:
             where = "" if label is None else f" in group {label!r}"
+            zero = [str(names[i]) for i in aliased if not np.any(rows[:, i])]
+            other = [str(names[i]) for i in aliased if np.any(rows[:, i])]
+            why = []
+            if other:
+                why.append(f"{', '.join(other)} {'is' if len(other) == 1 else 'are'} a linear "
+                           "combination of the columns before it (e.g. constant"
+                           f"{' within the group' if label is not None else ''}, or a multiple "
+                           "of another predictor)")
+            if zero:
+                hint = ("a factor level or predictor value that does not occur in the group, "
+                        "e.g. the grouping variable as a predictor" if label is not None else
+                        "a factor level that does not occur: drop unused levels with "
+                        ".cat.remove_unused_categories()")
+                why.append(f"{', '.join(zero)} {'is' if len(zero) == 1 else 'are'} zero in "
+                           f"every row{where} ({hint})")
             raise MitmlError(f"The {part} of the model is rank deficient{where}: "
-                             f"{', '.join(map(str, dependent))} is a linear combination of the "
-                             "other columns (e.g. constant within the group). Remove it from "
-                             "'formula'.")
+                             f"{'; '.join(why)}. Remove it from 'formula'.")

@@ -15,7 +15,7 @@ from mitml_jax.errors import MitmlError, MitmlTypeError, MitmlWarning
 
 __all__ = ["ParsedFormula", "parse_formula", "split_top_level"]
 
-_NAME = re.compile(r"^(?:[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`)$")
+_NAME = re.compile(r"^(?:(?:[^\W\d]|\.)[\w.]*|`[^`]+`)$")  # letters: any script, as R in UTF-8
 
 
 class ParsedFormula(NamedTuple):
@@ -109,9 +109,12 @@ def parse_formula(text: str) -> ParsedFormula:
     for sep, chunk in split_top_level(lhs_text, "+-"):
         if sep == "-" or not _NAME.match(chunk):
             bad = chunk if sep != "-" else f"-{chunk}"
+            quote = ("" if sep == "-" or any(ch in chunk for ch in "()`,*/^:%") else
+                     f" A column name that starts with a digit or holds spaces or symbols goes "
+                     f"in backticks: `{chunk}`.")
             raise MitmlError(f"Could not find: {bad}. Target variables in 'formula' must be "
                              "contained in the data set 'as is', and transformations must be "
-                             "applied beforehand.")
+                             f"applied beforehand.{quote}")
         lhs.append(_unquote(chunk))
     if rhs_text == "":
         raise MitmlError(f"'formula' {text!r} has nothing right of '~': write '1' for an "

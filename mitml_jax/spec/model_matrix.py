@@ -94,8 +94,9 @@ def _number(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-_R_SYNTACTIC = re.compile(r"^(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*$|^\.$")
-_TOKEN = re.compile(r"`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*")
+# R's syntactic names in a UTF-8 locale: letters of any script (``größe``), digits, '.', '_'
+_R_SYNTACTIC = re.compile(r"^(?:[^\W\d_]|\.(?!\d))[\w.]*$|^\.$")
+_TOKEN = re.compile(r"`[^`]+`|(?:[^\W\d]|\.)[\w.]*")
 
 
 def r_name(column: str) -> str:
@@ -104,13 +105,16 @@ def r_name(column: str) -> str:
 
 
 def sanitize_expression(expr: str, columns) -> tuple[str, dict]:
-    """Replace backticked and non-Python column names by placeholders (placeholder -> name)."""
+    """Replace backticked and non-Python column names by placeholders (placeholder -> name).
+
+    Non-ASCII names are replaced too: Python NFKC-normalises identifiers (``ﬁx`` reads as
+    ``fix``), so they would not find their column."""
     names: dict = {}
 
     def swap(match):
         token = match.group(0)
         name = token[1:-1] if token.startswith("`") else token
-        if token.startswith("`") or (name in columns and not name.isidentifier()):
+        if token.startswith("`") or (name in columns and not (name.isidentifier() and name.isascii())):
             key = f"_mitml_col{len(names)}_"
             names[key] = name
             return key
@@ -269,6 +273,9 @@ def _as_factor(values, n: int, name: str) -> _Factor:
     if len(series) != n:
         raise MitmlError(f"Formula term {name!r} has {len(series)} values for {n} rows.")
     dtype = series.dtype
+    if dtype.kind in "mM" and not forced:
+        raise MitmlError(f"Predictor {name!r} has dtype {dtype}: convert dates and durations to "
+                         "numbers (e.g. days since a reference date) or use factor() before imputation.")
     if isinstance(dtype, pd.CategoricalDtype):
         cat = series.cat
         return _Factor(name, cat.codes.to_numpy(dtype=np.int64), tuple(cat.categories),
@@ -294,6 +301,9 @@ def _evaluate(expr: str, data: pd.DataFrame, n: int, columns: set) -> _Factor:
     bare = expr[1:-1] if expr.startswith("`") and expr.endswith("`") else expr
     if bare in columns:
         return _as_factor(_Namespace(data)[bare], n, name)
+    if expr.strip() == ".":
+        raise MitmlError("'.' (all other columns) is not supported in these formulas: list the "
+                         "predictors by name.")
     text, names = sanitize_expression(expr, columns)
     local = _Namespace(data, names)
     try:
@@ -306,7 +316,15 @@ def _evaluate(expr: str, data: pd.DataFrame, n: int, columns: set) -> _Factor:
                          "Check the spelling or add the column.") from exc
     except Exception as exc:
         raise MitmlError(f"Could not evaluate formula term {name!r}: {exc}") from exc
-    return _as_factor(value, n, name)
+    if callable(value) and not isinstance(value, (_AsFactor, MatrixTerm)):
+        raise MitmlError(f"Formula term {name!r} gives a function, not one value per row; call "
+                         "it on a column (e.g. 'log(x)') or remove the term.")
+    try:
+        return _as_factor(value, n, name)
+    except MitmlError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise MitmlError(f"Could not use formula term {name!r} as a predictor: {exc}") from exc
 
 
 # -- coding ---------------------------------------------------------------------------------------

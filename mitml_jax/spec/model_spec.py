@@ -308,15 +308,20 @@ def _build(data, parsed: ParsedFormula, parsed_l2: ParsedFormula | None, group, 
     checks.check_has_missing(data, [*targets, *targets_l2])
     fixed_rhs, fixed_terms = _canonical_rhs(parsed.fixed, columns)
     x = _predictors(fixed_rhs, data, "fixed part")
+    _check_not_empty(x, "fixed part", parsed.text, "'1' for an intercept")
     random_rhs = random_terms = None
     random_names = ()
     if parsed.random is not None:
         random_rhs, random_terms = _canonical_rhs(parsed.random, columns)
-        random_names = tuple(_predictors(random_rhs, data, "random part").columns)
+        z = _predictors(random_rhs, data, "random part")
+        _check_not_empty(z, "random part", parsed.text, f"'(1 | {parsed.cluster})' for a random "
+                         "intercept")
+        random_names = tuple(z.columns)
     fixed_rhs_l2, fixed_terms_l2, names_l2, means = None, (), (), ()
     if parsed_l2 is not None:
         fixed_rhs_l2, fixed_terms_l2 = _canonical_rhs(parsed_l2.fixed, columns)
         x_l2 = _predictors(fixed_rhs_l2, data, "level-2 part")
+        _check_not_empty(x_l2, "level-2 part", parsed_l2.text, "'1' for an intercept")
         names_l2 = tuple(x_l2.columns)
         means = _level2_checks(data, targets_l2, x_l2, cluster, group)
     group_codes, group_labels = (_group_codes(data[group]) if group is not None else
@@ -344,6 +349,14 @@ def _build(data, parsed: ParsedFormula, parsed_l2: ParsedFormula | None, group, 
         fixed_terms_l2=fixed_terms_l2, formula=formula, formula_l2=formula_l2,
         save_pred=tuple(dict.fromkeys(derived)), fixed_rhs=fixed_rhs, random_rhs=random_rhs,
         fixed_rhs_l2=fixed_rhs_l2, cluster_mean_predictors=means)
+
+
+def _check_not_empty(matrix: pd.DataFrame, part: str, text: str, hint: str) -> None:
+    """The sampler needs at least one column in every part of the model (pan and jomo have no
+    model without fixed effects or, with a cluster, without random effects)."""
+    if matrix.shape[1] == 0:
+        raise MitmlError(f"The {part} of 'formula' {text!r} has no columns (no intercept and no "
+                         f"predictors); the imputation model needs at least one: write {hint}.")
 
 
 def _predictors(rhs: str, data: pd.DataFrame, part: str) -> pd.DataFrame:

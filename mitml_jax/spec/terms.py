@@ -40,7 +40,7 @@ class _Expr(NamedTuple):
 
 
 _OPERATORS = ("%in%", "+", "-", "*", "/", ":", "^", "(", ")")
-_NAME = re.compile(r"`[^`]*`|(?:[A-Za-z_.][A-Za-z0-9_.]*)")
+_NAME = re.compile(r"`[^`]*`|(?:(?:[^\W\d]|\.)[\w.]*)")  # letters of any script
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 

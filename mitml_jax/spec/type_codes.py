@@ -22,7 +22,28 @@ __all__ = ["type_to_formula"]
 _CODES = (-2, -1, 0, 1, 2, 3)
 
 
+def _by_name(data: pd.DataFrame, vector, which: str):
+    """A ``type`` Series labelled by column names is matched to the columns by name (a labelled
+    vector in another order must not give codes to the wrong columns); a Series with the default
+    0..n-1 index stays positional, as R's (unnamed) vector."""
+    if not isinstance(vector, pd.Series) or vector.index.equals(pd.RangeIndex(len(vector))):
+        return vector
+    labels, columns = list(vector.index), list(data.columns)
+    unknown = [str(v) for v in labels if v not in columns]
+    absent = [str(c) for c in columns if c not in labels]
+    if unknown or absent or vector.index.has_duplicates:
+        dups = sorted({str(v) for v in vector.index[vector.index.duplicated()]})
+        parts = ([f"labels that are not columns of 'data': {', '.join(unknown)}"] if unknown
+                 else []) + ([f"no code for the columns {', '.join(absent)}"] if absent else []) \
+            + ([f"duplicate labels {', '.join(dups)}"] if dups else [])
+        raise MitmlError(f"{which} is a Series labelled by column names, but it has "
+                         f"{'; '.join(parts)}. Give one code per column of 'data' (labels "
+                         "matching data.columns), or a plain list in column order.")
+    return vector.reindex(columns)
+
+
 def _as_codes(data: pd.DataFrame, vector, which: str) -> np.ndarray:
+    vector = _by_name(data, vector, which)
     try:
         codes = np.asarray(vector)
     except Exception as exc:  # pragma: no cover - numpy accepts nearly anything
