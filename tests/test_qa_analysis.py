@@ -292,3 +292,16 @@ def test_anova_warns_about_mixed_classes_once(frames):
         warnings.simplefilter("always")
         anova(full, null)
     assert sum("different classes" in str(w.message) for w in caught) == 1
+
+
+@pytest.mark.parametrize("method", ["D1", "D2"])
+def test_wald_tests_refuse_unidentified_parameters(frames, method):
+    import statsmodels.formula.api as smf
+
+    data = [d.assign(SES2=2 * d.SES) for d in frames[:3]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' SingularMatrixWarning at the fit
+        full = [smf.ols("ReadDis ~ SES + SES2 + Sex", d).fit() for d in data]
+    null = [smf.ols("ReadDis ~ Sex", d).fit() for d in data]
+    with pytest.raises(MitmlError, match="singular.*not identified"):
+        test_models(full, null, method=method)

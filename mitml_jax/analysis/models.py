@@ -288,7 +288,28 @@ def _differing(fits, nulls):
                       f"({', '.join(map(repr, extra))}): the models are not nested, and the test "
                       "covers only the parameters of 'model' that 'null_model' lacks. Compare "
                       "nested models.", MitmlWarning, stacklevel=3)
-    return q[:, idx], u[:, idx][:, :, idx]
+    q, u = q[:, idx], u[:, idx][:, :, idx]
+    _check_identified([names[i] for i in idx], u)
+    return q, u
+
+
+def _check_identified(names, u) -> None:
+    """Refuse tested parameters whose covariance matrix is singular in some imputation (a
+    parameter with zero variance, or collinear predictors whose estimates statsmodels' pseudo-
+    inverse does not identify): the Wald statistic would be arbitrary."""
+    bad = []
+    for i, ui in enumerate(u, start=1):
+        scale = np.sqrt(np.clip(np.diag(ui), 0.0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = ui / np.outer(scale, scale)
+        if not np.all(np.isfinite(corr)) or np.linalg.matrix_rank(corr, tol=1e-10) < len(names):
+            bad.append(i)
+    if bad:
+        raise MitmlError(
+            f"The covariance matrix of the tested parameters {names} is singular in imputation(s) "
+            f"{', '.join(map(str, bad[:10]))}{' ...' if len(bad) > 10 else ''}: some of them are "
+            "not identified (e.g. collinear predictors, or a parameter with zero variance). Drop "
+            "the redundant terms from the model.")
 
 
 test_models.__test__ = False
