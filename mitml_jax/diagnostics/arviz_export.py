@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MitmlError
-from .entries import _cluster_ids, _names, _psi_components, group_labels
+from .entries import _cluster_ids, _names, _psi_components, group_labels, sigma_names
 
 __all__ = ["to_arviz", "arviz_coords"]
 
@@ -54,9 +54,8 @@ def arviz_coords(imp) -> tuple[dict, dict]:
             rdim, cdim = "psi_row", ("diagonal" if diagonal else "psi_col")
             rows, cols = comps, (["diagonal"] if diagonal else comps)
         elif block == "sigma":
-            targets = list(getattr(spec, "targets", ()))
-            nvar = ncol if not diagonal else (len(targets) or nrow)
-            names = _names(imp, "sigma", 1, nvar, targets)
+            names = sigma_names(imp, nrow, ncol)
+            nvar = len(names)
             clus = getattr(spec, "cluster", None) or "cluster"
             ids = (_cluster_ids(imp, 0, nrow // nvar) if imp.n_groups == 1
                    else [str(c + 1) for c in range(nrow // nvar)])

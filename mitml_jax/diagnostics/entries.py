@@ -18,7 +18,7 @@ import pandas as pd
 
 __all__ = [
     "Entry", "parameter_entries", "entry_draws", "entry_draws_by_entry", "entry_chunks",
-    "gather_draws", "group_labels",
+    "gather_draws", "group_labels", "latent_names", "sigma_names",
 ]
 
 BLOCK_TITLES = {"beta": "Beta", "beta2": "Beta2", "psi": "Psi", "sigma": "Sigma"}
@@ -66,17 +66,45 @@ def _names(imp, block: str, axis: int, size: int, default) -> list:
     return [str(i + 1) for i in range(size)]
 
 
+def latent_names(imp, level: int = 1) -> list:
+    """Names of the level-1 (or level-2) target columns of the parameter blocks.
+
+    A categorical target with K > 2 categories has K - 1 latent columns, named as mitml names
+    them (``y1``, ``y2``, ...); the sampler stores these names as beta's (beta2's) column
+    labels. Without them, the spec's target names.
+    """
+    block, field = ("beta", "targets") if level == 1 else ("beta2", "targets_l2")
+    default = list(getattr(imp.spec, field, ()))
+    arr = (imp.imputation or {}).get(block)
+    if arr is None or arr.shape[4] == 0:
+        return default
+    return _names(imp, block, 1, arr.shape[4], default)
+
+
 def _psi_components(imp, size: int) -> list:
     """Psi row i -> (target, random effect or None for L2 targets), index (j-1)q + k."""
-    spec = imp.spec
-    targets = list(getattr(spec, "targets", ()))
-    random = list(getattr(spec, "random_names", ()))
-    l2 = list(getattr(spec, "targets_l2", ()))
-    comps = [(y, z) for y in targets for z in random] + [(y, None) for y in l2]
+    random = list(getattr(imp.spec, "random_names", ()))
+    comps = ([(y, z) for y in latent_names(imp, 1) for z in random]
+             + [(y, None) for y in latent_names(imp, 2)])
     if len(comps) == size:
         return comps
     names = _names(imp, "psi", 0, size, None)
     return [(n, None) for n in names]
+
+
+def sigma_names(imp, nrow: int, ncol: int) -> list:
+    """Names of Sigma's variables (its columns; stacked cluster blocks repeat them row-wise).
+
+    With ``keep_chains="diagonal"`` Sigma has one column, and its variables are the level-1
+    latent columns (beta's columns), not the targets: a categorical target with K > 2
+    categories has K - 1 of them.
+    """
+    if imp.keep_chains != "diagonal":
+        return _names(imp, "sigma", 1, ncol, latent_names(imp, 1))
+    names = latent_names(imp, 1)
+    if names and nrow % len(names) == 0:
+        return names
+    return [str(i + 1) for i in range(nrow)]
 
 
 def _clean(stem: str) -> str:
@@ -162,9 +190,8 @@ def parameter_entries(imp, blocks=None, groups=None) -> list:
                         out.append(Entry(block, g, i, j, glabels[g], text(yr, zr),
                                          text(yc, zc), title, _clean(stem)))
             elif block == "sigma":
-                targets = list(getattr(spec, "targets", ()))
-                nvar = ncol if not diagonal else len(targets) or nrow
-                names = _names(imp, "sigma", 1, nvar, targets)
+                names = sigma_names(imp, nrow, ncol)
+                nvar = len(names)
                 stacked = nrow > nvar
                 clus = getattr(spec, "cluster", None) or "Cluster"
                 ids = _cluster_ids(imp, g, nrow // max(nvar, 1)) if stacked else []
