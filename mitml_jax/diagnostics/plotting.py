@@ -54,11 +54,25 @@ def moving_average(x, half_window: int) -> np.ndarray:
     return (c[i + half + 1] - c[i - half]) / (2 * half + 1)
 
 
-def _check_args(imp, print_, pos, group, trace, thin, smooth, n_rhat, export):
-    blocks = [print_] if isinstance(print_, str) else list(print_)
-    bad = [b for b in blocks if b not in BLOCKS]
+def _check_print(print_) -> list:
+    """The blocks named by ``print`` (a block name or a list of them), duplicates dropped."""
+    if isinstance(print_, str):
+        blocks = [print_]
+    elif isinstance(print_, (list, tuple, np.ndarray, set, frozenset)) and np.ndim(print_) <= 1:
+        blocks = list(print_)
+    else:
+        raise MitmlTypeError(f"'print' must be a block name or a list of them among {BLOCKS}, "
+                             f"got {print_!r}.")
+    bad = [b for b in blocks if not isinstance(b, str) or b not in BLOCKS]
     if bad:
         raise MitmlError(f"'print' must name blocks among {BLOCKS}, got {bad}.")
+    if not blocks:
+        raise MitmlError(f"'print' must name at least one block among {BLOCKS}, got {print_!r}.")
+    return [b for b in BLOCKS if b in blocks]
+
+
+def _check_args(imp, print_, pos, group, trace, thin, smooth, n_rhat, export):
+    blocks = _check_print(print_)
     if trace not in ("imputation", "burnin", "all"):
         raise MitmlError(f"'trace' must be 'imputation', 'burnin' or 'all', got {trace!r}.")
     thin = check_count("thin", thin, 1)
@@ -104,8 +118,25 @@ def _check_groups(group, n_groups: int) -> list:
             raise MitmlError(message) from None
         if g > n_groups:
             raise MitmlError(message)
-        groups.append(g - 1)
+        if g - 1 not in groups:  # a group named twice is plotted once
+            groups.append(g - 1)
     return groups
+
+
+def _check_thin(imp, blocks, trace, thin) -> None:
+    """Every panel needs at least one draw of the phase it summarises after thinning (mitml
+    stops with R's "wrong sign in 'by' argument" there)."""
+    if not blocks:
+        return
+    phase = "burnin" if trace == "burnin" else "imputation"
+    draws = int((imp.burnin if phase == "burnin" else imp.imputation)[blocks[0]].shape[1])
+    if draws == 0:
+        raise MitmlError(f"trace={trace!r}: the run kept no {phase}-phase draws to plot; use "
+                         f"trace='imputation'." if phase == "burnin" else
+                         "There are no imputation-phase draws to plot.")
+    if thin > draws:
+        raise MitmlError(f"'thin' ({thin}) is larger than the {draws} {phase}-phase draws per "
+                         f"chain; use a 'thin' of at most {draws}.")
 
 
 def _check_pos(pos) -> tuple:
@@ -213,7 +244,9 @@ def _figure(imp, e, trace, thin, smooth, n_rhat, rank_stats):
     pooled = drw.ravel()
     q = np.quantile(pooled, [0.025, 0.975]) if pooled.size else (np.nan, np.nan)
     try:
-        rhat_seg = float(np.nanmean(segment_rhat(drw, n_rhat))) if n_rhat else np.nan
+        per_chain = segment_rhat(drw, n_rhat) if n_rhat else np.array([np.nan])
+        per_chain = per_chain[~np.isnan(per_chain)]  # mean of the chains that have one
+        rhat_seg = float(per_chain.mean()) if per_chain.size else np.nan
     except MitmlError:
         rhat_seg = np.nan
     lines = [("EAP:", pooled.mean()), ("MAP:", grid[np.argmax(dens)]),
@@ -236,17 +269,20 @@ def plot_imputations(imp, print=("beta", "beta2", "psi", "sigma"), pos=None,  # 
 
     Args:
         imp: :class:`~mitml_jax.Imputations`.
-        print: block(s) to plot, among ``"beta"``, ``"beta2"``, ``"psi"``, ``"sigma"``.
+        print: block(s) to plot, among ``"beta"``, ``"beta2"``, ``"psi"``, ``"sigma"`` (a name
+            or a non-empty list; plotted in that order, each once, as mitml).
         pos: 1-based ``(row, col)`` of one entry; only with a single block in ``print``.
         group: ``"all"`` or 1-based group number(s) (whole floats such as ``1.0`` count).
         trace: ``"imputation"``, ``"burnin"`` or ``"all"`` (part of the chain in the trace).
-        thin: keep every ``thin``-th draw (an integer >= 1; ``2.0`` counts as 2).
+        thin: keep every ``thin``-th draw (an integer from 1 to the number of draws per chain
+            of the phase summarised; ``2.0`` counts as 2).
         smooth: trend line window parameter (half-window ``floor(n_iter / (smooth * thin))``);
             0 or None disables it.
         n_rhat: segments for the R-hat in the summary panel (as in ``summary``: None or a whole
             number below 2 leaves it out).
         export: None (default), ``"png"`` or ``"pdf"``: also write each figure to ``folder``.
-        folder: directory for exported files (created if needed).
+        folder: directory for exported files (created if needed; a MitmlError says when it
+            cannot be written).
 
     Returns:
         list of matplotlib Figures: one per entry, then a rank plot when there are >= 2 chains.
@@ -254,6 +290,7 @@ def plot_imputations(imp, print=("beta", "beta2", "psi", "sigma"), pos=None,  # 
     blocks, pos, groups, export, thin, n_rhat = _check_args(imp, print, pos, group, trace, thin, smooth,
                                                             n_rhat, export)
     present = [b for b in blocks if b in imp.imputation]
+    _check_thin(imp, present, trace, thin)
     entries = parameter_entries(imp, blocks=present, groups=groups)
     if pos is not None and present:
         entries = _select_pos(entries, present[0], pos, imp)
@@ -275,8 +312,19 @@ def plot_imputations(imp, print=("beta", "beta2", "psi", "sigma"), pos=None,  # 
         figures.append(rank_plot(imp, entries, phase=phase, thin=thin))
         names.append("RANKS")
     if export:
+        _export(figures, names, export, folder)
+    return figures
+
+
+def _export(figures, names, export, folder) -> None:
+    """Write the figures to ``folder`` (created if needed) as ``<name>.<export>``."""
+    if not isinstance(folder, (str, os.PathLike)):
+        raise MitmlTypeError(f"'folder' must be a directory path (str or path-like), got {folder!r}.")
+    try:
         os.makedirs(folder, exist_ok=True)
         for fig, name in zip(figures, names):
             fig.savefig(os.path.join(folder, f"{name}.{export}"), dpi=110)
-    return figures
+    except OSError as exc:
+        raise MitmlError(f"export={export!r}: could not write the plots to folder {os.fspath(folder)!r} "
+                         f"({exc.strerror or exc}); pass folder=<a writable directory>.") from None
 

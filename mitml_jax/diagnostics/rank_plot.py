@@ -60,6 +60,9 @@ def rank_plot(imp, entries, phase: str = "imputation", thin: int = 1, bins: int 
                      if ":" in e.title else e.title, fontsize=7)
     for ax in list(axes.flat)[len(shown):]:
         ax.axis("off")
-    more = f" (first {nshow} of {chains} chains)" if nshow < chains else ""
+    cut = [f"first {nshow} of {chains} chains"] if nshow < chains else []
+    if len(shown) < len(entries):
+        cut.append(f"first {len(shown)} of {len(entries)} entries")
+    more = f" ({'; '.join(cut)})" if cut else ""
     fig.suptitle(f"Rank plots, {phase} phase{more}: chain (rows) vs pooled rank", fontsize=9)
     return fig
