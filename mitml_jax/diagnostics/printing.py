@@ -51,6 +51,26 @@ def _model_lines(spec) -> str:
     return out
 
 
+def _spacing(imp) -> str:
+    """``n_iter`` as text; after ``extend(n_iter=...)`` with another spacing, each spacing with
+    the imputations it applies to (``extra["n_iter_history"]``: (count, n_iter) pairs)."""
+    history = (imp.extra or {}).get("n_iter_history") if isinstance(imp.extra, dict) else None
+    runs = []
+    for count, n_iter in history or ():
+        if runs and runs[-1][1] == n_iter:
+            runs[-1][0] += int(count)
+        else:
+            runs.append([int(count), int(n_iter)])
+    if len(runs) < 2:
+        return f"{imp.n_iter:.0f}"
+    parts, start = [], 1
+    for count, n_iter in runs:
+        span = f"{start}" if count == 1 else f"{start}-{start + count - 1}"
+        parts.append(f"{n_iter} (imputation{'s' if count > 1 else ''} {span})")
+        start += count
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def format_header(imp, for_summary: bool = False) -> str:
     """Call, model block and iteration sentence, exactly as mitml prints them."""
     call = str(imp.call).rstrip("\n")
@@ -58,7 +78,7 @@ def format_header(imp, for_summary: bool = False) -> str:
     out += _model_lines(imp.spec)
     out += (
         f"\nPerformed {imp.n_burn:.0f} burn-in iterations, and generated {imp.m:.0f} "
-        f"imputed data sets,\neach {imp.n_iter:.0f} iterations apart. "
+        f"imputed data sets,\neach {_spacing(imp)} iterations apart. "
     )
     groups = imp.n_groups
     if groups > 1:

@@ -190,8 +190,9 @@ def _merge(imp, runs, n_done, m_new, n_iter, drawn, decode, stack):
                                    for old, r in zip(extra["acceptance"], runs)]
         if "a" in extra:
             extra["a"] = np.stack([np.asarray(r.state.a) for r in runs], axis=1)
-    if n_iter != imp.n_iter:
-        extra["n_iter_history"] = list(extra.get("n_iter_history", [(imp.m, imp.n_iter)])) + [(len(source), n_iter)]
+    history = extra.get("n_iter_history")
+    if history is not None or n_iter != imp.n_iter:  # once spacings differ, record every extension
+        extra["n_iter_history"] = list(history or [(imp.m, imp.n_iter)]) + [(len(source), n_iter)]
     states = [r.state for r in runs]
     return dataclasses.replace(
         imp,
