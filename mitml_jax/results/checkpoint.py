@@ -83,7 +83,14 @@ def save_imputations(imp, path, drop=False) -> str:
     if not isinstance(imp, Imputations):
         raise MitmlTypeError(f"save: 'imp' must be an Imputations object, got {type(imp).__name__}.")
     drop = check_flag("drop", drop, where="save: ")
-    path = os.fspath(path)
+    path = _check_path(path, "save")
+    if os.path.isdir(path):
+        raise MitmlError(f"save: {path!r} is a directory; pass a file name such as "
+                         f"{os.path.join(path, 'imputations.pkl')!r}.")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise MitmlError(f"save: the folder {folder!r} does not exist; create it first or pass "
+                         "another path.")
     fields = {f.name: _to_host(getattr(imp, f.name)) for f in dataclasses.fields(imp)}
     if _is_key(imp.seed):
         fields["seed"] = {"key_data": np.asarray(jax.random.key_data(imp.seed)),
@@ -95,19 +102,36 @@ def save_imputations(imp, path, drop=False) -> str:
         fields["imputation"] = _without_draws(fields["imputation"])
     payload = {"format": FORMAT, "version": VERSION, "fields": fields}
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        pickle.dump(payload, fh, protocol=5)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            pickle.dump(payload, fh, protocol=5)
+        os.replace(tmp, path)
+    except BaseException as exc:  # also Ctrl-C: never leave the temporary file behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(exc, OSError):
+            raise MitmlError(f"save: could not write {path!r} ({exc.strerror or exc}).") from None
+        raise
     return path
+
+
+def _check_path(path, where: str) -> str:
+    """``path`` as a str (a str, bytes or path-like), else a MitmlTypeError naming 'path'."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise MitmlTypeError(f"{where}: 'path' must be a file name (str or path-like), got "
+                             f"{type(path).__name__}.")
+    return os.fsdecode(os.fspath(path))
 
 
 def load_imputations(path):
     """Read an :class:`Imputations` written by :func:`save_imputations`."""
     from .imputations import Imputations
 
-    path = os.fspath(path)
+    path = _check_path(path, "load")
     if not os.path.exists(path):
         raise MitmlError(f"load: file {path!r} does not exist.")
+    if os.path.isdir(path):
+        raise MitmlError(f"load: {path!r} is a directory; pass the file written by save().")
     with open(path, "rb") as fh:
         try:
             payload = pickle.load(fh)  # noqa: S301 - documented: trusted files only

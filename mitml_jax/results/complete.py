@@ -70,6 +70,8 @@ def _parse_print(print, m):  # noqa: A002
                 f"1..{m}, 0 for the original data, or a list of numbers."
             )
         return False, list(range(m))
+    if isinstance(print, np.ndarray) and print.ndim == 0:  # np.array(2): a single number
+        print = print.item()  # noqa: A001
     single = _is_int(print)
     if single:
         values = [print]
