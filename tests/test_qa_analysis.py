@@ -305,3 +305,18 @@ def test_wald_tests_refuse_unidentified_parameters(frames, method):
     null = [smf.ols("ReadDis ~ Sex", d).fit() for d in data]
     with pytest.raises(MitmlError, match="singular.*not identified"):
         test_models(full, null, method=method)
+
+
+def test_qhat_frame_with_imputations_in_rows(frames):
+    import statsmodels.formula.api as smf
+
+    fits = [smf.ols("ReadDis ~ SES + Sex", d).fit() for d in frames]
+    ref = test_estimates(fits).estimates
+    rows = pd.DataFrame([f.params for f in fits])  # imputations in rows, names in columns
+    est = test_estimates(qhat=rows, uhat=[f.cov_params() for f in fits]).estimates
+    pd.testing.assert_frame_equal(est, ref, rtol=1e-12)
+    only = test_estimates(qhat=rows).estimates
+    np.testing.assert_allclose(only["Estimate"], ref["Estimate"], rtol=1e-12)
+    columns = pd.DataFrame({i: f.params for i, f in enumerate(fits)})  # mitml's layout
+    np.testing.assert_allclose(test_estimates(qhat=columns).estimates["Estimate"],
+                               ref["Estimate"], rtol=1e-12)

@@ -11,6 +11,11 @@ Input conventions for ``qhat``/``uhat`` (as mitml, plus the p = 1 fix of bug B9)
   or a list of m scalars, vectors (variances) or (p, p) matrices.
 * Imputation-first arrays, ``qhat`` (m, p) with ``uhat`` (m, p, p), are accepted when only that
   reading matches the shapes (mitml's layout is tried first, so with m = p it wins).
+* A ``qhat`` DataFrame with a default row index (0, 1, ...) and labelled columns, such as
+  ``pd.DataFrame([fit.params for fit in fits])``, has imputations in rows and parameters in
+  columns; otherwise its index names the parameters (mitml's layout).
+* A list of Series (``qhat``) and of Series / DataFrames (``uhat``) is aligned by name, in the
+  order of the first Series.
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ def _qhat_array(qhat):
     names are refused.
     """
     if isinstance(qhat, pd.DataFrame):
+        if _imputation_rows(qhat):  # pd.DataFrame([fit.params for fit in fits])
+            return [str(n) for n in qhat.columns], _floats(qhat, "qhat")
         return [str(n) for n in qhat.index], _floats(qhat, "qhat").T
     if isinstance(qhat, (list, tuple)):
         if len(qhat) == 0:
@@ -103,6 +110,14 @@ def _qhat_array(qhat):
             return None, arr.T
     raise MitmlTypeError("The 'qhat' argument must be a (p, m) array or a list of m estimate "
                          f"vectors; got {type(qhat).__name__}.")
+
+
+def _imputation_rows(frame: pd.DataFrame) -> bool:
+    """Whether a ``qhat`` DataFrame has imputations in rows: a default (0, 1, ...) row index
+    and labelled columns, as ``pd.DataFrame([fit.params for fit in fits])`` gives. mitml's
+    layout (parameters in rows) has the names in the index."""
+    default = pd.RangeIndex(len(frame.index))
+    return frame.index.equals(default) and not frame.columns.equals(pd.RangeIndex(len(frame.columns)))
 
 
 def _aligned(u, names):
