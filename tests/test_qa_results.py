@@ -206,3 +206,24 @@ def test_complete_with_a_zero_dimensional_array_is_one_data_set():
     one = imp.complete(np.array(2))
     assert isinstance(one, pd.DataFrame)
     pd.testing.assert_frame_equal(one, imp.complete(2))
+
+
+def test_plot_burnin_trace_without_burnin_draws_names_the_cause():
+    # before: NumPy's "zero-size array to reduction operation fmin"
+    imp = fake_imputations(n_burn=0, n_iter=2, m=2)
+    with pytest.raises(MitmlError, match="no burn-in draws"):
+        imp.plot(print="beta", trace="burnin")
+
+
+def test_exported_rank_plots_of_different_selections_do_not_overwrite_each_other(tmp_path):
+    imp = fake_imputations(chains=2, groups=2, n_burn=4, n_iter=2, m=4)
+    folder = str(tmp_path)
+    imp.plot(print="beta", export="png", folder=folder)
+    imp.plot(print="psi", group=2, export="png", folder=folder)
+    imp.plot(print="sigma", pos=(2, 1), group=1, export="png", folder=folder)
+    imp.plot(print="beta", pos=(1, 1), export="png", folder=folder)
+    ranks = sorted(n for n in os.listdir(folder) if n.startswith("RANKS"))
+    assert ranks == ["RANKS_BETA.png", "RANKS_BETA_1-1.png", "RANKS_PSI_Group-2.png",
+                     "RANKS_SIGMA_Group-1_ReadDis_WITH_ReadAchiev.png"]
+    imp.plot(export="png", folder=folder)  # every block and group: mitml-style RANKS
+    assert "RANKS.png" in os.listdir(folder)

@@ -13,12 +13,14 @@ Differences from mitml, on purpose: the x-axis shows true iteration numbers for 
 (bug B17), a trend window of 0 draws nothing instead of failing (B17), and a numeric ``group``
 selects both the label and the array slice of those groups (bug B6). Figures are built without
 pyplot (no global state, headless-safe) and never shown; ``export`` writes them to ``folder``
-with mitml's file names.
+with mitml's file names (the rank plot as ``RANKS``, with the selected blocks, position or groups
+appended when ``print``, ``pos`` or ``group`` select fewer).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import numpy as np
@@ -26,7 +28,7 @@ import numpy as np
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
 from ..sampling.arguments import check_count
 from .density import kernel_density
-from .entries import parameter_entries
+from .entries import group_labels, parameter_entries
 from .mitml_stats import autocorrelation, segment_rhat, smoothed_acf
 from .rank import rank_diagnostics
 from .summary import check_n_rhat
@@ -131,7 +133,7 @@ def _check_thin(imp, blocks, trace, thin) -> None:
     phase = "burnin" if trace == "burnin" else "imputation"
     draws = int((imp.burnin if phase == "burnin" else imp.imputation)[blocks[0]].shape[1])
     if draws == 0:
-        raise MitmlError(f"trace={trace!r}: the run kept no {phase}-phase draws to plot; use "
+        raise MitmlError(f"trace={trace!r}: the run kept no burn-in draws to plot; use "
                          f"trace='imputation'." if phase == "burnin" else
                          "There are no imputation-phase draws to plot.")
     if thin > draws:
@@ -310,10 +312,27 @@ def plot_imputations(imp, print=("beta", "beta2", "psi", "sigma"), pos=None,  # 
 
         phase = "burnin" if trace == "burnin" else "imputation"
         figures.append(rank_plot(imp, entries, phase=phase, thin=thin))
-        names.append("RANKS")
+        names.append(_rank_plot_name(imp, present, groups, entries, pos))
     if export:
         _export(figures, names, export, folder)
     return figures
+
+
+def _rank_plot_name(imp, blocks, groups, entries, pos) -> str:
+    """File name of the rank plot: ``RANKS`` for every block and group; otherwise the selection
+    is added (``RANKS_PSI``, ``RANKS_BETA_Group-2``, ``RANKS_BETA_ReadDis_ON_Intercept``), so
+    that exporting one block after another does not overwrite the earlier rank plots."""
+    if pos is not None and len(entries) == 1:
+        return "RANKS_" + entries[0].file_stem
+    parts = ["RANKS"]
+    if set(blocks) != set(imp.blocks):
+        parts.append("-".join(b.upper() for b in blocks))
+    if pos is not None:
+        parts.append(f"{pos[0]}-{pos[1]}")
+    if imp.n_groups > 1 and len(groups) < imp.n_groups:
+        labels = group_labels(imp)
+        parts.append("Group-" + "-".join(labels[g] for g in groups))
+    return re.sub(r"\s", "-", re.sub(r"[(),]", "", "_".join(parts)))
 
 
 def _export(figures, names, export, folder) -> None:
