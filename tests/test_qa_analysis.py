@@ -320,3 +320,15 @@ def test_qhat_frame_with_imputations_in_rows(frames):
     columns = pd.DataFrame({i: f.params for i, f in enumerate(fits)})  # mitml's layout
     np.testing.assert_allclose(test_estimates(qhat=columns).estimates["Estimate"],
                                ref["Estimate"], rtol=1e-12)
+
+
+def test_d4_with_data_prints_nothing(frames, capsys):
+    import statsmodels.formula.api as smf
+
+    data = [d.assign(Y=(d.ReadDis > 2.5).astype(int)) for d in frames[:3]]
+    full = [smf.logit("Y ~ SES + Sex", d).fit(disp=0) for d in data]
+    null = [smf.logit("Y ~ Sex", d).fit(disp=0) for d in data]
+    with_data = test_models(full, null, method="D4", data=data).test
+    assert capsys.readouterr().out == ""
+    np.testing.assert_allclose(with_data.to_numpy(),
+                               test_models(full, null, method="D4").test.to_numpy(), rtol=1e-6)

@@ -222,7 +222,11 @@ class StatsmodelsFit:
         if type(model).__name__ == "WLS":
             raise unsupported(self, "the 'data' argument of D4",
                               "WLS weights cannot be recovered from data; leave 'data' out")
-        return type(model).from_formula(formula, data).fit()
+        formula_model = type(model).from_formula(formula, data)
+        try:
+            return formula_model.fit(disp=0)  # discrete models print their convergence otherwise
+        except TypeError:
+            return formula_model.fit()
 
 
 # statsmodels classes whose ``llf`` is not the log-likelihood maximised by the fit
