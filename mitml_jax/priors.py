@@ -29,7 +29,9 @@ def as_real_array(name, value, what, where=""):
     else that is not real numbers (NumPy would raise its own ValueError/TypeError)."""
     try:
         arr = np.asarray(value)
-        if value is None or arr.dtype.kind in "cb" or isinstance(value, (str, bytes)):
+        text = arr.dtype.kind in "US" or (arr.dtype.kind == "O" and any(
+            isinstance(v, (str, bytes, bool, np.bool_)) for v in arr.reshape(-1)))
+        if value is None or arr.dtype.kind in "cb" or text:
             raise TypeError
         return np.asarray(arr, dtype=float)
     except (TypeError, ValueError):

@@ -256,3 +256,39 @@ def test_type_series_is_matched_by_column_name():
 def test_type_series_with_wrong_labels(index, pattern):
     codes = pd.Series([-2, 2, 1, 1, 0, 0], index=index)
     _raises(lambda d: mj.pan_impute(d, type=codes, **FAST), tiny(), MitmlError, pattern)
+
+
+# -- target types --------------------------------------------------------------------------------
+def _boolean_target():
+    data = tiny()
+    data["b"] = (data["x"] > 0).astype("boolean")
+    data.loc[[0, 5], "b"] = pd.NA
+    return data
+
+
+def test_nullable_boolean_target_is_categorical_for_jomo():
+    """pandas' "boolean" counts as numeric to pandas: jomo imputed it as a continuous variable
+    (completed values such as 0.80 in a float column)."""
+    data = _boolean_target()
+    before = copy.deepcopy(data)
+    imp = mj.jomo_impute(data, "b + y1 ~ 1 + (1|id)", **FAST)
+    pdt.assert_frame_equal(data, before, check_exact=True)
+    assert list(imp.spec.categories["b"]) == [False, True]
+    done = imp.complete(1)
+    assert done["b"].notna().all()
+    assert set(done["b"].tolist()) <= {False, True}
+    observed = data["b"].notna().to_numpy()
+    assert (done["b"][observed].to_numpy() == data["b"][observed].to_numpy()).all()
+
+
+def test_nullable_boolean_target_refused_by_pan():
+    _raises(lambda d: mj.pan_impute(d, "b + y1 ~ 1 + (1|id)", **FAST), _boolean_target(),
+            MitmlError, "Target variables must be numeric: 'b' has dtype boolean")
+
+
+def test_jomo_target_of_numbers_in_an_object_column():
+    """An object column of floats became a categorical target with one level per value."""
+    data = tiny()
+    data["y1"] = data["y1"].astype(object)
+    _raises(lambda d: mj.jomo_impute(d, FORMULA, **FAST), data, MitmlError,
+            r"Target 'y1' holds numbers in an object column.*pd.to_numeric")

@@ -79,9 +79,9 @@ def check_no_duplicates(names) -> None:
 def is_categorical(series: pd.Series) -> bool:
     """True for category, string/object and bool columns (factors in R)."""
     dtype = series.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        return True
-    if dtype.kind in "iuf" or (pd.api.types.is_numeric_dtype(dtype) and dtype != bool):
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+        return True  # NumPy bool and pandas' nullable "boolean" (numeric to pandas) alike
+    if dtype.kind in "iuf" or pd.api.types.is_numeric_dtype(dtype):
         return False
     return True
 
@@ -110,10 +110,27 @@ def check_target_types(data: pd.DataFrame, targets, kind: str) -> None:
                              f"{data[name].dtype}. You may either convert it or use jomo_impute() "
                              "instead.")
         if kind == "jomo" and is_categorical(data[name]):
+            _check_not_numbers(data[name])
             levels = target_levels(data[name])
             if len(levels) < 2:
                 raise MitmlError(f"Categorical target '{name}' has fewer than two levels "
                                  f"({list(levels)}); drop it from the model or recode it.")
+
+
+def _check_not_numbers(series: pd.Series) -> None:
+    """An object column whose values are all numbers is numeric data stored as objects (e.g.
+    after concatenating frames); as a jomo target it would silently become one category per
+    distinct value. R keeps numbers numeric, so ask for the intended type."""
+    if series.dtype != object:
+        return
+    observed = series.dropna()
+    if len(observed) and observed.map(
+            lambda v: isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, (bool, np.bool_))).all():
+        raise MitmlError(f"Target '{series.name}' holds numbers in an object column, which would "
+                         f"make every distinct value a category: convert it with "
+                         f"pd.to_numeric(data['{series.name}']) for a continuous target, or "
+                         f".astype('category') for a categorical one.")
 
 
 def check_observed(data: pd.DataFrame, targets, group=None) -> None:
