@@ -227,3 +227,18 @@ def test_exported_rank_plots_of_different_selections_do_not_overwrite_each_other
                      "RANKS_SIGMA_Group-1_ReadDis_WITH_ReadAchiev.png"]
     imp.plot(export="png", folder=folder)  # every block and group: mitml-style RANKS
     assert "RANKS.png" in os.listdir(folder)
+
+
+def test_arviz_names_stacked_sigma_rows_of_grouped_runs_by_position():
+    # before: "JOBSAT|GRPID:1" for the first cluster of every group, though in group "even" that
+    # is GRPID 2: the label looked like a cluster value and was wrong
+    imp = jomo_categorical(keep_chains="full", random_L1="full")
+    grouped = Imputations(**{**imp.__dict__,
+                             "burnin": {k: np.repeat(v, 2, axis=2) for k, v in imp.burnin.items()},
+                             "imputation": {k: np.repeat(v, 2, axis=2)
+                                            for k, v in imp.imputation.items()},
+                             "prior": [{}, {}], "extra": {"group_labels": ["odd", "even"]}})
+    coords, dims = arviz_coords(grouped)
+    assert coords["group"] == ["odd", "even"] and dims["sigma"][0] == "group"
+    assert coords["sigma_row"][:5] == [f"{v}|GRPID#1" for v in LATENT] + ["JOBSAT|GRPID#2"]
+    assert arviz_coords(imp)[0]["sigma_row"][4] == "JOBSAT|GRPID:2"  # one group: the values

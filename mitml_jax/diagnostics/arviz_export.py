@@ -6,7 +6,9 @@ Groups: ``posterior`` (imputation phase) and ``warmup_posterior`` (burn-in) with
 * ``beta``: ``(predictor, target)``; ``beta2``: ``(predictor_l2, target_l2)``;
 * ``psi``: ``(psi_row, psi_col)`` named ``"<target> ON <random effect>"`` (L2 targets by name);
 * ``sigma``: ``(sigma_row, sigma_col)`` named by target (stacked cluster rows as
-  ``"<target>|<cluster>:<c>"``); with ``keep_chains="diagonal"`` the column dim is ``diagonal``;
+  ``"<target>|<cluster>:<c>"``; with several groups, whose clusters differ, as
+  ``"<target>|<cluster>#<k>"``, the k-th cluster of each group in sorted order); with
+  ``keep_chains="diagonal"`` the column dim is ``diagonal``;
 * ``group`` (only with several groups) labelled by the group values.
 
 Works with arviz 0.x (``InferenceData``, ``from_dict(posterior=..., warmup_posterior=...)``) and
@@ -57,9 +59,11 @@ def arviz_coords(imp) -> tuple[dict, dict]:
             names = sigma_names(imp, nrow, ncol)
             nvar = len(names)
             clus = getattr(spec, "cluster", None) or "cluster"
-            ids = (_cluster_ids(imp, 0, nrow // nvar) if imp.n_groups == 1
-                   else [str(c + 1) for c in range(nrow // nvar)])
-            rows = [names[i % nvar] if nrow == nvar else f"{names[i % nvar]}|{clus}:{ids[i // nvar]}"
+            # one group: the cluster values; several groups hold different clusters at the same
+            # position, so the rows are named by position (k-th cluster of each group) instead
+            ids = ([f":{c}" for c in _cluster_ids(imp, 0, nrow // nvar)] if imp.n_groups == 1
+                   else [f"#{c + 1}" for c in range(nrow // nvar)])
+            rows = [names[i % nvar] if nrow == nvar else f"{names[i % nvar]}|{clus}{ids[i // nvar]}"
                     for i in range(nrow)]
             rdim, cdim = "sigma_row", ("diagonal" if diagonal else "sigma_col")
             cols = ["diagonal"] if diagonal else names[:ncol]
