@@ -242,3 +242,12 @@ def test_arviz_names_stacked_sigma_rows_of_grouped_runs_by_position():
     assert coords["group"] == ["odd", "even"] and dims["sigma"][0] == "group"
     assert coords["sigma_row"][:5] == [f"{v}|GRPID#1" for v in LATENT] + ["JOBSAT|GRPID#2"]
     assert arviz_coords(imp)[0]["sigma_row"][4] == "JOBSAT|GRPID:2"  # one group: the values
+
+
+def test_plot_pos_on_a_diagonal_run_says_where_the_variances_are():
+    imp = fake_imputations(keep_chains="diagonal", n_burn=4, n_iter=2, m=2)
+    with pytest.raises(MitmlError, match=r"There is no entry \[2,2\] in 'psi'\. With keep_chains="
+                                         r"'diagonal'.*pos=\(2, 1\)"):
+        imp.plot(print="psi", pos=(2, 2))
+    title = imp.plot(print="psi", pos=(2, 1))[0].get_axes()[0].get_title()
+    assert title.startswith("Psi [2,1]:") and title.count("(ReadDis ON (Intercept))") == 2

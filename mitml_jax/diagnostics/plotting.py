@@ -160,7 +160,11 @@ def _select_pos(entries, block, pos, imp):
                           MitmlWarning, stacklevel=3)
             return alt
     if not hit:
-        raise MitmlError(f"There is no entry [{i},{j}] in '{block}'.")
+        hint = ""
+        if block in ("psi", "sigma") and imp.keep_chains == "diagonal":
+            hint = (f" With keep_chains='diagonal' only the diagonal is kept, as entries [i,1] "
+                    f"(as in mitml): the variance [{i},{i}] is pos=({i}, 1).")
+        raise MitmlError(f"There is no entry [{i},{j}] in '{block}'.{hint}")
     return hit
 
 
