@@ -332,3 +332,29 @@ def test_d4_with_data_prints_nothing(frames, capsys):
     assert capsys.readouterr().out == ""
     np.testing.assert_allclose(with_data.to_numpy(),
                                test_models(full, null, method="D4").test.to_numpy(), rtol=1e-6)
+
+
+# --- lmer -----------------------------------------------------------------------------------
+
+def test_lmer_refuses_text_response_by_name(frames):
+    from mitml_jax.analysis.lmer import lmer
+
+    with pytest.raises(MitmlTypeError, match="response 'FedState' must be numeric"):
+        lmer("FedState ~ 1 + SES + (1|ID)", frames[:2])
+
+
+def test_lmer_refuses_exactly_fitted_response(frames):
+    from mitml_jax.analysis.lmer import lmer
+
+    data = [d.assign(one=1.0) for d in frames[:2]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before: a NumPy RuntimeWarning and NaN estimates
+        with pytest.raises(MitmlError, match="reproduce the response exactly"):
+            lmer("one ~ 1 + SES + (1|ID)", data)
+
+
+def test_different_terms_message_hints_at_factor_levels():
+    fits = _fits(3)
+    fits[1] = Fit([1.0, 2.0], np.eye(2), names=["a", "c"])
+    with pytest.raises(MitmlError, match="factor level"):
+        test_estimates(fits)

@@ -58,7 +58,9 @@ def extract_estimates(fits: list):
         if sorted(coef.index) != sorted(names):
             raise MitmlError(
                 f"Fitted model {i} has parameters {list(coef.index)}, but model 1 has {names}; "
-                "all models in 'model' must be the same analysis model.")
+                "all models in 'model' must be the same analysis model (a factor level that "
+                "is absent from some imputed data sets changes the terms: fix the levels, "
+                "e.g. with pd.Categorical(x, categories=[...]) in ImputedList.within).")
     qhat = np.stack([c.reindex(names).to_numpy(dtype=float) for c in coefs])
     uhat = np.stack([fit.mitml_vcov().reindex(index=names, columns=names).to_numpy(dtype=float)
                      for fit in fits])

@@ -87,6 +87,21 @@ def _as_categories(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**out) if out else frame
 
 
+def _numeric_response(column: pd.Series, name: str) -> np.ndarray:
+    """The response as floats; text or categories (which would turn into missing values and
+    drop every row) are refused by name."""
+    values = pd.to_numeric(column, errors="coerce") if not isinstance(
+        column.dtype, pd.CategoricalDtype) else pd.Series(np.nan, index=column.index)
+    lost = values.isna().to_numpy() & column.notna().to_numpy()
+    if lost.any():
+        example = column[lost].iloc[0]
+        raise MitmlTypeError(
+            f"The response {name!r} must be numeric (lmer fits a linear mixed model); it has "
+            f"non-numeric values such as {example!r}. Recode it, e.g. as 0/1, in "
+            "ImputedList.within.")
+    return values.to_numpy(dtype=float)
+
+
 def build_design(formula: LmerFormula, implist) -> LmerDesign:
     """Stack the imputed data sets and build response, X, Z and cluster codes."""
     if isinstance(implist, pd.DataFrame) or not isinstance(implist, (list, tuple)):
@@ -122,7 +137,7 @@ def build_design(formula: LmerFormula, implist) -> LmerDesign:
         raise MitmlError(f"The fixed part of 'formula' ({formula.fixed!r}) has no columns.")
     if z_frame.shape[1] == 0:
         raise MitmlError(f"The random part of 'formula' ({formula.random!r}) has no columns.")
-    y = pd.to_numeric(stacked[formula.response], errors="coerce").to_numpy(dtype=float)
+    y = _numeric_response(stacked[formula.response], formula.response)
     group = stacked[formula.group]
     x = x_frame.to_numpy(dtype=float)
     z = z_frame.to_numpy(dtype=float)
@@ -183,6 +198,13 @@ def build_stats(y, x, z, imp, cluster, m, n_clusters):
     yr = y - np.einsum("np,np->n", x, beta0[imp])
     xty = _group_sum(x * yr[:, None], imp, m)
     yty = np.bincount(imp, weights=yr * yr, minlength=m)
+    exact = yty <= 1e-24 * np.bincount(imp, weights=y * y, minlength=m)
+    if np.any(exact):
+        bad = int(np.argmax(exact)) + 1
+        raise MitmlError(
+            f"The fixed effects reproduce the response exactly in imputed data set {bad} (zero "
+            "residual variance: a constant response, or the response among the predictors); "
+            "there is nothing for lmer to fit. Check 'formula'.")
     cell = imp * n_clusters + cluster
     size = m * n_clusters
     zw = z[:, :, None] * np.concatenate([z, x, yr[:, None]], axis=1)[:, None, :]
