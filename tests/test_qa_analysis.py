@@ -358,3 +358,14 @@ def test_different_terms_message_hints_at_factor_levels():
     fits[1] = Fit([1.0, 2.0], np.eye(2), names=["a", "c"])
     with pytest.raises(MitmlError, match="factor level"):
         test_estimates(fits)
+
+
+def test_reiter_df_undefined_for_tiny_k_m_says_so():
+    fits = _fits(3)
+    nulls = [Fit(f.coef[:1], f.vcov[:1, :1], names=["a"]) for f in fits]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = test_models(fits, nulls, df_com=50).test  # k (m - 1) = 2
+    assert np.isnan(res["df2"].iloc[0]) and np.isfinite(res["F.value"].iloc[0])  # as mitml
+    assert [w.category for w in caught] == [MitmlWarning]
+    assert "undefined" in str(caught[0].message)

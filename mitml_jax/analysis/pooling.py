@@ -147,6 +147,12 @@ def li_df(k, m, r):
 def reiter_df(k, m, r, df_com):
     """Small-sample denominator df of Reiter (2007, eqs. 1-2) for D1 (spec 4.2)."""
     t = k * (m - 1)
+    if t <= 2:  # a = r t / (t - 2) is undefined or negative: mitml reports NaN as well
+        warnings.warn(
+            f"Reiter's small-sample degrees of freedom are undefined for k (m - 1) <= 2 (here "
+            f"k = {k}, m = {m}): df2 and P(>F) are NaN. Use more imputations, or leave "
+            "df_com out.", MitmlWarning, stacklevel=3)
+        return np.nan
     if t <= 4:
         warnings.warn(
             "Degrees of freedom (df_com) may not be trustworthy, because the number of "
