@@ -158,3 +158,18 @@ def test_pooled_mean_sd_and_nested_from_moments():
     assert row["mean"] == pytest.approx(x.mean(), rel=1e-12)
     assert row["sd"] == pytest.approx(x.std(ddof=1), rel=1e-10)
     assert row.rhat_nested == pytest.approx(rhat_nested(x, default_superchains(8, 4)), rel=1e-12)
+
+
+def test_autocorrelation_beyond_the_draws_prints_na_without_warnings():
+    """Lag 2k beyond the draws (m = 2): the ACF table shows NA, and NumPy's empty-slice warnings
+    (from the mean and maximum of all-NaN columns) do not reach the user."""
+    import warnings
+
+    imp = fake_imputations(n_burn=10, n_iter=5, m=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = str(imp.summary(autocorrelation=True))
+    acf = text.split("Autocorrelation")[1].split("Largest")[0]
+    assert "NA" in acf
+    one = fake_imputations(n_burn=10, n_iter=1, m=1)
+    assert "1 chain x 1 draw," in str(one.summary(n_rhat=None))

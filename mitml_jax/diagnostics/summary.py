@@ -285,6 +285,13 @@ def _acf_cell(v: float) -> str:
     return " " + s[1:] if s.startswith("0") else s
 
 
+def _finite_stat(fn, values: np.ndarray) -> float:
+    """``fn`` (``np.nanmean``, ``np.nanmax``) of the non-NaN values, NaN (printed NA) when there are
+    none (lag 2k beyond the draws), without NumPy's empty-slice warning."""
+    values = values[~np.isnan(values)]
+    return float(fn(values)) if values.size else np.nan
+
+
 def _format_summary(s: ImputationSummary) -> str:
     f = s.frame
     blocks = _blocks(f)
@@ -304,8 +311,9 @@ def _format_summary(s: ImputationSummary) -> str:
             cells = [[" Lag1", " Lagk", "Lag2k", " Lag1", " Lagk", "Lag2k"]]
             for b in blocks:
                 sub = f[f["block"] == b]
-                means = [np.nanmean(sub[c]) for c in ("acf_lag1", "acf_lagk", "acf_lag2k")]
-                maxes = [np.nanmax(sub[c]) for c in ("acf_lag1", "acf_lagk", "acf_lag2k")]
+                columns = [sub[c].to_numpy(dtype=float) for c in ("acf_lag1", "acf_lagk", "acf_lag2k")]
+                means = [_finite_stat(np.nanmean, v) for v in columns]
+                maxes = [_finite_stat(np.nanmax, v) for v in columns]
                 cells.append([_acf_cell(v) for v in means + maxes])
             rows = [""] + [BLOCK_TITLES[b] + ":" for b in blocks]
             out += "\nAutocorrelation (ACF, imputation phase):\n\n"
@@ -338,7 +346,8 @@ def _format_across(s: ImputationSummary, blocks) -> str:
     values = np.asarray(values, dtype=float)
     values[:, 1:3] = np.round(values[:, 1:3])
     chain_word = "chain" if s.chains == 1 else "chains"
-    out = (f"\nAcross chains ({s.chains} {chain_word} x {s.draws} draws, imputation phase;\n"
+    draw_word = "draw" if s.draws == 1 else "draws"
+    out = (f"\nAcross chains ({s.chains} {chain_word} x {s.draws} {draw_word}, imputation phase;\n"
            "rank-normalised split Rhat, bulk/tail ESS, MCSE of the mean):\n\n")
     out += format_numeric_table(rows, cols, values, per_column=True)  # our own table: ESS as integers
     if s.chains > 1:
