@@ -50,7 +50,7 @@ def frames():
 
 # --- test_estimates -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", ["abc", [[10, 20]], True, np.array([1.0, np.nan])])
+@pytest.mark.parametrize("bad", ["abc", [[10, 20]], True, {"a": "x", "b": 30}])
 def test_df_com_of_wrong_type_or_shape_is_refused_by_name(bad):
     with pytest.raises(MitmlError, match="'df_com'"):
         test_estimates(_fits(), df_com=bad)
@@ -369,3 +369,19 @@ def test_reiter_df_undefined_for_tiny_k_m_says_so():
     assert np.isnan(res["df2"].iloc[0]) and np.isfinite(res["F.value"].iloc[0])  # as mitml
     assert [w.category for w in caught] == [MitmlWarning]
     assert "undefined" in str(caught[0].message)
+
+
+def test_a_list_per_data_set_is_explained(frames):
+    from mitml_jax.analysis.lmer import lmer
+
+    nested = [lmer("ReadDis ~ 1 + SES + (1|ID)", [d]) for d in frames[:2]]
+    with pytest.raises(MitmlTypeError, match="returned a list per data set.*implist.lmer"):
+        test_estimates(nested)
+
+
+def test_minimal_protocol_fits_extra_pars_warn_once():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = test_estimates(_fits(), extra_pars=True)
+    assert res.extra_pars is None and len(caught) == 1
+    assert "class 'Fit'" in str(caught[0].message)

@@ -68,6 +68,11 @@ def as_fit(obj, data=None):
             return MixedLMFit(obj, data)
         if hasattr(obj, "params") and hasattr(obj, "cov_params"):
             return StatsmodelsFit(obj, data)
+    if isinstance(obj, (list, tuple)):
+        raise MitmlTypeError(
+            f"Each fitted model must be one fit, got a {type(obj).__name__} of {len(obj)}: the "
+            "analysis function returned a list per data set (for the batched lmer, fit all data "
+            "sets at once with implist.lmer(formula), or return lmer(formula, [df])[0]).")
     raise MitmlTypeError(
         f"Fitted models of class '{type(obj).__name__}' are not supported by the pooling "
         f"functions: {_PROTOCOL_HINT}."

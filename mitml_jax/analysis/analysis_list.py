@@ -19,9 +19,11 @@ class FittedModel(Protocol):
     """What pooling needs from one fitted analysis model.
 
     Only ``mitml_coef`` and ``mitml_vcov`` are needed by ``test_estimates``, ``test_constraints``
-    and the Wald tests (D1, D2-wald). The other methods serve the likelihood-based tests and the
-    variance-component summaries; an implementation that cannot support one raises
-    :class:`~mitml_jax.errors.MitmlError` naming the method and its class.
+    and the Wald tests (D1, D2-wald); a fit without ``mitml_is_reml`` counts as not REML, and
+    one without ``mitml_extra`` has no extra parameters (``extra_pars=True`` warns once). The
+    other methods serve the likelihood-based tests and the variance-component summaries; an
+    implementation that cannot support one raises :class:`~mitml_jax.errors.MitmlError` naming
+    the method and its class.
 
     Methods:
         mitml_coef: fixed effects / coefficients as a ``pd.Series`` named by term.
