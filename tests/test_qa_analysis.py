@@ -385,3 +385,10 @@ def test_minimal_protocol_fits_extra_pars_warn_once():
         res = test_estimates(_fits(), extra_pars=True)
     assert res.extra_pars is None and len(caught) == 1
     assert "class 'Fit'" in str(caught[0].message)
+
+
+def test_df_com_series_without_names_is_in_model_order():
+    fits = _fits()
+    ref = test_estimates(fits, df_com=[20, 30]).estimates
+    res = test_estimates(fits, df_com=pd.Series([20, 30])).estimates
+    pd.testing.assert_frame_equal(res, ref)

@@ -438,6 +438,8 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
         raise MitmlError("Pooling needs at least two imputed data sets (got m = 1).")
     if names is None:
         names = [f"Parameter.{i + 1}" for i in range(p)]
+    if isinstance(df_com, pd.Series) and df_com.index.equals(pd.RangeIndex(len(df_com))):
+        df_com = df_com.tolist()  # values without parameter names: in the model's order
     if isinstance(df_com, (dict, pd.Series)):
         df_com = _df_com_by_name(df_com, names)
     dfc = check_df_com(df_com, names)
