@@ -113,7 +113,7 @@ def test_plot_group_zero_d_array(imp):
 def test_plot_n_rhat_none_or_below_two_leaves_rhat_out(imp):
     for value in (None, 1.0):
         text = imp.plot(print="beta", pos=(1, 1), group=1, n_rhat=value)[0].get_axes()[3].texts[0].get_text()
-        assert "Rhat:  nan" in text
+        assert "Rhat:  NA" in text and "nan" not in text
 
 
 def test_plot_tiny_smooth_gives_widest_window_not_overflow(imp):

@@ -144,7 +144,7 @@ def test_plot_panel_with_missing_statistics_gives_no_numpy_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # before: "Mean of empty slice"
         fig = imp.plot(print="beta", pos=(1, 1), n_rhat=2)[0]
     text = fig.get_axes()[3].texts[0].get_text()
-    assert "Rhat:  nan" in text and "ACF-k: nan" in text
+    assert "Rhat:  NA" in text and "ACF-k: NA" in text
 
 
 def test_rank_plot_title_says_when_entries_were_left_out():

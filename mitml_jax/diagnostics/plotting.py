@@ -261,11 +261,21 @@ def _figure(imp, e, trace, thin, smooth, n_rhat, rank_stats):
              ("ACF-k:", smoothed_acf(rho, lag))]
     if chains > 1 and rank_stats is not None:
         lines += [("rRhat:", rank_stats[0]), ("ESS:", rank_stats[1])]
-    text = "\n".join(f"{k:<7}{v:.3f}" if k != "ESS:" else f"{k:<7}{v:.0f}" for k, v in lines)
+    text = "\n".join(f"{k:<7}{_panel_number(v, 0 if k == 'ESS:' else 3)}" for k, v in lines)
     ax_txt.axis("off")
     ax_txt.text(0.0, 0.5, text, family="monospace", fontweight="bold", fontsize=7.5,
                 va="center", ha="left", transform=ax_txt.transAxes)
     return fig
+
+
+def _panel_number(value, digits: int) -> str:
+    """A number of the summary panel as R prints it: ``NA`` for NaN, ``Inf``/``-Inf``."""
+    value = float(value)
+    if np.isnan(value):
+        return "NA"
+    if np.isinf(value):
+        return "Inf" if value > 0 else "-Inf"
+    return f"{value:.{digits}f}"
 
 
 def plot_imputations(imp, print=("beta", "beta2", "psi", "sigma"), pos=None,  # noqa: A002
