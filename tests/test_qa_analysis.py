@@ -392,3 +392,11 @@ def test_df_com_series_without_names_is_in_model_order():
     ref = test_estimates(fits, df_com=[20, 30]).estimates
     res = test_estimates(fits, df_com=pd.Series([20, 30])).estimates
     pd.testing.assert_frame_equal(res, ref)
+
+
+def test_repeated_parameter_names_are_refused():
+    fits = [Fit([1.0, 2.0 + 0.1 * i], np.eye(2), names=["a", "a"]) for i in range(3)]
+    with pytest.raises(MitmlError, match="'a'.*unique"):
+        test_estimates(fits)
+    with pytest.raises(MitmlError, match="'a'.*unique"):
+        test_constraints(fits, constraints="a")

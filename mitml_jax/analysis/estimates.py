@@ -54,6 +54,11 @@ def extract_estimates(fits: list):
         return stacked[:3]
     coefs = [fit.mitml_coef() for fit in fits]
     names = list(coefs[0].index)
+    repeated = sorted({str(n) for n in names if names.count(n) > 1})
+    if repeated:
+        raise MitmlError(f"The fitted models name several parameters {', '.join(map(repr, repeated))}; "
+                         "parameter names must be unique (rename the duplicated predictor "
+                         "columns).")
     for i, coef in enumerate(coefs[1:], start=2):
         if sorted(coef.index) != sorted(names):
             raise MitmlError(
