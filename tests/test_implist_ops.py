@@ -191,3 +191,26 @@ def test_to_long_with_duplicate_index_labels():
     long = implist.to_long()
     assert long[".id"].tolist() == [5, 5, 5, 5] and long["a"].tolist() == [1.0, 2.0, 2.0, 4.0]
     assert implist.rbind(implist).to_long().shape == (8, 3)
+
+
+def test_from_long_that_leaves_no_data_set_is_an_error():
+    long = pd.DataFrame({".imp": [1, 2, 1, 2], "v": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(MitmlError, match="leaves no data set"):
+        ImputedList.from_long(long, exclude=[1, 2])
+    with pytest.raises(MitmlError, match="no rows"):
+        ImputedList.from_long(long.iloc[:0])
+
+
+def test_to_mice_long_matches_the_original_by_index_label():
+    """The original data's rows are matched to the imputed data sets' by index label: the same
+    labels in another order are put in the data sets' order (so .id agrees across .imp); other
+    labels are an error instead of a silent mismatch."""
+    frames = [pd.DataFrame({"a": [1.0, 2.0, 3.0]}, index=[10, 11, 12]) * k for k in (1, 2)]
+    implist = ImputedList(frames)
+    original = pd.DataFrame({"a": [np.nan, 2.0, 3.0]}, index=[10, 11, 12])
+    shuffled = original.iloc[[2, 0, 1]]
+    long = implist.to_mice_long(shuffled)
+    assert long.loc[long[".imp"] == 0, ".id"].tolist() == [10, 11, 12]
+    assert long.loc[long[".imp"] == 0, "a"].tolist()[1:] == [2.0, 3.0]
+    with pytest.raises(MitmlError, match="index of 'original'"):
+        implist.to_mice_long(original.reset_index(drop=True))

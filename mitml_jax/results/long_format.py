@@ -78,6 +78,16 @@ def _align_original(original, template, fill):
             f"to_long: 'original' has {len(original)} rows but the imputed data sets have "
             f"{len(template)}."
         )
+    if not original.index.equals(template.index):
+        if original.index.is_unique and template.index.is_unique and (
+                len(original.index.difference(template.index)) == 0):
+            original = original.loc[template.index]  # the same rows in another order
+        else:
+            raise MitmlError(
+                "to_long: the index of 'original' differs from the imputed data sets' index, so "
+                "its rows cannot be matched to theirs; pass the data given to the imputation "
+                "(or original.set_axis(implist[0].index) if its rows are in the same order)."
+            )
     out = original.copy()
     for name in extra:
         dtype = template[name].dtype
@@ -111,6 +121,13 @@ def from_long(df, imp=".imp", exclude=None):
     if split.isna().any():
         raise MitmlError(f"from_long: the split column {imp!r} has missing values.")
     keys = _split_keys(split, exclude)
+    if not keys:
+        if not len(split):
+            raise MitmlError("from_long: 'df' has no rows to split into data sets.")
+        raise MitmlError(
+            f"from_long: exclude={exclude!r} leaves no data set (the values of {imp!r} are "
+            f"{sorted(pd.unique(split).tolist(), key=str)[:10]})."
+        )
     rest = df.drop(columns=imp)
     codes = pd.Index(keys).get_indexer(split)
     order = np.argsort(codes, kind="stable")
