@@ -27,7 +27,8 @@ def to_long(frames, include_original=False, original=None, with_id=True, fill=Fa
     Args:
         frames: the imputed data sets (a list of DataFrames).
         include_original: add the original data as ``.imp = 0`` (mice style); needs ``original``.
-        original: the original incomplete DataFrame (implies ``include_original=True``).
+        original: the original incomplete DataFrame (implies ``include_original=True``); its rows
+            are matched to the data sets' by index label (the same labels in any order).
         with_id: add the ``.id`` column (each row's index label).
         fill: columns of the imputed data missing from ``original`` (e.g. made by ``within``)
             are added to it as missing values; without ``fill`` that is an error
