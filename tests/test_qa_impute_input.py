@@ -292,3 +292,27 @@ def test_jomo_target_of_numbers_in_an_object_column():
     data["y1"] = data["y1"].astype(object)
     _raises(lambda d: mj.jomo_impute(d, FORMULA, **FAST), data, MitmlError,
             r"Target 'y1' holds numbers in an object column.*pd.to_numeric")
+
+
+def test_jomo_type_as_two_row_array():
+    """[type_L1, type_L2] as a 2-row NumPy array (R's list of two vectors) was refused."""
+    data = tiny()
+    data["z2"] = np.repeat(np.random.default_rng(1).normal(size=6), 4)
+    data.loc[[0, 1, 2, 3], "z2"] = np.nan
+    pair = [[-2, 2, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1]]
+    expected = build_spec(data, type=pair, kind="jomo")
+    assert build_spec(data, type=np.array(pair), kind="jomo") == expected
+    assert expected.targets_l2 == ("z2",)
+
+
+def test_messages_show_plain_values():
+    """'its only observed value is np.float64(-0.49...)': NumPy reprs in messages."""
+    data = tiny().iloc[:1]
+    with pytest.raises(MitmlError, match=r"only observed value is -?\d") as info:
+        build_spec(data, "y1 ~ 1 + (1|id)")
+    assert "np." not in str(info.value)
+    data = tiny()
+    data["g"] = np.where(data["id"] <= 3, 0.5, 1.5)
+    data.loc[data["g"] == 0.5, "y1"] = np.nan
+    with pytest.raises(MitmlError, match=r"no observed value in group 0\.5 of 'g'"):
+        build_spec(data, "y1 ~ 1 + (1|id)", group="g")

@@ -150,14 +150,19 @@ def check_observed(data: pd.DataFrame, targets, group=None) -> None:
             seen = pd.Series(observed).groupby(groups, sort=False).any()
             if not seen.all():
                 raise MitmlError(f"Target '{name}' has no observed value in group "
-                                 f"{seen.index[~seen.to_numpy()][0]!r} of '{group}'; drop the "
-                                 "target from the model or the group from the data.")
+                                 f"{_plain(seen.index[~seen.to_numpy()][0])!r} of '{group}'; "
+                                 "drop the target from the model or the group from the data.")
         values = column[observed].unique()
         if len(values) < 2:
             what = "category" if is_categorical(column) else "value"
             raise MitmlError(f"Target '{name}' is constant: its only observed {what} is "
-                             f"{values[0]!r}, so there is no variation to model; drop it from "
-                             "the model or recode it.")
+                             f"{_plain(values[0])!r}, so there is no variation to model; drop "
+                             "it from the model or recode it.")
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value (messages show ``1.5``, not ``np.float64(1.5)``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def check_has_missing(data: pd.DataFrame, targets) -> None:

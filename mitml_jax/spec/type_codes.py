@@ -62,6 +62,8 @@ def _as_codes(data: pd.DataFrame, vector, which: str) -> np.ndarray:
 
 
 def _split_type(type_):
+    if isinstance(type_, np.ndarray) and type_.ndim == 2:
+        type_ = list(type_)  # rows: [type_L1] or [type_L1, type_L2]
     if isinstance(type_, (list, tuple)) and len(type_) > 0 and all(
             isinstance(t, (list, tuple, np.ndarray, pd.Series)) for t in type_):
         if len(type_) == 1:
