@@ -400,3 +400,14 @@ def test_repeated_parameter_names_are_refused():
         test_estimates(fits)
     with pytest.raises(MitmlError, match="'a'.*unique"):
         test_constraints(fits, constraints="a")
+
+
+def test_mixedlm_r2_needs_a_random_intercept(frames):
+    import statsmodels.formula.api as smf
+
+    from mitml_jax.analysis.adapters_mixedlm import fit_mixedlm
+
+    fits = [fit_mixedlm(smf.mixedlm("ReadDis ~ SES", d, groups="ID", re_formula="~0+SES"))
+            for d in frames[:2]]
+    with pytest.raises(MitmlError, match="random intercept"):  # was RB2 = 0.9997
+        multilevel_r2(fits)

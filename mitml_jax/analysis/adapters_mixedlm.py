@@ -265,6 +265,9 @@ class MixedLMFit(StatsmodelsFit):
         const = np.all(x == 1.0, axis=0)
         if not const.any():
             raise unsupported(self, "multilevel_r2", "Model must contain intercept.")
+        if not self._intercept_columns()[0]:  # tau[0, 0] below is the intercept variance
+            raise unsupported(self, "multilevel_r2", "the model must contain a fixed and a "
+                              "random intercept (re_formula without '0 +').")
         keep = ~const
         beta = np.asarray(self.result.fe_params, float)[keep]
         x = x[:, keep]
