@@ -43,7 +43,9 @@ def posterior_summary(imp, phase: str = "imputation") -> pd.DataFrame:
     Returns:
         One row per block entry, with mitml's 1-based ``row``, ``col`` and ``group`` (for Psi,
         row ``(target - 1) * q + random effect``); ``sd`` uses ddof = 1; ``mcse`` by batch means
-        with 50 batches per chain.
+        with 50 batches per chain. Every entry of the arrays is listed, as in mitml's arrays: the
+        redundant halves of symmetric blocks too, and the NA padding of jomo's arrays (e.g. the
+        stacked Sigma rows of a group with fewer clusters than another) as NaN rows.
     """
     source = imp.imputation if phase == "imputation" else imp.burnin
     frames = []
