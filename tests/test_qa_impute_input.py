@@ -316,3 +316,12 @@ def test_messages_show_plain_values():
     data.loc[data["g"] == 0.5, "y1"] = np.nan
     with pytest.raises(MitmlError, match=r"no observed value in group 0\.5 of 'g'"):
         build_spec(data, "y1 ~ 1 + (1|id)", group="g")
+
+
+def test_group_given_as_values_names_the_type():
+    """group=data['grp'] (values instead of the column name) printed the whole Series."""
+    data = tiny()
+    for values in (data["grp"], data["grp"].to_numpy()):
+        with pytest.raises(MitmlError, match=r"'group' is not correctly specified: a (Series|ndarray) "
+                                             r"must be the name of a column of 'data'\.$"):
+            build_spec(data, FORMULA, group=values)

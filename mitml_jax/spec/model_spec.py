@@ -266,7 +266,9 @@ def _check_group(data, group):
                              "only one!")
         group = group[0]
     if not isinstance(group, str) or group not in data.columns:
-        raise MitmlError(f"Argument 'group' is not correctly specified: {group!r} must be the "
+        shown = (f"a {type(group).__name__}" if isinstance(group, (pd.Series, pd.Index, np.ndarray))
+                 else repr(group))
+        raise MitmlError(f"Argument 'group' is not correctly specified: {shown} must be the "
                          "name of a column of 'data'.")
     checks.check_complete(data, group, "Grouping variable")
     return group
