@@ -411,3 +411,25 @@ def test_mixedlm_r2_needs_a_random_intercept(frames):
             for d in frames[:2]]
     with pytest.raises(MitmlError, match="random intercept"):  # was RB2 = 0.9997
         multilevel_r2(fits)
+
+
+class _LogLikFit(Fit):
+    """A protocol fit with a log-likelihood."""
+
+    def __init__(self, ll, k, names):
+        super().__init__(np.ones(len(names)), np.eye(len(names)), names)
+        self.ll, self.k = ll, k
+
+    def mitml_loglik(self):
+        return self.ll, self.k
+
+
+def test_d2_likelihood_with_a_better_null_model_says_why():
+    full = [_LogLikFit(-100.0 + x, 3, ["a", "b"]) for x in [0.5, 1.0, 2.0, -1.5]]
+    null = [_LogLikFit(-101.0, 2, ["a"]) for _ in range(4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = test_models(full, null, method="D2", use="likelihood").test
+    assert np.isnan(res["F.value"].iloc[0])
+    assert [w.category for w in caught] == [MitmlWarning]  # no NumPy RuntimeWarning
+    assert "imputation(s) 4" in str(caught[0].message)

@@ -198,7 +198,15 @@ def test_models(model, null_model, method: str = "D1", use: str = "wald", ariv: 
         ll0, df0 = loglik_values(nulls)
         diff = ll0 - ll
         diff[np.isclose(ll, ll0, rtol=1.5e-8, atol=0.0)] = 0.0
-        test = pooling.d2(-2.0 * diff, _k(df, df0), ariv=ariv)
+        k = _k(df, df0)
+        if np.any(diff > 0):
+            bad = ", ".join(str(i + 1) for i in np.nonzero(diff > 0)[0])
+            warnings.warn(f"The 'null_model' fits better than 'model' in imputation(s) {bad} "
+                          "(a larger log-likelihood): the models are not nested, or a fit did "
+                          "not converge. D2's statistic is then undefined (NaN).", MitmlWarning,
+                          stacklevel=2)
+        with np.errstate(invalid="ignore"):
+            test = pooling.d2(-2.0 * diff, k, ariv=ariv)
     elif method == "D3":
         ll, df = loglik_values(fits)
         ll0, df0 = loglik_values(nulls)
