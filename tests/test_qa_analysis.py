@@ -433,3 +433,12 @@ def test_d2_likelihood_with_a_better_null_model_says_why():
     assert np.isnan(res["F.value"].iloc[0])
     assert [w.category for w in caught] == [MitmlWarning]  # no NumPy RuntimeWarning
     assert "imputation(s) 4" in str(caught[0].message)
+
+
+@pytest.mark.parametrize("method", ["D1", "D2"])
+def test_wald_tests_refuse_non_finite_estimates(method):
+    fits = _fits()
+    fits[2] = Fit([1.0, np.nan], np.diag([0.1, 0.2]))
+    nulls = [Fit(f.coef[:1], f.vcov[:1, :1], names=["a"]) for f in fits]
+    with pytest.raises(MitmlError, match="non-finite.*imputation\\(s\\) 3"):
+        test_models(fits, nulls, method=method)

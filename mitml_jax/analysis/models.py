@@ -297,8 +297,20 @@ def _differing(fits, nulls):
                       "covers only the parameters of 'model' that 'null_model' lacks. Compare "
                       "nested models.", MitmlWarning, stacklevel=3)
     q, u = q[:, idx], u[:, idx][:, :, idx]
+    _check_finite([names[i] for i in idx], q, u)
     _check_identified([names[i] for i in idx], u)
     return q, u
+
+
+def _check_finite(names, q, u) -> None:
+    """Refuse non-finite estimates or (co)variances of the tested parameters, naming the
+    imputations (the Wald statistic would be NaN)."""
+    bad = ~(np.all(np.isfinite(q), axis=1) & np.all(np.isfinite(u), axis=(1, 2)))
+    if bad.any():
+        imps = ", ".join(str(i + 1) for i in np.nonzero(bad)[0])
+        raise MitmlError(f"The fitted models have non-finite estimates or variances of the "
+                         f"tested parameters {names} in imputation(s) {imps}; check those fits "
+                         "(e.g. separation in a logistic model).")
 
 
 def _check_identified(names, u) -> None:
