@@ -190,12 +190,28 @@ def test_rank_deficient_in_group_hint():
 
 def test_large_predictors_are_full_rank():
     """Guard for R's looser 1e-7 aliasing tolerance: a year and an income in dollars are ordinary
-    predictors for the spec check (pan_impute itself still refuses them: see the QA report)."""
+    predictors for the spec check."""
     data = tiny()
     data["year"] = 2000.0 + np.arange(24) % 10
     data["income"] = 5e4 + 2e4 * data["x"]
     spec = build_spec(data, "y1 ~ 1 + year + income + (1|id)")
     assert spec.fixed_names == ("(Intercept)", "year", "income")
+
+
+def test_pan_takes_predictors_on_large_scales():
+    """pan_impute refused a year (2000 + k) or an income in dollars as 'singular' (its check read
+    the raw X'X's eigenvalues, whose spread grows with the predictors' scale). Centring them is
+    the same model: with intercept first, X L^-T is the same orthonormal basis, so the same seed
+    gives the same imputations up to rounding."""
+    data = tiny()
+    data["year"] = 2000.0 + np.arange(24) % 10
+    data["income"] = 5e4 + 2e4 * data["x"]
+    centred = data.assign(year=data["year"] - 2004.5, income=data["income"] - 5e4)
+    kw = {"n_burn": 10, "n_iter": 5, "m": 2, "seed": 3, "progress": False}
+    formula = "y1 + y2 ~ 1 + year + income + (1|id)"
+    raw = mj.pan_impute(data, formula, **kw)
+    ref = mj.pan_impute(centred, formula, **kw)
+    np.testing.assert_allclose(raw.replacement, ref.replacement, rtol=1e-6, atol=1e-6)
 
 
 # -- column names --------------------------------------------------------------------------------

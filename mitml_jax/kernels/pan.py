@@ -66,7 +66,11 @@ def prepare_pan_arrays(arrays: ModelArrays, fixed_names=None) -> PanArrays:
     chol_inv_t = np.empty_like(xtx)
     inv = np.empty_like(xtx)
     for g in range(xtx.shape[0]):  # host, once per run; G is small
-        eig = np.linalg.eigvalsh(xtx[g])
+        # scale-free: the eigenvalues of X^T X with unit diagonal (a year or an income in dollars
+        # is a predictor like any other; the raw matrix's condition grows with its scale)
+        scale = np.sqrt(np.diag(xtx[g]))
+        scale[scale == 0.0] = 1.0
+        eig = np.linalg.eigvalsh(xtx[g] / np.outer(scale, scale))
         if eig.min() <= 1e-10 * max(eig.max(), 1e-300):
             names = f" ({', '.join(fixed_names)})" if fixed_names else ""
             raise MitmlError(
