@@ -57,7 +57,9 @@ def cluster_means(x, cluster, adj=False, group=None, data=None):
     codes = _codes(cluster, n, "cluster")
     if group is not None:
         group_codes = _codes(group, n, "group")
-        pair = np.where((codes < 0) | (group_codes < 0), -1, codes * (group_codes.max() + 1) + group_codes)
+        # missing cluster or group ids -> NaN pair, which factorize codes as missing (-1)
+        pair = np.where((codes < 0) | (group_codes < 0), np.nan,
+                        codes * (group_codes.max() + 1.0) + group_codes)
         codes = _codes(pair, n, "cluster x group")
 
     valid = codes >= 0

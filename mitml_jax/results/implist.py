@@ -151,7 +151,15 @@ class ImputedList(list):
                 mask = rows(frame) if callable(rows) else rows
                 frame = frame.loc[_boolean_mask(mask, len(frame))]
             if columns is not None:
-                cols = [columns] if isinstance(columns, str) else list(columns)
+                if isinstance(columns, str):
+                    cols = [columns]
+                elif isinstance(columns, (list, tuple, pd.Index, np.ndarray)):
+                    cols = list(columns)
+                else:
+                    raise MitmlTypeError(
+                        "subset: 'columns' must be a column name or a list of names; got "
+                        f"{type(columns).__name__}."
+                    )
                 missing = [c for c in cols if c not in frame.columns]
                 if missing:
                     raise MitmlError(f"subset: columns {missing} are not in the data.")
@@ -174,7 +182,23 @@ class ImputedList(list):
         out = []
         for frame in self:
             keys = by(frame) if callable(by) else by
-            keys = [keys] if isinstance(keys, (str, np.ndarray, pd.Series)) else list(keys)
+            if isinstance(keys, (str, np.ndarray, pd.Series)):
+                keys = [keys]
+            elif isinstance(keys, (list, tuple, pd.Index)):
+                keys = list(keys)
+            else:
+                raise MitmlTypeError(
+                    "sort: 'by' must be a column name, a list of names, or a function returning "
+                    f"sort keys; got {type(keys).__name__}."
+                )
+            if not keys:
+                raise MitmlError("sort: 'by' names no sort key.")
+            if not isinstance(ascending, bool) and np.ndim(ascending) == 1 \
+                    and len(ascending) != len(keys):
+                raise MitmlError(
+                    f"sort: 'ascending' has {len(ascending)} entries for {len(keys)} sort keys; "
+                    "give one bool per key, or one bool for all."
+                )
             columns = {}
             for k, key in enumerate(keys):
                 if isinstance(key, str):
@@ -200,6 +224,12 @@ class ImputedList(list):
         """Append rows to every data set: ``other`` is a list of data sets (one per imputation)
         or one DataFrame for all. Returns an ``ImputedList`` (mitml returns a plain list, B10)."""
         others = _per_imputation(other, len(self), "rbind")
+        for i, (a, b) in enumerate(zip(self, others), start=1):
+            if set(a.columns) != set(b.columns):  # R: "names do not match previous names"
+                raise MitmlError(
+                    f"rbind: the rows added to data set {i} have columns {list(b.columns)}, the "
+                    f"data set has {list(a.columns)}; they must have the same names (any order)."
+                )
         return ImputedList(
             pd.concat([a, b], axis=0, ignore_index=ignore_index) for a, b in zip(self, others)
         )
@@ -358,7 +388,13 @@ def _apply_columns(frame, columns):
             if len(value) != len(out):
                 raise MitmlError(f"column {name!r} has {len(value)} values for {len(out)} rows.")
             value = value.to_numpy()
-        elif isinstance(value, (np.ndarray, list)) and np.ndim(value) == 1 and len(value) != len(out):
-            raise MitmlError(f"column {name!r} has {len(value)} values for {len(out)} rows.")
+        elif isinstance(value, (np.ndarray, list)):
+            if np.ndim(value) > 1:
+                raise MitmlError(
+                    f"column {name!r} has shape {np.shape(value)}; a column needs one value per "
+                    "row (a 1-d array, list or Series)."
+                )
+            if np.ndim(value) == 1 and len(value) != len(out):
+                raise MitmlError(f"column {name!r} has {len(value)} values for {len(out)} rows.")
         out[name] = value
     return out
