@@ -442,3 +442,10 @@ def test_wald_tests_refuse_non_finite_estimates(method):
     nulls = [Fit(f.coef[:1], f.vcov[:1, :1], names=["a"]) for f in fits]
     with pytest.raises(MitmlError, match="non-finite.*imputation\\(s\\) 3"):
         test_models(fits, nulls, method=method)
+
+
+def test_likelihood_tests_refuse_non_finite_logliks():
+    full = [_LogLikFit(ll, 3, ["a", "b"]) for ll in [-100.0, np.nan, -99.0]]
+    null = [_LogLikFit(-101.0, 2, ["a"]) for _ in range(3)]
+    with pytest.raises(MitmlError, match="not finite in imputation\\(s\\) 2"):
+        test_models(full, null, method="D2", use="likelihood")

@@ -92,7 +92,12 @@ def _stacking_text(data: bool) -> str:
 def loglik_values(fits):
     """``(log-likelihoods (m,), number of parameters)`` of a list of protocol fits."""
     values = [fit.mitml_loglik() for fit in fits]
-    return np.array([v[0] for v in values], dtype=float), int(values[0][1])
+    ll = np.array([v[0] for v in values], dtype=float)
+    if not np.all(np.isfinite(ll)):
+        imps = ", ".join(str(i + 1) for i in np.nonzero(~np.isfinite(ll))[0])
+        raise MitmlError(f"The fitted models' log-likelihood is not finite in imputation(s) "
+                         f"{imps}; check those fits, or use method 'D1'.")
+    return ll, int(values[0][1])
 
 
 def pooled_loglik_values(fits) -> np.ndarray:
