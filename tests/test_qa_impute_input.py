@@ -341,3 +341,23 @@ def test_group_given_as_values_names_the_type():
         with pytest.raises(MitmlError, match=r"'group' is not correctly specified: a (Series|ndarray) "
                                              r"must be the name of a column of 'data'\.$"):
             build_spec(data, FORMULA, group=values)
+
+
+def test_call_text_lists_the_arguments_given():
+    """The printed call left out keep_chains, save_pred, prior, type and exact_beta2 (mitml prints
+    the call as written), and jomo printed a 'formula_l2' argument that does not exist."""
+    data = mj.load_studentratings()
+    kw = {"n_burn": 5, "n_iter": 2, "m": 2, "progress": False, "seed": 1}
+    imp = mj.pan_impute(data, formula="ReadDis ~ 1 + (1|ID)", keep_chains="diagonal",
+                        save_pred=True, **kw)
+    assert imp.call == ("pan_impute(formula='ReadDis ~ 1 + (1 | ID)', n_burn=5, n_iter=2, m=2, "
+                        "chains=1, seed=1, keep_chains='diagonal', save_pred=True)")
+    codes = [{"ID": -2, "ReadDis": 1}.get(c, 0) for c in data.columns]
+    prior = {"a": 1, "Binv": np.eye(1), "c": 1, "Dinv": np.eye(1)}
+    imp = mj.pan_impute(data, type=np.array(codes), prior=prior, **kw)
+    assert imp.call.startswith(f"pan_impute(type={codes}, n_burn=5")
+    assert "prior={'a': ..., 'Binv': ..., 'c': ..., 'Dinv': ...}" in imp.call
+    lead = mj.load_leadership()
+    imp = mj.jomo_impute(lead, formula=["JOBSAT ~ 1 + (1|GRPID)", "COHES ~ 1"], exact_beta2=True, **kw)
+    assert imp.call.startswith("jomo_impute(formula=['JOBSAT ~ 1 + (1 | GRPID)', 'COHES ~ 1'], ")
+    assert imp.call.endswith("exact_beta2=True)") and "formula_l2" not in imp.call

@@ -9,7 +9,8 @@ import numpy as np
 from ..errors import MitmlError, MitmlTypeError
 from .keys import seed_key
 
-__all__ = ["check_count", "check_flag", "check_run_arguments", "rng_key_and_seed", "type_name"]
+__all__ = ["call_text", "check_count", "check_flag", "check_run_arguments", "rng_key_and_seed",
+           "type_name"]
 
 
 def check_count(name: str, value, minimum: int) -> int:
@@ -71,6 +72,37 @@ def rng_key_and_seed(seed):
     if not -(2**63) <= int(seed) < 2**63:
         raise MitmlError(f"'seed' must fit in a signed 64-bit integer (-2**63 to 2**63 - 1), got {given!r}.")
     return seed_key(int(seed)), int(seed)
+
+
+class _Given:
+    """Stands for a user's argument in a call text when its value is too long to print."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def call_text(name: str, **arguments) -> str:
+    """The ``Call:`` text of an imputation (mitml prints the call as written): ``name(key=value,
+    ...)`` with the arguments in the order given, those that are None left out. ``type`` prints
+    as a list of codes (jomo's pair as two lists). A prior prints
+    its components with their values elided (``prior={'Binv': ..., 'a': ...}``), a list of
+    per-group priors as ``prior=[...]``."""
+    codes = arguments.get("type")
+    if codes is not None:  # mitml's type vector (jomo: a pair of them) as plain lists
+        pair = isinstance(codes, (list, tuple)) and len(codes) == 2 and all(
+            np.ndim(part) == 1 for part in codes)
+        arguments["type"] = ([np.asarray(part).tolist() for part in codes] if pair
+                             else np.asarray(codes).tolist())
+    prior = arguments.get("prior")
+    if isinstance(prior, dict):
+        arguments["prior"] = _Given("{" + ", ".join(f"{key!r}: ..." for key in prior) + "}")
+    elif prior is not None:
+        arguments["prior"] = _Given("[...]")
+    parts = [f"{key}={value!r}" for key, value in arguments.items() if value is not None]
+    return f"{name}({', '.join(parts)})"
 
 
 def type_name(value) -> str:
