@@ -53,3 +53,97 @@ def test_sort_and_subset_argument_errors_name_the_argument():
 def test_within_two_dimensional_column_is_an_error():
     with pytest.raises(MitmlError, match=r"column 'b' has shape \(2, 2\)"):
         _two().within(lambda d: {"b": np.ones((2, 2))})
+
+
+# -- parquet ------------------------------------------------------------------------------------
+pytest.importorskip("pyarrow")
+
+
+def test_parquet_keeps_categoricals_with_number_and_date_categories(tmp_path):
+    # parquet keeps categories only when they are strings: these came back as plain columns
+    frame = pd.DataFrame({
+        "k": pd.Categorical([3, 1, 3], categories=[3, 1, 2], ordered=True),
+        "day": pd.Categorical(pd.to_datetime(["2020-01-02", "2020-01-01", None])),
+        "s": pd.Categorical(["b", "a", "b"], categories=["b", "a", "z"]),
+        "sec": pd.to_datetime(["2020-01-01", None, "2021-05-06"]).astype("datetime64[s]"),
+    })
+    ImputedList([frame, frame]).write(tmp_path / "c.parquet")
+    back = ImputedList.read(tmp_path / "c.parquet")
+    for got in back:
+        pd.testing.assert_frame_equal(got, frame, check_exact=True)
+    assert list(back[1]["k"].cat.categories) == [3, 1, 2] and back[1]["k"].cat.ordered
+
+
+def test_parquet_write_errors_name_the_problem(tmp_path):
+    import pyarrow as pa
+
+    frame = pd.DataFrame({"a": [1.0, 2.0]})
+    with pytest.raises(MitmlError, match="is a folder"):
+        ImputedList([frame]).write(tmp_path)
+    with pytest.raises(MitmlTypeError, match="'path' must be a file name"):
+        ImputedList([frame]).write(3)
+    for bad in (np.array([1 + 1j, 2]), pd.arrays.SparseArray([0.0, 1.0])):
+        with pytest.raises(MitmlError, match="cannot be stored in parquet"):
+            ImputedList([pd.DataFrame({"a": bad})]).write(tmp_path / "x.parquet")
+    nested = pd.Series([[1, 2], [3]], dtype=pd.ArrowDtype(pa.list_(pa.int64())))
+    with pytest.raises(MitmlError, match="nested or dictionary Arrow types"):  # unreadable file
+        ImputedList([pd.DataFrame({"a": nested})]).write(tmp_path / "x.parquet")
+
+
+# -- Mplus and SPSS -----------------------------------------------------------------------------
+def test_writers_refuse_a_file_as_folder_and_a_name_with_a_folder(tmp_path):
+    implist = _two()
+    (tmp_path / "afile").write_text("")
+    for writer in (implist.write_mplus, implist.write_spss):
+        with pytest.raises(MitmlError, match="'folder' .* is a file"):
+            writer(tmp_path / "afile")
+        with pytest.raises(MitmlError, match="'name' .* without a folder"):
+            writer(tmp_path / "out", name="sub/imp")
+        with pytest.raises(MitmlTypeError, match="'name' must be a non-empty string"):
+            writer(tmp_path / "out", name="")
+    with pytest.raises(MitmlError, match="would overwrite a data file"):
+        implist.write_mplus(tmp_path / "out", suffix="2")  # imp2.dat is the second data set
+
+
+def test_object_columns_of_numbers_are_written_as_numbers(tmp_path):
+    # they were coded 1..K like strings (R holds them as numbers) and ignored dec=","
+    frame = pd.DataFrame({"x": pd.Series([2.5, 10, None], dtype=object),
+                          "b": pd.Series([True, False, None], dtype=object)})
+    implist = ImputedList([frame, frame])
+    paths = implist.write_mplus(tmp_path, sep=";", dec=",")
+    assert open(paths["data"][0]).read() == "2,5;1\n10,0;0\n-999;-999\n"
+    assert "Factors were converted" not in open(paths["log"]).read()
+    paths = implist.write_spss(tmp_path, sep=";", dec=",")
+    lines = open(paths["data"]).read().splitlines()
+    assert lines[:3] == ["Imputation_;x;b", "1;2,5;1", "1;10,0;0"]
+    assert " x F9.2" in open(paths["syntax"]).read()  # R: format(c(2.5, 10, -999)) is 6 wide
+
+
+def test_spss_text_is_written_unquoted_as_r_writes_it(tmp_path):
+    # pandas quoted 'he said "hi"' as '"he said ""hi"""', which SPSS (no /QUALIFIER) keeps
+    frame = pd.DataFrame({"s": ['he said "hi"', "a b", "naïve"], "x": [1.0, 2.0, 3.0]})
+    paths = ImputedList([frame]).write_spss(tmp_path)
+    lines = open(paths["data"], encoding="utf-8").read().splitlines()
+    assert lines[1] == '1\the said "hi"\t1.0' and lines[3] == "1\tnaïve\t3.0"
+    assert " s A12\n" in open(paths["syntax"]).read()
+    with pytest.raises(MitmlError, match="column 's' has values containing the separator ','"):
+        ImputedList([frame.assign(s=["a,b", "c", "d"])]).write_spss(tmp_path, sep=",")
+    with pytest.raises(MitmlError, match="column 's' has values containing the separator"):
+        ImputedList([frame.assign(s=["a\nb", "c", "d"])]).write_spss(tmp_path)
+    with pytest.raises(MitmlError, match="column names"):
+        ImputedList([frame.rename(columns={"x": "x y"})]).write_spss(tmp_path, sep=" ")
+
+
+def test_spss_string_widths_count_bytes(tmp_path):
+    # SPSS string widths are bytes; R's (and our) character count cut 'naïve' to 'naïv'
+    frame = pd.DataFrame({"u": ["été", "naïve"]})
+    sps = open(ImputedList([frame]).write_spss(tmp_path)["syntax"]).read()
+    assert " u A6 ." in sps
+
+
+def test_write_mplus_warns_about_names_mplus_cannot_read(tmp_path):
+    frame = pd.DataFrame({"I.SES": [1.0], "LongName1": [1.0], "longname2": [1.0], "ok_1": [1.0]})
+    with pytest.warns(Warning, match=r"\['I.SES', 'LongName1', 'longname2'\] are not Mplus names"
+                      r".*\[\['LongName1', 'longname2'\]\] are the same to Mplus"):
+        paths = ImputedList([frame]).write_mplus(tmp_path)
+    assert "names = I.SES LongName1 longname2 ok_1;" in open(paths["input"]).read()

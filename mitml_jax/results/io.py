@@ -1,10 +1,14 @@
-"""Files for imputed data sets: parquet (read and write) and Mplus (write).
+"""Files for imputed data sets: parquet (read and write), Mplus and SPSS (write).
 
 Parquet layout (``write_implist`` / ``read_implist``): one file, the data sets stacked with an
 integer column ``.imp`` = 1..m in front, each data set's index stored as pandas index columns, and
 a small JSON entry ``mitml_jax.implist`` in the file's key-value metadata (format version, m,
-and each data set's ``RangeIndex`` when it had one). Dtypes come back as they went in: float and
-integer widths, categorical columns with their categories and order, strings, nullable dtypes.
+and each data set's ``RangeIndex`` when it had one, the categories of categorical columns and the
+units of datetime columns). Dtypes come back as they went in: float and integer widths,
+categorical columns with their categories and order (number and date categories too, which
+parquet alone turns into plain columns), datetimes with their unit, strings, nullable dtypes.
+Object columns of strings come back as pandas' string dtype, and columns parquet cannot store
+(complex, sparse, nested Arrow types) are refused with a MitmlError.
 Any reader of parquet sees an ordinary long table (``.imp`` plus the columns).
 
 ``read_implist`` also reads plain long files without that metadata (for instance the CLI's
@@ -13,14 +17,20 @@ Any reader of parquet sees an ordinary long table (``.imp`` plus the columns).
 
 Mplus (``write_mplus``, mitml's ``write.mitmlMplus``): ``<name>1.dat`` .. ``<name>m.dat``
 (tab separated, no header, missing values as ``-999``, categorical and string columns as integer
-codes 1..K in level order, booleans as 0/1), the list file ``<name><suffix>.dat`` naming the data
+codes 1..K in level order, booleans as 0/1, object columns holding only numbers as numbers), the
+list file ``<name><suffix>.dat`` naming the data
 files (what ``DATA: TYPE = IMPUTATION`` reads), ``<name>.log`` with the variable names and the
 code tables, and ``<name>.inp``, an input file template. Checked field by field against mitml
 0.4-4 (tests/test_r_crosscheck_implist.py); where it differs, on purpose: numbers are written
 with full precision (R: 15 significant digits), booleans as 0/1 (R codes a logical column as a
 factor, FALSE = 1, TRUE = 2), string columns get one code table over all data sets (R codes each
 data set on its own and logs the last one's table, so codes can disagree between data sets),
-and the list and input files name the data files relative to ``folder`` (R: as given). From an
+and the list and input files name the data files relative to ``folder`` (R: as given). String
+levels are sorted by code point (R's ``as.factor`` uses the locale's collation, so codes of
+strings that differ in case or accents can differ from R's: R puts ``"été"`` before ``"naïve"``).
+Names Mplus cannot read (more than 8 characters, characters other than letters, digits and ``_``,
+names equal in their first 8 characters up to case) are written as they are, as R does, with a
+``MitmlWarning``. From an
 ``Imputations`` object both writers keep the data's column order (R writes mitml's reordered
 columns: cluster, group, targets, then the rest).
 
@@ -32,20 +42,27 @@ VALUES``). On purpose unlike R (its bug B12): the imputations are numbered 1..m 
 data, if given, is written as ``Imputation_ = 0``, which is what SPSS's pooling expects (R numbers
 the imputations 0..m-1, so SPSS takes the first one for the original data). The syntax leaves out
 ``VALUE LABELS`` without categorical columns and empty ``MISSING VALUES`` lists (R writes invalid
-syntax there), and booleans are written as 0/1 numbers.
+syntax there), booleans are written as 0/1 numbers, and string widths ``A<w>`` count UTF-8 bytes,
+as SPSS does (R counts characters, which cuts non-ASCII text). Text is written unquoted, as R
+writes it and as the syntax reads it (no ``/QUALIFIER``); a text value or column name holding the
+separator or a line break is an error (R writes it and SPSS shifts the columns).
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import json
 import numbers
 import os
+import re
 import textwrap
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from ..errors import MitmlError, MitmlTypeError
+from ..errors import MitmlError, MitmlTypeError, MitmlWarning
 
 __all__ = ["write_implist", "read_implist", "write_mplus", "write_spss"]
 
@@ -59,6 +76,9 @@ def write_implist(frames, path) -> None:
     import pyarrow.parquet as pq
 
     frames = _check_frames(frames, "write")
+    if not isinstance(path, (str, os.PathLike)):
+        raise MitmlTypeError(f"write: 'path' must be a file name (str or path), not "
+                             f"{type(path).__name__}.")
     if _IMP in frames[0].columns:
         raise MitmlError(
             f"write: the data sets have a column {_IMP!r}, which the file format uses; rename it."
@@ -68,6 +88,14 @@ def write_implist(frames, path) -> None:
         raise MitmlError(
             f"write: column names {odd[:5]} are not strings; parquet stores names as text, so "
             "rename them (e.g. frames.within(lambda d: d.rename(columns=str))) before writing."
+        )
+    nested = [c for c in frames[0].columns if isinstance(frames[0][c].dtype, pd.ArrowDtype)
+              and (pa.types.is_nested(frames[0][c].dtype.pyarrow_dtype)
+                   or pa.types.is_dictionary(frames[0][c].dtype.pyarrow_dtype))]
+    if nested:
+        raise MitmlError(
+            f"write: columns {nested} have nested or dictionary Arrow types, which pandas cannot "
+            "read back from parquet; convert them (dictionary: .astype('category'))."
         )
     ranges = []
     blocks = []
@@ -85,12 +113,13 @@ def write_implist(frames, path) -> None:
         long = long.reset_index(drop=True)  # ranges restore the index
     try:
         table = pa.Table.from_pandas(long, preserve_index=not all(r is not None for r in ranges))
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+    except (pa.ArrowException, TypeError, ValueError) as err:
         raise MitmlError(
-            f"write: a column cannot be stored in parquet ({err}); convert mixed-type object "
-            "columns to strings or numbers first."
+            f"write: a column cannot be stored in parquet ({err}); convert mixed-type object, "
+            "complex or sparse columns to strings or plain numbers first."
         ) from None
-    meta = {"format": 1, "m": len(frames), "imp_column": _IMP, "range_index": ranges}
+    meta = {"format": 1, "m": len(frames), "imp_column": _IMP, "range_index": ranges,
+            "categories": _categories_meta(frames[0]), "dtypes": _datetime_meta(frames[0])}
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()}
     )
@@ -98,7 +127,13 @@ def write_implist(frames, path) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise MitmlError(f"write: the folder {folder!r} of {path!r} does not exist; create it first.")
-    pq.write_table(table, path)
+    if os.path.isdir(path):
+        raise MitmlError(f"write: 'path' {path!r} is a folder; give a file name such as "
+                         "'imputed.parquet'.")
+    try:
+        pq.write_table(table, path)
+    except OSError as err:
+        raise MitmlError(f"write: cannot write {path!r} ({err}).") from None
 
 
 def read_implist(path):
@@ -107,6 +142,7 @@ def read_implist(path):
     Returns:
         An :class:`~mitml_jax.results.implist.ImputedList`.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from .implist import ImputedList
@@ -120,7 +156,12 @@ def read_implist(path):
     except (OSError, ValueError) as err:  # pyarrow.ArrowInvalid is a ValueError
         raise MitmlError(f"read_implist: {path!r} is not a readable parquet file ({err}).") from None
     raw = (table.schema.metadata or {}).get(_META_KEY)
-    long = table.to_pandas()
+    try:
+        long = table.to_pandas()
+    except (pa.ArrowException, TypeError, ValueError) as err:
+        raise MitmlError(
+            f"read_implist: the columns of {path!r} cannot be converted to pandas ({err})."
+        ) from None
     if raw is None:
         if _IMP not in long.columns:
             raise MitmlError(
@@ -132,7 +173,7 @@ def read_implist(path):
         return ImputedList(from_long(long.reset_index(drop=True), exclude=0))
     meta = json.loads(raw.decode())
     split = long[meta["imp_column"]].to_numpy()
-    rest = long.drop(columns=meta["imp_column"])
+    rest = _restore_dtypes(long.drop(columns=meta["imp_column"]), meta)
     frames = []
     for i, ranged in enumerate(meta["range_index"]):
         frame = rest.iloc[np.flatnonzero(split == i + 1)]
@@ -143,13 +184,56 @@ def read_implist(path):
     return ImputedList(frames)
 
 
+def _categories_meta(frame):
+    """Column -> (categories as a base64 Arrow IPC stream, ordered) for the categorical columns.
+
+    Parquet keeps a categorical's categories only when they are strings (integer or date
+    categories came back as plain columns); these entries restore them, unused ones included.
+    """
+    import pyarrow as pa
+
+    out = {}
+    for col in frame.columns:
+        dtype = frame[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            table = pa.Table.from_pandas(pd.DataFrame({"c": dtype.categories}),
+                                         preserve_index=False)
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            out[col] = [base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii"),
+                        bool(dtype.ordered)]
+    return out
+
+
+def _datetime_meta(frame):
+    """Column -> dtype name for datetime/timedelta columns (parquet has no seconds unit)."""
+    return {col: str(frame[col].dtype) for col in frame.columns
+            if frame[col].dtype.kind in "mM"}
+
+
+def _restore_dtypes(rest, meta):
+    """Categorical and datetime dtypes from the file's metadata, where parquet changed them."""
+    import pyarrow as pa
+
+    for col, (blob, ordered) in meta.get("categories", {}).items():
+        categories = pa.ipc.open_stream(base64.b64decode(blob)).read_all().to_pandas()["c"]
+        dtype = pd.CategoricalDtype(pd.Index(categories).rename(None), ordered=ordered)
+        if rest[col].dtype != dtype:
+            rest[col] = rest[col].astype(dtype)
+    for col, name in meta.get("dtypes", {}).items():
+        if str(rest[col].dtype) != name:
+            rest[col] = rest[col].astype(name)
+    return rest
+
+
 def write_mplus(frames, folder, name="imp", na_value=-999, sep="\t", dec=".", suffix="list"):
     """Write data sets for Mplus ``TYPE = IMPUTATION`` (mitml's ``write.mitmlMplus``).
 
     Args:
         frames: the imputed data sets, or an ``Imputations`` object (completed first).
         folder: directory to write into (created if needed).
-        name: file name stem (R's ``filename``).
+        name: file name stem (R's ``filename``), without a folder part.
         na_value: code written for missing values.
         sep: field separator.
         dec: decimal mark, ``"."`` or ``","`` (R's ``dec``; Mplus itself reads ``"."``).
@@ -162,10 +246,16 @@ def write_mplus(frames, folder, name="imp", na_value=-999, sep="\t", dec=".", su
         frames = frames.complete("all")
     frames = _check_frames(frames, "write_mplus")
     _check_text_layout("write_mplus", sep, dec, na_value, " (Mplus reads 'missing = all (<number>)')")
-    os.makedirs(folder, exist_ok=True)
+    _check_name("write_mplus", name)
+    _check_name("write_mplus", suffix, "suffix", empty=True)
     columns = list(frames[0].columns)
+    _warn_mplus_names(columns)
+    _make_folder("write_mplus", folder)
     tables = _code_tables(frames)
     data_names = [f"{name}{i + 1}.dat" for i in range(len(frames))]
+    if f"{name}{suffix}.dat" in data_names:
+        raise MitmlError(f"write_mplus: the list file {name}{suffix}.dat would overwrite a data "
+                         f"file; choose another 'suffix' than {suffix!r}.")
     for frame, data_name in zip(frames, data_names):
         out = pd.DataFrame(index=range(len(frame)))
         for col in columns:
@@ -215,8 +305,8 @@ def write_spss(frames, folder, name="imp", sep="\t", dec=".", na_value=-999, syn
         frames: the imputed data sets, or an ``Imputations`` object (completed first; its data
             is then the original data unless ``original`` is given).
         folder: directory to write into (created if needed).
-        name: file name stem (R's ``filename``); the syntax reads ``<name>.dat`` relative to
-            SPSS's working directory, as R's does.
+        name: file name stem (R's ``filename``, no folder part); the syntax reads
+            ``<name>.dat`` relative to SPSS's working directory, as R's does.
         sep, dec: field separator and decimal mark (``"."`` or ``","``; ``SET DECIMAL``).
         na_value: code written for missing values (declared in ``MISSING VALUES``).
         syntax: also write ``<name>.sps``.
@@ -235,6 +325,7 @@ def write_spss(frames, folder, name="imp", sep="\t", dec=".", na_value=-999, syn
     columns = list(frames[0].columns)
     if "Imputation_" in columns:
         raise MitmlError("write_spss: the data sets have a column 'Imputation_'; rename it.")
+    _check_name("write_spss", name)
     numbered = [(i + 1, f) for i, f in enumerate(frames)]
     if original is not None:
         if not isinstance(original, pd.DataFrame):
@@ -251,12 +342,14 @@ def write_spss(frames, folder, name="imp", sep="\t", dec=".", na_value=-999, syn
         series = pd.concat([f[col] for _, f in numbered], ignore_index=True)
         if col in tables or not _is_coded(series):
             out[col] = pd.Series(_mplus_column(series, tables.get(col))).fillna(na_value)
-        else:  # strings stay text
+        else:  # strings stay text, written as they are (R: quote = FALSE)
             out[col] = series.astype(object).where(series.notna(), str(na_value)).astype(str)
             text.append(col)
-    os.makedirs(folder, exist_ok=True)
+    _check_spss_text(out, text, sep)
+    _make_folder("write_spss", folder)
     data_path = os.path.join(folder, f"{name}.dat")
-    out.to_csv(data_path, sep=sep, index=False, decimal=dec, lineterminator="\n")
+    out.to_csv(data_path, sep=sep, index=False, decimal=dec, lineterminator="\n",
+               quoting=csv.QUOTE_NONE)
     syntax_path = None
     if syntax:
         syntax_path = os.path.join(folder, f"{name}.sps")
@@ -276,7 +369,8 @@ def _spss_syntax(out, text, tables, data_name, sep, dec, na_value, locale) -> st
     formats = []
     for col in out.columns:
         if col in text:
-            formats.append(f" {col} A{max(len(v) for v in out[col])}")
+            # SPSS string widths count bytes (R: characters, too narrow for non-ASCII text)
+            formats.append(f" {col} A{max(len(v.encode('utf-8')) for v in out[col])}")
         else:
             formats.append(f" {col} F{_r_format_width(out[col].to_numpy(dtype=float)) + 3}.2")
     lines += formats[:-1] + [formats[-1] + " .", "", "CACHE .", "EXECUTE .",
@@ -301,6 +395,76 @@ def _r_format_width(values) -> int:
     from ..diagnostics.printing import r_format
 
     return max((len(t) for t in r_format(values)), default=0)
+
+
+def _check_name(what, name, arg="name", empty=False):
+    """A file name stem: text without a folder part (folders go into 'folder')."""
+    if not isinstance(name, str) or (not name and not empty):
+        raise MitmlTypeError(f"{what}: '{arg}' must be a non-empty string (a file name stem), "
+                             f"got {name!r}.")
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    if any(c in name for c in seps):
+        raise MitmlError(f"{what}: '{arg}' ({name!r}) must be a file name without a folder; "
+                         "give the folder as 'folder'.")
+
+
+def _make_folder(what, folder):
+    """Create ``folder`` (and its parents), or a MitmlError saying why not."""
+    if not isinstance(folder, (str, os.PathLike)):
+        raise MitmlTypeError(f"{what}: 'folder' must be a path, not {type(folder).__name__}.")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise MitmlError(f"{what}: 'folder' ({os.fspath(folder)!r}) is a file, not a folder; "
+                         "give another folder.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise MitmlError(f"{what}: cannot create 'folder' {os.fspath(folder)!r} ({err}).") from None
+
+
+_MPLUS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,7}\Z")
+
+
+def _warn_mplus_names(columns):
+    """Warn about names Mplus cannot read: mitml writes them unchanged, and so do we."""
+    bad = [str(c) for c in columns if not _MPLUS_NAME.match(str(c))]
+    seen = {}
+    for c in map(str, columns):
+        seen.setdefault(c[:8].upper(), []).append(c)
+    same = [names for names in seen.values() if len(names) > 1]
+    if not bad and not same:
+        return
+    parts = []
+    if bad:
+        parts.append(f"names {bad} are not Mplus names (up to 8 letters, digits or underscores, "
+                     "starting with a letter)")
+    if same:
+        parts.append(f"names {same} are the same to Mplus (first 8 characters, any case)")
+    warnings.warn(
+        "write_mplus: " + "; ".join(parts) + ". The files are written with the names as they "
+        "are (as mitml does); rename the columns (e.g. implist.within(lambda d: "
+        "d.rename(columns={...}))) or edit the NAMES in the input file before running Mplus.",
+        MitmlWarning, stacklevel=3,
+    )
+
+
+def _check_spss_text(out, text, sep):
+    """The data file is written unquoted (as mitml writes it and as the syntax reads it): a text
+    value or column name holding the separator or a line break would shift the columns."""
+    def breaks(value):
+        return sep in value or "\n" in value or "\r" in value
+
+    names = [c for c in out.columns if breaks(str(c))]
+    if names:
+        raise MitmlError(f"write_spss: column names {names} contain the separator {sep!r} or a "
+                         "line break; rename them or choose another 'sep'.")
+    for col in text:
+        hits = [v for v in out[col] if breaks(v)]
+        if hits:
+            raise MitmlError(
+                f"write_spss: column {col!r} has values containing the separator {sep!r} or a "
+                f"line break (e.g. {hits[0]!r}), which SPSS would split into two fields; choose "
+                "another 'sep' (e.g. '\\t' or ';') or change the values."
+            )
 
 
 def _check_text_layout(what, sep, dec, na_value, na_note=""):
@@ -334,7 +498,20 @@ def _is_coded(series: pd.Series) -> bool:
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return True
-    return not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        return False
+    return _object_kind(series) is None
+
+
+def _object_kind(series: pd.Series):
+    """'number' or 'bool' for an object column holding only numbers or only booleans (R
+    would hold those as a numeric or logical vector), else None."""
+    if series.dtype != object:
+        return None
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "number"
+    return "bool" if kind == "boolean" else None
 
 
 def _code_tables(frames):
@@ -361,6 +538,9 @@ def _mplus_column(series: pd.Series, levels):
         out = pd.array(codes + 1, dtype="Int64")
         out[codes < 0] = pd.NA
         return out
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype("Int64").array
+    kind = _object_kind(series)
+    if pd.api.types.is_bool_dtype(series.dtype) or kind == "bool":
+        return series.astype("boolean").astype("Int64").array
+    if kind == "number":  # numbers, not codes; numeric so that 'dec' applies
+        return pd.to_numeric(series.astype(float)).array
     return series.array
