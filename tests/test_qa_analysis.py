@@ -449,3 +449,12 @@ def test_likelihood_tests_refuse_non_finite_logliks():
     null = [_LogLikFit(-101.0, 2, ["a"]) for _ in range(3)]
     with pytest.raises(MitmlError, match="not finite in imputation\\(s\\) 2"):
         test_models(full, null, method="D2", use="likelihood")
+
+
+def test_call_text_prints_numpy_df_com_as_plain_values():
+    """The Call: line showed NumPy values as 'array([...])' / 'np.float64(...)'."""
+    from mitml_jax.analysis.printing import format_call
+
+    assert format_call("test_estimates", ["model"], df_com=np.array([10.0, 20.0])) == \
+        "test_estimates(model, df_com=[10.0, 20.0])"
+    assert format_call("test_models", ["model"], df_com=np.float64(5.0)) == "test_models(model, df_com=5.0)"

@@ -83,5 +83,10 @@ def format_call(name: str, args: Sequence[str] = (), **kwargs) -> str:
 
     ``args`` are printed as given (argument names); keyword values that are None are left out.
     """
-    parts = list(args) + [f"{key}={value!r}" for key, value in kwargs.items() if value is not None]
+    def text(value):  # NumPy arrays and scalars as plain Python values
+        if isinstance(value, (np.ndarray, np.generic)):
+            value = value.tolist()
+        return repr(value)
+
+    parts = list(args) + [f"{key}={text(value)}" for key, value in kwargs.items() if value is not None]
     return f"{name}({', '.join(parts)})"
