@@ -298,11 +298,13 @@ def run_chains(
     state = init_state
     bar = ProgressBar(total=n_burn + n_imp, enabled=progress)
     pending = None
-    done = {"iterations": 0, "state": init_state, "acc": acc}
+    # what the host holds: a Ctrl-C returns it without waiting for the block still in flight
+    done = {"iterations": 0, "state": init_state, "acc": acc, "first_bad": first_bad}
 
     def store(pending):
         _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records)
-        done.update(iterations=pending[0] + pending[1], state=pending[3][0], acc=pending[3][1])
+        done.update(iterations=pending[0] + pending[1], state=pending[3][0], acc=pending[3][1],
+                    first_bad=pending[3][2])
         if after_block is not None:
             after_block(done["iterations"])
 
@@ -324,7 +326,8 @@ def run_chains(
         n_b, n_s = min(t, n_burn), max(t - n_burn, 0) // n_iter
         partial = _chain_run({b: v[:, :n_b] for b, v in burnin.items()},
                              {b: v[:, : n_s * n_iter] for b, v in imputation.items()},
-                             jax.tree_util.tree_map(lambda a: a[:, :n_s], saves), done["state"], done["acc"], first_bad)
+                             jax.tree_util.tree_map(lambda a: a[:, :n_s], saves), done["state"], done["acc"],
+                             done["first_bad"])
         raise InterruptedChains(partial, t) from None
     finally:
         bar.close()

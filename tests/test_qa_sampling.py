@@ -1,0 +1,55 @@
+"""QA pass on the sampling layer: interruptions, extend, keys of other implementations.
+
+Each test failed before the fix it guards (see the commit messages). Tiny models only.
+"""
+
+from __future__ import annotations
+
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mitml_jax as mj
+from mitml_jax.errors import MitmlTypeError
+from mitml_jax.sampling import run as run_module
+from mitml_jax.sampling.run import InterruptedChains, run_chains
+
+from test_reliability_bad_input import FORMULA, tiny
+
+KW = {"n_burn": 5, "n_iter": 2, "seed": 3, "progress": False}
+
+
+def _walk(key, state, arrays, prior):
+    return {"x": state["x"] + jax.random.normal(key, state["x"].shape)}, {"n": jnp.int32(1)}
+
+
+def _toy(kernel=_walk, chains=2, **kw):
+    return run_chains(kernel, {"x": jnp.zeros((chains, 2))}, None, None, kw.pop("key", jax.random.key(5)),
+                      n_iter=2, transform=lambda s: {"x": s["x"]}, save=lambda s, a: s["x"], progress=False,
+                      **kw)
+
+
+def test_ctrl_c_keeps_only_what_reached_the_host(monkeypatch):
+    """Ctrl-C while block k is stored: the partial run describes blocks < k only. Its
+    ``first_bad`` used to come from block k + 1 (already dispatched): reading it waited for that
+    block to finish (minutes for a large model on an asynchronous device) and reported a
+    non-finite draw that the partial run does not contain."""
+    monkeypatch.setattr(run_module, "BLOCK_ITERATIONS", 4)
+
+    def kernel(key, state, arrays, prior):  # non-finite from iteration 3 on (the second block)
+        x = jnp.where(state["t"] >= 3, jnp.nan, state["x"] + jax.random.normal(key, state["x"].shape))
+        return {"x": x, "t": state["t"] + 1}, {"n": jnp.int32(1)}
+
+    def stop(done):
+        raise KeyboardInterrupt
+
+    with pytest.raises(InterruptedChains) as info:
+        run_chains(kernel, {"x": jnp.zeros((2, 2)), "t": jnp.zeros((2,), jnp.int32)}, None, None,
+                   jax.random.key(5), n_burn=1, n_iter=2, n_saves=2, transform=lambda s: {"x": s["x"]},
+                   save=lambda s, a: s["x"], progress=False, after_block=stop)
+    part = info.value.run
+    assert info.value.iterations_done == 1 and part.burnin["x"].shape == (2, 1, 2)
+    assert np.isfinite(part.burnin["x"]).all() and part.first_bad.tolist() == [-1, -1]
+    assert part.state["t"].tolist() == [1, 1]
