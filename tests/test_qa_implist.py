@@ -147,3 +147,19 @@ def test_write_mplus_warns_about_names_mplus_cannot_read(tmp_path):
                       r".*\[\['LongName1', 'longname2'\]\] are the same to Mplus"):
         paths = ImputedList([frame]).write_mplus(tmp_path)
     assert "names = I.SES LongName1 longname2 ok_1;" in open(paths["input"]).read()
+
+
+def test_sep_that_occurs_in_numbers_is_refused(tmp_path):
+    # '-' made pandas quote '"-999"'; '::' was a TypeError from the csv module
+    implist = ImputedList([pd.DataFrame({"a": [1.5, np.nan]})])
+    for sep in ("-", "+", "1", "e", "::", "\n"):
+        for writer in (implist.write_mplus, implist.write_spss):
+            with pytest.raises(MitmlError, match="'sep' must be one character"):
+                writer(tmp_path, sep=sep)
+
+
+def test_mplus_missing_code_uses_the_decimal_mark(tmp_path):
+    # R writes na.value as a number (-999,5 with dec = ","); it was written as "-999.5"
+    implist = ImputedList([pd.DataFrame({"a": [1.5, np.nan], "b": [2.0, 3.0]})])
+    paths = implist.write_mplus(tmp_path, sep=";", dec=",", na_value=-999.5)
+    assert open(paths["data"][0]).read() == "1,5;2,0\n-999,5;3,0\n"

@@ -262,7 +262,7 @@ def write_mplus(frames, folder, name="imp", na_value=-999, sep="\t", dec=".", su
             out[col] = _mplus_column(frame[col], tables.get(col))
         out.to_csv(
             os.path.join(folder, data_name), sep=sep, header=False, index=False,
-            na_rep=str(na_value), lineterminator="\n", decimal=dec,
+            na_rep=str(na_value).replace(".", dec), lineterminator="\n", decimal=dec,
         )
     list_path = os.path.join(folder, f"{name}{suffix}.dat")
     with open(list_path, "w") as handle:
@@ -477,6 +477,11 @@ def _check_text_layout(what, sep, dec, na_value, na_note=""):
     if not isinstance(sep, str) or not sep or sep == dec:
         raise MitmlError(f"{what}: 'sep' must be a non-empty string other than the decimal mark "
                          f"'dec', got {sep!r}.")
+    if len(sep) != 1 or sep.isalnum() or sep in "+-\n\r":
+        # a digit, letter or sign also occurs inside numbers (1e+20, -999, inf): the fields
+        # could not be told apart (pandas quotes them, which Mplus and SPSS do not read)
+        raise MitmlError(f"{what}: 'sep' must be one character that cannot occur in a number "
+                         f"(e.g. '\\t', ';', ',' or ' '), got {sep!r}.")
 
 
 def _check_frames(frames, what):
