@@ -163,3 +163,25 @@ def test_mplus_missing_code_uses_the_decimal_mark(tmp_path):
     implist = ImputedList([pd.DataFrame({"a": [1.5, np.nan], "b": [2.0, 3.0]})])
     paths = implist.write_mplus(tmp_path, sep=";", dec=",", na_value=-999.5)
     assert open(paths["data"][0]).read() == "1,5;2,0\n-999,5;3,0\n"
+
+
+def test_duplicate_and_multi_level_column_names_are_refused(tmp_path):
+    # AttributeError ('DataFrame' object has no attribute 'dtype') / TypeError in the syntax
+    dup = ImputedList([pd.DataFrame([[1.0, 2.0]], columns=["a", "a"])])
+    multi = ImputedList([pd.DataFrame([[1.0, 2.0]], columns=pd.MultiIndex.from_tuples(
+        [("a", "x"), ("a", "y")]))])
+    for writer in ("write_mplus", "write_spss"):
+        with pytest.raises(MitmlError, match=r"column names \['a'\] occur more than once"):
+            getattr(dup, writer)(tmp_path)
+        with pytest.raises(MitmlError, match="multi-level column names"):
+            getattr(multi, writer)(tmp_path)
+    with pytest.raises(MitmlError, match="occur more than once"):
+        dup.write(tmp_path / "x.parquet")
+
+
+def test_write_spss_without_rows_and_with_number_names(tmp_path):
+    empty = pd.DataFrame({"a": pd.Series([], dtype=float), "s": pd.Series([], dtype=str)})
+    sps = open(ImputedList([empty]).write_spss(tmp_path)["syntax"]).read()  # was max() of nothing
+    assert " s A1 ." in sps
+    sps = open(ImputedList([pd.DataFrame({0: [1.0], 1: ["x"]})]).write_spss(tmp_path)["syntax"]).read()
+    assert sps.endswith("MISSING VALUES\n Imputation_ 0 (-999) \n 1 (\"-999\") .\n")

@@ -345,6 +345,9 @@ def write_spss(frames, folder, name="imp", sep="\t", dec=".", na_value=-999, syn
         else:  # strings stay text, written as they are (R: quote = FALSE)
             out[col] = series.astype(object).where(series.notna(), str(na_value)).astype(str)
             text.append(col)
+    out.columns = [str(c) for c in out.columns]
+    text = [str(c) for c in text]
+    tables = {str(c): t for c, t in tables.items()}
     _check_spss_text(out, text, sep)
     _make_folder("write_spss", folder)
     data_path = os.path.join(folder, f"{name}.dat")
@@ -370,7 +373,7 @@ def _spss_syntax(out, text, tables, data_name, sep, dec, na_value, locale) -> st
     for col in out.columns:
         if col in text:
             # SPSS string widths count bytes (R: characters, too narrow for non-ASCII text)
-            formats.append(f" {col} A{max(len(v.encode('utf-8')) for v in out[col])}")
+            formats.append(f" {col} A{max((len(v.encode('utf-8')) for v in out[col]), default=1)}")
         else:
             formats.append(f" {col} F{_r_format_width(out[col].to_numpy(dtype=float)) + 3}.2")
     lines += formats[:-1] + [formats[-1] + " .", "", "CACHE .", "EXECUTE .",
@@ -491,6 +494,14 @@ def _check_frames(frames, what):
     if not all(isinstance(f, pd.DataFrame) for f in frames):
         raise MitmlTypeError(f"{what}: every data set must be a pandas DataFrame.")
     first = list(frames[0].columns)
+    if isinstance(frames[0].columns, pd.MultiIndex):
+        raise MitmlError(f"{what}: the data sets have multi-level column names; flatten them "
+                         "to one name per column first.")
+    names = [str(c) for c in first]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise MitmlError(f"{what}: the column names {twice} occur more than once; rename them "
+                         "so that every column has its own name.")
     for i, frame in enumerate(frames[1:], start=2):
         if list(frame.columns) != first:
             raise MitmlError(
