@@ -53,3 +53,16 @@ def test_ctrl_c_keeps_only_what_reached_the_host(monkeypatch):
     assert info.value.iterations_done == 1 and part.burnin["x"].shape == (2, 1, 2)
     assert np.isfinite(part.burnin["x"]).all() and part.first_bad.tolist() == [-1, -1]
     assert part.state["t"].tolist() == [1, 1]
+
+
+def test_key_of_another_implementation_runs_and_extends():
+    """A jax.random.key(..., impl="rbg") seed (or jax_default_prng_impl="rbg"): the per-iteration
+    fold_in of the chain keys raised "fold_in accepts a single key" from inside JAX."""
+    key = jax.random.key(1, impl="rbg")
+    whole = _toy(key=key, n_burn=3, n_saves=2)
+    ref = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(2))
+    step1 = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), (2,)))(ref)
+    np.testing.assert_array_equal(whole.burnin["x"][:, 0], np.asarray(step1))
+    imp = mj.pan_impute(tiny(), FORMULA, m=1, **{**KW, "seed": key})
+    ext = imp.extend(m=1, progress=False)
+    np.testing.assert_array_equal(ext.replacement, mj.pan_impute(tiny(), FORMULA, m=2, **{**KW, "seed": key}).replacement)

@@ -152,7 +152,9 @@ def _block_function(kernel, transform, save, block_len, n_slots):
         def iteration(i, carry):
             state, acc, first_bad, records = carry
             t = (t0 + i).astype(jnp.int32)
-            state, info = step(fold_in(keys, t), state, arrays, prior)
+            # t broadcast to the chains: fold_in of a key array needs data of its shape for keys
+            # of other implementations (rbg); the same words for threefry
+            state, info = step(fold_in(keys, jnp.broadcast_to(t, keys.shape)), state, arrays, prior)
             record = jax.vmap(transform)(leave(state, arrays))
             finite = jax.vmap(_all_finite)(record)
             first_bad = jnp.where((first_bad < 0) & ~finite, t, first_bad)
