@@ -185,3 +185,16 @@ def test_write_spss_without_rows_and_with_number_names(tmp_path):
     assert " s A1 ." in sps
     sps = open(ImputedList([pd.DataFrame({0: [1.0], 1: ["x"]})]).write_spss(tmp_path)["syntax"]).read()
     assert sps.endswith("MISSING VALUES\n Imputation_ 0 (-999) \n 1 (\"-999\") .\n")
+
+
+def test_series_with_the_same_labels_in_another_order_is_matched_by_label():
+    # it was matched by position: r got 3, 2, 1 against a = 1, 2, 3 (pandas assigns by label)
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0]}, index=[10, 11, 12])
+    implist = ImputedList([frame])
+    out = implist.within(lambda d: {"r": d.a.sort_values(ascending=False)})[0]
+    assert out["r"].tolist() == [1.0, 2.0, 3.0]
+    out = implist.cbind({"r": frame.a.sort_values(ascending=False)})[0]
+    assert out["r"].tolist() == [1.0, 2.0, 3.0]
+    out = implist.within(lambda d: {"r": d.a[::-1].reset_index(drop=True)})[0]
+    assert out["r"].tolist() == [3.0, 2.0, 1.0]  # other labels: by position, as before
+    assert frame.columns.tolist() == ["a"]

@@ -113,6 +113,8 @@ class ImputedList(list):
                 DataFrame (the new data set), a dict of columns to add or overwrite (a value of
                 None deletes that column; new columns are appended in dict order, whereas R
                 appends in reverse order of creation), or None (the changed copy is kept).
+                A Series value is matched to the rows by index label when it has the data
+                set's labels (in any order, as pandas assigns), otherwise by position.
             ignore: column names to leave out of the result.
 
         Returns:
@@ -241,7 +243,8 @@ class ImputedList(list):
             other: a list of DataFrames (one per imputation, matched by row position), one
                 DataFrame for all, or a dict ``name -> value`` where a list/tuple value holds
                 one column per imputation and any other value (array, Series, scalar) is used
-                for every imputation.
+                for every imputation; a Series is matched by index label when it has the data
+                set's labels (in any order), otherwise by position.
         """
         if isinstance(other, Mapping):
             out = []
@@ -387,6 +390,9 @@ def _apply_columns(frame, columns):
         if isinstance(value, pd.Series) and not value.index.equals(out.index):
             if len(value) != len(out):
                 raise MitmlError(f"column {name!r} has {len(value)} values for {len(out)} rows.")
+            if (out.index.is_unique and value.index.is_unique
+                    and value.index.sort_values().equals(out.index.sort_values())):
+                value = value.reindex(out.index)  # same labels in another order: by label
             value = value.to_numpy()
         elif isinstance(value, (np.ndarray, list)):
             if np.ndim(value) > 1:
