@@ -198,3 +198,13 @@ def test_series_with_the_same_labels_in_another_order_is_matched_by_label():
     out = implist.within(lambda d: {"r": d.a[::-1].reset_index(drop=True)})[0]
     assert out["r"].tolist() == [3.0, 2.0, 1.0]  # other labels: by position, as before
     assert frame.columns.tolist() == ["a"]
+
+
+def test_cluster_means_matches_reordered_id_series_by_label():
+    # the ids were taken by position: x = 1, 2, 3 got clusters (b, a, a) instead of (a, a, b)
+    x = pd.Series([1.0, 2.0, 3.0], index=[0, 1, 2])
+    ids = pd.Series(["a", "a", "b"], index=[0, 1, 2]).iloc[::-1]
+    out = cluster_means(x, ids)
+    assert out.tolist() == [1.5, 1.5, 3.0]
+    out = cluster_means(x, ids.reset_index(drop=True))  # other labels: by position
+    assert out.tolist() == [1.0, 2.5, 2.5]

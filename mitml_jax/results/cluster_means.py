@@ -34,7 +34,9 @@ def cluster_means(x, cluster, adj=False, group=None, data=None):
 
     Args:
         x: values (array-like or Series), or a column name when ``data`` is given.
-        cluster: cluster ids of the same length (numbers, strings, categories), or a column name.
+        cluster: cluster ids of the same length (numbers, strings, categories), or a column name;
+            a Series with ``x``'s index labels in another order is matched by label, other ids
+            by position.
         adj: if True, the leave-one-out mean ``(n_j * mean_j - x_i) / (n_j - 1)`` where ``n_j``
             counts the observed values of cluster ``j``; NaN where ``x_i`` is missing, and NaN
             (or +-inf) where ``n_j = 1``, as in R.
@@ -51,6 +53,8 @@ def cluster_means(x, cluster, adj=False, group=None, data=None):
     cluster = _resolve(cluster, data, "cluster")
     group = None if group is None else _resolve(group, data, "group")
     index = x.index if isinstance(x, pd.Series) else None
+    cluster = _by_label(cluster, index)
+    group = _by_label(group, index)
 
     values = _as_float(x)
     n = values.shape[0]
@@ -91,6 +95,16 @@ def _resolve(arg, data, name):
             raise MitmlError(f"cluster_means: column {arg!r} (argument '{name}') is not in 'data'.")
         return data[arg]
     return arg
+
+
+def _by_label(ids, index):
+    """A Series of ids with x's index labels in another order, put in x's order (as pandas
+    aligns); any other ids are matched by position."""
+    if (index is not None and isinstance(ids, pd.Series) and not ids.index.equals(index)
+            and len(ids) == len(index) and index.is_unique and ids.index.is_unique
+            and ids.index.sort_values().equals(index.sort_values())):
+        return ids.reindex(index)
+    return ids
 
 
 def _as_float(x) -> np.ndarray:
