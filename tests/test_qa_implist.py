@@ -208,3 +208,13 @@ def test_cluster_means_matches_reordered_id_series_by_label():
     assert out.tolist() == [1.5, 1.5, 3.0]
     out = cluster_means(x, ids.reset_index(drop=True))  # other labels: by position
     assert out.tolist() == [1.0, 2.5, 2.5]
+
+
+def test_dates_are_labelled_as_r_prints_them(tmp_path):
+    # the Mplus log said '2020-01-01T00:00:00.000000 = 1' (R: '2020-01-01 = 1') and SPSS text
+    # '2020-01-01 00:00:00'
+    frame = pd.DataFrame({"d": pd.to_datetime(["2020-01-01", None, "2021-05-06 12:30"])})
+    paths = ImputedList([frame]).write_mplus(tmp_path)
+    assert "d:\n2020-01-01 = 1\n2021-05-06 12:30:00 = 2\n" in open(paths["log"]).read()
+    lines = open(ImputedList([frame]).write_spss(tmp_path)["data"]).read().splitlines()
+    assert lines[1:] == ["1\t2020-01-01", "1\t-999", "1\t2021-05-06 12:30:00"]

@@ -275,7 +275,7 @@ def write_mplus(frames, folder, name="imp", na_value=-999, sep="\t", dec=".", su
             handle.write("\n\nFactors were converted to numeric values as follows:\n")
             for col, levels in tables.items():
                 handle.write(f"\n{col}:\n")
-                handle.write("".join(f"{lev} = {k + 1}\n" for k, lev in enumerate(levels)))
+                handle.write("".join(f"{_label(lev)} = {k + 1}\n" for k, lev in enumerate(levels)))
         handle.write("\n")
     input_path = os.path.join(folder, f"{name}.inp")
     names = textwrap.fill(
@@ -343,7 +343,8 @@ def write_spss(frames, folder, name="imp", sep="\t", dec=".", na_value=-999, syn
         if col in tables or not _is_coded(series):
             out[col] = pd.Series(_mplus_column(series, tables.get(col))).fillna(na_value)
         else:  # strings stay text, written as they are (R: quote = FALSE)
-            out[col] = series.astype(object).where(series.notna(), str(na_value)).astype(str)
+            out[col] = [_label(v) if ok else str(na_value)
+                        for v, ok in zip(series.astype(object), series.notna())]
             text.append(col)
     out.columns = [str(c) for c in out.columns]
     text = [str(c) for c in text]
@@ -382,7 +383,7 @@ def _spss_syntax(out, text, tables, data_name, sep, dec, na_value, locale) -> st
         labels = ["VALUE LABELS"]
         for col, levels in tables.items():
             labels.append(f" /{col}")
-            labels += [f" {k + 1} '{str(lev).replace(chr(39), chr(39) * 2)}'"
+            labels += [f" {k + 1} '{_label(lev).replace(chr(39), chr(39) * 2)}'"
                        for k, lev in enumerate(levels)]
         lines += labels[:-1] + [labels[-1] + " .", ""]
     numeric = [c for c in out.columns if c not in text]
@@ -528,6 +529,14 @@ def _object_kind(series: pd.Series):
     if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
         return "number"
     return "bool" if kind == "boolean" else None
+
+
+def _label(value) -> str:
+    """A level or text value as R prints it: dates at midnight as ``2020-01-01``."""
+    if isinstance(value, (np.datetime64, pd.Timestamp)):
+        stamp = pd.Timestamp(value)
+        return stamp.strftime("%Y-%m-%d") if stamp == stamp.normalize() else str(stamp)
+    return str(value)
 
 
 def _code_tables(frames):
