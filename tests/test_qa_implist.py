@@ -213,7 +213,7 @@ def test_cluster_means_matches_reordered_id_series_by_label():
 def test_dates_are_labelled_as_r_prints_them(tmp_path):
     # the Mplus log said '2020-01-01T00:00:00.000000 = 1' (R: '2020-01-01 = 1') and SPSS text
     # '2020-01-01 00:00:00'
-    frame = pd.DataFrame({"d": pd.to_datetime(["2020-01-01", None, "2021-05-06 12:30"])})
+    frame = pd.DataFrame({"d": pd.to_datetime(["2020-01-01 00:00", None, "2021-05-06 12:30"])})
     paths = ImputedList([frame]).write_mplus(tmp_path)
     assert "d:\n2020-01-01 = 1\n2021-05-06 12:30:00 = 2\n" in open(paths["log"]).read()
     lines = open(ImputedList([frame]).write_spss(tmp_path)["data"]).read().splitlines()
