@@ -100,7 +100,13 @@ class ImputedList(list):
     analyze = analyse
 
     def lmer(self, formula, reml=True, **kwargs):
-        """Fit an lme4-style mixed model to every data set with the batched JAX ``lmer``."""
+        """Fit an lme4-style mixed model to every data set at once (:func:`mitml_jax.lmer`).
+
+        The batched fit runs in NumPy for small batches (such as 100 random-intercept fits)
+        and as a compiled XLA program for larger ones. ``reml`` (default True) chooses REML or
+        ML; keyword arguments (``maxiter``) go to :func:`mitml_jax.lmer`. Returns an
+        :class:`~mitml_jax.AnalysisList`.
+        """
         from ..analysis.lmer import lmer
 
         return lmer(formula, self, reml=reml, **kwargs)

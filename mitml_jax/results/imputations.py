@@ -103,7 +103,20 @@ class Imputations:
         return mitml_complete(self, print=print, force_list=force_list)
 
     def summary(self, n_rhat=3, goodness_of_appr=False, autocorrelation=False):
-        """Convergence summary (mitml's ``summary.mitml`` plus rank-normalised R-hat and ESS)."""
+        """Convergence summary (mitml's ``summary.mitml`` plus rank-normalised R-hat and ESS).
+
+        Args:
+            n_rhat: segments of each chain for mitml's R-hat (default 3; None or a whole number
+                below 2 leaves it out).
+            goodness_of_appr: also mitml's goodness of approximation (SDprop).
+            autocorrelation: also mitml's autocorrelations at lags 1, ``n_iter`` and
+                ``2 * n_iter``.
+
+        Returns:
+            :class:`~mitml_jax.diagnostics.summary.ImputationSummary` (prints as mitml's
+            summary; ``.to_frame()`` gives the table). See
+            :func:`mitml_jax.diagnostics.summary.summarize`.
+        """
         self._require_draws("summary")
         from ..diagnostics.summary import summarize
 
@@ -115,7 +128,19 @@ class Imputations:
         )
 
     def plot(self, **kwargs):
-        """Trace, ACF, density and summary panels per parameter (mitml's ``plot.mitml``)."""
+        """Trace, ACF, density and summary panels per parameter (mitml's ``plot.mitml``).
+
+        Keyword arguments (all optional; see
+        :func:`mitml_jax.diagnostics.plotting.plot_imputations`): ``print`` (blocks, default
+        ``("beta", "beta2", "psi", "sigma")``), ``pos`` (1-based ``(row, col)`` of one entry),
+        ``group`` (``"all"`` or 1-based group numbers), ``trace`` (``"imputation"`` (default),
+        ``"burnin"`` or ``"all"``), ``thin`` (1), ``smooth`` (3), ``n_rhat`` (3), ``export``
+        (None, ``"png"`` or ``"pdf"``) and ``folder`` (``"mitmlPlots"``).
+
+        Returns:
+            list of matplotlib Figures: one per entry, then a rank plot when there are two or
+            more chains.
+        """
         self._require_draws("plot")
         from ..diagnostics.plotting import plot_imputations
 
@@ -144,6 +169,12 @@ class Imputations:
         Ctrl-C raises :class:`~mitml_jax.results.extend.InterruptedRun` whose ``partial`` keeps
         the imputations completed so far. Returns a new object; this one is not changed.
         See :func:`mitml_jax.results.extend.extend_imputations`.
+
+        Args:
+            n_iter: iterations between the new imputations (default None: the run's ``n_iter``).
+            m: imputations to add (default 1).
+            progress: show a progress bar.
+            callback: optional ``callback(saves_done)`` called after every block of iterations.
         """
         self._require_draws("extend")
         from .extend import extend_imputations
