@@ -218,3 +218,19 @@ def test_dates_are_labelled_as_r_prints_them(tmp_path):
     assert "d:\n2020-01-01 = 1\n2021-05-06 12:30:00 = 2\n" in open(paths["log"]).read()
     lines = open(ImputedList([frame]).write_spss(tmp_path)["data"]).read().splitlines()
     assert lines[1:] == ["1\t2020-01-01", "1\t-999", "1\t2021-05-06 12:30:00"]
+
+
+def test_categories_that_differ_between_data_sets_get_one_code_table(tmp_path):
+    # data set 2's own category codes were written under data set 1's table: 'b' (code 1 of
+    # ['b', 'a']) came out as 'a', and 'z' (not in data set 1) as 'b' in Mplus, -999 in SPSS
+    first = pd.DataFrame({"c": pd.Categorical(["a", "b"], categories=["a", "b"])})
+    reordered = pd.DataFrame({"c": pd.Categorical(["a", "b"], categories=["b", "a"])})
+    other = pd.DataFrame({"c": pd.Categorical(["a", "z"], categories=["a", "z"])})
+    paths = ImputedList([first, reordered]).write_mplus(tmp_path)
+    assert [open(p).read() for p in paths["data"]] == ["1\n2\n", "1\n2\n"]
+    paths = ImputedList([first, other]).write_mplus(tmp_path)
+    assert open(paths["data"][1]).read() == "1\n3\n"
+    assert "c:\na = 1\nb = 2\nz = 3\n" in open(paths["log"]).read()
+    paths = ImputedList([first, other]).write_spss(tmp_path)
+    assert open(paths["data"]).read().splitlines()[3:] == ["2\t1", "2\t3"]
+    assert " /c\n 1 'a'\n 2 'b'\n 3 'z' ." in open(paths["syntax"]).read()

@@ -547,7 +547,18 @@ def _code_tables(frames):
             continue
         dtype = frames[0][col].dtype
         if isinstance(dtype, pd.CategoricalDtype):
-            tables[col] = list(dtype.categories)
+            # the first data set's categories, then any level only later data sets have
+            levels = list(dtype.categories)
+            seen = set(levels)
+            for frame in frames[1:]:
+                other = frame[col]
+                more = (other.cat.categories if isinstance(other.dtype, pd.CategoricalDtype)
+                        else pd.unique(other.dropna()))
+                for level in more:
+                    if level not in seen:
+                        seen.add(level)
+                        levels.append(level)
+            tables[col] = levels
         else:
             values = pd.unique(pd.concat([f[col] for f in frames]).dropna())
             tables[col] = sorted(values, key=str)
@@ -556,9 +567,10 @@ def _code_tables(frames):
 
 def _mplus_column(series: pd.Series, levels):
     if levels is not None:
-        if isinstance(series.dtype, pd.CategoricalDtype):
+        if isinstance(series.dtype, pd.CategoricalDtype) and \
+                list(series.cat.categories) == list(levels):
             codes = series.cat.codes.to_numpy()
-        else:
+        else:  # by value: categories in another order or other levels than the code table
             codes = pd.Index(levels, dtype=object).get_indexer(series.astype(object))
         out = pd.array(codes + 1, dtype="Int64")
         out[codes < 0] = pd.NA
