@@ -234,3 +234,11 @@ def test_categories_that_differ_between_data_sets_get_one_code_table(tmp_path):
     paths = ImputedList([first, other]).write_spss(tmp_path)
     assert open(paths["data"]).read().splitlines()[3:] == ["2\t1", "2\t3"]
     assert " /c\n 1 'a'\n 2 'b'\n 3 'z' ." in open(paths["syntax"]).read()
+
+
+def test_parquet_categories_that_differ_between_data_sets_keep_every_value(tmp_path):
+    first = pd.DataFrame({"c": pd.Categorical(["a", "b"], categories=["a", "b"])})
+    other = pd.DataFrame({"c": pd.Categorical(["a", "z"], categories=["a", "z"])})
+    ImputedList([first, other]).write(tmp_path / "c.parquet")
+    back = ImputedList.read(tmp_path / "c.parquet")
+    assert back[0]["c"].tolist() == ["a", "b"] and back[1]["c"].tolist() == ["a", "z"]

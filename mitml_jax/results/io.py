@@ -119,7 +119,7 @@ def write_implist(frames, path) -> None:
             "complex or sparse columns to strings or plain numbers first."
         ) from None
     meta = {"format": 1, "m": len(frames), "imp_column": _IMP, "range_index": ranges,
-            "categories": _categories_meta(frames[0]), "dtypes": _datetime_meta(frames[0])}
+            "categories": _categories_meta(frames), "dtypes": _datetime_meta(frames)}
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()}
     )
@@ -184,18 +184,21 @@ def read_implist(path):
     return ImputedList(frames)
 
 
-def _categories_meta(frame):
-    """Column -> (categories as a base64 Arrow IPC stream, ordered) for the categorical columns.
+def _categories_meta(frames):
+    """Column -> (categories as a base64 Arrow IPC stream, ordered) for the columns that are
+    categorical with the same categories in every data set.
 
     Parquet keeps a categorical's categories only when they are strings (integer or date
     categories came back as plain columns); these entries restore them, unused ones included.
+    Categories that differ between data sets are stacked as plain values and stay so.
     """
     import pyarrow as pa
 
     out = {}
-    for col in frame.columns:
-        dtype = frame[col].dtype
-        if isinstance(dtype, pd.CategoricalDtype):
+    for col in frames[0].columns:
+        dtype = frames[0][col].dtype
+        if isinstance(dtype, pd.CategoricalDtype) and all(
+                f[col].dtype == dtype for f in frames[1:]):
             table = pa.Table.from_pandas(pd.DataFrame({"c": dtype.categories}),
                                          preserve_index=False)
             sink = pa.BufferOutputStream()
@@ -206,10 +209,12 @@ def _categories_meta(frame):
     return out
 
 
-def _datetime_meta(frame):
+def _datetime_meta(frames):
     """Column -> dtype name for datetime/timedelta columns (parquet has no seconds unit)."""
-    return {col: str(frame[col].dtype) for col in frame.columns
-            if frame[col].dtype.kind in "mM"}
+    first = frames[0]
+    return {col: str(first[col].dtype) for col in first.columns
+            if first[col].dtype.kind in "mM"
+            and all(str(f[col].dtype) == str(first[col].dtype) for f in frames[1:])}
 
 
 def _restore_dtypes(rest, meta):
@@ -220,7 +225,9 @@ def _restore_dtypes(rest, meta):
         categories = pa.ipc.open_stream(base64.b64decode(blob)).read_all().to_pandas()["c"]
         dtype = pd.CategoricalDtype(pd.Index(categories).rename(None), ordered=ordered)
         if rest[col].dtype != dtype:
-            rest[col] = rest[col].astype(dtype)
+            restored = rest[col].astype(dtype)
+            if not (restored.isna() & rest[col].notna()).any():  # never lose a value
+                rest[col] = restored
     for col, name in meta.get("dtypes", {}).items():
         if str(rest[col].dtype) != name:
             rest[col] = rest[col].astype(name)
