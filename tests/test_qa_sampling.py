@@ -66,3 +66,42 @@ def test_key_of_another_implementation_runs_and_extends():
     imp = mj.pan_impute(tiny(), FORMULA, m=1, **{**KW, "seed": key})
     ext = imp.extend(m=1, progress=False)
     np.testing.assert_array_equal(ext.replacement, mj.pan_impute(tiny(), FORMULA, m=2, **{**KW, "seed": key}).replacement)
+
+
+@pytest.fixture(scope="module")
+def two_chains():
+    return mj.pan_impute(tiny(), FORMULA, m=2, chains=2, **KW)
+
+
+def test_extend_by_less_than_chains_keeps_the_chains_balanced(two_chains):
+    """extend(m=1) with two chains ran both and always kept chain 0's save: repeated extensions
+    took every new imputation from chain 0 (and discarded chain 1's work)."""
+    ext = two_chains.extend(m=1, progress=False).extend(m=1, progress=False).extend(m=1, progress=False)
+    assert np.bincount(ext.imputation_source[:, 0]).tolist() == [3, 2]
+    # chain 1's imputation of the second extension is the one an uninterrupted run keeps
+    whole = mj.pan_impute(tiny(), FORMULA, m=8, chains=2, **KW)
+    key = lambda imp: {tuple(s): imp.replacement[:, i] for i, s in enumerate(imp.imputation_source)}  # noqa: E731
+    got, ref = key(ext), key(whole)
+    assert set(got) <= set(ref) and all(np.array_equal(got[s], ref[s]) for s in got)
+    for block in whole.imputation:
+        np.testing.assert_array_equal(ext.imputation[block], whole.imputation[block])
+    # m not divisible by the chains, then extended: 3 + 3 imputations, 3 per chain
+    odd = mj.pan_impute(tiny(), FORMULA, m=3, chains=2, **KW).extend(m=3, progress=False)
+    assert np.bincount(odd.imputation_source[:, 0]).tolist() == [3, 3]
+
+
+def test_extend_checks_callback_and_progress_before_running(two_chains, monkeypatch):
+    """A callback that is not callable (or takes no argument) failed with a TypeError only after
+    the first block had run; progress='yes' was taken as True."""
+    def never(*args, **kw):
+        raise AssertionError("the sampler ran")
+
+    import mitml_jax.results.extend as extend_module
+
+    monkeypatch.setattr(extend_module, "continue_chains", never)
+    with pytest.raises(MitmlTypeError, match="'callback'"):
+        two_chains.extend(m=1, progress=False, callback=5)
+    with pytest.raises(MitmlTypeError, match="'callback'.*one argument"):
+        two_chains.extend(m=1, progress=False, callback=lambda: None)
+    with pytest.raises(MitmlTypeError, match="'progress'"):
+        two_chains.extend(m=1, progress="yes")

@@ -7,6 +7,9 @@ the new imputations and parameter draws are appended. With the same ``n_iter`` t
 bit for bit, one uninterrupted run with the larger number of saves per chain (for ``chains = 1``:
 ``pan_impute(m=4)`` equals ``pan_impute(m=2).extend(m=2)``; with several chains the same
 imputations appear, ordered by when they were made; ``imputation_source`` says which is which).
+That needs every ``m`` (of the first run and of each extension) to be a multiple of ``chains``:
+otherwise every chain still makes each save, the chains with fewer imputations so far give the
+kept ones (so the chains stay balanced), and the saves not kept are lost to later extensions.
 
 jomo runs are rebuilt group by group (each group is its own problem with key ``fold_in(key, g)``
 when there are several groups, as in ``jomo_impute``).
@@ -15,13 +18,15 @@ when there are several groups, as in ``jomo_impute``).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-from ..errors import MitmlError
+from ..errors import MitmlError, MitmlTypeError
 from ..sampling.arguments import check_count as _count
+from ..sampling.arguments import check_flag
 from .continuation import PartialRun, continue_chains
 
 __all__ = ["extend_imputations", "rng_key_of", "InterruptedRun"]
@@ -112,13 +117,16 @@ def extend_imputations(imp, m: int, n_iter=None, progress: bool = True, callback
 
     Args:
         imp: a pan or jomo :class:`Imputations` with its final sampler ``state``.
-        m: imputations to add (>= 1), split across the chains as the samplers do.
+        m: imputations to add (>= 1), split across the chains so that every chain's total stays
+            as even as possible: chains that gave fewer imputations so far (``m`` not a multiple
+            of ``chains``) come first, then lower chain numbers, as the samplers split them.
         n_iter: iterations between the new imputations (default: the run's ``n_iter``; only the
             same ``n_iter`` reproduces an uninterrupted run).
         progress: show a progress bar.
         callback: optional ``callback(saves_done)`` called after every block of iterations that
             reached the host, with the new saves per chain completed so far (jomo with groups:
-            per group, one group after the other).
+            per group, one group after the other); its return value is ignored. Checked before
+            the sampler starts.
 
     Returns:
         :class:`Imputations` with ``m_old + m`` imputations, the parameter draws of the new
@@ -134,6 +142,8 @@ def extend_imputations(imp, m: int, n_iter=None, progress: bool = True, callback
 
     m = _count("m", m, 1)
     n_iter = imp.n_iter if n_iter is None else _count("n_iter", n_iter, 1)
+    check_flag("progress", progress)
+    _check_callback(callback)
     if imp.state is None:
         raise MitmlError("extend: this Imputations object has no sampler state ('state' is None); "
                          "run the sampler again with the desired 'm'.")
@@ -165,16 +175,49 @@ def extend_imputations(imp, m: int, n_iter=None, progress: bool = True, callback
     return _merge(imp, runs, n_saves, m, n_iter, drawn, decode, stack)
 
 
+def _check_callback(callback) -> None:
+    """None or a callable that takes one positional argument; a MitmlTypeError naming
+    'callback' otherwise (before any iteration runs, not after the first block)."""
+    if callback is None:
+        return
+    if not callable(callback):
+        raise MitmlTypeError(f"extend: 'callback' must be None or a function of one argument (the new saves "
+                             f"per chain completed so far), got {type(callback).__name__}.")
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):  # some builtins have no signature: take them as they are
+        return
+    try:
+        signature.bind(0)
+    except TypeError:
+        raise MitmlTypeError(f"extend: 'callback' must take one argument (the new saves per chain completed so "
+                             f"far), got {getattr(callback, '__qualname__', callback)!r}{signature}.") from None
+
+
+def _balanced_source(imp, m_new: int, n_saves: int) -> np.ndarray:
+    """(m_new, 2) ``(chain, new save)`` of the kept imputations: one at a time to the chain with
+    the fewest imputations so far (then the lowest chain number), at most ``n_saves`` per chain;
+    chain by chain. With every chain even this is :func:`split_imputations`."""
+    chains = int(imp.chains)
+    source = np.asarray(imp.imputation_source).reshape(-1, 2)
+    total = np.bincount(source[:, 0].astype(np.int64), minlength=chains)[:chains].astype(np.int64)
+    taken = np.zeros(chains, dtype=np.int64)
+    for _ in range(int(m_new)):
+        open_chains = np.flatnonzero(taken < n_saves)
+        c = open_chains[np.argmin(total[open_chains] + taken[open_chains])]
+        taken[c] += 1
+    pairs = [(c, s) for c in range(chains) for s in range(taken[c])]
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
 def _merge(imp, runs, n_done, m_new, n_iter, drawn, decode, stack):
     """``imp`` plus the runs' saves: ``m_new`` of them if given, else every completed save."""
-    from ..sampling.collect import split_imputations
-
     chains = int(imp.chains)
     values = decode([r.saves for r in runs])  # (C, n_done, n_miss)
     if m_new is None:  # interrupted: keep every completed save of every chain
         source = np.array([(c, s) for c in range(chains) for s in range(n_done)]).reshape(-1, 2)
     else:
-        source = split_imputations(m_new, chains)
+        source = _balanced_source(imp, m_new, n_done)
     replacement = np.concatenate([imp.replacement, values[source[:, 0], source[:, 1]].T], axis=1)
     new_source = np.column_stack([source[:, 0], drawn + (source[:, 1] + 1) * n_iter - 1])
     new_records = stack([r.imputation for r in runs], chains, n_done * n_iter)
