@@ -5,7 +5,8 @@
 
 Imputes ReadDis and SES with Sex as predictor, adds the cluster mean of SES (G.SES) and the
 deviation from it (I.SES), fits MathAchiev ~ 1 + Sex + I.SES + G.SES + (1|ID) on every data set,
-then pools estimates, compares models (D1 to D4, anova), tests constraints and reports R2.
+then pools estimates, compares it with the model without I.SES and G.SES (D1, D1 with df_com,
+D3 as in the vignette; D4 and anova beyond it), tests constraints and reports the multilevel R2.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def main(argv=None):
     print(mj.test_constraints(fit, constraints=["I.SES", "G.SES"]))
     print(mj.test_constraints(fit, constraints=["G.SES - I.SES"]))
     print(mj.anova(fit, fit_null))
-    print(mj.multilevel_r2(fit))
+    print("Multilevel R2 (RB1, RB2: Raudenbush & Bryk; SB: Snijders & Bosker; MVP: LaHuis et al.):")
+    print(mj.multilevel_r2(fit).to_string())
 
     print(f"Total wall time: {time.perf_counter() - start:.1f} s")
     return fit

@@ -50,6 +50,7 @@ def main(argv=None):
 
     # 5. Pool: testEstimates(fit, extra.pars = TRUE)
     pooled = mj.test_estimates(fit, extra_pars=True)
+    print("Pooled estimates of the batched lmer fits (Rubin's rules):")
     print(pooled)
 
     if args.statsmodels:
@@ -58,6 +59,7 @@ def main(argv=None):
         sm_fit = implist.analyse(
             lambda d: smf.mixedlm("ReadAchiev ~ 1 + ReadDis", d, groups=d["ID"]).fit(reml=True)
         )
+        print("The same model fitted by statsmodels MixedLM, pooled:")
         print(mj.test_estimates(sm_fit, extra_pars=True))
 
     print(f"Total wall time: {time.perf_counter() - start:.1f} s")

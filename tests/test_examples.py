@@ -21,6 +21,7 @@ def test_introduction_quick(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Final parameter estimates and inferences obtained from 10 imputed data sets." in out
     assert "Potential scale reduction" in out
+    assert "Pooled estimates of the batched lmer fits (Rubin's rules):" in out  # labelled output
     frame = pooled.to_frame()
     assert list(frame.index) == ["(Intercept)", "ReadDis"]
     # even a short run lands near the vignette's estimates (intercept ~583, ReadDis ~ -36)
@@ -36,6 +37,10 @@ def test_analysis_quick(capsys):
     for header in ("Combination method: D1", "Combination method: D3", "Combination method: D4",
                    "G.SES - I.SES", "RB1"):
         assert header in out
+    # the R2 values are labelled, and the docstring names only the tests the example runs
+    assert "Multilevel R2 (RB1, RB2: Raudenbush & Bryk" in out
+    doc = _load("analysis").__doc__
+    assert "D1 to D4" not in doc and "Combination method: D2" not in out
 
 
 def test_level2_quick(capsys):
