@@ -214,3 +214,23 @@ def test_to_mice_long_matches_the_original_by_index_label():
     assert long.loc[long[".imp"] == 0, "a"].tolist()[1:] == [2.0, 3.0]
     with pytest.raises(MitmlError, match="index of 'original'"):
         implist.to_mice_long(original.reset_index(drop=True))
+
+
+def test_analyse_says_which_data_set_failed():
+    implist = make_list()
+
+    def fn(frame):
+        if frame is not None and len(fails) == 1:
+            raise ZeroDivisionError("division by zero")
+        fails.append(1)
+        return 0
+
+    fails = []
+    with pytest.raises(ZeroDivisionError) as info:
+        implist.analyse(fn)
+    assert f"imputed data set 2 of {len(implist)}" in "".join(getattr(info.value, "__notes__", []))
+
+
+def test_lmer_with_r_spelling_of_reml_is_a_clear_error():
+    with pytest.raises(MitmlTypeError, match="reml=False"):
+        make_list().lmer("x ~ 1 + (1|id)", REML=False)

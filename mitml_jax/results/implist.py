@@ -92,7 +92,13 @@ class ImputedList(list):
         from ..analysis.analysis_list import AnalysisList
 
         _check_callable(fn, "analyse")
-        fits = [fn(frame.copy(deep=False)) for frame in self]
+        fits = []
+        for i, frame in enumerate(self):
+            try:
+                fits.append(fn(frame.copy(deep=False)))
+            except Exception as err:  # say where: the data sets differ only in imputed values
+                err.add_note(f"(raised by the analysis of imputed data set {i + 1} of {len(self)})")
+                raise
         name = getattr(fn, "__name__", None)
         call = None if name in (None, "<lambda>") else name
         return AnalysisList(fits, data=list(self) if include_data else None, call=call)
@@ -109,6 +115,9 @@ class ImputedList(list):
         """
         from ..analysis.lmer import lmer
 
+        if "REML" in kwargs:
+            raise MitmlTypeError(
+                "lmer: the argument is spelled 'reml' here (lme4's REML), e.g. reml=False for ML.")
         return lmer(formula, self, reml=reml, **kwargs)
 
     def within(self, fn, ignore=None):
