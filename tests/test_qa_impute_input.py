@@ -18,24 +18,18 @@ import mitml_jax as mj
 from mitml_jax.errors import MitmlError, MitmlTypeError
 from mitml_jax.spec.model_spec import build_spec
 
+from test_reliability_bad_input import tiny as _bad_input_tiny
+
 FORMULA = "y1 + y2 ~ 1 + x + (1|id)"
 FAST = {"n_burn": 10, "n_iter": 5, "m": 2, "seed": 1, "progress": False}
 
 
 def tiny() -> pd.DataFrame:
-    """24 rows, 6 clusters of 4; y1, y2 with missing values; x complete; a group and a factor."""
-    rng = np.random.default_rng(7)
-    n, j = 24, 6
-    cid = np.repeat(np.arange(1, j + 1), n // j)
-    u = rng.normal(size=j)[cid - 1]
-    x = rng.normal(size=n)
-    y1 = 1.0 + 0.5 * x + u + rng.normal(size=n)
-    y2 = -1.0 + 0.3 * x + 0.5 * u + rng.normal(size=n)
-    y1[[1, 6, 11, 17]] = np.nan
-    y2[[2, 6, 13, 22]] = np.nan
-    cat = pd.Categorical(np.array(["a", "b", "c"])[np.arange(n) % 3], categories=["a", "b", "c"])
-    return pd.DataFrame({"id": cid, "x": x, "y1": y1, "y2": y2,
-                         "grp": np.where(cid <= 3, "g1", "g2"), "cat": cat})
+    """The bad-input tests' 24 rows (6 clusters of 4; y1, y2 with missing values; x complete; a
+    group), with the factor ``cat`` complete and without their extra column ``w``."""
+    data = _bad_input_tiny().drop(columns="w")
+    cat = pd.Categorical(np.array(["a", "b", "c"])[np.arange(len(data)) % 3], categories=["a", "b", "c"])
+    return data.assign(cat=cat)
 
 
 def _raises(call, data, error, pattern):
