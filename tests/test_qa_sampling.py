@@ -105,3 +105,15 @@ def test_extend_checks_callback_and_progress_before_running(two_chains, monkeypa
         two_chains.extend(m=1, progress=False, callback=lambda: None)
     with pytest.raises(MitmlTypeError, match="'progress'"):
         two_chains.extend(m=1, progress="yes")
+
+
+def test_devices_listed_twice_are_refused():
+    """devices=[d, d] raised "safe_zip() argument 1 has length 2 ..." from inside JAX's Mesh."""
+    from mitml_jax.errors import MitmlError
+    from mitml_jax.sampling.sharding import chain_mesh
+
+    dev = jax.devices()[0]
+    with pytest.raises(MitmlError, match="'devices'.*more than once"):
+        chain_mesh(2, [dev, dev])
+    with pytest.raises(MitmlError, match="'devices'.*more than once"):
+        mj.pan_impute(tiny(), FORMULA, m=2, chains=2, devices=(dev, dev), **KW)

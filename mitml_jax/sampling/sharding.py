@@ -74,6 +74,9 @@ def _local_devices(devices) -> list:
         raise MitmlTypeError(f"'devices' must be {accepted}, got {devices!r}.") from None
     if not listed or not all(isinstance(d, jax.Device) for d in listed):
         raise MitmlTypeError(f"'devices' must be {accepted}, got {devices!r}.")
+    if len(set(listed)) < len(listed):
+        raise MitmlError(f"'devices' lists a device more than once ({devices!r}); name every device once "
+                         "(each runs its own share of the chains).")
     return listed
 
 
