@@ -181,3 +181,15 @@ def test_readme_analyse_with_statsmodels():
     fits = implist.analyse(lambda d: smf.ols("ReadDis ~ SES + Sex", d).fit())
     assert isinstance(fits, AnalysisList)
     assert list(mj.test_estimates(fits).to_frame().index) == ["Intercept", "Sex[T.Girl]", "SES"]
+
+
+def test_diagnostics_with_too_few_draws_give_nan_as_documented():
+    """rhat/ess/mcse docstrings: fewer than 2 chains (rhat) or 4 draws give NaN, not an error."""
+    import numpy as np
+
+    draws = np.random.default_rng(0).normal(size=(1, 100, 2))
+    assert np.isnan(mj.rhat(draws)).all()
+    short = np.random.default_rng(1).normal(size=(2, 3, 2))
+    for function in (mj.rhat, mj.ess, mj.mcse):
+        assert "fewer give" in inspect.getdoc(function)
+        assert np.isnan(function(short)).all()

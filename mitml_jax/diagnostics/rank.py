@@ -297,7 +297,8 @@ def rhat(draws, method: str = "rank"):
     """Potential scale reduction across chains.
 
     Args:
-        draws: array (chain, draw, *params); at least 2 chains and 4 draws.
+        draws: array (chain, draw, *params); at least 2 chains and 4 draws
+            (fewer give NaN, as ArviZ).
         method: ``"rank"`` (default: max of rank-normalised bulk and folded split R-hat,
             ArviZ's ``az.rhat(method="rank")``), ``"split"`` (classic split R-hat) or
             ``"identity"`` (classic Gelman-Rubin R-hat on whole chains).
@@ -319,7 +320,8 @@ def ess(draws, method: str = "bulk", relative: bool = False):
     """Effective sample size (ArviZ's ``az.ess``).
 
     Args:
-        draws: array (chain, draw, *params); at least 4 draws.
+        draws: array (chain, draw, *params); at least 4 draws (fewer give
+            NaN, as ArviZ).
         method: ``"bulk"`` (rank-normalised split chains), ``"tail"`` (minimum over the 5% and
             95% quantile indicators), ``"mean"`` (split chains) or ``"sd"``.
         relative: divide by the number of draws.
@@ -341,7 +343,8 @@ def mcse(draws, method: str = "mean"):
     """Monte Carlo standard error of the posterior mean or sd (ArviZ's ``az.mcse``).
 
     Args:
-        draws: array (chain, draw, *params); at least 4 draws.
+        draws: array (chain, draw, *params); at least 4 draws (fewer give
+            NaN, as ArviZ).
         method: ``"mean"`` or ``"sd"``.
 
     Returns:
