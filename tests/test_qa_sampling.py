@@ -117,3 +117,20 @@ def test_devices_listed_twice_are_refused():
         chain_mesh(2, [dev, dev])
     with pytest.raises(MitmlError, match="'devices'.*more than once"):
         mj.pan_impute(tiny(), FORMULA, m=2, chains=2, devices=(dev, dev), **KW)
+
+
+def test_impute_in_stages_checks_the_path_before_sampling(tmp_path):
+    """A path in a missing folder failed only when the first run (burn-in included) was done,
+    losing it."""
+    from mitml_jax.errors import MitmlError
+    from mitml_jax.results.checkpoint import impute_in_stages
+
+    def impute(*args, **kw):
+        raise AssertionError("the sampler ran")
+
+    with pytest.raises(MitmlError, match="impute_in_stages: the folder .* does not exist"):
+        impute_in_stages(impute, tiny(), m=4, stage=2, path=tmp_path / "missing" / "run.pkl")
+    with pytest.raises(MitmlError, match="is a directory"):
+        impute_in_stages(impute, tiny(), m=4, stage=2, path=tmp_path)
+    with pytest.raises(MitmlTypeError, match="'path'"):
+        impute_in_stages(impute, tiny(), m=4, stage=2, path=3)

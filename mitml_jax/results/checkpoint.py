@@ -83,14 +83,7 @@ def save_imputations(imp, path, drop=False) -> str:
     if not isinstance(imp, Imputations):
         raise MitmlTypeError(f"save: 'imp' must be an Imputations object, got {type(imp).__name__}.")
     drop = check_flag("drop", drop, where="save: ")
-    path = _check_path(path, "save")
-    if os.path.isdir(path):
-        raise MitmlError(f"save: {path!r} is a directory; pass a file name such as "
-                         f"{os.path.join(path, 'imputations.pkl')!r}.")
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        raise MitmlError(f"save: the folder {folder!r} does not exist; create it first or pass "
-                         "another path.")
+    path = _check_target(path, "save")
     fields = {f.name: _to_host(getattr(imp, f.name)) for f in dataclasses.fields(imp)}
     if _is_key(imp.seed):
         fields["seed"] = {"key_data": np.asarray(jax.random.key_data(imp.seed)),
@@ -121,6 +114,20 @@ def _check_path(path, where: str) -> str:
         raise MitmlTypeError(f"{where}: 'path' must be a file name (str or path-like), got "
                              f"{type(path).__name__}.")
     return os.fsdecode(os.fspath(path))
+
+
+def _check_target(path, where: str) -> str:
+    """``path`` as a str naming a file that can be written: not a directory, in a folder that
+    exists; a MitmlError/MitmlTypeError naming it otherwise."""
+    path = _check_path(path, where)
+    if os.path.isdir(path):
+        raise MitmlError(f"{where}: {path!r} is a directory; pass a file name such as "
+                         f"{os.path.join(path, 'imputations.pkl')!r}.")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise MitmlError(f"{where}: the folder {folder!r} does not exist; create it first or pass "
+                         "another path.")
+    return path
 
 
 def load_imputations(path):
@@ -170,6 +177,8 @@ def impute_in_stages(impute, data, *, m: int, stage: int, path=None, progress: b
     """
     m = check_count("m", m, 1)
     stage = check_count("stage", stage, 1)
+    if path is not None:  # before the sampler runs: a bad path must not cost the first run
+        path = _check_target(path, "impute_in_stages")
     chains = check_count("chains", kwargs.get("chains", 1), 1)
     first = min(m, chains)
     imp = impute(data, m=first, progress=progress, **kwargs)
