@@ -9,8 +9,9 @@ Examples::
     mitml-jax plot --run run.pkl --folder plots --export png
 
 ``impute`` writes the m completed data sets in long format (columns ``.imp`` = 1..m and ``.id`` =
-the row's 0-based position in the data file; ``ImputedList.from_long(pd.read_csv(out))`` reads
-them back) as CSV or parquet, chosen by the extension of ``--out``, and can save the whole run
+the row's 0-based position in the data file) as CSV or parquet, chosen by the extension of
+``--out``: ``ImputedList.from_mice_long(pd.read_csv(out))`` or ``read_implist(out)`` (parquet)
+read them back with ``.id`` as the index. It can also save the whole run
 (``--save-run run.pkl``, written by ``Imputations.save``, read by ``Imputations.load``) for
 ``summary``/``plot`` later. pan is used unless ``--method jomo`` or ``--formula-l2`` is given.
 Output paths are checked before the sampler starts; an output path may not be the data file.

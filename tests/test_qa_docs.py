@@ -193,3 +193,25 @@ def test_diagnostics_with_too_few_draws_give_nan_as_documented():
     for function in (mj.rhat, mj.ess, mj.mcse):
         assert "fewer give" in inspect.getdoc(function)
         assert np.isnan(function(short)).all()
+
+
+def test_cli_output_reads_back_as_its_docstring_says(tmp_path):
+    """cli's docstring: from_mice_long (CSV) and read_implist (parquet) read the long output
+    back with .id as the index; read_implist's docstring names that use."""
+    import pandas as pd
+
+    from mitml_jax import cli
+
+    assert "ImputedList.from_mice_long(pd.read_csv(out))" in cli.__doc__
+    assert "mitml-jax impute --out x.parquet" in inspect.getdoc(mj.read_implist)
+    data = tmp_path / "d.csv"
+    mj.load_studentratings()[["ID", "Sex", "ReadDis"]].to_csv(data, index=False)
+    for name in ("o.csv", "o.parquet"):
+        out = tmp_path / name
+        assert cli.main(["impute", str(data), "--formula", "ReadDis ~ 1 + Sex + (1|ID)", "--m", "2",
+                         "--n-burn", "5", "--n-iter", "2", "--quiet", "--out", str(out)]) == 0
+        back = (ImputedList.from_mice_long(pd.read_csv(out)) if name.endswith(".csv")
+                else mj.read_implist(out))
+        assert len(back) == 2
+        assert list(back[0].columns) == ["ID", "Sex", "ReadDis"]
+        assert list(back[0].index[:3]) == [0, 1, 2]

@@ -137,7 +137,12 @@ def write_implist(frames, path) -> None:
 
 
 def read_implist(path):
-    """Read imputed data sets written by :func:`write_implist` (or a plain long parquet file).
+    """Read imputed data sets written by ``ImputedList.write`` (:func:`write_implist`), or a
+    plain long parquet file with an ``.imp`` column (``.imp = 0``, the original data, is left
+    out; an ``.id`` column becomes the index), such as ``mitml-jax impute --out x.parquet``.
+
+    Args:
+        path: the parquet file.
 
     Returns:
         An :class:`~mitml_jax.results.implist.ImputedList`.
