@@ -63,13 +63,15 @@ def _same_file(first: str, second: str | None) -> bool:
 def _check_output_file(path: str, option: str, data: str | None, extensions=None) -> None:
     """Refuse an output path that cannot be written, before any sampling is done."""
     if os.path.isdir(path):
+        example = os.path.join(path, "imputed.csv" if extensions else "run.pkl")
         raise ValueError(f"{option} {path!r} is a directory; give a file name in it, "
-                         f"e.g. {os.path.join(path, 'imputed.csv' if extensions else 'run.pkl')!r}.")
+                         f"e.g. {example!r}.")
     if extensions and not path.lower().endswith(extensions):
         raise ValueError(f"{option} {path!r}: use a .csv or .parquet file name.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist; create it first.")
+        raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist; "
+                         "create it first.")
     if _same_file(path, data):
         raise ValueError(f"{option} {path!r} is the data file; the input is never overwritten: "
                          "give another file name.")
@@ -162,7 +164,8 @@ def _load_run(path: str):
 def _load_or_run(args):
     if args.run:
         if args.data or args.formula or args.type or args.formula_l2:
-            raise ValueError("Give either --run FILE or a data file with --formula/--type, not both.")
+            raise ValueError("Give either --run FILE or a data file with --formula/--type, "
+                             "not both.")
         return _load_run(args.run)
     return _run_imputation(args)
 
@@ -234,7 +237,8 @@ def _add_model_arguments(parser, data_required=True):
     parser.add_argument("--m", type=int, default=10, help="number of imputations (10)")
     parser.add_argument("--chains", type=int, default=1, help="parallel chains (1)")
     parser.add_argument("--n-burn", type=int, default=5000, help="burn-in iterations (5000)")
-    parser.add_argument("--n-iter", type=int, default=100, help="iterations between imputations (100)")
+    parser.add_argument("--n-iter", type=int, default=100,
+                        help="iterations between imputations (100)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, "
                         "shown in the summary's call)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or messages")

@@ -20,7 +20,8 @@ README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
 OWNERS = {"imp": Imputations, "Imputations": Imputations, "implist": ImputedList,
           "ImputedList": ImputedList, "": mj}
-CALL = re.compile(r"^(?:(imp|implist|Imputations|ImputedList)?\.)?([A-Za-z_][A-Za-z0-9_]*)(?:\((.*)\))?$")
+CALL = re.compile(r"^(?:(imp|implist|Imputations|ImputedList)?\.)?"
+                  r"([A-Za-z_][A-Za-z0-9_]*)(?:\((.*)\))?$")
 
 
 def _table_cells():
@@ -131,7 +132,8 @@ def _public_functions():
                     yield f"{name}.{attr}", value
 
 
-@pytest.mark.parametrize("name,function", list(_public_functions()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("name,function", list(_public_functions()),
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_documented_arguments_are_the_parameters(name, function):
     documented = _documented_arguments(inspect.getdoc(function) or "")
     if documented is None:
@@ -143,7 +145,8 @@ def test_documented_arguments_are_the_parameters(name, function):
     unknown = [n for n in documented if n not in parameters and n not in ("kwargs", "args")]
     assert not unknown, f"{name} documents {unknown}, which are not its parameters"
     # qhat and uhat of test_constraints are described inside the entry for 'model'
-    undocumented = sorted(public - set(documented) - ({"qhat", "uhat"} if name == "test_constraints" else set()))
+    inside_model = {"qhat", "uhat"} if name == "test_constraints" else set()
+    undocumented = sorted(public - set(documented) - inside_model)
     assert not undocumented, f"{name} does not document {undocumented}"
 
 
@@ -161,7 +164,8 @@ def test_method_docstrings_state_the_signature_defaults():
     assert inspect.signature(plot_imputations).parameters["trace"].default == "imputation"
     assert inspect.signature(plot_imputations).parameters["smooth"].default == 3
     summary = inspect.getdoc(Imputations.summary)
-    assert "default 3" in summary and inspect.signature(Imputations.summary).parameters["n_rhat"].default == 3
+    assert "default 3" in summary
+    assert inspect.signature(Imputations.summary).parameters["n_rhat"].default == 3
     extend = inspect.getdoc(Imputations.extend)
     assert "m: imputations to add (default 1)" in extend
     assert inspect.signature(Imputations.extend).parameters["m"].default == 1
