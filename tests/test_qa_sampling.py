@@ -134,3 +134,12 @@ def test_impute_in_stages_checks_the_path_before_sampling(tmp_path):
         impute_in_stages(impute, tiny(), m=4, stage=2, path=tmp_path)
     with pytest.raises(MitmlTypeError, match="'path'"):
         impute_in_stages(impute, tiny(), m=4, stage=2, path=3)
+
+
+def test_a_key_array_as_seed_is_refused():
+    """seed=jax.random.split(key, 2): with one chain a ValueError from inside vmap; with two chains
+    it ran silently, chain c with fold_in(keys[c], c)."""
+    keys = jax.random.split(jax.random.key(1), 2)
+    for chains in (1, 2):
+        with pytest.raises(MitmlTypeError, match="'seed' must be one jax.random.key"):
+            mj.pan_impute(tiny(), FORMULA, m=2, chains=chains, **{**KW, "seed": keys})

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..errors import MitmlTypeError
 from ..kernels.threefry import fold_in, is_threefry_key, threefry2x32
 
 __all__ = ["seed_key", "chain_keys"]
@@ -36,7 +37,16 @@ def seed_key(seed: int):
 
 def chain_keys(rng_key, chain_ids):
     """Per-chain keys ``fold_in(rng_key, c)`` for the chain numbers ``chain_ids`` (a typed key
-    array of shape ``(len(chain_ids),)``)."""
+    array of shape ``(len(chain_ids),)``).
+
+    ``rng_key`` must be ONE key (shape ``()``): a key array (e.g. from ``jax.random.split``) is a
+    MitmlTypeError naming ``'seed'`` (it failed inside ``vmap`` or, with as many keys as chains,
+    silently gave chain ``c`` the key ``fold_in(keys[c], c)``).
+    """
+    if np.ndim(rng_key) != 0:
+        raise MitmlTypeError(f"'seed' must be one jax.random.key (shape ()), got a key array of shape "
+                             f"{tuple(np.shape(rng_key))}; pass a single key such as keys[0] (the chains get "
+                             "their own keys from it).")
     ids = np.asarray(chain_ids).astype(np.uint32).reshape(-1)
     if not is_threefry_key(rng_key) or isinstance(rng_key, jax.core.Tracer):
         return fold_in(rng_key, jnp.asarray(ids))
