@@ -165,3 +165,12 @@ def test_help_states_the_defaults():
     for action in impute._actions:
         if action.dest not in ("help",):
             assert action.help, f"--{action.dest} has no help text"
+
+
+def test_python_dash_m_runs_the_command_line():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "mitml_jax", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "impute" in out.stdout and "summary" in out.stdout
