@@ -215,7 +215,8 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
         formula: ``"y1 + y2 ~ 1 + x + (1 | id)"`` or ``[level-1 formula, level-2 formula]``.
         type: mitml's integer type vector, or a list of two (level 1, level 2).
         random_L1: ``"none"``, ``"mean"`` or ``"full"`` (needs a cluster variable).
-        n_burn, n_iter, m, chains: iteration counts (``n_burn >= 0``, others ``>= 1``).
+        n_burn, n_iter: burn-in iterations (``>= 0``) and iterations between imputations (``>= 1``).
+        m, chains: numbers of imputations and of chains (``>= 1``).
         group: column name; separate model, parameters and prior within each of its values.
         prior: dict with ``Binv`` (r x r), ``Dinv`` (dim x dim), and ``a`` (random_L1), or a
             list of such dicts (one per group). Default: identity matrices and ``a = r``.

@@ -102,7 +102,7 @@ def pan_impute(
         keep_chains: ``"full"`` or ``"diagonal"`` (keep only the diagonals of Psi and Sigma).
         save_pred: append derived predictor columns (e.g. ``SexGirl``) to the data.
         progress: show a progress bar.
-        dtype: ``float64`` (default) or ``float32``.
+        dtype: None (float64, the default), ``"float64"`` or ``"float32"`` (for GPUs).
         devices: None (one device), ``"all"`` (every local device), an integer n (the first n
             local devices) or a list of JAX devices: the chains are split over them (only as
             many devices as divide ``chains`` are used). Draws equal the unsharded run's up to
@@ -112,8 +112,8 @@ def pan_impute(
         :class:`~mitml_jax.Imputations` (``kind="pan"``).
 
     Notes:
-        The sampler is compiled once per data shape and chain count; ``n_burn``, ``m``, the
-        data values, the seed and ``keep_chains`` do not recompile. Compiled programs are kept
+        The sampler is compiled once per data shape and chain count; ``n_burn``, ``n_iter``,
+        ``m``, the data values, the seed and ``keep_chains`` do not recompile. Compiled programs are kept
         in JAX's persistent cache (see :mod:`mitml_jax.sampling.cache`) so later sessions skip
         compilation.
 
