@@ -204,8 +204,15 @@ def _rhat_from_moments(chain_mean, chain_var, n: int) -> np.ndarray:
 def diagnose_chunk(x: np.ndarray, which, work=None) -> dict:
     """:func:`rank_diagnostics_by_parameter` of one chunk (K, C, D), on the calling thread.
 
-    ``work``: dict of reusable buffers, kept between calls on the same thread.
+    ``work``: dict of reusable buffers, kept between calls on the same thread. NumPy's floating
+    point warnings are off: infinite draws, constant draws and overflowing moments give NaN or
+    infinite results (as in ArviZ), not a warning per chunk (the error state is per thread).
     """
+    with np.errstate(all="ignore"):
+        return _diagnose_chunk(x, which, work)
+
+
+def _diagnose_chunk(x: np.ndarray, which, work) -> dict:
     k, c, d = x.shape
     res = {w: np.full(k, np.nan) for w in which}
     ok = _valid(x, 1)
@@ -234,7 +241,12 @@ def diagnose_chunk(x: np.ndarray, which, work=None) -> dict:
             bulk = _rhat_from_moments(moments[0], moments[3] / (n - 1), n)
             fold_mean = fold_sums / n  # mean within-chain variance from the total sum of squares
             within = (fold_squares - n * (fold_mean**2).sum(axis=1)) / (m * (n - 1))
-            res["rhat"][idx] = np.maximum(bulk, _rhat_from_moments(fold_mean, within[:, None], n))
+            # that difference cancels to rounding noise where every chain's folded draws are
+            # constant: below zero it is zero (between-chain variance > 0: R-hat is infinite)
+            fold = _rhat_from_moments(fold_mean, np.maximum(within, 0.0)[:, None], n)
+            # ArviZ's Python max(bulk, folded) keeps the bulk R-hat where the folded one is NaN
+            # (all folded draws equal, e.g. two values balanced around the median)
+            res["rhat"][idx] = np.where(np.isnan(fold), bulk, np.maximum(bulk, fold))
         if "ess_bulk" in which:  # scores are constant only where the draws are
             res["ess_bulk"][idx] = ess_core(z_bulk, moments=moments,
                                             spread=np.where(spread > 0, np.inf, 0.0))

@@ -1,0 +1,121 @@
+"""Numerical robustness of the convergence diagnostics on degenerate and extreme draws.
+
+Regression tests of the QA pass on ``mitml_jax.diagnostics`` (rank.py, mitml_stats.py): every
+statistic is compared with a plain, slow reference written here (ArviZ's legacy definitions line
+by line, or mitml's formulas), on both the general path (small inputs) and the tagged-key fast
+path (2^14 draws or more, an even number per chain). Where ArviZ's own floating-point arithmetic
+misbehaves (a variance that should be exactly zero comes out as rounding noise), the test states
+the exact answer instead.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import ndtri
+from scipy.stats import rankdata
+
+from mitml_jax.diagnostics import rank as rank_module
+from mitml_jax.diagnostics.rank import rank_diagnostics
+
+ALL = ("rhat", "ess_bulk", "ess_tail", "ess_mean", "ess_sd", "mcse_mean", "mcse_sd")
+
+
+# -- plain references ---------------------------------------------------------------------------
+def _z(a):
+    r = rankdata(a, method="average").reshape(a.shape)
+    return ndtri((r - 0.375) / (a.size + 0.25))
+
+
+def _rhat(a):
+    n = a.shape[1]
+    b = n * np.var(a.mean(axis=1), ddof=1)
+    w = np.mean(np.var(a, axis=1, ddof=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt((b / w + n - 1) / n)
+
+
+def _split(a):
+    h = a.shape[1] // 2
+    return np.vstack([a[:, :h], a[:, -h:]])
+
+
+def _ref_rhat_rank(a):
+    """ArviZ's ``_rhat_rank`` of one parameter's (chain, draw) array, with Python's max."""
+    s = _split(a)
+    return max(_rhat(_z(s)), _rhat(_z(np.abs(s - np.median(s)))))
+
+
+def _paths(monkeypatch, path):
+    """Force the general path (the fast one is taken by the natural sizes below)."""
+    if path == "general":
+        monkeypatch.setattr(rank_module, "_ROW_MIN_DRAWS", 10**18)
+
+
+# -- rank-normalised R-hat: the folded R-hat ----------------------------------------------------
+@pytest.mark.parametrize("path", ["fast", "general"])
+@pytest.mark.parametrize("c, d", [(3, 5462), (2, 8192), (3, 50)])
+def test_rhat_of_constant_chains_with_different_constants_is_infinite_not_nan(monkeypatch,
+                                                                              path, c, d):
+    # every split chain constant, the constants differ: within-chain variance 0, between > 0,
+    # so R-hat is infinite (ArviZ: 9.5e15 for (3, 5462) from rounding noise; we gave NaN: the
+    # folded within-chain variance, from an uncentred sum of squares, cancelled below zero)
+    _paths(monkeypatch, path)
+    x = np.broadcast_to(np.arange(c, dtype=float)[:, None, None], (c, d, 1)).copy()
+    x[:, :, 0] *= 0.7
+    got = rank_diagnostics(x, which=("rhat",))["rhat"][0]
+    assert not np.isnan(got)
+    assert got > 1e6
+    # the same with the chains at +-1 (folded draws constant: the folded R-hat alone is 0/0)
+    y = np.where(np.arange(c)[:, None, None] < (c + 1) // 2, -1.0, 1.0) * np.ones((c, d, 1))
+    got = rank_diagnostics(y, which=("rhat",))["rhat"][0]
+    assert not np.isnan(got) and got > 1e6
+
+
+@pytest.mark.parametrize("path", ["fast", "general"])
+@pytest.mark.parametrize("c, d", [(3, 5462), (3, 50), (5, 20), (4, 50)])
+def test_rhat_with_all_folded_draws_equal_is_the_bulk_rhat(monkeypatch, path, c, d):
+    # two values balanced around the median: |x - median| is the same for every draw, so the
+    # folded R-hat is 0/0 and ArviZ's max(bulk, folded) (Python's max) keeps the bulk R-hat;
+    # we returned NaN (np.maximum propagates it)
+    _paths(monkeypatch, path)
+    rng = np.random.default_rng(c * d)
+    x = np.where(rng.permutation(c * d).reshape(c, d) < c * d // 2, -1.0, 1.0)
+    got = rank_diagnostics(x[:, :, None], which=("rhat",))["rhat"][0]
+    ref = _ref_rhat_rank(x)
+    assert np.isfinite(ref)
+    np.testing.assert_allclose(got, ref, rtol=1e-8)
+
+
+# -- warnings -----------------------------------------------------------------------------------
+def _draws_that_warned():
+    rng = np.random.default_rng(11)
+    e = rng.standard_normal((4, 50, 1))
+    inf = e.copy()
+    inf[0, 1, 0] = np.inf
+    both = e.copy()
+    both[0, 0, 0], both[1, 2, 0] = np.inf, -np.inf
+    return {
+        "constant, one chain": np.full((1, 40, 1), 3.7),  # mcse_sd 0 / 0
+        "scale 1e-300": e * 1e-300,  # squares underflow: mcse_sd 0 / 0
+        "scale 1e307": e * 1e307,  # moments overflow (40 warnings)
+        "+inf draw": inf,
+        "+inf and -inf draws": both,
+    }
+
+
+@pytest.mark.parametrize("label", list(_draws_that_warned()))
+def test_no_floating_point_warnings_and_values_as_arviz(label):
+    x = _draws_that_warned()[label]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = rank_diagnostics(x, which=ALL)
+    # the rank-based statistics stay exact (NaN only where ArviZ's definition gives NaN)
+    if x.shape[0] > 1 and np.isfinite(x).all():
+        np.testing.assert_allclose(got["rhat"], [_ref_rhat_rank(x[:, :, 0])], rtol=1e-8)
+    # moment statistics as ArviZ gives them: NaN where a moment is not finite (0 / 0, an
+    # overflow, an infinite draw); ArviZ's absolute constancy test makes the ESS of draws spread
+    # less than 1e-15 the number of draws
+    expected_ess_mean = {"constant, one chain": 40.0, "scale 1e-300": 200.0}
+    np.testing.assert_array_equal(got["ess_mean"], [expected_ess_mean.get(label, np.nan)])
+    assert np.isnan(got["mcse_sd"][0])
