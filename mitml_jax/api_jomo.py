@@ -31,7 +31,7 @@ from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.cache import enable_compilation_cache
 from .sampling.collect import collect_imputations, saves_needed
 from .sampling.keys import chain_keys
-from .sampling.run import run_chains
+from .sampling.run import InterruptedChains, run_chains
 from .spec.model_spec import build_spec
 
 __all__ = ["jomo_impute", "group_key"]
@@ -269,13 +269,22 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     for g, prob in enumerate(problems):
         state0 = jomo.init(prob.arrays, prob.config, prior_dev[g])
         state0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, axis=0), state0)
-        run = run_chains(
-            _kernel(prob.config), state0, prob.arrays, prior_dev[g],
-            key if len(problems) == 1 else group_key(key, g),
-            n_burn=n_burn, n_iter=n_iter, n_saves=n_saves,
-            transform=_transform(prob.config, keep_chains), save=_save, progress=progress,
-            failure_hint=_FAILURE_HINT,
-        )
+        try:
+            run = run_chains(
+                _kernel(prob.config), state0, prob.arrays, prior_dev[g],
+                key if len(problems) == 1 else group_key(key, g),
+                n_burn=n_burn, n_iter=n_iter, n_saves=n_saves,
+                transform=_transform(prob.config, keep_chains), save=_save, progress=progress,
+                failure_hint=_FAILURE_HINT,
+            )
+        except InterruptedChains as stop:  # Ctrl-C: keep the imputations completed so far
+            # (groups run one after another: only a run of one group has a consistent part)
+            run, n_saves = stop.run, int(np.asarray(stop.run.saves).shape[1])
+            if len(problems) > 1 or n_saves == 0:
+                raise
+            m = n_saves * chains
+            warnings.warn(f"Interrupted: returning the {m} imputations completed so far; continue "
+                          "the same chains with .extend(m=...).", MitmlWarning, stacklevel=2)
         burn.append(run.burnin)
         imp.append(run.imputation)
         saves.append(np.asarray(run.saves))

@@ -268,3 +268,29 @@ def test_pan_impute_ctrl_c_returns_completed_imputations(small_blocks, monkeypat
     monkeypatch.setattr(api_pan, "run_chains", early)
     with pytest.raises(KeyboardInterrupt):
         mj.pan_impute(tiny(), FORMULA, m=8, **KW)
+
+
+def test_jomo_impute_ctrl_c_returns_completed_imputations(small_blocks, monkeypatch):
+    """As pan_impute: Ctrl-C after the first imputation-phase block returns the 2 imputations
+    completed (one group; with several groups, which run one after another, it propagates), and
+    continuing them equals the uninterrupted run."""
+    import mitml_jax.api_jomo as api_jomo
+
+    whole = mj.jomo_impute(tiny(), FORMULA, m=8, **KW)
+    real = api_jomo.run_chains
+
+    def interrupted(*args, **kw):
+        def stop(iterations):  # blocks end at 4, 5 (burn-in), 9 (two saves), ...
+            if iterations >= 9:
+                raise KeyboardInterrupt
+        return real(*args, **{**kw, "after_block": stop})
+
+    monkeypatch.setattr(api_jomo, "run_chains", interrupted)
+    data = tiny()
+    with pytest.warns(MitmlWarning, match="Interrupted: returning the 2 imputations"):
+        part = mj.jomo_impute(data, FORMULA, m=8, **KW)
+    pdt.assert_frame_equal(data, tiny())
+    assert part.m == 2
+    _same(part.extend(m=6, progress=False), whole)
+    with pytest.raises(KeyboardInterrupt):
+        mj.jomo_impute(tiny(), FORMULA, m=8, group="grp", **KW)
