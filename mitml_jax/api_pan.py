@@ -33,6 +33,20 @@ _FAILURE_HINT = (
 )
 
 
+def _check_range(design, dt) -> None:
+    """With float32, targets and predictors must fit its range, with room for their squares
+    (cross-products): the sampler would otherwise fail with infinities."""
+    if dt != np.float32:
+        return
+    limit = float(np.sqrt(np.finfo(np.float32).max)) / 1e3  # ~1.8e16
+    for kind, values in (("target", design.y), ("predictor", design.x), ("predictor", design.z)):
+        values = np.asarray(values, dtype=np.float64)
+        if values.size and np.nanmax(np.abs(values)) > limit:
+            raise MitmlError(
+                f"A {kind} has values beyond {limit:.1e}, too large for dtype='float32' (its "
+                "squares overflow); use the default float64, or rescale the variable.")
+
+
 def _dtype(dtype):
     if dtype is None:
         return np.dtype(np.float64)
@@ -134,6 +148,7 @@ def pan_impute(
 
     spec = build_spec(data, formula=formula, type=type, group=group, kind="pan")
     design = spec.design(data)
+    _check_range(design, dt)
     arrays, layout = build_arrays(design, dtype=dt)
     dims = layout.dims
     if dims["n_miss"] == 0:

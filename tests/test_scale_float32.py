@@ -52,3 +52,17 @@ def test_float32_seed12_regression():
     imp = pan_impute(load_studentratings(), FORMULA, n_burn=100, n_iter=1, m=8, chains=8, seed=12,
                      progress=False, dtype="float32")
     assert np.all(np.isfinite(imp.imputation["sigma"]))
+
+
+def test_values_beyond_float32s_range_are_refused_up_front():
+    """Data whose squares overflow float32 gave a NumPy overflow warning and then a SamplerFailure
+    whose remedies did not mention the dtype; now a MitmlError naming dtype='float32' before
+    sampling (float64 takes the same data)."""
+    import mitml_jax as mj
+    from mitml_jax.errors import MitmlError
+
+    data = mj.load_studentratings()
+    data["ReadDis"] = data["ReadDis"] * 1e30
+    with pytest.raises(MitmlError, match="dtype='float32'"):
+        mj.pan_impute(data, "ReadDis ~ 1 + (1|ID)", n_burn=5, n_iter=2, m=2, dtype="float32",
+                      progress=False)
