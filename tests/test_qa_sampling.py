@@ -143,3 +143,20 @@ def test_a_key_array_as_seed_is_refused():
     for chains in (1, 2):
         with pytest.raises(MitmlTypeError, match="'seed' must be one jax.random.key"):
             mj.pan_impute(tiny(), FORMULA, m=2, chains=chains, **{**KW, "seed": keys})
+
+
+def test_extend_takes_m_first_and_the_rest_by_keyword():
+    """imp.extend(4) added ONE imputation 4 iterations apart (n_iter came first); now it adds
+    four, and n_iter, progress and callback are keyword-only."""
+    import inspect
+
+    import mitml_jax as mj
+
+    params = inspect.signature(mj.Imputations.extend).parameters
+    assert list(params)[1] == "m"
+    assert all(params[name].kind is inspect.Parameter.KEYWORD_ONLY
+               for name in ("n_iter", "progress", "callback"))
+    imp = mj.pan_impute(mj.load_studentratings(), "ReadDis ~ 1 + (1|ID)", n_burn=5, n_iter=2, m=1,
+                        seed=1, progress=False)
+    more = imp.extend(2, progress=False)
+    assert more.m == 3 and more.n_iter == 2

@@ -161,7 +161,7 @@ class Imputations:
         return posterior_summary(self)
 
     # -- continuation and persistence (results/extend.py, results/checkpoint.py) -------------
-    def extend(self, n_iter=None, m=1, progress=True, callback=None):
+    def extend(self, m=1, *, n_iter=None, progress=True, callback=None):
         """``m`` more imputations from the same chains, continuing from ``state``.
 
         With the same ``n_iter`` the draws equal those of an uninterrupted run with more saves
@@ -171,8 +171,9 @@ class Imputations:
         See :func:`mitml_jax.results.extend.extend_imputations`.
 
         Args:
-            n_iter: iterations between the new imputations (default None: the run's ``n_iter``).
-            m: imputations to add (default 1).
+            m: imputations to add (default 1); ``imp.extend(4)`` adds four.
+            n_iter: iterations between the new imputations (default None: the run's ``n_iter``);
+                this and the other options are keyword-only.
             progress: show a progress bar.
             callback: optional ``callback(saves_done)`` called after every block of iterations.
         """
