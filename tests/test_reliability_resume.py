@@ -110,6 +110,9 @@ def test_load_rejects_other_files(tmp_path):
     bad.write_bytes(b"not a pickle")
     with pytest.raises(MitmlError, match="bad.pkl"):
         mj.Imputations.load(bad)
+    bad.write_bytes(b"ID,x\n1,2\n")  # pickle reads 'I' as an integer opcode: a ValueError
+    with pytest.raises(MitmlError, match="not a saved Imputations file"):
+        mj.Imputations.load(bad)
     with pytest.raises(MitmlError, match="does not exist"):
         mj.Imputations.load(tmp_path / "missing.pkl")
 

@@ -142,7 +142,8 @@ def load_imputations(path):
     with open(path, "rb") as fh:
         try:
             payload = pickle.load(fh)  # noqa: S301 - documented: trusted files only
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError,
+                KeyError, IndexError) as exc:  # what pickle raises on a file that is not one
             raise MitmlError(f"load: {path!r} is not a saved Imputations file ({exc}).") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MitmlError(f"load: {path!r} is not a saved Imputations file.")
