@@ -74,19 +74,31 @@ def _save(state, arrays):
                             state.y2.reshape(-1)[arrays.report_l2]])
 
 
-def _matrix(name, value, dim, group):
+def _matrix(name, value, dim, group, hint=""):
     where = f" (group {group})" if group is not None else ""
     m = as_real_array(name, value, f"a {dim} x {dim} matrix of real numbers", where)
     if m.ndim == 0 and dim == 1:
         m = m.reshape(1, 1)
     if m.shape != (dim, dim):
         raise MitmlError(f"prior['{name}']{where} must be a {dim} x {dim} matrix, got shape "
-                         f"{m.shape}.")
+                         f"{m.shape}.{hint}")
     if not np.all(np.isfinite(m)) or not np.allclose(m, m.T):
         raise MitmlError(f"prior['{name}']{where} must be a finite symmetric matrix.")
     if np.linalg.eigvalsh(0.5 * (m + m.T)).min() <= 0:
         raise MitmlError(f"prior['{name}']{where} must be positive definite.")
     return 0.5 * (m + m.T)
+
+
+def _shared_prior_hint(problems):
+    """For one prior dict shared by groups whose dimensions differ: how to give one per group."""
+    dims = [(p.config.r, p.config.dim_psi) for p in problems]
+    if len(set(dims)) <= 1:
+        return ""
+    sizes = ", ".join(f"group {g + 1}: Binv {r} x {r}" + (f", Dinv {q} x {q}" if q else "")
+                      for g, (r, q) in enumerate(dims))
+    return (" One prior dict cannot fit every group: a categorical target has K - 1 latent "
+            f"columns for the K categories observed in each group ({sizes}); give 'prior' as a "
+            "list of dicts, one per group.")
 
 
 def _priors(prior, problems, random_l1):
@@ -109,6 +121,11 @@ def _priors(prior, problems, random_l1):
         warnings.warn("prior['a'] is used only with random_L1 = 'mean' or 'full' (the degrees of "
                       "freedom of the cluster-specific covariance matrices); it is ignored with "
                       "random_L1 = 'none'.", MitmlWarning, stacklevel=3)
+    if not problems[0].config.multilevel and any(p is not None and "Dinv" in p for p in given):
+        # R's jomo stops with "unused argument (l2cov.prior = ...)": a single-level model has no Psi
+        warnings.warn("prior['Dinv'] is used only in a multilevel model (the prior of the "
+                      "covariance matrix Psi of the random effects); it is ignored in this "
+                      "single-level model (no cluster variable).", MitmlWarning, stacklevel=3)
     reported, device = [], []
     for g, (prob, p) in enumerate(zip(problems, given)):
         cfg = prob.config
@@ -119,12 +136,13 @@ def _priors(prior, problems, random_l1):
                 raise MitmlError(f"'prior' has unknown component(s) {unknown}; jomo uses Binv, "
                                  "Dinv and a.")
         p = dict(p or {})
-        binv = _matrix("Binv", p.get("Binv", np.eye(cfg.r)), cfg.r, label)
+        hint = _shared_prior_hint(problems) if isinstance(prior, Mapping) else ""
+        binv = _matrix("Binv", p.get("Binv", np.eye(cfg.r)), cfg.r, label, hint)
         out = {"Binv": binv}
         dim = max(cfg.dim_psi, 1)
         dinv = np.eye(dim)
         if cfg.multilevel:
-            dinv = _matrix("Dinv", p.get("Dinv", np.eye(cfg.dim_psi)), cfg.dim_psi, label)
+            dinv = _matrix("Dinv", p.get("Dinv", np.eye(cfg.dim_psi)), cfg.dim_psi, label, hint)
             out["Dinv"] = dinv
         a = float(cfg.r)
         if random_l1 != "none":
