@@ -119,3 +119,65 @@ def test_no_floating_point_warnings_and_values_as_arviz(label):
     expected_ess_mean = {"constant, one chain": 40.0, "scale 1e-300": 200.0}
     np.testing.assert_array_equal(got["ess_mean"], [expected_ess_mean.get(label, np.nan)])
     assert np.isnan(got["mcse_sd"][0])
+
+
+# -- mitml's statistics: a large mean against a small spread ------------------------------------
+def _offset_chains():
+    """(label, draws, the same draws shifted exactly to a small mean)."""
+    rng = np.random.default_rng(2026)
+    e = rng.standard_normal((2, 60))
+    big = 1e12 + 1e-3 * e  # x - 1e12 is exact (Sterbenz)
+    last_bit = 1.0 + rng.integers(0, 4, (2, 60)) * np.spacing(1.0)  # 1 + k ulp
+    return [("1e12 + 1e-3 noise", big, big - 1e12),
+            ("1 + k ulp", last_bit, (last_bit - 1.0) * 2.0**52)]
+
+
+@pytest.mark.parametrize("case", [0, 1])
+def test_mitml_statistics_do_not_depend_on_a_large_mean(case):
+    # R-hat, SDprop and the ACF are shift-invariant; computed on x - mean(x) with the mean
+    # rounded to the draws' last bits they were off by 1% (segment R-hat), 13% (ACF lag 1) and,
+    # for draws 1 + k ulp, 40% (SDprop) and 0.15 (ACF lag 1); mitml is off as well
+    from mitml_jax.diagnostics.mitml_stats import reduced_acf, sd_prop, segment_rhat
+
+    _, x, exact = _offset_chains()[case]
+    for m in (3, 4):
+        np.testing.assert_allclose(segment_rhat(x, m), segment_rhat(exact, m), rtol=1e-12)
+    got, got_neff = sd_prop(x, return_n_eff=True)
+    ref, ref_neff = sd_prop(exact, return_n_eff=True)
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    np.testing.assert_allclose(got_neff, ref_neff, rtol=1e-12)
+    np.testing.assert_allclose(reduced_acf(x, 10), reduced_acf(exact, 10), rtol=1e-12, atol=1e-15)
+
+
+def test_acf_of_a_large_mean_equals_exact_rational_arithmetic():
+    from fractions import Fraction
+
+    from mitml_jax.diagnostics.mitml_stats import autocorrelation
+
+    x = _offset_chains()[0][1][0]
+    xs = [Fraction(float(v)) for v in x]
+    mu = sum(xs) / len(xs)
+    y = [v - mu for v in xs]
+    ss = sum(v * v for v in y)
+    ref = [float(sum(y[i] * y[i + lag] for i in range(len(y) - lag)) / ss) for lag in range(4)]
+    np.testing.assert_allclose(autocorrelation(x, 3), ref, rtol=1e-12)
+
+
+def test_summary_segment_rhat_and_moments_with_a_large_mean():
+    import sys
+    import os
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from diagnostics_fakes import fake_imputations
+
+    from mitml_jax.diagnostics.mitml_stats import segment_rhat
+
+    imp = fake_imputations(n_iter=10, m=6)
+    chain = imp.imputation["beta"][0, :, 0, 0, 0].copy()
+    imp.imputation["beta"][0, :, 0, 0, 0] = 1e13 + (chain - 1.0) * 1e-2  # exact shift below
+    shifted = imp.imputation["beta"][0, :, 0, 0, 0] - 1e13
+    f = imp.summary(n_rhat=3).to_frame()
+    row = f[(f.block == "beta") & (f.row == 1) & (f.col == 1)].iloc[0]
+    assert row.rhat_segments == pytest.approx(segment_rhat(shifted, 3), rel=1e-12)
+    assert row["mean"] - 1e13 == pytest.approx(shifted.mean(), abs=2e-3)  # 1e13's last bit
+    assert row["sd"] == pytest.approx(shifted.std(ddof=1), rel=1e-10)

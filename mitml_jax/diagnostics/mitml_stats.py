@@ -40,13 +40,18 @@ def segment_rhat(x, n_segments: int = 3, work=None) -> np.ndarray:
         array of the leading shape: ``sqrt((V / W) * df / (df - 2))``; 1 where every segment is
         constant and all segment means agree.
     """
-    return segment_rhat_from_moments(*segment_moments(x, n_segments, work))
+    xbar, s2, n, _ = segment_moments(x, n_segments, work, shifted=True)
+    return segment_rhat_from_moments(xbar, s2, n)
 
 
-def segment_moments(x, n_segments: int, work=None):
+def segment_moments(x, n_segments: int, work=None, shifted: bool = False):
     """Means and variances (ddof 1) of ``n_segments`` consecutive segments: (..., M) each, and n.
 
-    The last ``N mod n_segments`` draws belong to no segment.
+    The last ``N mod n_segments`` draws belong to no segment. Every chain is first shifted by its
+    first draw (exact for draws within a factor of two of it), so that means and variances keep
+    their digits when a chain's mean is large against its spread (``1e12`` plus noise of
+    ``1e-3``, draws that differ in the last bits). With ``shifted``, the means are returned
+    relative to that shift, and the shift (the first draws, shape ``...``) as a fourth item.
     """
     x = np.asarray(x, dtype=float)
     m = int(n_segments)
@@ -62,17 +67,25 @@ def segment_moments(x, n_segments: int, work=None):
     count = int(np.prod(lead))
     xbar = np.empty((count, m))
     s2 = np.empty((count, m))
+    shift = np.empty(count)
     # a block of chains at a time, centred into a cache-sized buffer: no full-size temporaries,
     # and no full-size copy of a non-contiguous input (e.g. a moveaxis view)
     block = max(1, _BLOCK_BYTES // (8 * total))
     buf = scratch(work, "segments", (min(block, count), m, n))
     for lo, rows in _row_blocks(x, count, block):
         seg = rows[:, : n * m].reshape(-1, m, n)
-        mean = seg.mean(axis=-1)
+        first = rows[:, 0]
+        first = np.where(np.isfinite(first), first, 0.0)  # an infinite first draw: no shift
+        shift[lo : lo + len(seg)] = first
+        dev = np.subtract(seg, first[:, None, None], out=buf[: len(seg)])
+        mean = dev.mean(axis=-1)
         xbar[lo : lo + len(seg)] = mean
-        dev = np.subtract(seg, mean[..., None], out=buf[: len(seg)])
+        dev -= mean[..., None]
         s2[lo : lo + len(seg)] = row_dot(dev, dev)
-    return xbar.reshape(lead + (m,)), (s2 / (n - 1)).reshape(lead + (m,)), n
+    s2 = (s2 / (n - 1)).reshape(lead + (m,))
+    if shifted:
+        return xbar.reshape(lead + (m,)), s2, n, shift.reshape(lead)
+    return (xbar + shift[:, None]).reshape(lead + (m,)), s2, n
 
 
 def _row_blocks(x: np.ndarray, count: int, block: int):
@@ -130,7 +143,8 @@ def autocorrelation(x, max_lag: int) -> np.ndarray:
 
     x = np.asarray(x, dtype=float)
     n = x.shape[-1]
-    y = x - x.mean(axis=-1, keepdims=True)
+    y = x - x[..., :1]  # shifted by the first draw first: see segment_moments
+    y -= y.mean(axis=-1, keepdims=True)
     length = sfft.next_fast_len(2 * n, real=True)
     f = sfft.rfft(y, n=length, axis=-1, workers=-1)
     acov = sfft.irfft(f.real**2 + f.imag**2, n=length, axis=-1, workers=-1)
@@ -203,6 +217,7 @@ def sd_prop(x, return_n_eff: bool = False):
     lead = x.shape[:-1]
     n = x.shape[-1]
     flat = x.reshape(-1, n)
+    flat = flat - flat[:, :1]  # shifted by the first draw: see segment_moments
     order_max = int(min(n - 1, np.floor(10 * np.log10(n))))
     y = flat - flat.mean(axis=1, keepdims=True)
     acov = autocorrelation(flat, order_max)  # correlations; rescale to covariances

@@ -215,15 +215,16 @@ def _entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
 def _write_entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
     c, d = x.shape[1:]
     if "Rhat" in stats:  # segment moments give mitml's R-hat and, with the rest, chain moments
-        xbar, s2, n = segment_moments(x[0], n_rhat, work)  # (C, n_rhat) each
+        # (C, n_rhat) each; the means relative to each chain's first draw (shift, (C,))
+        xbar, s2, n, shift = segment_moments(x[0], n_rhat, work, shifted=True)
         seg = segment_rhat_from_moments(xbar, s2, n)  # (C,)
         out["rhat_segments"][row] = np.nanmean(seg)
         out["rhat_segments_max"][row] = np.nanmax(seg)
-        rest = x[0, :, n * n_rhat :]
+        rest = x[0, :, n * n_rhat :] - shift[:, None]
         mean = (n * xbar.sum(axis=1) + rest.sum(axis=1)) / d
         between = n * ((xbar - mean[:, None]) ** 2).sum(axis=1)
         squares = (n - 1) * s2.sum(axis=1) + between + ((rest - mean[:, None]) ** 2).sum(axis=1)
-        out["chain_mean"][row] = mean
+        out["chain_mean"][row] = mean + shift
         out["chain_var"][row] = squares / (d - 1)
     else:
         mean = x[0].mean(axis=1)
