@@ -15,12 +15,13 @@ import numpy as np
 
 from mitml_jax.errors import MitmlError, MitmlWarning
 
-from .deviance import LmerStats, n_theta
+from .deviance import LmerStats, lambda_positions, n_theta
 from .design import LmerDesign, build_stats, pad_fixed, padded_size
 from .host_fit import MAX_UNROLL, fit_batch_host
 from .optimize import SINGULAR_TOL, diag_index, fit_batch
 
-__all__ = ["LmerBatch", "run_fit", "use_host", "stacked_fit_loglik", "GRAD_TOL", "HOST_MAX_WORK"]
+__all__ = ["LmerBatch", "run_fit", "use_host", "stacked_fit_loglik", "GRAD_TOL", "HOST_MAX_WORK",
+           "z_scales", "scale_z", "check_identifiable"]
 
 # lme4's tolerance on the scaled gradient at the optimum (lmerControl check.conv.grad)
 GRAD_TOL = 2e-3
@@ -43,6 +44,39 @@ def use_host(stats: LmerStats) -> bool:
     return q <= MAX_UNROLL and p <= MAX_UNROLL and work <= HOST_MAX_WORK
 
 
+def z_scales(stats: LmerStats) -> np.ndarray:
+    """Scale of each random-effect column (q,): 1, or the power of two nearest to the column's
+    root mean square over all rows of all data sets when that lies outside [1/8, 8].
+
+    ``theta`` is relative to the residual SD per unit of each Z column: for a slope of ``x`` in
+    units of 1e6 it is about 1e-6 times its value for ``x`` in units of 1, far below the
+    finite-difference steps of the Hessian and lme4's start ``Lambda = I``, and the fit stalls
+    (lme4 itself warns and stops short there). The fit runs on ``Z S^-1`` (``Lambda_s = S
+    Lambda``), which has the same deviance and fixed effects; powers of two keep the scaled
+    cross-products exact, and columns of ordinary scale are left alone (the same fit as before).
+    """
+    ztz = np.asarray(stats.ztz)
+    q = ztz.shape[-1]
+    mean_square = np.einsum("ijkk->k", ztz.reshape((-1,) + ztz.shape[-3:])) / max(
+        float(np.sum(stats.n)), 1.0)
+    with np.errstate(divide="ignore"):
+        power = np.round(np.log2(np.sqrt(mean_square)))
+    power = np.where(np.isfinite(power) & (np.abs(power) > 3), power, 0.0)
+    return np.exp2(power).reshape(q)
+
+
+def scale_z(stats: LmerStats, scales: np.ndarray) -> LmerStats:
+    """``stats`` of ``Z S^-1`` (``S = diag(scales)``); ``stats`` itself when all scales are 1."""
+    if np.all(scales == 1.0):
+        return stats
+    inv = 1.0 / scales
+    return stats._replace(
+        ztz=np.asarray(stats.ztz) * inv[:, None] * inv,
+        ztx=np.asarray(stats.ztx) * inv[:, None],
+        zty=np.asarray(stats.zty) * inv,
+    )
+
+
 def run_fit(stats: LmerStats, beta0: np.ndarray, reml: bool, maxiter: int) -> dict:
     """Fit all data sets of ``stats`` and bring the results to the host as NumPy arrays.
 
@@ -50,15 +84,22 @@ def run_fit(stats: LmerStats, beta0: np.ndarray, reml: bool, maxiter: int) -> di
     (:func:`use_host`); both run the same algorithm and give the same optimum.
     """
     p = stats.xtx.shape[-1]
-    if use_host(stats):
-        out = fit_batch_host(stats, bool(reml), maxiter)
+    scales = z_scales(stats)
+    fitted = scale_z(stats, scales)
+    if use_host(fitted):
+        out = fit_batch_host(fitted, bool(reml), maxiter)
     else:
-        padded = pad_fixed(stats, padded_size(p))
+        padded = pad_fixed(fitted, padded_size(p))
         out = jax.device_get(fit_batch(padded, np.bool_(reml), np.int32(maxiter)))
         out = {key: np.asarray(value) for key, value in out.items()}
+    q = stats.ztz.shape[-1]
+    # back to the columns of Z: Lambda = S^-1 Lambda_s (gradient and Hessian stay on the scale
+    # the optimiser used, where the convergence check is meaningful)
+    out["lam"] = out["lam"] / scales[:, None]
+    out["theta"] = out["theta"] / scales[[i for i, _ in lambda_positions(q)]]
     out["beta"] = out["beta"][:, :p] + beta0
     out["lx"] = out["lx"][:, :p, :p]
-    diag = diag_index(stats.ztz.shape[-1])
+    diag = diag_index(q)
     out["singular"] = np.any(out["theta"][:, diag] < SINGULAR_TOL, axis=1)
     g, h = out["gradient"], out["hessian"]
     scaled = np.full_like(g, np.inf)
@@ -74,6 +115,32 @@ def run_fit(stats: LmerStats, beta0: np.ndarray, reml: bool, maxiter: int) -> di
         np.isfinite(out["deviance"]) & (out["max_grad"] < GRAD_TOL) & (out["min_curvature"] > -1e-6)
     )
     return out
+
+
+def check_identifiable(n_groups: np.ndarray, n_obs: np.ndarray, q: int, group: str):
+    """lme4's default checks of the grouping factor (``lmerControl``: check.nlev.gtr.1,
+    check.nobs.vs.nlev and check.nobs.vs.nRE are "stop"), per imputed data set: at least two
+    clusters, fewer clusters than rows, and more rows than random effects. Otherwise the random
+    effects and the residual variance are not identifiable and lme4 refuses the model."""
+    for i, (groups, n) in enumerate(zip(n_groups, n_obs)):
+        where = f"in imputed data set {i + 1}"
+        if groups < 2:
+            raise MitmlError(
+                f"The grouping factor {group!r} has {groups} cluster with complete rows {where}; "
+                "lmer needs at least 2 (lme4: 'grouping factors must have > 1 sampled level'). "
+                "Fit a model without random effects instead.")
+        if groups >= n:
+            raise MitmlError(
+                f"The grouping factor {group!r} has as many clusters ({groups}) as complete rows "
+                f"({int(n)}) {where}: the random intercept and the residual variance are not "
+                "identifiable (lme4: 'number of levels of each grouping factor must be < number "
+                "of observations'). Check the cluster column.")
+        if q > 1 and n <= groups * q:
+            raise MitmlError(
+                f"{int(n)} complete rows {where} for {int(groups * q)} random effects ({groups} "
+                f"clusters x {q}): the random effects and the residual variance are not "
+                "identifiable (lme4: 'number of observations <= number of random effects'). "
+                "Use fewer random slopes.")
 
 
 def _which(mask: np.ndarray) -> str:
@@ -107,6 +174,8 @@ class LmerBatch:
         d = design
         cells = np.bincount(d.imp * d.n_clusters + d.cluster, minlength=d.m * d.n_clusters)
         self._n_groups = np.count_nonzero(cells.reshape(d.m, d.n_clusters), axis=1)
+        check_identifiable(self._n_groups, np.asarray(self.stats.n), len(d.z_names),
+                           d.formula.group)
         self.result = run_fit(self.stats, self.beta0, self.reml, self.maxiter)
         self._ml = None if self.reml else self
         self._null = None

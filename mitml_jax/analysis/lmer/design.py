@@ -102,6 +102,72 @@ def _numeric_response(column: pd.Series, name: str) -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
+#: formula functions whose values depend on the whole data set (R evaluates them within each
+#: imputed data set): cluster means, orthogonal polynomials, means
+_PER_DATA_SET = re.compile(r"(^|[^A-Za-z0-9_.])(clusterMeans|poly|mean)\s*\(")
+
+
+def _model_matrices(formula: LmerFormula, factors: pd.DataFrame, sizes) -> tuple:
+    """Fixed and random model matrices of the stacked data sets ``factors`` (rows of data set i
+    are the i-th block of ``sizes``).
+
+    Terms such as ``poly(x, 2)``, ``clusterMeans(x, id)`` or ``I(x - mean(x))`` are evaluated
+    within each data set, as R's ``lmer`` on each data set does (over the stack, ``poly`` would
+    be orthonormal over all imputations and its coefficients off by a factor sqrt(m)); factor
+    codes come from the stacked columns, so every data set has the same columns.
+    """
+    if not _PER_DATA_SET.search(formula.fixed + " " + formula.random):
+        return model_matrix(formula.fixed, factors), model_matrix(formula.random, factors)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    parts = [factors.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:])]
+    x_frame = pd.concat([model_matrix(formula.fixed, part) for part in parts], ignore_index=True)
+    z_frame = pd.concat([model_matrix(formula.random, part) for part in parts], ignore_index=True)
+    return x_frame, z_frame
+
+
+def _complete(y, group, x, z) -> np.ndarray:
+    """Rows with a response, a cluster and every model-matrix column (lme4's ``na.omit``)."""
+    return (
+        np.isfinite(y)
+        & group.notna().to_numpy()
+        & np.isfinite(x).all(axis=1)
+        & np.isfinite(z).all(axis=1)
+    )
+
+
+def _refuse_infinite(y, x_frame: pd.DataFrame, z_frame: pd.DataFrame, imp, response: str):
+    """Infinite values (e.g. ``log(0)``) are errors, as in R (lme4 stops with 'NA/NaN/Inf');
+    only missing values (NaN) drop their rows."""
+    for name, values in [(response, y[:, None])] + [
+            (column, frame[column].to_numpy(dtype=float))
+            for frame in (x_frame, z_frame) for column in frame.columns]:
+        bad = np.isinf(values).reshape(len(values), -1).any(axis=1)
+        if bad.any():
+            raise MitmlError(
+                f"{name!r} has infinite values (row {int(np.argmax(bad[imp == imp[bad][0]])) + 1} "
+                f"of imputed data set {int(imp[bad][0]) + 1}); lmer cannot fit them. Set them "
+                "missing or transform the variable (e.g. log(x + 1) instead of log(x)).")
+
+
+def _drop_unused_levels(factors: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """``factors`` with the categories no complete row has removed (lme4's model frame drops
+    unused levels), or ``factors`` itself when every category is used.
+
+    Rows with a removed category become missing in that column; they are incomplete anyway.
+    """
+    out = {}
+    for name in factors.columns:
+        column = factors[name]
+        if not isinstance(column.dtype, pd.CategoricalDtype):
+            continue
+        present = np.zeros(len(column.cat.categories), dtype=bool)
+        codes = column.cat.codes.to_numpy()[keep]
+        present[codes[codes >= 0]] = True
+        if not present.all():
+            out[name] = column.cat.set_categories(column.cat.categories[present])
+    return factors.assign(**out) if out else factors
+
+
 def build_design(formula: LmerFormula, implist) -> LmerDesign:
     """Stack the imputed data sets and build response, X, Z and cluster codes."""
     if isinstance(implist, pd.DataFrame) or not isinstance(implist, (list, tuple)):
@@ -122,17 +188,14 @@ def build_design(formula: LmerFormula, implist) -> LmerDesign:
                     f"Column {column!r} named in 'formula' is not in imputed data set {i + 1}."
                 )
     sizes = np.array([len(frame) for frame in implist])
+    if np.any(sizes == 0):
+        raise MitmlError(f"Imputed data set {int(np.argmin(sizes)) + 1} has no rows; lmer needs "
+                         "data in every imputed data set.")
     columns = _used_columns(formula, implist[0].columns)
     stacked = _stack_columns(implist, columns)
     imp = np.repeat(np.arange(len(implist)), sizes)
-    if "clusterMeans" in formula.fixed + formula.random:
-        # cluster means must be taken within each imputation, not over the stack
-        x_frame = pd.concat([model_matrix(formula.fixed, f) for f in implist], ignore_index=True)
-        z_frame = pd.concat([model_matrix(formula.random, f) for f in implist], ignore_index=True)
-    else:
-        factors = _as_categories(stacked)
-        x_frame = model_matrix(formula.fixed, factors)
-        z_frame = model_matrix(formula.random, factors)
+    factors = _as_categories(stacked)
+    x_frame, z_frame = _model_matrices(formula, factors, sizes)
     if x_frame.shape[1] == 0:
         raise MitmlError(f"The fixed part of 'formula' ({formula.fixed!r}) has no columns.")
     if z_frame.shape[1] == 0:
@@ -141,12 +204,14 @@ def build_design(formula: LmerFormula, implist) -> LmerDesign:
     group = stacked[formula.group]
     x = x_frame.to_numpy(dtype=float)
     z = z_frame.to_numpy(dtype=float)
-    keep = (
-        np.isfinite(y)
-        & group.notna().to_numpy()
-        & np.isfinite(x).all(axis=1)
-        & np.isfinite(z).all(axis=1)
-    )
+    _refuse_infinite(y, x_frame, z_frame, imp, formula.response)
+    keep = _complete(y, group, x, z)
+    used = _drop_unused_levels(factors, keep)
+    if used is not factors:  # lme4 drops factor levels without complete rows: fewer columns
+        x_frame, z_frame = _model_matrices(formula, used, sizes)
+        x = x_frame.to_numpy(dtype=float)
+        z = z_frame.to_numpy(dtype=float)
+        keep = _complete(y, group, x, z)
     codes, labels = pd.factorize(group[keep], sort=True)
     return LmerDesign(
         y=y[keep],
