@@ -168,3 +168,10 @@ def test_empty_data_set_and_infinite_values_are_errors():
     with np.errstate(divide="ignore"), pytest.raises(MitmlError, match="'log.x.' has infinite"):
         lmer("y ~ log(x) + (1 | id)", [_frame(5, 4).assign(x=lambda f: f["x"].abs().where(
             f.index != 0, 0.0))] * 2)
+
+
+def test_maxiter_accepts_numpy_integers_and_refuses_booleans(imps):
+    fits = lmer("y ~ x + (1 | id)", imps, maxiter=np.int64(50))
+    assert all(f.converged for f in fits)
+    with pytest.raises(MitmlError, match="'maxiter' must be a positive integer"):
+        lmer("y ~ x + (1 | id)", imps, maxiter=True)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
+
 from mitml_jax.analysis.analysis_list import AnalysisList
 from mitml_jax.errors import MitmlError, MitmlTypeError
 
@@ -50,8 +54,10 @@ def lmer(formula: str, implist, reml: bool = True, maxiter: int = 100) -> Analys
     """
     if not isinstance(reml, (bool,)) and not (hasattr(reml, "dtype") and reml.dtype == bool):
         raise MitmlTypeError(f"'reml' must be True or False, got {reml!r}.")
-    if not isinstance(maxiter, int) or maxiter < 1:
+    if isinstance(maxiter, (bool, np.bool_)) or not isinstance(maxiter, numbers.Integral) \
+            or maxiter < 1:
         raise MitmlError(f"'maxiter' must be a positive integer, got {maxiter!r}.")
+    maxiter = int(maxiter)  # NumPy integers too
     parsed = parse_lmer_formula(formula)
     design = build_design(parsed, implist)
     batch = LmerBatch(design, reml=bool(reml), maxiter=maxiter)
