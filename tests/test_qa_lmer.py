@@ -165,6 +165,10 @@ def test_empty_data_set_and_infinite_values_are_errors():
     bad = _frame(5, 4).assign(x=lambda f: f["x"].where(f.index != 3, np.inf))
     with pytest.raises(MitmlError, match="'x' has infinite values .row 4 of imputed data set 2"):
         lmer("y ~ x + (1 | id)", [_frame(5, 4), bad])
+    # an infinite value on a row without response is dropped with its row (R's na.omit first)
+    dropped = bad.assign(y=lambda f: f["y"].where(f.index != 3, np.nan))
+    fits = lmer("y ~ x + (1 | id)", [_frame(5, 4), dropped])
+    assert [f.nobs for f in fits] == [20, 19]
     with np.errstate(divide="ignore"), pytest.raises(MitmlError, match="'log.x.' has infinite"):
         lmer("y ~ log(x) + (1 | id)", [_frame(5, 4).assign(x=lambda f: f["x"].abs().where(
             f.index != 0, 0.0))] * 2)

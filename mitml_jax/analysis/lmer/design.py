@@ -135,18 +135,24 @@ def _complete(y, group, x, z) -> np.ndarray:
     )
 
 
-def _refuse_infinite(y, x_frame: pd.DataFrame, z_frame: pd.DataFrame, imp, response: str):
+def _refuse_infinite(y, group, x_frame: pd.DataFrame, z_frame: pd.DataFrame, imp,
+                     response: str):
     """Infinite values (e.g. ``log(0)``) are errors, as in R (lme4 stops with 'NA/NaN/Inf');
-    only missing values (NaN) drop their rows."""
-    for name, values in [(response, y[:, None])] + [
+    only missing values (NaN) drop their rows, and rows dropped for a missing value are not
+    checked (R's ``na.omit`` removes them first)."""
+    x, z = x_frame.to_numpy(dtype=float), z_frame.to_numpy(dtype=float)
+    kept = (~np.isnan(y) & group.notna().to_numpy() & ~np.isnan(x).any(axis=1)
+            & ~np.isnan(z).any(axis=1))
+    for name, values in [(response, y)] + [
             (column, frame[column].to_numpy(dtype=float))
             for frame in (x_frame, z_frame) for column in frame.columns]:
-        bad = np.isinf(values).reshape(len(values), -1).any(axis=1)
+        bad = np.isinf(values) & kept
         if bad.any():
+            first = int(imp[bad][0])
             raise MitmlError(
-                f"{name!r} has infinite values (row {int(np.argmax(bad[imp == imp[bad][0]])) + 1} "
-                f"of imputed data set {int(imp[bad][0]) + 1}); lmer cannot fit them. Set them "
-                "missing or transform the variable (e.g. log(x + 1) instead of log(x)).")
+                f"{name!r} has infinite values (row {int(np.argmax(bad[imp == first])) + 1} "
+                f"of imputed data set {first + 1}); lmer cannot fit them. Set them missing or "
+                "transform the variable (e.g. log(x + 1) instead of log(x)).")
 
 
 def _drop_unused_levels(factors: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
@@ -204,7 +210,7 @@ def build_design(formula: LmerFormula, implist) -> LmerDesign:
     group = stacked[formula.group]
     x = x_frame.to_numpy(dtype=float)
     z = z_frame.to_numpy(dtype=float)
-    _refuse_infinite(y, x_frame, z_frame, imp, formula.response)
+    _refuse_infinite(y, group, x_frame, z_frame, imp, formula.response)
     keep = _complete(y, group, x, z)
     used = _drop_unused_levels(factors, keep)
     if used is not factors:  # lme4 drops factor levels without complete rows: fewer columns
