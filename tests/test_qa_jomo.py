@@ -90,3 +90,29 @@ def test_wrong_prior_for_groups_of_equal_sizes_has_no_group_hint(no_sampler):
     with pytest.raises(MitmlError, match=r"must be a 1 x 1 matrix, got shape \(3, 3\)\.$"):
         mj.jomo_impute(data(), "y1 ~ 1 + x1 + (1|id)", group="grp",
                        prior={"Binv": np.eye(3), "Dinv": np.eye(1)}, **FAST)
+
+
+def test_level2_target_missing_in_some_rows_of_a_cluster_gets_its_observed_value():
+    """Cluster 1's w (continuous) and cluster 2's wc (categorical) are observed in some rows and
+    missing in others; cluster 3 misses both in every row. The sampler takes clusters 1 and 2 as
+    observed, so their missing rows were filled from another cell's saved slot (w = 1.99, 1.95,
+    3.2 where the cluster's value is -1.51). They now hold the cluster's observed value in every
+    imputation, and cluster 3 is imputed as one value per imputation (constant in the cluster)."""
+    rng = np.random.default_rng(3)
+    cl = np.repeat(np.arange(8), 5)
+    w = rng.normal(size=8)[cl]
+    wc = np.array(["p", "q", "r"])[np.arange(8) % 3][cl]
+    d = pd.DataFrame({"id": cl, "y1": rng.normal(size=40) + w, "w": w,
+                      "wc": pd.Categorical(wc, categories=["p", "q", "r"])})
+    d.loc[[0, 2], "y1"] = np.nan
+    d.loc[[5, 6], "w"] = np.nan          # cluster 1: rows 7, 8, 9 observed
+    d.loc[[10, 13], "wc"] = np.nan       # cluster 2: rows 11, 12, 14 observed
+    d.loc[d["id"] == 3, ["w", "wc"]] = np.nan
+    imp = mj.jomo_impute(d, ["y1 ~ 1 + (1|id)", "w + wc ~ 1"], n_burn=20, n_iter=2, m=3, seed=2,
+                         progress=False)
+    for frame in imp.complete("all"):
+        assert np.all(frame.loc[[5, 6], "w"] == d.loc[7, "w"])
+        assert list(frame.loc[[10, 13], "wc"]) == [d.loc[11, "wc"]] * 2
+        assert frame.loc[d["id"] == 3, "w"].nunique() == 1
+        assert frame.loc[d["id"] == 3, "wc"].nunique() == 1
+        assert frame["w"].notna().all() and frame["wc"].notna().all()
