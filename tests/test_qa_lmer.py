@@ -179,3 +179,14 @@ def test_maxiter_accepts_numpy_integers_and_refuses_booleans(imps):
     assert all(f.converged for f in fits)
     with pytest.raises(MitmlError, match="'maxiter' must be a positive integer"):
         lmer("y ~ x + (1 | id)", imps, maxiter=True)
+
+
+def test_multilevel_r2_with_a_singular_null_model_is_silent_like_r(imps):
+    """The null model y ~ 1 + (1 | id) of imputation 1 has a zero intercept variance: RB2 is
+    -Inf as in R's multilevelR2 (it came with NumPy's 'divide by zero' RuntimeWarning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        r2 = mj.multilevel_r2(lmer("y ~ poly(x, 2) + f + (1 | id)", imps))
+    assert r2["RB2"] == -np.inf
+    np.testing.assert_allclose(r2[["RB1", "SB", "MVP"]].to_numpy(),
+                               [0.2914059438, 0.2523092688, 0.2706708448], rtol=1e-7)

@@ -276,9 +276,12 @@ class LmerFit:
         if any(w != "MVP" for w in which):
             null = b.null_model()
             s0, t0 = float(null.result["sigma2"][i]), float(null.tau(i)[0, 0])
-            out["RB1"] = 1.0 - sigma2 / s0
-            out["RB2"] = 1.0 - t00 / t0
-            out["SB"] = 1.0 - (sigma2 + t00) / (s0 + t0)
+            # a null model with a zero intercept variance gives RB2 = -Inf (NaN for 0 / 0), as in
+            # R, where the division is silent
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out["RB1"] = 1.0 - sigma2 / s0
+                out["RB2"] = 1.0 - np.float64(t00) / t0
+                out["SB"] = 1.0 - (sigma2 + t00) / (s0 + t0)
         return {w: float(out[w]) for w in which}
 
     # -- printing --------------------------------------------------------------------------------
