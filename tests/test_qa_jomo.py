@@ -116,3 +116,39 @@ def test_level2_target_missing_in_some_rows_of_a_cluster_gets_its_observed_value
         assert frame.loc[d["id"] == 3, "w"].nunique() == 1
         assert frame.loc[d["id"] == 3, "wc"].nunique() == 1
         assert frame["w"].notna().all() and frame["wc"].notna().all()
+
+
+def _level2_data() -> pd.DataFrame:
+    d = data()
+    wc = np.array(["p", "q", "r"])[np.arange(8) % 3][d["id"]]
+    return d.assign(wc=pd.Categorical(wc, categories=["p", "q", "r"]))
+
+
+@pytest.mark.parametrize("formula, random_l1, prior, pattern", [
+    ("y1 + y3 ~ 1 + x1 + (1|id)", "none", {"Binv": 2 * np.eye(3)},
+     r"prior\['Binv'\] has no effect with categorical level-1 targets"),
+    ("y1 + y3 ~ 1 + x1", "none", {"Binv": 2 * np.eye(3)},
+     r"prior\['Binv'\] has no effect with categorical level-1 targets"),
+    (["y1 ~ 1 + x1 + (1|id)", "wc ~ 1"], "none", {"Binv": np.eye(1), "Dinv": 2 * np.eye(3)},
+     r"prior\['Dinv'\] has no effect with categorical level-2 targets"),
+])
+def test_a_scale_jomo_never_uses_warns(no_sampler, formula, random_l1, prior, pattern):
+    """R's jomo updates a covariance matrix with categorical (latent) blocks by a flat-prior
+    Metropolis step, so Binv/Dinv change nothing there (R: identical draws with Binv = I and
+    100 I, same seed); the prior was accepted and reported without a word."""
+    with pytest.warns(MitmlWarning, match=pattern):
+        with pytest.raises(_Stopped):
+            mj.jomo_impute(_level2_data(), formula, random_L1=random_l1, prior=prior, **FAST)
+
+
+@pytest.mark.parametrize("formula, random_l1, prior", [
+    ("y1 ~ 1 + x1 + (1|id)", "none", {"Binv": 2 * np.eye(1), "Dinv": 2 * np.eye(1)}),
+    ("y1 + y3 ~ 1 + x1 + (1|id)", "mean", {"Binv": 2 * np.eye(3), "Dinv": 2 * np.eye(3)}),
+    (["y1 + y3 ~ 1 + x1 + (1|id)", "w ~ 1"], "full", {"Binv": 2 * np.eye(3), "Dinv": 2 * np.eye(4)}),
+])
+def test_scales_jomo_uses_do_not_warn(no_sampler, formula, random_l1, prior):
+    d = _level2_data().assign(w=lambda f: f["id"] * 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MitmlWarning)
+        with pytest.raises(_Stopped):
+            mj.jomo_impute(d, formula, random_L1=random_l1, prior=prior, **FAST)
