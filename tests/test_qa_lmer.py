@@ -190,3 +190,24 @@ def test_multilevel_r2_with_a_singular_null_model_is_silent_like_r(imps):
     assert r2["RB2"] == -np.inf
     np.testing.assert_allclose(r2[["RB1", "SB", "MVP"]].to_numpy(),
                                [0.2914059438, 0.2523092688, 0.2706708448], rtol=1e-7)
+
+
+@pytest.mark.parametrize("scale", [1e9, 1e-9])
+def test_predictor_in_extreme_units_is_not_rank_deficient(imps, scale):
+    """lme4's rank check (R's qr, tol 1e-7) does not depend on a column's scale; the check on
+    X'X's eigenvalues refused x in units of 1e9 or 1e-9 as 'rank deficient'."""
+    ref = lmer("y ~ x + (1 | id)", imps, reml=False)
+    fits = lmer("y ~ x + (1 | id)", [f.assign(x=f["x"] * scale) for f in imps], reml=False)
+    for fit, r in zip(fits, ref):
+        assert fit.loglik == pytest.approx(r.loglik, abs=1e-9)
+        assert fit.coef["x"] * scale == pytest.approx(r.coef["x"], rel=1e-12)
+
+
+def test_rank_check_follows_lme4_for_a_large_shift(imps):
+    """x + 1e9 is collinear with the intercept by R's rule (lme4 drops it: 'fixed-effect model
+    matrix is rank deficient'), x + 1e4 is not; the message names the column."""
+    lmer("y ~ x + (1 | id)", [f.assign(x=f["x"] + 1e4) for f in imps])
+    with pytest.raises(MitmlError, match="rank deficient in imputed data set 1: column 'x' is"):
+        lmer("y ~ x + (1 | id)", [f.assign(x=f["x"] + 1e9) for f in imps])
+    with pytest.raises(MitmlError, match="column 'x2' is .nearly. a linear combination"):
+        lmer("y ~ x + x2 + (1 | id)", [f.assign(x2=2 * f["x"] - 1) for f in imps])

@@ -169,7 +169,8 @@ class LmerBatch:
         self.reml = bool(reml)
         self.maxiter = int(maxiter)
         self.stats, self.beta0 = build_stats(
-            design.y, design.x, design.z, design.imp, design.cluster, design.m, design.n_clusters
+            design.y, design.x, design.z, design.imp, design.cluster, design.m, design.n_clusters,
+            design.x_names,
         )
         d = design
         cells = np.bincount(d.imp * d.n_clusters + d.cluster, minlength=d.m * d.n_clusters)

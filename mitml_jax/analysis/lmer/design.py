@@ -21,7 +21,7 @@ from .deviance import LmerStats
 from .formula import LmerFormula
 
 __all__ = ["LmerDesign", "model_matrix", "build_design", "build_stats", "pad_fixed",
-           "padded_size"]
+           "padded_size", "redundant_columns", "RANK_TOL"]
 
 
 
@@ -241,11 +241,42 @@ def _group_sum(values: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def build_stats(y, x, z, imp, cluster, m, n_clusters):
+#: tolerance of lme4's rank check of X (``qr(X, tol = 1e-7)``, LINPACK's dqrdc2): a column whose
+#: part orthogonal to the columns before it is below ``RANK_TOL`` times its norm is redundant
+RANK_TOL = 1e-7
+
+
+def redundant_columns(xtx: np.ndarray) -> np.ndarray:
+    """Index of the first redundant column of each data set's X (-1 where X has full rank).
+
+    R's rule, from ``X'X`` (m, p, p): scaled to a unit diagonal, so that the scale of a column
+    does not matter (x in units of 1e9 is not redundant), its Cholesky pivot ``j`` is the squared
+    norm of column j's part orthogonal to the earlier columns relative to column j's norm, and
+    compared with ``RANK_TOL ** 2``. A zero column is redundant.
+    """
+    m, p, _ = xtx.shape
+    norm = np.sqrt(np.einsum("mii->mi", xtx))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = xtx / norm[:, :, None] / norm[:, None, :]
+    low = np.zeros_like(c)
+    first = np.full(m, -1)
+    for j in range(p):
+        pivot = c[:, j, j] - np.sum(low[:, j, :j] ** 2, axis=1)
+        ok = pivot > RANK_TOL**2
+        first[~ok & (first < 0)] = j
+        root = np.sqrt(np.where(ok, pivot, 1.0))
+        rest = c[:, j + 1 :, j] - np.einsum("mik,mk->mi", low[:, j + 1 :, :j], low[:, j, :j])
+        low[:, j, j] = np.where(ok, root, 0.0)
+        low[:, j + 1 :, j] = np.where(ok[:, None], rest / root[:, None], 0.0)  # R drops it
+    return first
+
+
+def build_stats(y, x, z, imp, cluster, m, n_clusters, x_names=None):
     """Cross-products of every data set, response offset by its OLS fit for accuracy.
 
     Returns ``(stats, beta0)``: :class:`LmerStats` with leading axis m (NumPy) and the offsets
-    ``beta0`` (m, p) such that the fixed effects are ``beta_stats + beta0``.
+    ``beta0`` (m, p) such that the fixed effects are ``beta_stats + beta0``. ``x_names`` (the
+    columns of ``x``) name a redundant column in the error.
     """
     p, q = x.shape[1], z.shape[1]
     n = np.bincount(imp, minlength=m).astype(float)
@@ -258,12 +289,15 @@ def build_stats(y, x, z, imp, cluster, m, n_clusters):
     xx = (x[:, :, None] * x[:, None, :]).reshape(len(y), p * p)
     xtx = _group_sum(xx, imp, m).reshape(m, p, p)
     xty0 = _group_sum(x * y[:, None], imp, m)
-    rank_ok = np.linalg.matrix_rank(xtx, hermitian=True) == p
-    if not np.all(rank_ok):
-        bad = int(np.argmin(rank_ok)) + 1
+    redundant = redundant_columns(xtx)
+    if np.any(redundant >= 0):
+        bad = int(np.argmax(redundant >= 0))
+        column = int(redundant[bad])
+        name = f" {x_names[column]!r}" if x_names is not None else f" {column + 1}"
         raise MitmlError(
-            f"The fixed-effects model matrix is rank deficient in imputed data set {bad}; "
-            "remove redundant terms from 'formula'."
+            f"The fixed-effects model matrix is rank deficient in imputed data set {bad + 1}: "
+            f"column{name} is (nearly) a linear combination of the columns before it (lme4 "
+            "would drop it); remove redundant terms from 'formula'."
         )
     beta0 = np.linalg.solve(xtx, xty0[..., None])[..., 0]
     yr = y - np.einsum("np,np->n", x, beta0[imp])
