@@ -121,6 +121,29 @@ def test_no_floating_point_warnings_and_values_as_arviz(label):
     assert np.isnan(got["mcse_sd"][0])
 
 
+
+# -- ESS and MCSE of the mean and sd: a large mean against a small spread ------------------------
+@pytest.mark.parametrize("path", ["fast", "general"])
+@pytest.mark.parametrize("c, d, phi", [(4, 50, 0.0), (2, 8192, 0.5), (4, 3000, 0.99)])
+def test_moment_statistics_do_not_depend_on_a_large_mean(monkeypatch, path, c, d, phi):
+    # ESS and MCSE are shift-invariant; ArviZ (and we) took chain means of 1e12 + noise rounded
+    # to the last bit (1.2e-4 against chain means spread ~1e-4): ESS of the mean 237.6 for
+    # (4, 50) where the draws shifted exactly to mean 0 give 256.9 (ArviZ: 231.9)
+    _paths(monkeypatch, path)
+    rng = np.random.default_rng(d)
+    e = rng.standard_normal((c, d, 1))
+    x = np.empty_like(e)
+    x[:, 0] = e[:, 0]
+    for t in range(1, d):
+        x[:, t] = phi * x[:, t - 1] + e[:, t]
+    big = 1e12 + 1e-3 * x
+    which = ("ess_mean", "mcse_mean", "ess_sd", "mcse_sd", "rhat", "ess_bulk", "ess_tail")
+    got = rank_diagnostics(big, which=which)
+    ref = rank_diagnostics(big - 1e12, which=which)  # exact (Sterbenz)
+    for name in which:
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-9, err_msg=name)
+
+
 # -- mitml's statistics: a large mean against a small spread ------------------------------------
 def _offset_chains():
     """(label, draws, the same draws shifted exactly to a small mean)."""
@@ -181,3 +204,36 @@ def test_summary_segment_rhat_and_moments_with_a_large_mean():
     assert row.rhat_segments == pytest.approx(segment_rhat(shifted, 3), rel=1e-12)
     assert row["mean"] - 1e13 == pytest.approx(shifted.mean(), abs=2e-3)  # 1e13's last bit
     assert row["sd"] == pytest.approx(shifted.std(ddof=1), rel=1e-10)
+
+
+# -- nested R-hat -------------------------------------------------------------------------------
+def _ref_nested(y, ids):
+    """Nested R-hat of one parameter's (chain, draw) draws, from its definition."""
+    labels = sorted(set(ids[ids >= 0]))
+    means = [y[ids == k].mean() for k in labels]
+    within = []
+    for k in labels:
+        ch = y[ids == k]
+        b = np.var(ch.mean(axis=1), ddof=1) if ch.shape[0] > 1 else 0.0
+        w = np.mean(np.var(ch, axis=1, ddof=1)) if ch.shape[1] > 1 else 0.0
+        within.append(b + w)
+    return np.sqrt(1.0 + np.var(means, ddof=1) / np.mean(within))
+
+
+def test_nested_rhat_with_a_large_mean_and_infinite_draws():
+    from mitml_jax.diagnostics.nested import default_superchains, rhat_nested
+
+    rng = np.random.default_rng(8)
+    ids = default_superchains(8, 4)
+    x = rng.standard_normal((8, 10, 2))
+    big = 1e12 + 1e-3 * x  # was 1.036 where the exactly shifted draws give 1.043
+    np.testing.assert_allclose(rhat_nested(big, ids),
+                               [_ref_nested(big[:, :, j] - 1e12, ids) for j in range(2)],
+                               rtol=1e-10)
+    y = x.copy()
+    y[0, 3, 1] = np.inf  # NaN for that parameter only, and no RuntimeWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = rhat_nested(y, ids)
+    assert np.isnan(got[1])
+    np.testing.assert_allclose(got[0], _ref_nested(x[:, :, 0], ids), rtol=1e-12)

@@ -171,12 +171,14 @@ def ess_from_autocov(acov, chain_mean, n: int, more_autocov, constant, relative=
     return np.where(constant, total, out)
 
 
-def centred_lag_sums(y: np.ndarray, lags: int, work=None):
+def centred_lag_sums(y: np.ndarray, lags: int, work=None, shift=None):
     """Chain means (K, M), lag sums of the centred chains (K, lags) and their squares (K, M).
 
     Chains are centred and multiplied a block of chains at a time, so that each block is read
     from memory once for all lags. ``work``: dict of reusable buffers (see
-    :func:`~.rank_normal.scratch`).
+    :func:`~.rank_normal.scratch`). ``shift``: None or (K,) values subtracted from every draw of
+    a parameter before the means are taken (the chain means are then relative to it), so that
+    a large mean against a small spread keeps its digits.
 
     Returns:
         ``(chain_mean, y, sums, squares)``; ``y`` itself is returned for the FFT fallback.
@@ -187,10 +189,16 @@ def centred_lag_sums(y: np.ndarray, lags: int, work=None):
     buf = scratch(work, "lag_block", (min(block, k * m), n))
     means = np.empty(k * m)
     per_row = np.empty((k * m, lags))
+    row_shift = None if shift is None else np.repeat(shift, m)
     for lo in range(0, k * m, block):
         part = rows[lo : lo + block]
-        means[lo : lo + len(part)] = part.mean(axis=1)
-        yc = np.subtract(part, means[lo : lo + len(part), None], out=buf[: len(part)])
+        if row_shift is None:
+            means[lo : lo + len(part)] = part.mean(axis=1)
+            yc = np.subtract(part, means[lo : lo + len(part), None], out=buf[: len(part)])
+        else:
+            yc = np.subtract(part, row_shift[lo : lo + len(part), None], out=buf[: len(part)])
+            means[lo : lo + len(part)] = yc.mean(axis=1)
+            yc -= means[lo : lo + len(part), None]
         for lag in range(lags):
             per_row[lo : lo + len(part), lag] = row_dot(yc[:, : n - lag], yc[:, lag:])
     per_row = per_row.reshape(k, m, lags)
@@ -198,12 +206,14 @@ def centred_lag_sums(y: np.ndarray, lags: int, work=None):
 
 
 def ess_core(y: np.ndarray, relative: bool = False, moments=None, work=None,
-             spread=None) -> np.ndarray:
+             spread=None, shifted: bool = False) -> np.ndarray:
     """Effective sample size of (K, M, n) chains (ArviZ ``_ess``, Geyer's monotone sequence).
 
     The first lags are summed directly; parameters whose sequence has not ended by then get more
     direct lags, then the full FFT autocovariance (:func:`ess_from_autocov`). ``moments``: the result of :func:`centred_lag_sums` if already known;
     ``spread``: max - min of each parameter's draws if already known (constant draws: ESS = size).
+    ``shifted``: subtract each parameter's first (finite) draw before taking means (for raw
+    draws, whose mean may be large against their spread; see :func:`centred_lag_sums`).
     """
     y = np.asarray(y, dtype=float)
     k, m, n = y.shape
@@ -212,12 +222,17 @@ def ess_core(y: np.ndarray, relative: bool = False, moments=None, work=None,
         spread = flat.max(axis=1) - flat.min(axis=1)
     constant = spread < np.finfo(float).resolution
     lags = direct_lags(n)
+    shift = None
+    if shifted and moments is None:
+        shift = y[:, 0, 0]
+        shift = np.where(np.isfinite(shift), shift, 0.0)
     if moments is None:
-        moments = centred_lag_sums(y, lags, work)
+        moments = centred_lag_sums(y, lags, work, shift)
     chain_mean, y, sums, _ = moments
 
     def more(rows, known, lags):
-        yc = y[rows] - chain_mean[rows, :, None]
+        yr = y[rows] if shift is None else y[rows] - shift[rows, None, None]
+        yc = yr - chain_mean[rows, :, None]
         if lags >= n:
             return mean_autocov(yc)[:, known:]
         return lag_sums(yc, lags, first=known)[:, known:] / (m * n)

@@ -72,8 +72,12 @@ def rhat_nested_by_parameter(x: np.ndarray, superchain_ids) -> np.ndarray:
             "'superchain_ids' must define at least two superchains of equal size; got sizes "
             f"{counts.tolist()}."
         )
-    chain_mean = x.mean(axis=2)  # (K, C)
-    chain_var = x.var(axis=2, ddof=1) if x.shape[2] > 1 else np.zeros_like(chain_mean)
+    with np.errstate(all="ignore"):  # infinite draws give NaN, without warnings
+        # shifted by each parameter's first (finite) draw: a large mean keeps its digits
+        first = x[:, 0, 0] if x.shape[1] and x.shape[2] else np.zeros(x.shape[0])
+        x = x - np.where(np.isfinite(first), first, 0.0)[:, None, None]
+        chain_mean = x.mean(axis=2)  # (K, C)
+        chain_var = x.var(axis=2, ddof=1) if x.shape[2] > 1 else np.zeros_like(chain_mean)
     return rhat_nested_from_moments(chain_mean, chain_var, ids)
 
 
@@ -87,9 +91,9 @@ def rhat_nested_from_moments(chain_mean, chain_var, superchain_ids) -> np.ndarra
     cols = np.flatnonzero(keep)[order]
     chain_mean = chain_mean[:, cols].reshape(k, m, n)  # (K, superchain, chain)
     chain_var = chain_var[:, cols].reshape(k, m, n)
-    within_chain = chain_var.mean(axis=2)
-    between_chain = chain_mean.var(axis=2, ddof=1) if n > 1 else 0.0
-    between = chain_mean.mean(axis=2).var(axis=1, ddof=1)
-    within = np.mean(within_chain + between_chain, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # infinite chain means give NaN, without warnings
+        within_chain = chain_var.mean(axis=2)
+        between_chain = chain_mean.var(axis=2, ddof=1) if n > 1 else 0.0
+        between = chain_mean.mean(axis=2).var(axis=1, ddof=1)
+        within = np.mean(within_chain + between_chain, axis=1)
         return np.sqrt(1.0 + between / within)

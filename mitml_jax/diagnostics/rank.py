@@ -258,17 +258,19 @@ def _diagnose_chunk(x: np.ndarray, which, work) -> dict:
         else:
             res["ess_tail"][idx] = _ess_tail(x, xs, s, order, work)
     if "ess_mean" in which or "mcse_mean" in which:
-        e_mean = ess_core(xs, work=work, spread=spread)
+        e_mean = ess_core(xs, work=work, spread=spread, shifted=True)
         if "ess_mean" in which:
             res["ess_mean"][idx] = e_mean
         if "mcse_mean" in which:
             flat = x.reshape(len(idx), -1)
-            dev = np.subtract(flat, flat.mean(axis=1)[:, None],
+            dev = np.subtract(flat, _first_finite(flat)[:, None],
                               out=scratch(work, "centred_all", flat.shape))
+            dev -= dev.mean(axis=1)[:, None]  # shifted first: a large mean keeps its digits
             sd = np.sqrt(row_dot(dev, dev) / (flat.shape[1] - 1))  # np.std(ddof=1)
             res["mcse_mean"][idx] = sd / np.sqrt(e_mean)
     if "ess_sd" in which or "mcse_sd" in which:
-        c2 = (x - x.mean(axis=(1, 2), keepdims=True)) ** 2
+        c2 = x - _first_finite(x.reshape(len(idx), -1))[:, None, None]
+        c2 = (c2 - c2.mean(axis=(1, 2), keepdims=True)) ** 2
         e_sd = ess_core(_split(c2))
         if "ess_sd" in which:
             res["ess_sd"][idx] = e_sd
@@ -277,6 +279,12 @@ def _diagnose_chunk(x: np.ndarray, which, work) -> dict:
             varvar = ((c2**2).mean(axis=(1, 2)) - evar**2) / e_sd
             res["mcse_sd"][idx] = np.sqrt(varvar / evar / 4)
     return res
+
+
+def _first_finite(flat: np.ndarray) -> np.ndarray:
+    """Each row's first draw, 0 where it is infinite: a shift that keeps a large mean's digits."""
+    first = flat[:, 0]
+    return np.where(np.isfinite(first), first, 0.0)
 
 
 def _ess_tail(x, xs, s, order, work=None) -> np.ndarray:
