@@ -237,3 +237,36 @@ def test_nested_rhat_with_a_large_mean_and_infinite_draws():
         got = rhat_nested(y, ids)
     assert np.isnan(got[1])
     np.testing.assert_allclose(got[0], _ref_nested(x[:, :, 0], ids), rtol=1e-12)
+
+
+# -- shapes -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(3, 0, 2), (0, 10, 2), (0, 0), (3, 0), (2, 10, 0)])
+def test_no_chains_or_no_draws_give_nan_not_a_numpy_error(shape):
+    # (3, 0, 2) and (0, 10, 2) raised NumPy's "cannot reshape array of size 0" ValueError, and
+    # ess(relative=True) of (0, 0) a ZeroDivisionError; fewer than 4 draws is documented as NaN
+    import mitml_jax as mj
+
+    x = np.zeros(shape)
+    expected = np.full(shape[2:], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = rank_diagnostics(x, which=ALL)
+        for name in ALL:
+            np.testing.assert_array_equal(got[name], expected)
+        for method in ("rank", "split", "identity"):
+            np.testing.assert_array_equal(mj.rhat(x, method=method), expected)
+        np.testing.assert_array_equal(mj.ess(x, relative=True), expected)
+        np.testing.assert_array_equal(mj.mcse(x, method="sd"), expected)
+
+
+def test_classic_rhat_with_an_infinite_draw_is_nan_for_that_parameter_without_warnings():
+    import mitml_jax as mj
+
+    x = np.random.default_rng(3).standard_normal((4, 50, 2))
+    ref = [mj.rhat(x[:, :, 0], method=m) for m in ("split", "identity")]
+    x[0, 3, 1] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = [mj.rhat(x, method=m) for m in ("split", "identity")]
+    for g, r in zip(got, ref):
+        assert g[0] == r and np.isnan(g[1])

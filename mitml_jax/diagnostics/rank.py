@@ -73,14 +73,18 @@ def _checked(draws, name: str = "draws") -> np.ndarray:
 def _as_draws(draws, name: str = "draws") -> tuple[np.ndarray, tuple]:
     """(chain, draw, *params) -> float array (K, chain, draw) plus the params shape."""
     x = _checked(draws, name)
-    c, d = x.shape[:2]
-    return np.ascontiguousarray(np.moveaxis(x.reshape(c, d, -1), 2, 0)), x.shape[2:]
+    return np.ascontiguousarray(np.moveaxis(_flat_params(x), 2, 0)), x.shape[2:]
 
 
 def _as_chain_draw(draws) -> tuple[np.ndarray, tuple]:
     """(chain, draw, *params) -> float array (chain, draw, K) (no transposed copy), params shape."""
     x = _checked(draws)
-    return x.reshape(x.shape[:2] + (-1,)), x.shape[2:]
+    return _flat_params(x), x.shape[2:]
+
+
+def _flat_params(x: np.ndarray) -> np.ndarray:
+    """(chain, draw, *params) -> (chain, draw, K), also for zero chains or draws."""
+    return x.reshape(x.shape[:2] + (int(np.prod(x.shape[2:], dtype=np.int64)),))
 
 
 def _finish(values: np.ndarray, pshape: tuple):
@@ -118,10 +122,9 @@ def _quantile_type7(s: np.ndarray, prob: float) -> np.ndarray:
 
 
 def _valid(x: np.ndarray, min_chains: int) -> np.ndarray:
-    ok = ~np.isnan(x.min(axis=(1, 2)))  # NaN iff any draw is NaN (no full-size temporary)
-    if x.shape[1] < min_chains or x.shape[2] < 4:
-        ok[:] = False
-    return ok
+    if x.shape[1] < max(min_chains, 1) or x.shape[2] < 4:  # also no chains or no draws
+        return np.zeros(x.shape[0], bool)
+    return ~np.isnan(x.min(axis=(1, 2)))  # NaN iff any draw is NaN (no full-size temporary)
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,8 +334,12 @@ def rhat(draws, method: str = "rank"):
     if method not in ("split", "identity"):
         raise MitmlError(f"'method' must be 'rank', 'split' or 'identity', got {method!r}.")
     x, pshape = _as_draws(draws)
-    y = _split(x) if method == "split" else x
-    out = np.where(_valid(x, 2), _rhat_classic(y), np.nan)
+    ok = _valid(x, 2)
+    out = np.full(x.shape[0], np.nan)
+    if ok.any():
+        y = x if ok.all() else x[ok]
+        with np.errstate(all="ignore"):  # infinite draws: NaN, without warnings
+            out[ok] = _rhat_classic(_split(y) if method == "split" else y)
     return _finish(out, pshape)
 
 
@@ -355,7 +362,9 @@ def ess(draws, method: str = "bulk", relative: bool = False):
     out = rank_diagnostics(draws, which=(name,))[name]
     if relative:
         shape = np.shape(draws)
-        out = out / (shape[0] * (shape[1] // 2) * 2)
+        size = shape[0] * (shape[1] // 2) * 2
+        if size:  # no draws: already NaN
+            out = out / size
     return out
 
 
