@@ -211,3 +211,21 @@ def test_rank_check_follows_lme4_for_a_large_shift(imps):
         lmer("y ~ x + (1 | id)", [f.assign(x=f["x"] + 1e9) for f in imps])
     with pytest.raises(MitmlError, match="column 'x2' is .nearly. a linear combination"):
         lmer("y ~ x + x2 + (1 | id)", [f.assign(x2=2 * f["x"] - 1) for f in imps])
+
+
+def test_predictor_far_from_zero_keeps_its_digits(imps):
+    """x + 1e6 (e.g. a date in seconds): the cross-products of the uncentred column lost about
+    12 digits (ML logLik off by 1e-4 to 1e-3; lme4 by 1e-6); the columns are now centred within
+    each data set before the fit, so the fit equals that of x (the REML criterion too: the
+    shift is unit triangular)."""
+    for reml in (False, True):
+        ref = lmer("y ~ x + f + (1 | id)", imps, reml=reml)
+        fits = lmer("y ~ x + f + (1 | id)", [f.assign(x=f["x"] + 1e6) for f in imps], reml=reml)
+        for fit, r in zip(fits, ref):
+            assert fit.loglik == pytest.approx(r.loglik, abs=1e-8)
+            assert fit.coef["x"] == pytest.approx(r.coef["x"], rel=1e-8)
+            assert fit.coef["fb"] == pytest.approx(r.coef["fb"], rel=1e-8)
+            assert fit.vcov.loc["x", "x"] == pytest.approx(r.vcov.loc["x", "x"], rel=1e-8)
+            assert fit.tau.iloc[0, 0] == pytest.approx(r.tau.iloc[0, 0], rel=1e-6)
+    ml = fits[0].mitml_refit_ml()
+    assert ml.mitml_loglik_at(ml.mitml_params()) == pytest.approx(ml.loglik, abs=1e-8)

@@ -77,11 +77,13 @@ def scale_z(stats: LmerStats, scales: np.ndarray) -> LmerStats:
     )
 
 
-def run_fit(stats: LmerStats, beta0: np.ndarray, reml: bool, maxiter: int) -> dict:
+def run_fit(stats: LmerStats, beta0: np.ndarray, reml: bool, maxiter: int,
+            centre: np.ndarray | None = None) -> dict:
     """Fit all data sets of ``stats`` and bring the results to the host as NumPy arrays.
 
     Small batches run the NumPy version of the optimiser, larger ones the compiled XLA program
-    (:func:`use_host`); both run the same algorithm and give the same optimum.
+    (:func:`use_host`); both run the same algorithm and give the same optimum. ``centre``
+    (from :func:`.design.build_stats`) maps ``beta`` and ``lx`` back to the model's columns.
     """
     p = stats.xtx.shape[-1]
     scales = z_scales(stats)
@@ -99,6 +101,10 @@ def run_fit(stats: LmerStats, beta0: np.ndarray, reml: bool, maxiter: int) -> di
     out["theta"] = out["theta"] / scales[[i for i, _ in lambda_positions(q)]]
     out["beta"] = out["beta"][:, :p] + beta0
     out["lx"] = out["lx"][:, :p, :p]
+    if centre is not None:  # back from the centred columns (design.centre_fixed)
+        out["beta"] = np.einsum("mij,mj->mi", centre, out["beta"])
+        # R_X'R_X of x is C^-T (R_X'R_X of x_c) C^-1: its Cholesky factor is C^-T L_c
+        out["lx"] = np.swapaxes(np.linalg.inv(centre), -1, -2) @ out["lx"]
     diag = diag_index(q)
     out["singular"] = np.any(out["theta"][:, diag] < SINGULAR_TOL, axis=1)
     g, h = out["gradient"], out["hessian"]
@@ -157,9 +163,13 @@ class LmerBatch:
     design : LmerDesign
     reml : bool
     stats : LmerStats
-        NumPy cross-products with leading axis m.
+        NumPy cross-products with leading axis m, of the fixed-effect columns centred within each
+        data set (:func:`.design.centre_fixed`).
     beta0 : ndarray (m, p)
-        Offsets of the response in ``stats``.
+        Offsets of the response in ``stats`` (fixed effects of the centred columns).
+    centre : ndarray (m, p, p)
+        Turns fixed effects of the centred columns into those of the model's columns
+        (``beta = centre @ beta_c``; the identity without an intercept).
     result : dict
         Optimiser output per imputation (see :func:`run_fit`).
     """
@@ -168,7 +178,7 @@ class LmerBatch:
         self.design = design
         self.reml = bool(reml)
         self.maxiter = int(maxiter)
-        self.stats, self.beta0 = build_stats(
+        self.stats, self.beta0, self.centre = build_stats(
             design.y, design.x, design.z, design.imp, design.cluster, design.m, design.n_clusters,
             design.x_names,
         )
@@ -177,7 +187,7 @@ class LmerBatch:
         self._n_groups = np.count_nonzero(cells.reshape(d.m, d.n_clusters), axis=1)
         check_identifiable(self._n_groups, np.asarray(self.stats.n), len(d.z_names),
                            d.formula.group)
-        self.result = run_fit(self.stats, self.beta0, self.reml, self.maxiter)
+        self.result = run_fit(self.stats, self.beta0, self.reml, self.maxiter, self.centre)
         self._ml = None if self.reml else self
         self._null = None
         self._stacked = {}
@@ -293,7 +303,7 @@ def stacked_fit_loglik(parts: list, reml: bool, maxiter: int) -> float:
     x = np.concatenate([part[1] for part in parts])
     z = np.concatenate([part[2] for part in parts])
     cluster = np.concatenate([part[3] + offsets[k] for k, part in enumerate(parts)])
-    stats, beta0 = build_stats(y, x, z, np.zeros(len(y), dtype=np.int64), cluster, 1,
+    stats, beta0, _ = build_stats(y, x, z, np.zeros(len(y), dtype=np.int64), cluster, 1,
                                int(offsets[-1]))
     out = run_fit(stats, beta0, reml, maxiter)
     return float(-0.5 * out["deviance"][0]) / len(parts)

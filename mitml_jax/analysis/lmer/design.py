@@ -21,7 +21,7 @@ from .deviance import LmerStats
 from .formula import LmerFormula
 
 __all__ = ["LmerDesign", "model_matrix", "build_design", "build_stats", "pad_fixed",
-           "padded_size", "redundant_columns", "RANK_TOL"]
+           "padded_size", "redundant_columns", "RANK_TOL", "centre_fixed"]
 
 
 
@@ -271,12 +271,37 @@ def redundant_columns(xtx: np.ndarray) -> np.ndarray:
     return first
 
 
+def centre_fixed(x: np.ndarray, imp: np.ndarray, m: int):
+    """Centre every column except the intercept within each data set: ``(x_c, centre)`` with
+    ``x_c = x centre`` row by row of each data set, or ``(x, None)`` without an intercept column.
+
+    ``centre`` (m, p, p) is the identity with ``-mean`` of each column in the intercept's row, so
+    ``x beta = x_c centre^-1 beta`` and the fixed effects of ``x`` are ``centre @ beta_c``.
+    Cross-products of a predictor far from zero relative to its spread (x + 1e6) lose about
+    log10(mean / sd) ** 2 digits; centred, they keep them (lme4 works the same way on X's QR).
+    """
+    p = x.shape[1]
+    ones = np.all(x == 1.0, axis=0)
+    if not ones.any() or p == 1:
+        return x, None
+    first = int(np.argmax(ones))
+    count = np.maximum(np.bincount(imp, minlength=m), 1).astype(float)
+    means = _group_sum(x, imp, m) / count[:, None]
+    means[:, first] = 0.0
+    centre = np.tile(np.eye(p), (m, 1, 1))
+    centre[:, first, :] -= means
+    return x - means[imp], centre
+
+
 def build_stats(y, x, z, imp, cluster, m, n_clusters, x_names=None):
     """Cross-products of every data set, response offset by its OLS fit for accuracy.
 
-    Returns ``(stats, beta0)``: :class:`LmerStats` with leading axis m (NumPy) and the offsets
-    ``beta0`` (m, p) such that the fixed effects are ``beta_stats + beta0``. ``x_names`` (the
-    columns of ``x``) name a redundant column in the error.
+    Returns ``(stats, beta0, centre)``: :class:`LmerStats` with leading axis m (NumPy) of the
+    centred fixed-effect columns (:func:`centre_fixed`), the offsets ``beta0`` (m, p) such that
+    their fixed effects are ``beta_stats + beta0``, and ``centre`` (m, p, p), which turns them
+    into the fixed effects of ``x``: ``beta = centre @ (beta_stats + beta0)``. The deviance does
+    not change (``centre`` is unit triangular). ``x_names`` (the columns of ``x``) name a
+    redundant column in the error; the rank check uses ``x`` itself, as lme4 does.
     """
     p, q = x.shape[1], z.shape[1]
     n = np.bincount(imp, minlength=m).astype(float)
@@ -299,6 +324,13 @@ def build_stats(y, x, z, imp, cluster, m, n_clusters, x_names=None):
             f"column{name} is (nearly) a linear combination of the columns before it (lme4 "
             "would drop it); remove redundant terms from 'formula'."
         )
+    x, centre = centre_fixed(x, imp, m)
+    if centre is not None:  # cross-products of the centred columns (accurate for x + 1e6)
+        xx = (x[:, :, None] * x[:, None, :]).reshape(len(y), p * p)
+        xtx = _group_sum(xx, imp, m).reshape(m, p, p)
+        xty0 = _group_sum(x * y[:, None], imp, m)
+    else:
+        centre = np.broadcast_to(np.eye(p), (m, p, p))
     beta0 = np.linalg.solve(xtx, xty0[..., None])[..., 0]
     yr = y - np.einsum("np,np->n", x, beta0[imp])
     xty = _group_sum(x * yr[:, None], imp, m)
@@ -325,7 +357,7 @@ def build_stats(y, x, z, imp, cluster, m, n_clusters, x_names=None):
         n=n,
         n_fixed=np.full(m, float(p)),
     )
-    return stats, beta0
+    return stats, beta0, centre
 
 
 def padded_size(p: int) -> int:

@@ -219,6 +219,9 @@ class LmerFit:
                 "mitml_loglik_at: 'params' must be a dict with keys 'beta', 'tau' and 'sigma2'."
             ) from exc
         b = self._batch
+        beta = np.asarray(beta, dtype=float).reshape(-1)
+        if beta.shape == b.beta0[self.index].shape:  # to the centred columns of b.stats
+            beta = np.linalg.solve(b.centre[self.index], beta)
         return marginal_loglik(b.stats_at(self.index), b.beta0[self.index], beta, tau, sigma2)
 
     def mitml_stacked_loglik(self, fits: list) -> float:
