@@ -270,3 +270,37 @@ def test_classic_rhat_with_an_infinite_draw_is_nan_for_that_parameter_without_wa
         got = [mj.rhat(x, method=m) for m in ("split", "identity")]
     for g, r in zip(got, ref):
         assert g[0] == r and np.isnan(g[1])
+
+
+# -- mitml's statistics: NaN and infinite draws ----------------------------------------------
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_acf_of_a_chain_with_a_bad_draw_is_nan_not_zero(bad):
+    # the ACF of such a chain was 0 at every lag (as for a constant chain: perfect mixing in
+    # summary()'s ACF table); mitml stops with an error; the other chains are unaffected
+    from mitml_jax.diagnostics.mitml_stats import autocorrelation, reduced_acf, sd_prop
+
+    x = np.random.default_rng(4).standard_normal((3, 60))
+    ref = reduced_acf(x, 5)
+    x[1, 7] = bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = reduced_acf(x, 5)
+        rho = autocorrelation(x, 4)
+        sdp = sd_prop(x)
+    assert np.isnan(got[1]).all() and np.isnan(rho[1]).all() and np.isnan(sdp[1])
+    np.testing.assert_array_equal(got[[0, 2]], ref[[0, 2]])
+
+
+def test_summary_acf_of_an_entry_with_a_nan_draw_is_nan():
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from diagnostics_fakes import fake_imputations
+
+    imp = fake_imputations(n_iter=10, m=6)
+    imp.imputation["beta"][0, 7, 0, 0, 0] = np.nan
+    f = imp.summary(n_rhat=3, goodness_of_appr=True, autocorrelation=True).to_frame()
+    row = f[(f.block == "beta") & (f.row == 1) & (f.col == 1)].iloc[0]
+    assert np.isnan([row.acf_lag1, row.acf_lagk, row.acf_lag2k, row.sd_prop]).all()
+    assert np.isfinite(f.acf_lag1.iloc[1:]).all()

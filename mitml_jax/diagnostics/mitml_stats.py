@@ -137,14 +137,16 @@ def segment_rhat_from_moments(xbar: np.ndarray, s2: np.ndarray, n: int) -> np.nd
 def autocorrelation(x, max_lag: int) -> np.ndarray:
     """ACF ``rho(0..max_lag)`` of demeaned chains (divisor N, as R's ``acf``): (..., max_lag+1).
 
-    Lags >= N are NaN; a constant chain has ACF 0 at every lag >= 1 (1 at lag 0).
+    Lags >= N are NaN; a constant chain has ACF 0 at every lag >= 1 (1 at lag 0); a chain with
+    a NaN or infinite draw has ACF NaN (mitml stops with an error).
     """
     import scipy.fft as sfft
 
     x = np.asarray(x, dtype=float)
     n = x.shape[-1]
-    y = x - x[..., :1]  # shifted by the first draw first: see segment_moments
-    y -= y.mean(axis=-1, keepdims=True)
+    with np.errstate(all="ignore"):  # a NaN or infinite draw makes that chain's ACF NaN
+        y = x - x[..., :1]  # shifted by the first draw first: see segment_moments
+        y -= y.mean(axis=-1, keepdims=True)
     length = sfft.next_fast_len(2 * n, real=True)
     f = sfft.rfft(y, n=length, axis=-1, workers=-1)
     acov = sfft.irfft(f.real**2 + f.imag**2, n=length, axis=-1, workers=-1)
@@ -154,6 +156,7 @@ def autocorrelation(x, max_lag: int) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(denom > 0, acov / np.where(denom > 0, denom, 1.0), 0.0)
     rho[..., 0] = 1.0
+    rho = np.where(np.isnan(denom), np.nan, rho)  # not 0 (as for a constant chain)
     if max_lag + 1 > lags:
         pad = np.full(x.shape[:-1] + (max_lag + 1 - lags,), np.nan)
         rho = np.concatenate([rho, pad], axis=-1)
@@ -211,8 +214,14 @@ def sd_prop(x, return_n_eff: bool = False):
         return_n_eff: also return ``n.eff = var(x) / (sp0 / N)`` (N for a constant chain).
 
     Returns:
-        SDprop array of the leading shape (0 for constant chains), and n.eff if asked.
+        SDprop array of the leading shape (0 for constant chains, NaN for chains with a NaN or
+        infinite draw), and n.eff if asked.
     """
+    with np.errstate(all="ignore"):  # NaN or infinite draws: NaN, without warnings
+        return _sd_prop(x, return_n_eff)
+
+
+def _sd_prop(x, return_n_eff: bool):
     x = np.asarray(x, dtype=float)
     lead = x.shape[:-1]
     n = x.shape[-1]
