@@ -216,6 +216,25 @@ def _labels(spec, problems, random_l1, keep_chains, design):
     return labels
 
 
+def _warn_single_category(problems, spec, design, index, target_of_cell):
+    """A categorical target with one observed category in a group has no latent column there, so
+    its missing values in that group are that category in every imputation (R's jomo stops with
+    'subscript out of bounds'): said with a warning, as nothing is imputed from a model."""
+    for g, prob in enumerate(problems):
+        in_group = np.isin(index[:, 0], prob.rows)
+        for name, (kind, _, levels) in prob.decoders.items():
+            n_miss = int(np.sum(in_group & (target_of_cell == name)))
+            if kind != "const" or n_miss == 0:
+                continue
+            category = spec.categories[name][int(levels[0])]
+            where = f" in group {design.group_labels[g]!r} of '{spec.group}'" if spec.group else ""
+            warnings.warn(f"Target '{name}' has a single observed category {category!r}{where}: "
+                          f"its {n_miss} missing value(s) there are set to {category!r} in every "
+                          "imputation, not drawn from a model (R's jomo stops with an error). "
+                          "Recode the target or impute that group without it if this is not "
+                          "meant.", MitmlWarning, stacklevel=3)
+
+
 def _fill_observed_level2(values, index, target_of_cell, spec, design):
     """A level-2 target missing in some rows of a cluster but observed in another row of it has
     that observed value in every imputation: the sampler takes the cluster's value as observed,
@@ -319,6 +338,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     if not isinstance(exact_beta2, bool):
         raise MitmlTypeError(f"'exact_beta2' must be True or False, got {exact_beta2!r}.")
     problems = configure_problems(build_group_problems(spec, design, random_L1), exact_beta2)
+    _warn_single_category(problems, spec, design, index, target_of_cell)
     prior_np, prior_dev = _priors(prior, problems, random_L1)
 
     n_saves = saves_needed(m, chains)

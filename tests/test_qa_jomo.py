@@ -155,3 +155,23 @@ def test_scales_jomo_uses_do_not_warn(no_sampler, formula, random_l1, prior):
         warnings.simplefilter("error", MitmlWarning)
         with pytest.raises(_Stopped):
             mj.jomo_impute(d, formula, random_L1=random_l1, prior=prior, **FAST)
+
+
+def test_single_observed_category_in_a_group_warns(no_sampler):
+    """y3 is only 'mid two' where observed in group g2: its missing values there become 'mid two'
+    in every imputation (R's jomo: 'subscript out of bounds'); this happened without a word."""
+    d = data()
+    d.loc[(d["grp"] == "g2") & d["y3"].notna(), "y3"] = "mid two"
+    with pytest.warns(MitmlWarning, match=r"Target 'y3' has a single observed category 'mid two' "
+                                          r"in group 'g2' of 'grp': its 2 missing value\(s\)"):
+        with pytest.raises(_Stopped):
+            mj.jomo_impute(d, "y1 + y3 ~ 1 + x1 + (1|id)", group="grp", **FAST)
+
+
+def test_single_category_without_missing_values_in_that_group_does_not_warn(no_sampler):
+    d = data()
+    d.loc[(d["grp"] == "g2"), "y3"] = "mid two"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MitmlWarning)
+        with pytest.raises(_Stopped):
+            mj.jomo_impute(d, "y1 + y3 ~ 1 + x1 + (1|id)", group="grp", **FAST)
