@@ -304,3 +304,29 @@ def test_summary_acf_of_an_entry_with_a_nan_draw_is_nan():
     row = f[(f.block == "beta") & (f.row == 1) & (f.col == 1)].iloc[0]
     assert np.isnan([row.acf_lag1, row.acf_lagk, row.acf_lag2k, row.sd_prop]).all()
     assert np.isfinite(f.acf_lag1.iloc[1:]).all()
+
+
+@pytest.mark.parametrize("n_rhat", [3, None])
+def test_summary_of_many_chains_does_not_depend_on_a_large_mean(n_rhat):
+    # pooled sd, MCSE, nested R-hat and ESS of an entry with draws 1e13 + 1e-2 noise equal
+    # those of the same draws shifted exactly to a small mean (the chain means were rounded to
+    # 1e13's last bit: sd 0.001218 for 0.001251, MCSE 8.63e-5 for 8.86e-5, nested R-hat 1.0
+    # for 1.009)
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from diagnostics_fakes import fake_imputations
+
+    imp = fake_imputations(chains=8, n_iter=5, m=8)
+    small = imp.imputation["beta"][:, :, 0, 0, 0].copy()
+    imp.imputation["beta"][:, :, 0, 0, 0] = 1e13 + (small - 1.0) * 1e-2
+    big = imp.summary(n_rhat=n_rhat).to_frame().iloc[0]
+    imp.imputation["beta"][:, :, 0, 0, 0] -= 1e13  # exact (Sterbenz)
+    ref = imp.summary(n_rhat=n_rhat).to_frame().iloc[0]
+    for name in ("sd", "mcse_mean", "rhat_nested", "rhat_rank", "ess_bulk", "ess_tail",
+                 "rhat_segments", "rhat_segments_max"):
+        if n_rhat is None and name.startswith("rhat_segments"):
+            continue
+        assert big[name] == pytest.approx(ref[name], rel=1e-9), name
+    assert big["mean"] - 1e13 == pytest.approx(ref["mean"], abs=2e-3)  # 1e13's last bit

@@ -133,16 +133,19 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
         stats.append("ACF")
     chain_mean = np.full((e, c), np.nan)
     chain_var = np.zeros((e, c))
+    shift = np.zeros(e)
     if e and d:
         per_entry = _per_entry_statistics(imp, entries, n_rhat, stats, c, d)
         chain_mean, chain_var = per_entry.pop("chain_mean"), per_entry.pop("chain_var")
+        shift = per_entry.pop("shift")  # chain means are relative to it (all shift-invariant)
         cols.update(per_entry)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if e and d:  # pooled mean and sd from the chains' moments (also used by nested R-hat)
-            cols["mean"] = chain_mean.mean(axis=1)
+            cols["mean"] = chain_mean.mean(axis=1) + shift
             if c * d > 1:
-                squares = ((d - 1) * chain_var + d * (chain_mean - cols["mean"][:, None]) ** 2)
+                dev = chain_mean - chain_mean.mean(axis=1, keepdims=True)
+                squares = (d - 1) * chain_var + d * dev**2
                 cols["sd"] = np.sqrt(squares.sum(axis=1) / (c * d - 1))
         if e and d >= 4:  # ArviZ's mcse_mean: sd of all draws / sqrt(ESS of the mean)
             cols["mcse_mean"] = cols["sd"] / np.sqrt(cols.pop("ess_mean"))
@@ -176,7 +179,9 @@ def _per_entry_statistics(imp, entries, n_rhat, stats, c: int, d: int) -> dict:
     buffer and processed one by one while their draws are in cache, on several threads.
     """
     e = len(entries)
-    out = {"chain_mean": np.empty((e, c)), "chain_var": np.zeros((e, c))}
+    # chain means relative to each entry's first (finite) draw, so that a mean large against the
+    # spread keeps its digits in the pooled sd and nested R-hat
+    out = {"chain_mean": np.empty((e, c)), "chain_var": np.zeros((e, c)), "shift": np.zeros(e)}
     names = ["rhat_segments", "rhat_segments_max", "sd_prop", "acf_lag1", "acf_lagk",
              "acf_lag2k", "rhat_rank", "ess_bulk", "ess_tail", "ess_mean"]
     out.update({name: np.full(e, np.nan) for name in names})
@@ -214,6 +219,9 @@ def _entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
 
 def _write_entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
     c, d = x.shape[1:]
+    first = x[0, 0, 0]
+    first = first if np.isfinite(first) else 0.0
+    out["shift"][row] = first
     if "Rhat" in stats:  # segment moments give mitml's R-hat and, with the rest, chain moments
         # (C, n_rhat) each; the means relative to each chain's first draw (shift, (C,))
         xbar, s2, n, shift = segment_moments(x[0], n_rhat, work, shifted=True)
@@ -224,13 +232,14 @@ def _write_entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> 
         mean = (n * xbar.sum(axis=1) + rest.sum(axis=1)) / d
         between = n * ((xbar - mean[:, None]) ** 2).sum(axis=1)
         squares = (n - 1) * s2.sum(axis=1) + between + ((rest - mean[:, None]) ** 2).sum(axis=1)
-        out["chain_mean"][row] = mean + shift
+        out["chain_mean"][row] = mean + (shift - first)  # shift - first: exact, or nearly
         out["chain_var"][row] = squares / (d - 1)
     else:
-        mean = x[0].mean(axis=1)
+        dev = np.subtract(x[0], first, out=scratch(work, "centred", (c, d)))
+        mean = dev.mean(axis=1)
         out["chain_mean"][row] = mean
         if d > 1:
-            dev = np.subtract(x[0], mean[:, None], out=scratch(work, "centred", (c, d)))
+            dev -= mean[:, None]
             out["chain_var"][row] = row_dot(dev, dev) / (d - 1)
     if "SDprop" in stats:
         out["sd_prop"][row] = np.nanmean(sd_prop(x)[0])
