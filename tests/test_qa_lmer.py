@@ -211,6 +211,10 @@ def test_rank_check_follows_lme4_for_a_large_shift(imps):
         lmer("y ~ x + (1 | id)", [f.assign(x=f["x"] + 1e9) for f in imps])
     with pytest.raises(MitmlError, match="column 'x2' is .nearly. a linear combination"):
         lmer("y ~ x + x2 + (1 | id)", [f.assign(x2=2 * f["x"] - 1) for f in imps])
+    # a level only one data set has: a zero column in the others, said so
+    other = [f.assign(g=np.where(f["x"] > 0, "a", "b" if i else "c")) for i, f in enumerate(imps)]
+    with pytest.raises(MitmlError, match="data set 1: column 'gb' is zero in every complete row"):
+        lmer("y ~ x + g + (1 | id)", other)
 
 
 def test_predictor_far_from_zero_keeps_its_digits(imps):

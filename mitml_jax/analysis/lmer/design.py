@@ -319,10 +319,12 @@ def build_stats(y, x, z, imp, cluster, m, n_clusters, x_names=None):
         bad = int(np.argmax(redundant >= 0))
         column = int(redundant[bad])
         name = f" {x_names[column]!r}" if x_names is not None else f" {column + 1}"
+        why = ("is zero in every complete row (a factor level this data set does not have?)"
+               if xtx[bad, column, column] == 0 else
+               "is (nearly) a linear combination of the columns before it (lme4 would drop it)")
         raise MitmlError(
             f"The fixed-effects model matrix is rank deficient in imputed data set {bad + 1}: "
-            f"column{name} is (nearly) a linear combination of the columns before it (lme4 "
-            "would drop it); remove redundant terms from 'formula'."
+            f"column{name} {why}; remove redundant terms from 'formula'."
         )
     x, centre = centre_fixed(x, imp, m)
     if centre is not None:  # cross-products of the centred columns (accurate for x + 1e6)
