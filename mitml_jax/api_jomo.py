@@ -101,22 +101,26 @@ def _shared_prior_hint(problems):
             "list of dicts, one per group.")
 
 
-def _warn_unused_scales(given, problems, random_l1):
+def _warn_unused_scales(prior, problems, random_l1):
     """jomo updates a covariance matrix with fixed latent blocks (categorical targets) by a
     Metropolis step with a flat prior, so a 'Binv' (level-1 categorical targets, random_L1 =
     'none') or 'Dinv' (level-2 categorical targets) given by the user has no effect there, in R
-    as here (R says nothing)."""
+    as here (R says nothing). Called by ``jomo_impute`` on the caller's (checked) prior only:
+    ``extend`` passes the stored prior, which always holds both matrices."""
+    if prior is None:
+        return
+    given = [prior] * len(problems) if isinstance(prior, Mapping) else list(prior)
     pairs = list(zip(problems, given))
     if random_l1 == "none" and any(p is not None and "Binv" in p and prob.config.cat_blocks
                                    for prob, p in pairs):
         warnings.warn("prior['Binv'] has no effect with categorical level-1 targets and "
                       "random_L1 = 'none': jomo updates the level-1 covariance matrix by a "
                       "Metropolis step with a flat prior (as R's jomo does).", MitmlWarning,
-                      stacklevel=4)
+                      stacklevel=3)
     if any(p is not None and "Dinv" in p and prob.config.cat2_blocks for prob, p in pairs):
         warnings.warn("prior['Dinv'] has no effect with categorical level-2 targets: jomo updates "
                       "the covariance matrix Psi by a Metropolis step with a flat prior (as R's "
-                      "jomo does).", MitmlWarning, stacklevel=4)
+                      "jomo does).", MitmlWarning, stacklevel=3)
 
 
 def _priors(prior, problems, random_l1):
@@ -144,7 +148,6 @@ def _priors(prior, problems, random_l1):
         warnings.warn("prior['Dinv'] is used only in a multilevel model (the prior of the "
                       "covariance matrix Psi of the random effects); it is ignored in this "
                       "single-level model (no cluster variable).", MitmlWarning, stacklevel=3)
-    _warn_unused_scales(given, problems, random_l1)
     reported, device = [], []
     for g, (prob, p) in enumerate(zip(problems, given)):
         cfg = prob.config
@@ -340,6 +343,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     problems = configure_problems(build_group_problems(spec, design, random_L1), exact_beta2)
     _warn_single_category(problems, spec, design, index, target_of_cell)
     prior_np, prior_dev = _priors(prior, problems, random_L1)
+    _warn_unused_scales(prior, problems, random_L1)
 
     n_saves = saves_needed(m, chains)
     enable_compilation_cache()  # as pan_impute: later processes reuse the compiled sweep

@@ -119,6 +119,11 @@ def test_level2_target_missing_in_some_rows_of_a_cluster_gets_its_observed_value
         assert frame.loc[d["id"] == 3, "w"].nunique() == 1
         assert frame.loc[d["id"] == 3, "wc"].nunique() == 1
         assert frame["w"].notna().all() and frame["wc"].notna().all()
+    # the stored prior holds Dinv (the identity), which extend passes on: no warning that a
+    # user's Dinv has no effect with the categorical level-2 target wc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MitmlWarning)
+        imp.extend(m=1, progress=False)
 
 
 def _level2_data() -> pd.DataFrame:
