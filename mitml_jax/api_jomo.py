@@ -24,7 +24,8 @@ import numpy as np
 from .errors import MitmlError, MitmlTypeError, MitmlWarning
 from .kernels import jomo
 from .kernels.jomo_chains import record_parameters
-from .kernels.jomo_design import build_group_problems, decode_saves, missing_index
+from .kernels.jomo_design import (build_group_problems, decode_saves, fill_observed_level2,
+                                  missing_index)
 from .priors import as_real_array
 from .sampling.arguments import call_text, check_flag, check_run_arguments
 from .sampling.arguments import rng_key_and_seed as _rng_key
@@ -238,27 +239,6 @@ def _warn_single_category(problems, spec, design, index, target_of_cell):
                           "meant.", MitmlWarning, stacklevel=3)
 
 
-def _fill_observed_level2(values, index, target_of_cell, spec, design):
-    """A level-2 target missing in some rows of a cluster but observed in another row of it has
-    that observed value in every imputation: the sampler takes the cluster's value as observed,
-    so it saves no imputation for these cells (``decode_saves`` would read another cell's slot).
-    R's jomo instead imputes the whole cluster whenever the cluster's first row is missing,
-    ignoring the observed value."""
-    if not spec.targets_l2:
-        return values
-    key = design.group.astype(np.int64) * (int(design.cluster.max()) + 1) + design.cluster
-    rows = index[:, 0]
-    for j, name in enumerate(spec.targets_l2):
-        col = design.y_l2[:, j]
-        seen = ~np.isnan(col)
-        observed = dict(zip(key[seen].tolist(), col[seen].tolist()))
-        cells = np.nonzero(target_of_cell == name)[0]
-        known = [c for c in cells if int(key[rows[c]]) in observed]
-        for c in known:
-            values[:, :, c] = observed[int(key[rows[c]])]
-    return values
-
-
 def _with_predictors(data, spec, design):
     """The data copy with derived predictor columns appended (``save_pred``; L2 ones too: B4)."""
     out = data.copy()
@@ -373,7 +353,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
         finals.append(run.state)
         accept.append({k: np.asarray(v) for k, v in run.failures.items()})
     values = decode_saves(saves, problems, index, target_of_cell)
-    values = _fill_observed_level2(values, index, target_of_cell, spec, design)
+    values = fill_observed_level2(values, index, target_of_cell, spec, design)
     out_data = _with_predictors(data, spec, design) if save_pred else data.copy()
     formulas = [spec.formula, spec.formula_l2] if spec.is_l2 else spec.formula
     call = call_text(

@@ -113,6 +113,7 @@ def test_level2_target_missing_in_some_rows_of_a_cluster_gets_its_observed_value
     d.loc[d["id"] == 3, ["w", "wc"]] = np.nan
     imp = mj.jomo_impute(d, ["y1 ~ 1 + (1|id)", "w + wc ~ 1"], n_burn=20, n_iter=2, m=3, seed=2,
                          progress=False)
+    imp = imp.extend(2, progress=False)  # extend decoded these cells from another slot as well
     for frame in imp.complete("all"):
         assert np.all(frame.loc[[5, 6], "w"] == d.loc[7, "w"])
         assert list(frame.loc[[10, 13], "wc"]) == [d.loc[11, "wc"]] * 2

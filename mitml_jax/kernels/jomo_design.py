@@ -18,7 +18,8 @@ from ..errors import MitmlError
 from .jomo_data import JomoArrays, JomoConfig, JomoLayout, build_jomo_arrays
 from .latent import latent_to_category
 
-__all__ = ["GroupProblem", "build_group_problems", "missing_index", "decode_saves"]
+__all__ = ["GroupProblem", "build_group_problems", "missing_index", "decode_saves",
+           "fill_observed_level2"]
 
 
 @dataclass
@@ -172,4 +173,30 @@ def decode_saves(saves: list, problems: list, index, target_of_cell) -> np.ndarr
                 out[:, :, cells] = vals[..., 0]
             else:
                 out[:, :, cells] = levels[latent_to_category(vals)]
+            # no saved slot (-1): a level-2 value observed in another row of the cluster, which
+            # the sampler took as observed (see fill_observed_level2); never another cell's slot
+            unsaved = (slots < 0).any(axis=1)
+            if unsaved.any():
+                out[:, :, cells[unsaved]] = np.nan
     return out
+
+
+def fill_observed_level2(values, index, target_of_cell, spec, design):
+    """A level-2 target missing in some rows of a cluster but observed in another row of it has
+    that observed value in every imputation: the sampler takes the cluster's value as observed,
+    so it saves no imputation for these cells (:func:`decode_saves` leaves them NaN).
+    R's jomo instead imputes the whole cluster whenever the cluster's first row is missing,
+    ignoring the observed value."""
+    if not spec.targets_l2:
+        return values
+    key = design.group.astype(np.int64) * (int(design.cluster.max()) + 1) + design.cluster
+    rows = index[:, 0]
+    for j, name in enumerate(spec.targets_l2):
+        col = design.y_l2[:, j]
+        seen = ~np.isnan(col)
+        observed = dict(zip(key[seen].tolist(), col[seen].tolist()))
+        cells = np.nonzero(target_of_cell == name)[0]
+        known = [c for c in cells if int(key[rows[c]]) in observed]
+        for c in known:
+            values[:, :, c] = observed[int(key[rows[c]])]
+    return values
