@@ -118,7 +118,18 @@ def test_no_floating_point_warnings_and_values_as_arviz(label):
     # less than 1e-15 the number of draws
     expected_ess_mean = {"constant, one chain": 40.0, "scale 1e-300": 200.0}
     np.testing.assert_array_equal(got["ess_mean"], [expected_ess_mean.get(label, np.nan)])
-    assert np.isnan(got["mcse_sd"][0])
+    assert np.isnan(got["mcse_sd"][0]) == (label != "constant, one chain")
+
+
+@pytest.mark.parametrize("shape", [(1, 40), (4, 50), (3, 51), (2, 8192)])
+def test_mcse_of_constant_draws_is_zero(shape):
+    # MCSE of the mean and of the sd of constant draws: 0 (ArviZ: NaN from 0 / 0 for (1, 40),
+    # 0 or 3e-17 from rounding noise for the others; we gave NaN or 0 / 3e-17 alike)
+    import mitml_jax as mj
+
+    x = np.full(shape, 3.7)
+    assert mj.mcse(x, method="mean") == 0.0
+    assert mj.mcse(x, method="sd") == 0.0
 
 
 

@@ -280,7 +280,10 @@ def _diagnose_chunk(x: np.ndarray, which, work) -> dict:
         if "mcse_sd" in which:
             evar = c2.mean(axis=(1, 2))
             varvar = ((c2**2).mean(axis=(1, 2)) - evar**2) / e_sd
-            res["mcse_sd"][idx] = np.sqrt(varvar / evar / 4)
+            # constant draws: 0 (ArviZ's 0 / 0 gives NaN or, from rounding noise, 0)
+            flat = x.reshape(len(idx), -1)
+            constant = flat.max(axis=1) == flat.min(axis=1)
+            res["mcse_sd"][idx] = np.where(constant, 0.0, np.sqrt(varvar / evar / 4))
     return res
 
 
