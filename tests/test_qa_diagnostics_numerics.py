@@ -341,3 +341,13 @@ def test_summary_of_many_chains_does_not_depend_on_a_large_mean(n_rhat):
             continue
         assert big[name] == pytest.approx(ref[name], rel=1e-9), name
     assert big["mean"] - 1e13 == pytest.approx(ref["mean"], abs=2e-3)  # 1e13's last bit
+
+
+def test_nested_rhat_of_no_draws_is_nan():
+    # NumPy's "cannot reshape array of size 0" ValueError before
+    from mitml_jax.diagnostics.nested import default_superchains, rhat_nested
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = rhat_nested(np.zeros((8, 0, 2)), default_superchains(8, 4))
+    assert got.shape == (2,) and np.isnan(got).all()

@@ -52,7 +52,8 @@ def rhat_nested(draws, superchain_ids) -> np.ndarray:
     if x.ndim < 2:
         raise MitmlError(f"'draws' must be (chain, draw, ...), got shape {x.shape}.")
     pshape = x.shape[2:]
-    flat = np.moveaxis(x.reshape(x.shape[:2] + (-1,)), 2, 0)
+    k = int(np.prod(pshape, dtype=np.int64))  # (-1 fails for no chains or no draws)
+    flat = np.moveaxis(x.reshape(x.shape[:2] + (k,)), 2, 0)
     out = rhat_nested_by_parameter(flat, superchain_ids).reshape(pshape)
     return float(out) if out.ndim == 0 else out
 
@@ -76,7 +77,10 @@ def rhat_nested_by_parameter(x: np.ndarray, superchain_ids) -> np.ndarray:
         # shifted by each parameter's first (finite) draw: a large mean keeps its digits
         first = x[:, 0, 0] if x.shape[1] and x.shape[2] else np.zeros(x.shape[0])
         x = x - np.where(np.isfinite(first), first, 0.0)[:, None, None]
-        chain_mean = x.mean(axis=2)  # (K, C)
+        if x.shape[2] == 0:  # no draws: NaN
+            chain_mean = np.full(x.shape[:2], np.nan)
+        else:
+            chain_mean = x.mean(axis=2)  # (K, C)
         chain_var = x.var(axis=2, ddof=1) if x.shape[2] > 1 else np.zeros_like(chain_mean)
     return rhat_nested_from_moments(chain_mean, chain_var, ids)
 
