@@ -241,59 +241,43 @@ def test_extend_keep_chains_diagonal():
     _same(ext, whole)
 
 
-def test_pan_impute_ctrl_c_returns_completed_imputations(small_blocks, monkeypatch):
-    """Ctrl-C after the first imputation-phase block: pan_impute warns and returns 2 imputations
-    whose continuation equals the uninterrupted run."""
+def _interrupt_at(module, monkeypatch, iterations_at_least: int) -> None:
+    """Make ``module.run_chains`` raise Ctrl-C after the first block ending at or beyond the
+    given iteration (blocks end at 4, 5 (burn-in), 9 (two saves), ...)."""
+    real = module.run_chains
+
+    def interrupted(*args, **kw):
+        def stop(iterations):
+            if iterations >= iterations_at_least:
+                raise KeyboardInterrupt
+        return real(*args, **{**kw, "after_block": stop})
+
+    monkeypatch.setattr(module, "run_chains", interrupted)
+
+
+@pytest.mark.parametrize("kind", ["pan", "jomo"])
+def test_impute_ctrl_c_returns_completed_imputations(small_blocks, monkeypatch, kind):
+    """Ctrl-C after the first imputation-phase block: pan_impute and jomo_impute warn and return
+    the 2 imputations completed, whose continuation equals the uninterrupted run. Ctrl-C during
+    burn-in propagates (nothing to keep), and so does Ctrl-C in a jomo run with several groups
+    (they run one after another)."""
+    import mitml_jax.api_jomo as api_jomo
     import mitml_jax.api_pan as api_pan
 
-    whole = mj.pan_impute(tiny(), FORMULA, m=8, **KW)
-    real = api_pan.run_chains
-
-    def interrupted(*args, **kw):
-        def stop(iterations):  # blocks end at 4, 5 (burn-in), 9 (two saves), ...
-            if iterations >= 9:
-                raise KeyboardInterrupt
-        return real(*args, **{**kw, "after_block": stop})
-
-    monkeypatch.setattr(api_pan, "run_chains", interrupted)
+    module, impute = (api_pan, mj.pan_impute) if kind == "pan" else (api_jomo, mj.jomo_impute)
+    real = module.run_chains
+    whole = impute(tiny(), FORMULA, m=8, **KW)
+    _interrupt_at(module, monkeypatch, 9)
     data = tiny()
     with pytest.warns(MitmlWarning, match="Interrupted: returning the 2 imputations"):
-        part = mj.pan_impute(data, FORMULA, m=8, **KW)
+        part = impute(data, FORMULA, m=8, **KW)
     pdt.assert_frame_equal(data, tiny())
     assert part.m == 2
     _same(part.extend(m=6, progress=False), whole)
-
-    def early(*args, **kw):  # Ctrl-C during burn-in: nothing to keep, the interruption propagates
-        def stop(iterations):
-            raise KeyboardInterrupt
-        return real(*args, **{**kw, "after_block": stop})
-
-    monkeypatch.setattr(api_pan, "run_chains", early)
+    if kind == "jomo":
+        with pytest.raises(KeyboardInterrupt):
+            impute(tiny(), FORMULA, m=8, group="grp", **KW)
+    monkeypatch.setattr(module, "run_chains", real)  # (small blocks stay)
+    _interrupt_at(module, monkeypatch, 0)
     with pytest.raises(KeyboardInterrupt):
-        mj.pan_impute(tiny(), FORMULA, m=8, **KW)
-
-
-def test_jomo_impute_ctrl_c_returns_completed_imputations(small_blocks, monkeypatch):
-    """As pan_impute: Ctrl-C after the first imputation-phase block returns the 2 imputations
-    completed (one group; with several groups, which run one after another, it propagates), and
-    continuing them equals the uninterrupted run."""
-    import mitml_jax.api_jomo as api_jomo
-
-    whole = mj.jomo_impute(tiny(), FORMULA, m=8, **KW)
-    real = api_jomo.run_chains
-
-    def interrupted(*args, **kw):
-        def stop(iterations):  # blocks end at 4, 5 (burn-in), 9 (two saves), ...
-            if iterations >= 9:
-                raise KeyboardInterrupt
-        return real(*args, **{**kw, "after_block": stop})
-
-    monkeypatch.setattr(api_jomo, "run_chains", interrupted)
-    data = tiny()
-    with pytest.warns(MitmlWarning, match="Interrupted: returning the 2 imputations"):
-        part = mj.jomo_impute(data, FORMULA, m=8, **KW)
-    pdt.assert_frame_equal(data, tiny())
-    assert part.m == 2
-    _same(part.extend(m=6, progress=False), whole)
-    with pytest.raises(KeyboardInterrupt):
-        mj.jomo_impute(tiny(), FORMULA, m=8, group="grp", **KW)
+        impute(tiny(), FORMULA, m=8, **KW)
