@@ -23,6 +23,15 @@ that were no faster: fusing elementwise passes in cache-sized chunks; lag sums a
 noise); merges by ``searchsorted``/``interp`` (3-4x slower than timsort); folded chain sums by
 a scatter instead of ``bincount`` (slower, though GIL-free); XLA's sort. Reaching 2 s would
 take a compiled post-sort pass (merge, chain sums and scatter fused).
+
+Measured again 2026-11-26 13:00-13:20 (thread CPU per parameter of 10^6 draws): XLA on CPU for
+the post-sort steps (sort 346 ms, scatter 11.2 ms against NumPy's 5.6 ms, 16 lag sums 99-108 ms
+against 6.9 ms); the lags as flat dot products over a time-major copy (6.8 against 6.9 ms, plus
+a 2 ms transpose); the folded merge by ``searchsorted`` (23 ms), on float32 copies (21 ms) or
+through a coarse index (15 ms) against timsort's 5.7 ms. None kept. Whole summary: 2.97 s at
+13:00 (sort floor 1.70 s), 4.02-4.80 s at 14:30 when the same sort took 1.95-2.33 s; the
+first-draw shift added to ESS/MCSE that afternoon costs 5-7% of the rank step's CPU and nothing
+measurable in the summary (``--quick``, alternating processes against the previous commit).
 """
 
 from __future__ import annotations
