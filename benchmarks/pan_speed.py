@@ -78,6 +78,16 @@ rest goes: XLA's code generation at 13-20 ms per fused loop even inside a small 
 112 loops for r q = 6, 8, 10, 12 compiled in 0.49, 0.76, 1.32, 2.21 s); with 64 chains the chain
 ``vmap`` makes tracing 3x longer (1.58 against 0.47 s; every primitive batched).
 
+Compile time again, 2026-11-26 13:02 and 14:25 UTC (``--compile``, cache off, the same code; the
+machine itself ran about 1.7x slower at 14:25: its float sort and R's pan slowed alike)::
+
+    model  chains 1 / 8 / 64 / 256, 13:02            14:25
+    (a)    2.38 / 2.74 / 3.02 / 2.97                4.20 / 4.35 / 5.70 / 5.38
+    (b)    3.52-4.00 / 4.90-5.08 / 4.42-5.12 / 6.63  7.02 / 10.75 / 10.36 / 9.13
+
+Alternating processes against 9b10875 at 14:26 showed the QA changes of that afternoon compile
+no slower ((a) 4.39, 3.95 / 3.76, 3.61 s; (b) 5.63, 5.43 / 5.20, 4.60 s, old / new).
+
 ``--layouts`` instead times ``run_chains`` itself (no result assembly) with pan's kernel as
 ``run_chains`` runs it (chains innermost from ``pan_chains.MIN_CHAINS`` chains, see
 ``mitml_jax/kernels/pan_chains.py``) and with the plain ``vmap`` over chains, back to back in one
