@@ -38,7 +38,7 @@ _EXPORTS = {
     "mitml_complete": "mitml_jax.results.complete",
     "ImputedList": "mitml_jax.results.implist",
     "cluster_means": "mitml_jax.results.cluster_means",
-    "read_implist": "mitml_jax.results.io",
+    "read_implist": "mitml_jax.results.parquet",
     # analysis and pooling
     "AnalysisList": "mitml_jax.analysis.analysis_list",
     "test_estimates": "mitml_jax.analysis.estimates",

@@ -348,7 +348,7 @@ CASES = [
     # ---- I/O
     Case("read_missing_file", "read_implist", None, lambda d: mj.read_implist("/nonexistent/imputed.parquet"), MitmlError, "nonexistent"),
     Case("write_non_frames", "ImputedList.write", None,
-         lambda d: __import__("mitml_jax.results.io", fromlist=["x"]).write_implist([1, 2], "/tmp/x.parquet"), MitmlError, "frame|DataFrame"),
+         lambda d: __import__("mitml_jax.results.parquet", fromlist=["x"]).write_implist([1, 2], "/tmp/x.parquet"), MitmlError, "frame|DataFrame"),
     Case("write_mplus_bad_na", "ImputedList.write_mplus", None,
          lambda d: _implist().write_mplus("/tmp/mitml_bad_mplus", na_value="NA"), MitmlError, "na_value"),
     Case("complete_force_list_string", "mitml_complete", None, lambda d: _imp().complete(1, force_list="yes"), MitmlTypeError,

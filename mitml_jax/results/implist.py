@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError
 from . import io as _io
+from . import parquet as _parquet
 from . import long_format as _long
 
 __all__ = ["ImputedList"]
@@ -318,13 +319,13 @@ class ImputedList(list):
 
     # -- files --------------------------------------------------------------------------------
     def write(self, path):
-        """Write to one parquet file; see :mod:`mitml_jax.results.io` for the layout."""
-        _io.write_implist(self, path)
+        """Write to one parquet file; see :mod:`mitml_jax.results.parquet` for the layout."""
+        _parquet.write_implist(self, path)
 
     @classmethod
     def read(cls, path):
         """Read a file written by :meth:`write` (same as :func:`read_implist`)."""
-        return _io.read_implist(path)
+        return _parquet.read_implist(path)
 
     def write_mplus(self, folder, name="imp", na_value=-999, sep="\t", dec=".", suffix="list"):
         """Write Mplus ``TYPE = IMPUTATION`` files (R's ``write.mitmlMplus``); returns the paths.
