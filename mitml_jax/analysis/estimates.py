@@ -353,11 +353,15 @@ def check_df_com(df_com, names, single: bool = False):
     """``df_com`` as a float array (one value, or one per parameter in the order of ``names``),
     or None; refuses, naming ``'df_com'``, text, bools, NaN, values <= 0 and wrong lengths.
 
-    ``inf`` is allowed: the large-sample limit (no small-sample adjustment of that parameter).
+    A dict or a Series labelled by parameter names is read by name, a Series with a default
+    index (0, 1, ...) in order. ``inf`` is allowed: the large-sample limit (no small-sample
+    adjustment of that parameter).
     With ``single`` (D1), exactly one value is allowed.
     """
     if df_com is None:
         return None
+    if isinstance(df_com, pd.Series) and df_com.index.equals(pd.RangeIndex(len(df_com))):
+        df_com = df_com.tolist()  # values without parameter names: in the model's order
     if isinstance(df_com, (dict, pd.Series)) and not single:
         df_com = _df_com_by_name(df_com, names)
     values = df_com if isinstance(df_com, (list, tuple, np.ndarray)) else [df_com]
@@ -443,10 +447,6 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
         raise MitmlError("Pooling needs at least two imputed data sets (got m = 1).")
     if names is None:
         names = [f"Parameter.{i + 1}" for i in range(p)]
-    if isinstance(df_com, pd.Series) and df_com.index.equals(pd.RangeIndex(len(df_com))):
-        df_com = df_com.tolist()  # values without parameter names: in the model's order
-    if isinstance(df_com, (dict, pd.Series)):
-        df_com = _df_com_by_name(df_com, names)
     dfc = check_df_com(df_com, names)
     if model is not None:
         _check_variances(u, names, "The fitted models' covariance matrix")
