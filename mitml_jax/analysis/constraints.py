@@ -303,10 +303,7 @@ def _check_singular(constraints, jac, ubar) -> None:
         subject = f"Constraint {which} does" if len(flat) == 1 else f"Constraints {which} do"
         raise MitmlError(f"{subject} not depend on the parameters (zero derivative), so there is "
                          "nothing to test; each constraint must be a function of the parameters.")
-    scale = np.sqrt(np.diag(ubar))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = ubar / np.outer(scale, scale)
-    if not np.all(np.isfinite(corr)) or np.linalg.matrix_rank(corr, tol=1e-10) < len(constraints):
+    if pooling.is_singular_covariance(ubar):
         raise MitmlError(f"The constraints {constraints!r} are linearly dependent (or their "
                          "covariance is singular): a constraint repeats or combines others. "
                          "Drop the redundant constraints.")

@@ -322,13 +322,7 @@ def _check_identified(names, u) -> None:
     """Refuse tested parameters whose covariance matrix is singular in some imputation (a
     parameter with zero variance, or collinear predictors whose estimates statsmodels' pseudo-
     inverse does not identify): the Wald statistic would be arbitrary."""
-    bad = []
-    for i, ui in enumerate(u, start=1):
-        scale = np.sqrt(np.clip(np.diag(ui), 0.0, None))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            corr = ui / np.outer(scale, scale)
-        if not np.all(np.isfinite(corr)) or np.linalg.matrix_rank(corr, tol=1e-10) < len(names):
-            bad.append(i)
+    bad = [i for i, ui in enumerate(u, start=1) if pooling.is_singular_covariance(ui)]
     if bad:
         raise MitmlError(
             f"The covariance matrix of the tested parameters {names} is singular in imputation(s) "
