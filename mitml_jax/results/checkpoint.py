@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
-from ..sampling.arguments import check_count, check_flag
+from ..sampling.arguments import check_count, check_flag, is_key
 from .extend import InterruptedRun, extend_imputations
 
 __all__ = ["save_imputations", "load_imputations", "impute_in_stages", "InterruptedRun"]
@@ -41,13 +41,9 @@ FORMAT = "mitml_jax.Imputations"
 VERSION = 1
 
 
-def _is_key(value) -> bool:
-    return isinstance(value, jax.Array) and jax.numpy.issubdtype(value.dtype, jax.dtypes.prng_key)
-
-
 def _to_host(value):
     """JAX arrays (not keys) in a pytree -> NumPy; everything else unchanged."""
-    return jax.tree_util.tree_map(lambda a: np.asarray(a) if isinstance(a, jax.Array) and not _is_key(a) else a,
+    return jax.tree_util.tree_map(lambda a: np.asarray(a) if isinstance(a, jax.Array) and not is_key(a) else a,
                                   value)
 
 
@@ -85,7 +81,7 @@ def save_imputations(imp, path, drop=False) -> str:
     drop = check_flag("drop", drop, where="save: ")
     path = _check_target(path, "save")
     fields = {f.name: _to_host(getattr(imp, f.name)) for f in dataclasses.fields(imp)}
-    if _is_key(imp.seed):
+    if is_key(imp.seed):
         fields["seed"] = {"key_data": np.asarray(jax.random.key_data(imp.seed)),
                           "impl": str(jax.random.key_impl(imp.seed))}
     if drop and not imp.draws_dropped:

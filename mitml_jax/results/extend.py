@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError
 from ..sampling.arguments import check_count as _count
-from ..sampling.arguments import check_flag
+from ..sampling.arguments import check_flag, is_key
 from .continuation import PartialRun, continue_chains
 
 __all__ = ["extend_imputations", "rng_key_of", "InterruptedRun"]
@@ -43,7 +43,7 @@ class InterruptedRun(KeyboardInterrupt):
 
 def rng_key_of(seed):
     """The run's JAX key from ``imp.seed`` (an int, or a stored JAX key)."""
-    if isinstance(seed, jax.Array) and jax.numpy.issubdtype(seed.dtype, jax.dtypes.prng_key):
+    if is_key(seed):
         return seed
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
         return jax.random.key(int(seed))

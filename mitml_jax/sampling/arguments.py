@@ -9,8 +9,8 @@ import numpy as np
 from ..errors import MitmlError, MitmlTypeError
 from .keys import seed_key
 
-__all__ = ["call_text", "check_count", "check_flag", "check_run_arguments", "rng_key_and_seed",
-           "type_name"]
+__all__ = ["call_text", "check_count", "check_flag", "check_run_arguments", "is_key",
+           "rng_key_and_seed", "type_name"]
 
 
 def check_count(name: str, value, minimum: int) -> int:
@@ -20,7 +20,7 @@ def check_count(name: str, value, minimum: int) -> int:
     mitml takes ``n.burn = 20.0``: ``20.0`` becomes ``20``), also as 0-d NumPy/JAX arrays.
     Refused: bools, fractions (``20.5``), NaN and infinities, strings and anything else.
     """
-    if isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0 and not _is_key(value):
+    if isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0 and not is_key(value):
         value = np.asarray(value).item()
     if isinstance(value, (bool, np.bool_)):
         raise MitmlTypeError(f"'{name}' must be an integer >= {minimum}, got {value!r}.")
@@ -45,7 +45,7 @@ def check_flag(name: str, value, where: str = "") -> bool:
     return bool(value)
 
 
-def _is_key(value) -> bool:
+def is_key(value) -> bool:
     """A JAX PRNG key array (not a number)."""
     return isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jax.dtypes.prng_key)
 
@@ -59,7 +59,7 @@ def rng_key_and_seed(seed):
     """
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31))
-    if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
+    if is_key(seed):
         return seed, seed
     given = seed
     if isinstance(seed, (float, np.floating)) and not isinstance(seed, (bool, np.bool_)):
