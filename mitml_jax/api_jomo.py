@@ -32,7 +32,7 @@ from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.cache import enable_compilation_cache
 from .sampling.collect import collect_imputations, saves_needed
 from .sampling.keys import chain_keys
-from .sampling.run import InterruptedChains, run_chains
+from .sampling.run import InterruptedChains, completed_part, run_chains
 from .spec.model_spec import build_spec
 
 __all__ = ["jomo_impute", "group_key"]
@@ -341,12 +341,9 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
             )
         except InterruptedChains as stop:  # Ctrl-C: keep the imputations completed so far
             # (groups run one after another: only a run of one group has a consistent part)
-            run, n_saves = stop.run, int(np.asarray(stop.run.saves).shape[1])
-            if len(problems) > 1 or n_saves == 0:
+            if len(problems) > 1:
                 raise
-            m = n_saves * chains
-            warnings.warn(f"Interrupted: returning the {m} imputations completed so far; continue "
-                          "the same chains with .extend(m=...).", MitmlWarning, stacklevel=2)
+            run, n_saves, m = completed_part(stop, chains)
         burn.append(run.burnin)
         imp.append(run.imputation)
         saves.append(np.asarray(run.saves))

@@ -21,7 +21,7 @@ from .sampling.arguments import call_text, check_flag, check_run_arguments
 from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.cache import enable_compilation_cache
 from .sampling.sharding import run_chains_sharded
-from .sampling.run import InterruptedChains, run_chains
+from .sampling.run import InterruptedChains, completed_part, run_chains
 from .spec.model_spec import build_spec
 
 __all__ = ["pan_impute"]
@@ -183,12 +183,7 @@ def pan_impute(
             reduce_records=pan.diagonal_records if keep_chains == "diagonal" else None,
         )
     except InterruptedChains as stop:  # Ctrl-C: keep the imputations completed so far
-        run, n_saves = stop.run, int(np.asarray(stop.run.saves).shape[1])
-        if n_saves == 0:
-            raise
-        m = n_saves * chains
-        warnings.warn(f"Interrupted: returning the {m} imputations completed so far; continue the "
-                      "same chains with .extend(m=...).", MitmlWarning, stacklevel=2)
+        run, n_saves, m = completed_part(stop, chains)
     saved = run.saves.reshape(chains, n_saves, -1)
     target_pos = np.array([data.columns.get_loc(t) for t in spec.targets])
     index = np.column_stack([layout.miss_row, target_pos[layout.miss_col]])

@@ -21,20 +21,22 @@ same at about 35 us per iteration on CPU, most of a small model's sweep.)
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import SamplerFailure
+from ..errors import MitmlWarning, SamplerFailure
 from ..kernels.threefry import fold_in
 from ..kernels.lean_vmap import lean_vmap
 from .keys import chain_keys
 from .prefetch import import_during_compile
 from .progress import ProgressBar
 
-__all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_keys"]
+__all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_keys",
+           "completed_part"]
 
 #: Target size of one block's parameter records on the device (bytes).
 BLOCK_BYTES = 32 * 2**20
@@ -88,6 +90,19 @@ class InterruptedChains(KeyboardInterrupt):
         super().__init__(f"sampler interrupted after {iterations_done} iteration(s) per chain")
         self.run = run
         self.iterations_done = int(iterations_done)
+
+
+def completed_part(stop: InterruptedChains, chains: int):
+    """What a sampler returns on Ctrl-C: ``(run, n_saves, m)`` of the saves every chain completed,
+    announced with a MitmlWarning; ``stop`` is raised again when no save is complete (burn-in)."""
+    run = stop.run
+    n_saves = int(np.asarray(run.saves).shape[1])
+    if n_saves == 0:
+        raise stop
+    m = n_saves * chains
+    warnings.warn(f"Interrupted: returning the {m} imputations completed so far; continue the "
+                  "same chains with .extend(m=...).", MitmlWarning, stacklevel=3)
+    return run, n_saves, m
 
 
 def _all_finite(tree):
