@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError
 from ..sampling.arguments import check_flag
+from .long_format import same_labels
 
 __all__ = ["cluster_means"]
 
@@ -101,8 +102,7 @@ def _by_label(ids, index):
     """A Series of ids with x's index labels in another order, put in x's order (as pandas
     aligns); any other ids are matched by position."""
     if (index is not None and isinstance(ids, pd.Series) and not ids.index.equals(index)
-            and len(ids) == len(index) and index.is_unique and ids.index.is_unique
-            and ids.index.sort_values().equals(index.sort_values())):
+            and same_labels(ids.index, index)):
         return ids.reindex(index)
     return ids
 

@@ -406,8 +406,7 @@ def _apply_columns(frame, columns):
         if isinstance(value, pd.Series) and not value.index.equals(out.index):
             if len(value) != len(out):
                 raise MitmlError(f"column {name!r} has {len(value)} values for {len(out)} rows.")
-            if (out.index.is_unique and value.index.is_unique
-                    and value.index.sort_values().equals(out.index.sort_values())):
+            if _long.same_labels(value.index, out.index):
                 value = value.reindex(out.index)  # same labels in another order: by label
             value = value.to_numpy()
         elif isinstance(value, (np.ndarray, list)):

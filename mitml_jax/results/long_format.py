@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError
 
-__all__ = ["to_long", "from_long", "from_mice_long"]
+__all__ = ["to_long", "from_long", "from_mice_long", "same_labels"]
 
 
 def to_long(frames, include_original=False, original=None, with_id=True, fill=False):
@@ -65,6 +65,13 @@ def to_long(frames, include_original=False, original=None, with_id=True, fill=Fa
     return pd.concat(pieces, ignore_index=True)
 
 
+def same_labels(index: pd.Index, other: pd.Index) -> bool:
+    """Whether two indexes hold the same unique labels, in any order: rows that can be matched
+    by label (as pandas aligns) rather than by position."""
+    return (len(index) == len(other) and index.is_unique and other.is_unique
+            and index.sort_values().equals(other.sort_values()))
+
+
 def _align_original(original, template, fill):
     if not isinstance(original, pd.DataFrame):
         raise MitmlTypeError("to_long: 'original' must be a pandas DataFrame.")
@@ -80,8 +87,7 @@ def _align_original(original, template, fill):
             f"{len(template)}."
         )
     if not original.index.equals(template.index):
-        if original.index.is_unique and template.index.is_unique and (
-                len(original.index.difference(template.index)) == 0):
+        if same_labels(original.index, template.index):
             original = original.loc[template.index]  # the same rows in another order
         else:
             raise MitmlError(
