@@ -18,7 +18,7 @@ import pandas as pd
 
 __all__ = [
     "Entry", "parameter_entries", "entry_draws", "entry_draws_by_entry", "entry_chunks",
-    "gather_draws", "group_labels", "latent_names", "sigma_names",
+    "file_stem", "gather_draws", "group_labels", "latent_names", "sigma_names",
 ]
 
 BLOCK_TITLES = {"beta": "Beta", "beta2": "Beta2", "psi": "Psi", "sigma": "Sigma"}
@@ -107,7 +107,8 @@ def sigma_names(imp, nrow: int, ncol: int) -> list:
     return [str(i + 1) for i in range(nrow)]
 
 
-def _clean(stem: str) -> str:
+def file_stem(stem: str) -> str:
+    """mitml's file name of a plot: ``(``, ``)`` and ``,`` removed, whitespace as ``-``."""
     return re.sub(r"\s", "-", re.sub(r"[(),]", "", stem))
 
 
@@ -169,7 +170,7 @@ def parameter_entries(imp, blocks=None, groups=None) -> list:
                         title = f"{name} [{i + 1},{j + 1}{glab}]: {cols[j]} ON {rows[i]}"
                         stem = f"{block.upper()}_{gfile}{cols[j]}_ON_{rows[i]}"
                         out.append(Entry(block, g, i, j, glabels[g], rows[i], cols[j],
-                                         title, _clean(stem)))
+                                         title, file_stem(stem)))
             elif block == "psi":
                 comps = _psi_components(imp, nrow)
                 for j in range(ncol):
@@ -188,7 +189,7 @@ def parameter_entries(imp, blocks=None, groups=None) -> list:
                         title = f"Psi [{i + 1},{j + 1}{glab}]: {text(yr, zr)} WITH {text(yc, zc)}"
                         stem = f"PSI_{gfile}{ftext(yr, zr)}_WITH_{ftext(yc, zc)}"
                         out.append(Entry(block, g, i, j, glabels[g], text(yr, zr),
-                                         text(yc, zc), title, _clean(stem)))
+                                         text(yc, zc), title, file_stem(stem)))
             elif block == "sigma":
                 names = sigma_names(imp, nrow, ncol)
                 nvar = len(names)
@@ -210,7 +211,7 @@ def parameter_entries(imp, blocks=None, groups=None) -> list:
                         title = f"Sigma [{i + 1},{j + 1}{glab}]: {names[v]} WITH {names[vc]}{suffix}"
                         stem = f"SIGMA_{gfile}{names[v]}_WITH_{names[vc]}{fsuffix}"
                         out.append(Entry(block, g, i, j, glabels[g], names[v], names[vc],
-                                         title, _clean(stem)))
+                                         title, file_stem(stem)))
     return out
 
 

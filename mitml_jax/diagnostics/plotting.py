@@ -20,7 +20,6 @@ appended when ``print``, ``pos`` or ``group`` select fewer).
 from __future__ import annotations
 
 import os
-import re
 import warnings
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy as np
 from ..errors import MitmlError, MitmlTypeError, MitmlWarning
 from ..sampling.arguments import check_count
 from .density import kernel_density
-from .entries import group_labels, parameter_entries
+from .entries import file_stem, group_labels, parameter_entries
 from .mitml_stats import autocorrelation, segment_rhat, smoothed_acf
 from .rank import rank_diagnostics
 from .summary import check_n_rhat
@@ -346,7 +345,7 @@ def _rank_plot_name(imp, blocks, groups, entries, pos) -> str:
     if imp.n_groups > 1 and len(groups) < imp.n_groups:
         labels = group_labels(imp)
         parts.append("Group-" + "-".join(labels[g] for g in groups))
-    return re.sub(r"\s", "-", re.sub(r"[(),]", "", "_".join(parts)))
+    return file_stem("_".join(parts))
 
 
 def _export(figures, names, export, folder) -> None:
