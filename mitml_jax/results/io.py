@@ -314,6 +314,8 @@ def _check_text_layout(what, sep, dec, na_value, na_note=""):
 
 
 def check_frames(frames, what):
+    """``frames`` as a list of DataFrames with the same, unique, flat column names (what the
+    writers and :mod:`.parquet` need); a MitmlError/MitmlTypeError prefixed by ``what``."""
     frames = list(frames)
     if not frames:
         raise MitmlError(f"{what}: there are no data sets to write.")
