@@ -135,6 +135,7 @@ import mitml_jax as mj
 from mitml_jax.kernels import jomo
 from mitml_jax.kernels.jomo_design import build_group_problems
 from mitml_jax.kernels.threefry import fold_in
+from mitml_jax.kernels.xla_options import for_backend
 from mitml_jax.spec.model_spec import build_spec
 
 R_ISSUE_MS = {"a": 2.2, "b": 7.1, "c": 91.0}
@@ -184,7 +185,7 @@ def time_jax(data, formula, random_l1, chains, iterations, seed=1, repeats=3):
         return jax.lax.scan(body, state, jnp.arange(iterations, dtype=jnp.uint32))
 
     run = jax.jit(jax.vmap(one_chain, in_axes=(0, 0, None, None)),
-                  compiler_options=getattr(kernel, "compiler_options", None))
+                  compiler_options=for_backend(getattr(kernel, "compiler_options", None)))
     keys = jax.vmap(lambda c: jax.random.fold_in(jax.random.key(seed), c))(jnp.arange(chains))
     args = (keys, state, prob.arrays, prior)
     t0 = time.perf_counter()

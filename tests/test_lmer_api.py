@@ -5,6 +5,7 @@ All fits here use data of one shape (m = 2, J = 12, q = 1), so they share one co
 
 import warnings
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from mitml_jax.analysis.analysis_list import AnalysisList
 from mitml_jax.analysis.lmer import LmerFit, lmer, refit_ml
 from mitml_jax.analysis.lmer.formula import parse_lmer_formula
-from mitml_jax.analysis.lmer.optimize import fit_batch
+from mitml_jax.analysis.lmer.optimize import _compiled_fit
 from mitml_jax.errors import MitmlError, MitmlTypeError, MitmlWarning
 
 
@@ -115,10 +116,11 @@ def test_no_recompilation_for_same_shapes(imputations, monkeypatch):
 
     monkeypatch.setattr(batch, "HOST_MAX_WORK", -1)  # the compiled path (small fits run on the host)
     lmer("y ~ 1 + x + (1|id)", imputations)
-    size = fit_batch._cache_size()
+    compiled = _compiled_fit(jax.default_backend())
+    size = compiled._cache_size()
     lmer("y ~ 1 + x + Sex + (1|id)", imputations, reml=False)  # p 2 -> 3 is in the same bucket
     lmer("y ~ 1 + x + (1|id)", [simulate(7), simulate(8)], maxiter=50)
-    assert fit_batch._cache_size() == size
+    assert compiled._cache_size() == size
 
 
 def test_non_convergence_warns(imputations):

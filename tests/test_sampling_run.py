@@ -75,3 +75,18 @@ def test_kernel_compiler_options_reach_the_block():
     with pytest.raises(Exception, match="xla_no_such_option_for_this_test"):
         run_module.run_chains(kernel, np.zeros((1, 2)), None, None, jax.random.key(0), n_burn=1, n_iter=1,
                               n_saves=1, transform=lambda s: {"x": s}, save=lambda s, a: s, progress=False)
+
+
+def test_cpu_compiler_options_are_not_given_to_other_backends(monkeypatch):
+    """jomo's sweep and lmer's fit carry XLA CPU options; a GPU refused them ("INVALID_ARGUMENT:
+    No such compile option: 'xla_cpu_use_fusion_emitters'"), so jomo_impute failed on every GPU
+    (seen on an H200). The options now reach the compiler on the CPU backend only."""
+    from mitml_jax.analysis.lmer import optimize
+    from mitml_jax.kernels import jomo, xla_options
+
+    assert xla_options.for_backend(jomo.COMPILER_OPTIONS, "cpu") == jomo.COMPILER_OPTIONS
+    assert xla_options.for_backend(jomo.COMPILER_OPTIONS, "gpu") is None
+    assert xla_options.for_backend(None, "cpu") is None
+    monkeypatch.setattr(xla_options.jax, "default_backend", lambda: "gpu")
+    assert xla_options.for_backend(optimize.COMPILER_OPTIONS) is None
+    assert optimize._compiled_fit("gpu") is not optimize._compiled_fit("cpu")

@@ -147,8 +147,8 @@ def _cell_normals(noise, cells, n_cells: int):
 #: random_L1 = "full": 594 vs 633 ms). pan keeps the emitters: its sweep ran 13-20% slower
 #: without them. No library fusions (the empty lists of YNNPACK and XNNPACK fusion types): the
 #: single-kernel emitter of :mod:`.kernel_call` cannot compile them (XLA turned the large
-#: cross-products of 20,000 rows into YNNPACK reductions). CPU backend flags; other backends ignore
-#: them.
+#: cross-products of 20,000 rows into YNNPACK reductions). CPU backend flags, passed only there
+#: (:func:`.xla_options.for_backend`: a GPU refuses them).
 COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_cpu_experimental_ynn_fusion_type": "",
                     "xla_cpu_experimental_xnn_fusion_type": ""}
 

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import MitmlWarning, SamplerFailure
 from ..kernels.threefry import fold_in
 from ..kernels.lean_vmap import lean_vmap
+from ..kernels.xla_options import for_backend
 from .keys import chain_keys
 from .prefetch import import_during_compile
 from .progress import ProgressBar
@@ -143,8 +144,9 @@ def _block_function(kernel, transform, save, block_len, n_slots):
     """Jitted ``block(keys, state, arrays, prior, t0, n_active, seg_len, acc, first_bad)`` (cached
     per configuration; ``block_len`` and ``n_slots`` are its only static sizes).
 
-    A kernel may carry a ``compiler_options`` attribute (a dict of XLA options, e.g. from
-    :func:`mitml_jax.kernels.jomo.build_kernel`): the block is compiled with them.
+    A kernel may carry a ``compiler_options`` attribute (a dict of XLA CPU options, e.g. from
+    :func:`mitml_jax.kernels.jomo.build_kernel`): the block is compiled with them on the CPU
+    backend (a GPU refuses CPU options).
 
     Runs iterations ``t0 .. t0 + n_active - 1`` (``n_active <= block_len``) as segments of
     ``seg_len`` iterations and saves the state after each segment (``ceil(n_active / seg_len) <=
@@ -196,7 +198,7 @@ def _block_function(kernel, transform, save, block_len, n_slots):
         )
         return leave(state, arrays), acc, first_bad, records, saved
 
-    return jax.jit(block, compiler_options=getattr(kernel, "compiler_options", None))
+    return jax.jit(block, compiler_options=for_backend(getattr(kernel, "compiler_options", None)))
 
 
 def _tree_bytes(shapes) -> int:

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .deviance import LmerStats, lambda_positions, n_theta, profiled, theta_to_lambda
+from ...kernels.xla_options import for_backend
 
 __all__ = ["fit_batch", "start_theta", "canonical_theta", "diag_index", "SINGULAR_TOL"]
 
@@ -208,12 +209,23 @@ def _minimize_one(stats: LmerStats, reml, maxiter: int, tol):
 #: XLA options of :func:`fit_batch`. Without the CPU fusion emitters the program compiles in about
 #: half the time (2.3-2.4 s instead of 4.0-5.0 s of CPU for a random-intercept model, measured
 #: 2026-11-26) and runs as fast (26-28 ms instead of 30 ms for 100 data sets): compilation is
-#: most of a first ``lmer`` call. The option is a CPU backend flag; other backends ignore it.
+#: most of a first ``lmer`` call. The option is a CPU backend flag, passed only there
+#: (:func:`mitml_jax.kernels.xla_options.for_backend`: a GPU refuses it).
 COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
-@functools.partial(jax.jit, compiler_options=COMPILER_OPTIONS)
+@functools.lru_cache(maxsize=4)
+def _compiled_fit(backend: str):
+    return jax.jit(_fit_batch, compiler_options=for_backend(COMPILER_OPTIONS, backend))
+
+
 def fit_batch(stats: LmerStats, reml, maxiter=100, tol=1e-15):
+    """Minimise the (RE)ML deviance for every data set of the batch (leading axis m), compiled
+    for JAX's default backend; see :func:`_fit_batch`."""
+    return _compiled_fit(jax.default_backend())(stats, reml, maxiter, tol)
+
+
+def _fit_batch(stats: LmerStats, reml, maxiter=100, tol=1e-15):
     """Minimise the (RE)ML deviance for every data set of the batch (leading axis m).
 
     ``reml`` (boolean), ``maxiter`` and ``tol`` are traced: changing them does not recompile.
