@@ -35,6 +35,7 @@ from ..kernels.xla_options import for_backend
 from .keys import chain_keys
 from .prefetch import import_during_compile
 from .progress import ProgressBar
+from .threads import PartRunner, chain_parts, join_chains, split_chains
 
 __all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_keys",
            "completed_part"]
@@ -314,16 +315,21 @@ def run_chains(
     saves = jax.tree_util.tree_map(lambda s: np.empty((chains, n_saves) + s.shape[1:], s.dtype), save_shape)
     plan = _plan(n_burn, n_imp, int(n_iter), block_len, n_slots)
 
-    state = init_state
+    # on a CPU the chains run in equal parts, one thread each (sampling/threads.py)
+    parts = chain_parts(chains, init_state, keys)
+    keys_p, state_p = split_chains(keys, parts), split_chains(init_state, parts)
+    acc_p, first_bad_p = split_chains(acc, parts), split_chains(first_bad, parts)
+    runner = PartRunner(block, parts)
     bar = ProgressBar(total=n_burn + n_imp, enabled=progress)
     pending = None
     # what the host holds: a Ctrl-C returns it without waiting for the block still in flight
-    done = {"iterations": 0, "state": init_state, "acc": acc, "first_bad": first_bad}
+    done = {"iterations": 0, "outs": [(s, a, f) for s, a, f in zip(state_p, acc_p, first_bad_p)]}
 
     def store(pending):
-        _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records)
-        done.update(iterations=pending[0] + pending[1], state=pending[3][0], acc=pending[3][1],
-                    first_bad=pending[3][2])
+        out = _joined(pending[3], pending[2])
+        _store(pending[:3] + (out,), burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids,
+               reduce_records)
+        done.update(iterations=pending[0] + pending[1], outs=pending[3])
         if after_block is not None:
             after_block(done["iterations"])
 
@@ -331,28 +337,44 @@ def run_chains(
     prefetch = import_during_compile()
     try:
         for t0, n_active, seg_len, phase in plan:
-            out = block(keys, state, arrays, prior, np.int32(t_start + t0), np.int32(n_active), np.int32(seg_len),
-                        acc, first_bad)
+            runner.submit([(k, s, arrays, prior, np.int32(t_start + t0), np.int32(n_active), np.int32(seg_len), a, f)
+                           for k, s, a, f in zip(keys_p, state_p, acc_p, first_bad_p)])
             prefetch.go()
-            state, acc, first_bad = out[0], out[1], out[2]
-            if pending is not None:
+            if pending is not None:  # while the block runs
                 store(pending)
-            pending = (t0, n_active, phase, out)
+            outs = runner.result()
+            state_p, acc_p, first_bad_p = ([o[i] for o in outs] for i in range(3))
+            pending = (t0, n_active, phase, outs)
         if pending is not None:
             store(pending)
     except KeyboardInterrupt:
+        runner.close()
         t = done["iterations"]
         n_b, n_s = min(t, n_burn), max(t - n_burn, 0) // n_iter
         partial = _chain_run({b: v[:, :n_b] for b, v in burnin.items()},
                              {b: v[:, : n_s * n_iter] for b, v in imputation.items()},
-                             jax.tree_util.tree_map(lambda a: a[:, :n_s], saves), done["state"], done["acc"],
-                             done["first_bad"])
+                             jax.tree_util.tree_map(lambda a: a[:, :n_s], saves), *_joined(done["outs"])[:3])
         raise InterruptedChains(partial, t) from None
     finally:
+        runner.close()
         bar.close()
         prefetch.go()  # after an error or Ctrl-C the imports finish in the background
     prefetch.wait()
-    return _chain_run(burnin, imputation, saves, state, acc, first_bad)
+    return _chain_run(burnin, imputation, saves, *_joined(done["outs"])[:3])
+
+
+def _joined(outs, phase=None):
+    """One tuple ``(state, acc, first_bad[, records, saved])`` from the outputs of every part of
+    the chains (unchanged with one part). The save buffer is joined only in the imputation
+    phase (elsewhere it is empty and as large as the data)."""
+    if len(outs) == 1:
+        return outs[0]
+    head = tuple(join_chains([o[i] for o in outs]) for i in range(3))
+    if len(outs[0]) == 3:
+        return head
+    records = join_chains([o[3] for o in outs], axis=1)
+    saved = join_chains([o[4] for o in outs], axis=1) if phase == "imputation" else None
+    return head + (records, saved)
 
 
 def _chain_run(burnin, imputation, saves, state, acc, first_bad) -> ChainRun:

@@ -1,0 +1,112 @@
+"""Chains split over CPU threads (sampling/threads.py) and the diagnostics' thread cap."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mitml_jax as mj
+from mitml_jax.diagnostics.rank import diagnostic_threads
+from mitml_jax.errors import MitmlError
+from mitml_jax.sampling import run as run_module
+from mitml_jax.sampling import threads
+from mitml_jax.sampling.run import InterruptedChains, run_chains
+
+
+@pytest.fixture
+def cores(monkeypatch):
+    """Pretend the process may run on 8 cores (CI has 2), so the caps below decide."""
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    return monkeypatch
+
+
+def _parts(chains, key=None):
+    return threads.chain_parts(chains, np.zeros((chains, 2)), key if key is not None else jax.random.key(0))
+
+
+def test_parts_divide_the_chains_and_follow_the_cap(cores):
+    assert _parts(1) == 1 and _parts(64) == 8 and _parts(6) == 6 and _parts(7) == 7 and _parts(9) == 3
+    cores.setenv("MITML_JAX_CHAIN_THREADS", "2")
+    assert _parts(64) == 2 and _parts(7) == 1
+    cores.setenv("MITML_JAX_CHAIN_THREADS", "1")
+    assert _parts(64) == 1
+    cores.setenv("MITML_JAX_CHAIN_THREADS", "16")  # never more than the cores
+    assert _parts(64) == 8
+
+
+def test_keys_of_other_implementations_are_not_split(cores):
+    """rbg's random bits under vmap depend on the batch: splitting would change the draws."""
+    assert _parts(8, jax.random.key(0, impl="rbg")) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-3"])
+def test_bad_thread_settings_name_the_variable(cores, value):
+    cores.setenv("MITML_JAX_CHAIN_THREADS", value)
+    with pytest.raises(MitmlError, match="MITML_JAX_CHAIN_THREADS"):
+        _parts(8)
+    cores.setenv("MITML_JAX_DIAGNOSTIC_THREADS", value)
+    with pytest.raises(MitmlError, match="MITML_JAX_DIAGNOSTIC_THREADS"):
+        diagnostic_threads(10)
+
+
+def test_diagnostic_thread_cap(cores, monkeypatch):
+    monkeypatch.setattr("mitml_jax.diagnostics.rank.os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert diagnostic_threads(10) == 4 and diagnostic_threads(2) == 2
+    cores.setenv("MITML_JAX_DIAGNOSTIC_THREADS", "6")
+    assert diagnostic_threads(10) == 6
+    cores.setenv("MITML_JAX_DIAGNOSTIC_THREADS", "1")
+    assert diagnostic_threads(10) == 1
+
+
+def test_split_chains_give_the_draws_of_one_part(cores):
+    """The same chains in 4, 2 and 1 parts: equal draws (to rounding: the compiled programs differ
+    in the number of chains) and each chain its own stream."""
+    data = mj.load_studentratings()
+    args = dict(formula="ReadDis + SES ~ 1 + (1|ID)", n_burn=20, n_iter=5, m=8, chains=4, seed=11, progress=False)
+    runs = {}
+    for cap in ("4", "2", "1"):
+        cores.setenv("MITML_JAX_CHAIN_THREADS", cap)
+        runs[cap] = mj.pan_impute(data, **args)
+    for cap in ("4", "2"):
+        np.testing.assert_allclose(runs[cap].replacement, runs["1"].replacement, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(runs[cap].imputation["beta"], runs["1"].imputation["beta"], rtol=1e-10,
+                                   atol=1e-12)
+    beta = runs["4"].imputation["beta"]
+    assert beta.shape[0] == 4 and len({float(b) for b in beta[:, -1, 0, 0, 0]}) == 4
+
+
+def _walk(key, state, arrays, prior):
+    return {"x": state["x"] + jax.random.normal(key, state["x"].shape)}, {"n": jnp.int32(1)}
+
+
+def test_split_run_is_the_unsplit_run_and_ctrl_c_keeps_every_part(cores, monkeypatch):
+    monkeypatch.setattr(run_module, "BLOCK_ITERATIONS", 4)
+    kw = dict(n_burn=6, n_iter=2, n_saves=3, transform=lambda s: {"x": s["x"]}, save=lambda s, a: s["x"],
+              progress=False)
+
+    def run(cap, **extra):
+        cores.setenv("MITML_JAX_CHAIN_THREADS", cap)
+        return run_chains(_walk, {"x": jnp.zeros((6, 2))}, None, None, jax.random.key(5), **kw, **extra)
+
+    whole, split = run("1"), run("3")
+    for a, b in ((whole.burnin["x"], split.burnin["x"]), (whole.saves, split.saves),
+                 (whole.state["x"], split.state["x"]), (whole.failures["n"], split.failures["n"])):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert split.failures["n"].tolist() == [12] * 6
+
+    calls = []
+
+    def stop(done):  # Ctrl-C after the third block (burn-in 4 + 2, then 2 saves of 2 iterations)
+        calls.append(done)
+        if done >= 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(InterruptedChains) as info:
+        run("3", after_block=stop)
+    part = info.value.run
+    assert calls == [4, 6, 10] and info.value.iterations_done == 10
+    assert part.burnin["x"].shape == (6, 6, 2) and part.saves.shape == (6, 2, 2)
+    np.testing.assert_allclose(part.saves, whole.saves[:, :2], rtol=1e-12)
+    assert part.state["x"].shape == (6, 2) and part.failures["n"].tolist() == [10] * 6
