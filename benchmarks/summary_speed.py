@@ -2,6 +2,7 @@
 
     python benchmarks/summary_speed.py            # full size (about 0.8 GB of draws)
     python benchmarks/summary_speed.py --quick    # 100 chains
+    python benchmarks/summary_speed.py --threads 1 2 4 8 16   # the summary with each thread cap
 
 The draws are synthetic AR(1) chains (phi = 0.5) in an Imputations object whose ``beta`` block is
 10 x 10 (100 entries), so the timing covers exactly what ``summary()`` does: mitml's segment
@@ -89,6 +90,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 chains instead of 1,000")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="also time imp.summary() with each of these thread caps "
+                             "(MITML_JAX_DIAGNOSTIC_THREADS), for machines with many cores")
     args = parser.parse_args(argv)
     chains, draws = (100, 1000) if args.quick else (1000, 1000)
     imp = make_imputations(chains, draws)
@@ -110,6 +114,10 @@ def main(argv=None) -> int:
         ("mitml segment R-hat (per chain)", best(lambda: segment_rhat(np.moveaxis(x, 1, 2), 3))),
         ("floor: one np.sort per parameter (1 thread)", best(lambda: _sorts(x))),
     ]
+    for n in args.threads or ():
+        os.environ["MITML_JAX_DIAGNOSTIC_THREADS"] = str(n)
+        rows.append((f"imp.summary() total, at most {n} threads", best(lambda: summarize(imp))))
+    os.environ.pop("MITML_JAX_DIAGNOSTIC_THREADS", None)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Summary speed: {chains} chains x {draws} draws x 100 parameters "
           f"({x.nbytes / 1e9:.2f} GB of draws), {os.cpu_count()} CPU cores, load average "

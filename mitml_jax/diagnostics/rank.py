@@ -162,6 +162,29 @@ def rank_diagnostics(draws, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
     return {w: _finish(v, pshape) for w, v in out.items()}
 
 
+def diagnostic_threads(tasks: int) -> int:
+    """Threads for the diagnostics of ``tasks`` independent chunks of draws.
+
+    At most 4 by default (NumPy's sort, take and dot release the GIL, the rest of each step does
+    not); ``MITML_JAX_DIAGNOSTIC_THREADS=n`` in the environment sets the cap, e.g. on machines with
+    many cores. Never more than the cores this process may run on, nor than ``tasks``.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    setting = os.environ.get("MITML_JAX_DIAGNOSTIC_THREADS", "").strip()
+    try:
+        cap = int(setting) if setting else 4
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise MitmlError(
+            f"MITML_JAX_DIAGNOSTIC_THREADS={setting!r} in the environment is not a whole number >= 1: "
+            "set it to the most threads for summary() and the rank diagnostics, or unset it (default 4)")
+    return max(1, min(tasks, cores, cap))
+
+
 def _map_chunks(fn, starts, k: int, which, size: int) -> dict:
     """``fn(start, work)`` for every chunk, on several threads for large inputs: (K,) arrays.
 
@@ -176,7 +199,7 @@ def _map_chunks(fn, starts, k: int, which, size: int) -> dict:
             work = local.work = {}
         return fn(lo, work)
 
-    workers = min(len(starts), os.cpu_count() or 1, 4)
+    workers = diagnostic_threads(len(starts))
     if workers > 1 and size >= 2**20:  # NumPy's sort, take and dot release the GIL
         with ThreadPoolExecutor(max_workers=workers) as pool:
             parts = list(pool.map(run, starts))

@@ -19,7 +19,6 @@ The printed text follows ``print.mitml.summary`` (verified layout, spec 1.2), th
 from __future__ import annotations
 
 import html
-import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +34,7 @@ from .mitml_stats import reduced_acf, sd_prop, segment_moments, segment_rhat_fro
 from .nested import default_superchains, rhat_nested_from_moments
 from .printing import format_header, format_numeric_table, format_text_table
 from .ess_geyer import row_dot
-from .rank import diagnose_chunk
+from .rank import diagnose_chunk, diagnostic_threads
 from .rank_normal import scratch
 
 __all__ = ["ImputationSummary", "summarize", "missing_rates", "check_n_rhat"]
@@ -199,7 +198,7 @@ def _per_entry_statistics(imp, entries, n_rhat, stats, c: int, d: int) -> dict:
         for i, row in enumerate(rows):
             _entry_statistics(x[i : i + 1], row, out, n_rhat, stats, which, imp.n_iter, work)
 
-    workers = min(len(chunks), os.cpu_count() or 1, 4)
+    workers = diagnostic_threads(len(chunks))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if workers > 1 and c * d * e >= 2**20:  # NumPy releases the GIL in the heavy steps
