@@ -12,7 +12,7 @@ parameter draws to the host); "call s" is the fixed cost of a call (model buildi
 result assembly). R's pan is timed on the same data when ``Rscript`` is on the PATH
 (``n/a`` otherwise), and the ratio R / ours of the single-chain time is printed.
 
-Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--models a b] [--layouts] [--compile]``.
+Usage: ``python benchmarks/pan_speed.py [--quick] [--chains 1 8 64 256] [--models a b] [--layouts] [--compile] [--devices all]``; with ``--devices`` the chains are split over devices (on a CPU: ``XLA_FLAGS=--xla_force_host_platform_device_count=N``).
 
 ``--compile`` instead breaks the first call's compile time down (``jax.monitoring`` durations:
 tracing, lowering to MLIR, XLA's backend compile; wall and process CPU seconds of the first call
@@ -192,7 +192,7 @@ def iterations_for(model, chains, quick):
     return max(4, n // 4) if quick else n
 
 
-def time_pan(data, formula, chains, n_extra, n_iter=10, dtype=None):
+def time_pan(data, formula, chains, n_extra, n_iter=10, dtype=None, devices=None):
     """(ms/iteration/chain, ms/iteration, CPU ms/iteration, compile s, fixed overhead s) of pan_impute.
 
     ``n_burn`` is not a compiled shape, so two runs that differ only in ``n_burn`` share one
@@ -200,12 +200,13 @@ def time_pan(data, formula, chains, n_extra, n_iter=10, dtype=None):
     the fixed cost of a call (model building, data layout, result assembly). The CPU column is the
     process's CPU time (all threads) over the same difference: on a shared machine it is less
     noisy than wall time, and above the wall time when XLA runs parts of the sweep on two threads.
-    ``dtype`` is passed to ``pan_impute`` (None: its default, float64).
+    ``dtype`` and ``devices`` are passed to ``pan_impute`` (None: its defaults, float64 on one
+    device).
     """
     def call(n_burn):
         t0, c0 = time.perf_counter(), time.process_time()
         pan_impute(data, formula, n_burn=n_burn, n_iter=n_iter, m=chains, chains=chains, seed=1, progress=False,
-                   dtype=dtype)
+                   dtype=dtype, devices=devices)
         return time.perf_counter() - t0, time.process_time() - c0
 
     n_small = n_iter
@@ -325,7 +326,13 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["a", "b"], choices=["a", "b"])
     parser.add_argument("--layouts", action="store_true", help="run_chains: chains innermost vs vmap")
     parser.add_argument("--compile", action="store_true", help="first-call compile time breakdown and kernel counts")
+    parser.add_argument("--devices", default=None,
+                        help="pan_impute's devices= for the timing table ('all' or a count): the chains "
+                             "are split over them; on a CPU make several devices with "
+                             "XLA_FLAGS=--xla_force_host_platform_device_count=N")
     args = parser.parse_args(argv)
+    if args.devices is not None and args.devices != "all":
+        args.devices = int(args.devices)
 
     models = {
         "a": ("(a) intro, studentratings", load_studentratings(), INTRO_FORMULA),
@@ -362,12 +369,14 @@ def main(argv=None):
         r_ms = time_r(data, formula, iterations_for(key, 1, args.quick))
         for chains in args.chains:
             n_total = iterations_for(key, chains, args.quick)
-            per_chain, per_iter, cpu_iter, compile_s, overhead = time_pan(data, formula, chains, n_total)
+            per_chain, per_iter, cpu_iter, compile_s, overhead = time_pan(data, formula, chains, n_total,
+                                                                          devices=args.devices)
             ratio = f"{r_ms / per_iter:7.2f}" if (r_ms is not None and chains == 1) else "    n/a"
             r_txt = f"{r_ms:10.3f}" if r_ms is not None else "       n/a"
             print(f"{label:32s} {chains:6d} {n_total:6d} {per_chain:14.4f} {per_iter:14.3f} {cpu_iter:12.3f} "
                   f"{compile_s:10.1f} {overhead:7.2f} {r_txt} {ratio}", flush=True)
-    print(f"\nmachine: {os.cpu_count()} CPU cores visible; timings on a shared machine are noisy.")
+    where = f"; chains split over devices={args.devices!r} ({len(jax.devices())} visible)" if args.devices else ""
+    print(f"\nmachine: {os.cpu_count()} CPU cores visible{where}; timings on a shared machine are noisy.")
 
 
 if __name__ == "__main__":
