@@ -303,8 +303,12 @@ def run_chains(
     def probe(keys, state, arrays, prior):
         return _chain_step(kernel)(keys, enter(state, arrays), arrays, prior)
 
-    info_shape = jax.eval_shape(probe, keys, init_state, arrays, prior)[1]
-    acc = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.int32), info_shape)
+    # on a CPU the chains run in equal parts, one thread each (sampling/threads.py); the probe
+    # traces the step for one part's chains, the shapes the block function traces it with
+    parts = chain_parts(chains, init_state, keys)
+    keys_p, state_p = split_chains(keys, parts), split_chains(init_state, parts)
+    info_shape = jax.eval_shape(probe, keys_p[0], state_p[0], arrays, prior)[1]
+    acc = jax.tree_util.tree_map(lambda s: np.zeros((chains,) + s.shape[1:], np.int32), info_shape)
     first_bad = np.full((chains,), -1, dtype=np.int32)
 
     n_imp = n_saves * n_iter
@@ -315,9 +319,6 @@ def run_chains(
     saves = jax.tree_util.tree_map(lambda s: np.empty((chains, n_saves) + s.shape[1:], s.dtype), save_shape)
     plan = _plan(n_burn, n_imp, int(n_iter), block_len, n_slots)
 
-    # on a CPU the chains run in equal parts, one thread each (sampling/threads.py)
-    parts = chain_parts(chains, init_state, keys)
-    keys_p, state_p = split_chains(keys, parts), split_chains(init_state, parts)
     acc_p, first_bad_p = split_chains(acc, parts), split_chains(first_bad, parts)
     runner = PartRunner(block, parts)
     bar = ProgressBar(total=n_burn + n_imp, enabled=progress)
