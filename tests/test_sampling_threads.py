@@ -125,3 +125,26 @@ def test_the_kernel_is_traced_once_when_split(cores):
     run_chains(kernel, {"x": jnp.zeros((4, 3))}, None, None, jax.random.key(1), n_burn=2, n_iter=1, n_saves=1,
                transform=lambda s: {"x": s["x"]}, save=lambda s, a: s["x"], progress=False)
     assert len(traced) == 1
+
+
+def test_sweeps_with_lapack_calls_are_not_split(cores, monkeypatch):
+    """LAPACK calls split their batch over XLA's thread pool and wait for it: with one program per
+    pool thread running at once, 256 chains of benchmark model (b) hung. Such sweeps run whole."""
+    def kernel(key, state, arrays, prior):
+        a = state["x"][:, None] * state["x"][None, :] + 6.0 * jnp.eye(5)
+        root = jnp.linalg.cholesky(a)
+        return {"x": 0.5 * state["x"] + root[:, 0] * 1e-3 + jax.random.normal(key, (5,))}, {"n": jnp.int32(1)}
+
+    def plain(key, state, arrays, prior):
+        return {"x": 0.5 * state["x"] + jax.random.normal(key, (5,))}, {"n": jnp.int32(1)}
+
+    assert not threads.splittable(jax.make_jaxpr(kernel)(jax.random.key(0), {"x": jnp.zeros(5)}, None, None))
+    assert threads.splittable(jax.make_jaxpr(plain)(jax.random.key(0), {"x": jnp.zeros(5)}, None, None))
+    seen = []
+    real = run_module.PartRunner
+    monkeypatch.setattr(run_module, "PartRunner", lambda block, parts: seen.append(parts) or real(block, parts))
+    cores.setenv("MITML_JAX_CHAIN_THREADS", "2")
+    for k in (kernel, plain):
+        run_chains(k, {"x": jnp.zeros((4, 5))}, None, None, jax.random.key(1), n_burn=2, n_iter=1, n_saves=1,
+                   transform=lambda s: {"x": s["x"]}, save=lambda s, a: s["x"], progress=False)
+    assert seen == [1, 2]

@@ -63,7 +63,7 @@ except ImportError:  # pragma: no cover - depends on the installed JAX
 TESTED_JAX = frozenset({(0, 10)})
 
 __all__ = ["EXCLUDED_PRIMITIVES", "MAX_ELEMENTS", "SMALL_CALL_ATTRIBUTES", "TESTED_JAX", "enabled",
-           "fits_single_kernel", "single_kernel"]
+           "fits_single_kernel", "single_kernel", "any_equation"]
 
 #: Primitives the single-kernel emitter cannot compile, or that would be library calls there.
 EXCLUDED_PRIMITIVES = frozenset({
@@ -116,21 +116,29 @@ def _sub_jaxprs(value):
             yield from _sub_jaxprs(item)
 
 
-def _uses_excluded(jaxpr) -> bool:
+def any_equation(jaxpr, predicate) -> bool:
+    """Whether ``predicate(eqn)`` holds for an equation of ``jaxpr`` (a Jaxpr or ClosedJaxpr) or of
+    any jaxpr nested in it (loops, conditionals, calls)."""
+    if isinstance(jaxpr, jax.extend.core.ClosedJaxpr):
+        jaxpr = jaxpr.jaxpr
     for eqn in jaxpr.eqns:
-        name = eqn.primitive.name
-        if name in EXCLUDED_PRIMITIVES or "scatter" in name or eqn.effects:
+        if predicate(eqn):
             return True
         for value in eqn.params.values():
-            if any(_uses_excluded(sub) for sub in _sub_jaxprs(value)):
+            if any(any_equation(sub, predicate) for sub in _sub_jaxprs(value)):
                 return True
     return False
+
+
+def _excluded(eqn) -> bool:
+    name = eqn.primitive.name
+    return name in EXCLUDED_PRIMITIVES or "scatter" in name or bool(eqn.effects)
 
 
 def fits_single_kernel(closed_jaxpr) -> bool:
     """Whether a traced computation uses none of :data:`EXCLUDED_PRIMITIVES` (nor any scatter or
     side effect), looking into every nested jaxpr (loops, conditionals, calls)."""
-    return not _uses_excluded(closed_jaxpr.jaxpr)
+    return not any_equation(closed_jaxpr, _excluded)
 
 
 def _dead_code_eliminated(closed):

@@ -35,7 +35,7 @@ from ..kernels.xla_options import for_backend
 from .keys import chain_keys
 from .prefetch import import_during_compile
 from .progress import ProgressBar
-from .threads import PartRunner, chain_parts, join_chains, split_chains
+from .threads import PartRunner, chain_parts, join_chains, split_chains, splittable
 
 __all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_keys",
            "completed_part"]
@@ -307,7 +307,9 @@ def run_chains(
     # traces the step for one part's chains, the shapes the block function traces it with
     parts = chain_parts(chains, init_state, keys)
     keys_p, state_p = split_chains(keys, parts), split_chains(init_state, parts)
-    info_shape = jax.eval_shape(probe, keys_p[0], state_p[0], arrays, prior)[1]
+    step_jaxpr, (_, info_shape) = jax.make_jaxpr(probe, return_shape=True)(keys_p[0], state_p[0], arrays, prior)
+    if parts > 1 and not splittable(step_jaxpr):  # LAPACK calls: one part (see threads.py)
+        parts, keys_p, state_p = 1, [keys], [init_state]
     acc = jax.tree_util.tree_map(lambda s: np.zeros((chains,) + s.shape[1:], np.int32), info_shape)
     first_bad = np.full((chains,), -1, dtype=np.int32)
 

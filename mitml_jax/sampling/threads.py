@@ -14,7 +14,9 @@ c)``); the compiled program does (``C / P`` chains instead of ``C``), so draws c
 unsplit run in the last bits, as for chains sharded over devices. ``P`` depends on the cores this
 process may use (``MITML_JAX_CHAIN_THREADS=n`` in the environment caps it; ``1`` turns the split
 off) and is the largest number of parts at most that count that divides ``C``. GPUs, runs
-sharded over several devices and keys other than threefry (``rbg``) are not split.
+sharded over several devices, keys other than threefry (``rbg``) and sweeps with LAPACK calls
+(:func:`splittable`: factorisations of matrices larger than 4 x 4, e.g. five targets) are not
+split.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import jax
 import numpy as np
 
 from ..errors import MitmlError
+from ..kernels.kernel_call import any_equation
 
-__all__ = ["chain_parts", "split_chains", "join_chains", "PartRunner"]
+__all__ = ["chain_parts", "splittable", "split_chains", "join_chains", "PartRunner", "POOL_WAITING_PRIMITIVES"]
 
 
 def _thread_cap() -> int:
@@ -70,6 +73,22 @@ def chain_parts(chains: int, state: Any, keys) -> int:
         return 1
     cap = _thread_cap()
     return max(p for p in range(1, min(cap, chains) + 1) if chains % p == 0)
+
+
+#: Primitives that XLA's CPU backend runs as LAPACK calls (or other library calls) which split a
+#: batch over XLA's intra-op thread pool and wait for it: with as many programs running at once as
+#: the pool has threads, every thread can be waiting and none left to do the work (a hang, seen
+#: with 256 chains of benchmark model (b), whose 5 x 5 and 10 x 10 factorisations are LAPACK calls).
+POOL_WAITING_PRIMITIVES = frozenset({
+    "cholesky", "triangular_solve", "lu", "qr", "householder_product", "eigh", "eig", "svd", "schur",
+    "hessenberg", "tridiagonal", "tridiagonal_solve", "custom_call", "ffi_call",
+})
+
+
+def splittable(step_jaxpr) -> bool:
+    """Whether a traced sweep may run in several parts at once: it has none of
+    :data:`POOL_WAITING_PRIMITIVES` (looking into every nested jaxpr)."""
+    return not any_equation(step_jaxpr, lambda eqn: eqn.primitive.name in POOL_WAITING_PRIMITIVES)
 
 
 def split_chains(tree: Any, parts: int) -> list:
