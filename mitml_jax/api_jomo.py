@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import MitmlError, MitmlTypeError, MitmlWarning
+from .errors import MitmlError, MitmlTypeError, MitmlWarning, SamplerFailure
 from .kernels import jomo
 from .kernels.jomo_chains import record_parameters
 from .kernels.jomo_design import (build_group_problems, decode_saves, fill_observed_level2,
@@ -32,7 +32,7 @@ from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.cache import enable_compilation_cache
 from .sampling.collect import collect_imputations, saves_needed
 from .sampling.keys import chain_keys
-from .sampling.run import InterruptedChains, completed_part, run_chains
+from .sampling.run import InterruptedChains, completed_part, failed_part, run_chains
 from .spec.model_spec import build_spec
 
 __all__ = ["jomo_impute", "group_key"]
@@ -327,7 +327,41 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
 
     n_saves = saves_needed(m, chains)
     enable_compilation_cache()  # as pan_impute: later processes reuse the compiled sweep
-    burn, imp, saves, finals, accept = [], [], [], [], []
+
+    def result(runs, n_saves, m):
+        """The Imputations of the groups' runs (``n_saves`` saves per chain, ``m`` in all)."""
+        finals = [run.state for run in runs]
+        values = decode_saves([np.asarray(run.saves) for run in runs], problems, index, target_of_cell)
+        values = fill_observed_level2(values, index, target_of_cell, spec, design)
+        out_data = _with_predictors(data, spec, design) if save_pred else data.copy()
+        formulas = [spec.formula, spec.formula_l2] if spec.is_l2 else spec.formula
+        call = call_text(
+            "jomo_impute", **({"type": type} if type is not None else {"formula": formulas}),
+            random_L1=random_L1, n_burn=n_burn, n_iter=n_iter, m=m, group=spec.group or None,
+            prior=prior, chains=chains, seed=seed_used,
+            keep_chains=None if keep_chains == "full" else keep_chains,
+            save_pred=save_pred or None, exact_beta2=exact_beta2 or None,
+        )
+        extra = {
+            "group_labels": [str(v) for v in design.group_labels],
+            "cluster_labels": np.asarray(design.cluster_labels),
+            "acceptance": [{k: np.asarray(v) for k, v in run.failures.items()} for run in runs],
+            "latent_columns": [p.l1_columns for p in problems],
+            "exact_beta2": exact_beta2,
+        }
+        if random_L1 != "none":
+            extra["a"] = np.stack([np.asarray(s.a) for s in finals], axis=1)  # (C, G)
+        return collect_imputations(
+            SimpleNamespace(burnin=_stack_groups([run.burnin for run in runs], chains, n_burn),
+                            imputation=_stack_groups([run.imputation for run in runs], chains, n_saves * n_iter)),
+            saved_values=values, miss_slot=np.arange(len(index)), index=index, m=m, n_iter=n_iter,
+            data=out_data, spec=spec, kind="jomo", call=call, n_burn=n_burn, chains=chains,
+            seed=seed_used, prior=prior_np, keep_chains=keep_chains, random_L1=random_L1,
+            labels=_labels(spec, problems, random_L1, keep_chains, design), failures={},
+            state=finals if len(finals) > 1 else finals[0], extra=extra,
+        )
+
+    runs = []
     for g, prob in enumerate(problems):
         state0 = jomo.init(prob.arrays, prob.config, prior_dev[g])
         state0 = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], chains, axis=0), state0)
@@ -339,44 +373,16 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
                 transform=_transform(prob.config, keep_chains), save=_save, progress=progress,
                 failure_hint=_FAILURE_HINT,
             )
+        # groups run one after another: only a run of one group has a consistent part
         except InterruptedChains as stop:  # Ctrl-C: keep the imputations completed so far
-            # (groups run one after another: only a run of one group has a consistent part)
             if len(problems) > 1:
                 raise
             run, n_saves, m = completed_part(stop, chains)
-        burn.append(run.burnin)
-        imp.append(run.imputation)
-        saves.append(np.asarray(run.saves))
-        finals.append(run.state)
-        accept.append({k: np.asarray(v) for k, v in run.failures.items()})
-    values = decode_saves(saves, problems, index, target_of_cell)
-    values = fill_observed_level2(values, index, target_of_cell, spec, design)
-    out_data = _with_predictors(data, spec, design) if save_pred else data.copy()
-    formulas = [spec.formula, spec.formula_l2] if spec.is_l2 else spec.formula
-    call = call_text(
-        "jomo_impute", **({"type": type} if type is not None else {"formula": formulas}),
-        random_L1=random_L1, n_burn=n_burn, n_iter=n_iter, m=m, group=spec.group or None,
-        prior=prior, chains=chains, seed=seed_used,
-        keep_chains=None if keep_chains == "full" else keep_chains,
-        save_pred=save_pred or None, exact_beta2=exact_beta2 or None,
-    )
-    extra = {
-        "group_labels": [str(v) for v in design.group_labels],
-        "cluster_labels": np.asarray(design.cluster_labels),
-        "acceptance": accept,
-        "latent_columns": [p.l1_columns for p in problems],
-        "exact_beta2": exact_beta2,
-    }
-    if random_L1 != "none":
-        extra["a"] = np.stack([np.asarray(s.a) for s in finals], axis=1)  # (C, G)
-    return collect_imputations(
-        SimpleNamespace(burnin=_stack_groups(burn, chains, n_burn),
-                        imputation=_stack_groups(imp, chains, n_saves * n_iter)),
-        saved_values=values, miss_slot=np.arange(len(index)), index=index, m=m, n_iter=n_iter,
-        data=out_data, spec=spec, kind="jomo", call=call, n_burn=n_burn, chains=chains,
-        seed=seed_used, prior=prior_np, keep_chains=keep_chains, random_L1=random_L1,
-        labels=_labels(spec, problems, random_L1, keep_chains, design), failures={},
-        state=finals if len(finals) > 1 else finals[0], extra=extra,
-    )
+        except SamplerFailure as failure:  # non-finite draws: keep those completed before them
+            if len(problems) == 1:
+                failed_part(failure, chains, lambda run, n_saves, m: result([run], n_saves, m))
+            raise
+        runs.append(run)
+    return result(runs, n_saves, m)
 
 

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from .arrays.build import build_arrays
-from .errors import MitmlError, MitmlWarning
+from .errors import MitmlError, MitmlWarning, SamplerFailure
 from .kernels import pan
 from .priors import check_pan_prior, to_pan_prior
 from .sampling.collect import collect_imputations, saves_needed
@@ -21,7 +21,7 @@ from .sampling.arguments import call_text, check_flag, check_run_arguments
 from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.cache import enable_compilation_cache
 from .sampling.sharding import run_chains_sharded
-from .sampling.run import InterruptedChains, completed_part, run_chains
+from .sampling.run import InterruptedChains, completed_part, failed_part, run_chains
 from .spec.model_spec import build_spec
 
 __all__ = ["pan_impute"]
@@ -133,7 +133,8 @@ def pan_impute(
 
     Raises:
         MitmlError / MitmlTypeError: bad arguments or data (naming the argument or column).
-        SamplerFailure: the sampler produced non-finite parameters (names chain and iteration).
+        SamplerFailure: the sampler produced non-finite parameters (names chain and iteration);
+            its ``partial`` holds the imputations completed before them, if any.
     """
     n_burn, n_iter, m, chains = check_run_arguments(data, n_burn, n_iter, m, chains)
     check_flag("save_pred", save_pred)
@@ -166,6 +167,47 @@ def pan_impute(
         runner = run_chains
     else:
         runner = functools.partial(run_chains_sharded, devices=None if devices == "all" else devices)
+
+    def result(run, n_saves, m):
+        """The Imputations of a run's first ``n_saves`` saves per chain (``m`` in all)."""
+        saved = run.saves.reshape(chains, n_saves, -1)
+        target_pos = np.array([data.columns.get_loc(t) for t in spec.targets])
+        index = np.column_stack([layout.miss_row, target_pos[layout.miss_col]])
+        out_data = _with_predictors(data, spec, design) if save_pred else data.copy()
+        call = call_text(
+            "pan_impute", **({"type": type} if type is not None else {"formula": spec.formula}),
+            n_burn=n_burn, n_iter=n_iter, m=m, group=spec.group or None, prior=prior,
+            chains=chains, seed=seed_used, keep_chains=None if keep_chains == "full" else keep_chains,
+            save_pred=save_pred or None, dtype=None if dtype is None else str(np.dtype(dtype)),
+        )
+        failures = {name: np.asarray(v) for name, v in run.failures.items()}
+        return collect_imputations(
+            run,
+            saved_values=saved,
+            miss_slot=layout.miss_slot,
+            index=index,
+            m=m,
+            n_iter=n_iter,
+            data=out_data,
+            spec=spec,
+            kind="pan",
+            call=call,
+            n_burn=n_burn,
+            chains=chains,
+            seed=seed_used,
+            prior=[dict(prior_np) for _ in range(dims["G"])],
+            keep_chains=keep_chains,
+            random_L1="none",
+            labels=_labels(spec),
+            failures=failures,
+            state=run.state,
+            extra={
+                "dtype": str(dt),
+                "group_labels": [str(v) for v in design.group_labels] if spec.group else [""],
+                "cluster_labels": np.asarray(design.cluster_labels),
+            },
+        )
+
     try:
         run = runner(
             pan.build_kernel(),
@@ -184,42 +226,9 @@ def pan_impute(
         )
     except InterruptedChains as stop:  # Ctrl-C: keep the imputations completed so far
         run, n_saves, m = completed_part(stop, chains)
-    saved = run.saves.reshape(chains, n_saves, -1)
-    target_pos = np.array([data.columns.get_loc(t) for t in spec.targets])
-    index = np.column_stack([layout.miss_row, target_pos[layout.miss_col]])
-    out_data = _with_predictors(data, spec, design) if save_pred else data.copy()
-    call = call_text(
-        "pan_impute", **({"type": type} if type is not None else {"formula": spec.formula}),
-        n_burn=n_burn, n_iter=n_iter, m=m, group=spec.group or None, prior=prior,
-        chains=chains, seed=seed_used, keep_chains=None if keep_chains == "full" else keep_chains,
-        save_pred=save_pred or None, dtype=None if dtype is None else str(np.dtype(dtype)),
-    )
-    failures = {name: np.asarray(v) for name, v in run.failures.items()}
-    return collect_imputations(
-        run,
-        saved_values=saved,
-        miss_slot=layout.miss_slot,
-        index=index,
-        m=m,
-        n_iter=n_iter,
-        data=out_data,
-        spec=spec,
-        kind="pan",
-        call=call,
-        n_burn=n_burn,
-        chains=chains,
-        seed=seed_used,
-        prior=[dict(prior_np) for _ in range(dims["G"])],
-        keep_chains=keep_chains,
-        random_L1="none",
-        labels=_labels(spec),
-        failures=failures,
-        state=run.state,
-        extra={
-            "dtype": str(dt),
-            "group_labels": [str(v) for v in design.group_labels] if spec.group else [""],
-            "cluster_labels": np.asarray(design.cluster_labels),
-        },
-    )
+    except SamplerFailure as failure:  # non-finite draws: keep those completed before them
+        failed_part(failure, chains, result)
+        raise
+    return result(run, n_saves, m)
 
 

@@ -24,9 +24,10 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from ..errors import MitmlError, MitmlTypeError
+from ..errors import MitmlError, MitmlTypeError, SamplerFailure
 from ..sampling.arguments import check_count as _count
 from ..sampling.arguments import check_flag, is_key
+from ..sampling.run import failed_part
 from .continuation import PartialRun, continue_chains
 
 __all__ = ["extend_imputations", "rng_key_of", "InterruptedRun"]
@@ -174,6 +175,11 @@ def extend_imputations(imp, m: int, n_iter=None, progress: bool = True, callback
         raise InterruptedRun(partial, f"extend interrupted: kept {partial.m} imputations "
                                       f"({partial.m - imp.m} new); continue with .extend() on the "
                                       "partial result.") from None
+    except SamplerFailure as failure:  # non-finite draws: keep the saves completed before them
+        if len(parts) == 1:
+            failed_part(failure, chains,
+                        lambda run, n_done, _: _merge(imp, [run], n_done, None, n_iter, drawn, decode, stack))
+        raise
     return _merge(imp, runs, n_saves, m, n_iter, drawn, decode, stack)
 
 

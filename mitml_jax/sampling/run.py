@@ -38,7 +38,7 @@ from .progress import ProgressBar
 from .threads import PartRunner, chain_parts, join_chains, split_chains, splittable
 
 __all__ = ["ChainRun", "InterruptedChains", "run_chains", "trace_count", "chain_keys",
-           "completed_part"]
+           "completed_part", "failed_part"]
 
 #: Target size of one block's parameter records on the device (bytes).
 BLOCK_BYTES = 32 * 2**20
@@ -105,6 +105,20 @@ def completed_part(stop: InterruptedChains, chains: int):
     warnings.warn(f"Interrupted: returning the {m} imputations completed so far; continue the "
                   "same chains with .extend(m=...).", MitmlWarning, stacklevel=3)
     return run, n_saves, m
+
+
+def failed_part(failure: SamplerFailure, chains: int, build: Callable) -> None:
+    """Give ``failure`` (raised by :func:`run_chains`) the imputations every chain completed before
+    the failing block: ``failure.partial = build(run, n_saves, m)`` and a note in its message, when
+    at least one save is complete (nothing otherwise). The caller raises it again."""
+    run = getattr(failure, "run", None)
+    n_saves = 0 if run is None else int(np.asarray(jax.tree_util.tree_leaves(run.saves)[0]).shape[1])
+    if n_saves == 0:
+        return
+    m = n_saves * chains
+    failure.partial = build(run, n_saves, m)
+    failure.args = (f"{failure.args[0]} The imputations completed before the failure ({m} in this run) "
+                    "are kept in this error's .partial (e.g. `except SamplerFailure as e: imp = e.partial`).",)
 
 
 def _all_finite(tree):
@@ -285,7 +299,8 @@ def run_chains(
 
     Raises:
         SamplerFailure: when a recorded parameter becomes NaN or infinite; names chain and
-            iteration.
+            iteration. Its ``run`` holds the completed part (as :class:`InterruptedChains`' does)
+            and ``iterations_done`` the iterations per chain in it.
         InterruptedChains: on Ctrl-C (between or during blocks); carries the completed part.
     """
     chains = jax.tree_util.tree_leaves(init_state)[0].shape[0]
@@ -350,13 +365,16 @@ def run_chains(
             pending = (t0, n_active, phase, outs)
         if pending is not None:
             store(pending)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SamplerFailure) as stop:
         runner.close()
         t = done["iterations"]
         n_b, n_s = min(t, n_burn), max(t - n_burn, 0) // n_iter
         partial = _chain_run({b: v[:, :n_b] for b, v in burnin.items()},
                              {b: v[:, : n_s * n_iter] for b, v in imputation.items()},
                              jax.tree_util.tree_map(lambda a: a[:, :n_s], saves), *_joined(done["outs"])[:3])
+        if isinstance(stop, SamplerFailure):  # the blocks before the failing one are finite
+            stop.run, stop.iterations_done = partial, t
+            raise
         raise InterruptedChains(partial, t) from None
     finally:
         runner.close()
