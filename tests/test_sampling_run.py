@@ -63,10 +63,15 @@ def test_other_n_iter_and_n_burn_reuse_the_compiled_block(monkeypatch):
     np.testing.assert_array_equal(small.replacement, other.replacement)
 
 
-def test_kernel_compiler_options_reach_the_block():
-    """A kernel's ``compiler_options`` attribute is used to compile its block (jomo sets one)."""
+def test_kernel_compiler_options_reach_the_block(monkeypatch):
+    """A kernel's ``compiler_options`` attribute is used to compile its block (jomo sets one);
+    here an option the backend is told it accepts, so that the compile error shows it arrived."""
     import jax.numpy as jnp
     import pytest
+
+    from mitml_jax.kernels import xla_options
+
+    monkeypatch.setattr(xla_options, "accepted", lambda name, value: True)
 
     def kernel(key, state, arrays, prior):
         return state + 1.0, jnp.zeros((), jnp.int32)
@@ -87,6 +92,10 @@ def test_cpu_compiler_options_are_not_given_to_other_backends(monkeypatch):
     assert xla_options.for_backend(jomo.COMPILER_OPTIONS, "cpu") == jomo.COMPILER_OPTIONS
     assert xla_options.for_backend(jomo.COMPILER_OPTIONS, "gpu") is None
     assert xla_options.for_backend(None, "cpu") is None
+    # an option the installed XLA does not have (JAX 0.11 dropped xla_cpu_use_fusion_emitters,
+    # and jomo_impute failed on CPU there too) is left out
+    assert xla_options.for_backend({"xla_no_such_option": True, **optimize.COMPILER_OPTIONS}, "cpu") == \
+        optimize.COMPILER_OPTIONS
     monkeypatch.setattr(xla_options.jax, "default_backend", lambda: "gpu")
     assert xla_options.for_backend(optimize.COMPILER_OPTIONS) is None
     assert optimize._compiled_fit("gpu") is not optimize._compiled_fit("cpu")
