@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mitml_jax.kernels import jomo
+from mitml_jax.kernels import jomo, kernel_call
+from mitml_jax.kernels.xla_options import for_backend
 from mitml_jax.kernels.jomo_data import row_index
 from mitml_jax.kernels.kernel_call import MAX_ELEMENTS, fits_single_kernel, single_kernel
 from mitml_jax.kernels.jomo_linalg import SELECT_ROWS_MAX, rows_of
@@ -16,6 +17,9 @@ pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA CPU 
 
 #: How the wrapped call shows in compiled HLO (XLA's own small-loop calls lack ``inlineable``).
 MARK = 'inlineable="false",xla_cpu_small_call="true"'
+#: Tests that expect a wrapped call: single kernels are on only for the JAX versions in TESTED_JAX
+#: (e.g. not with JAX 0.11, where these tests failed on the GPU machine's CPU).
+wrapping = pytest.mark.skipif(not kernel_call.enabled(), reason="single kernels are off for this JAX version")
 
 
 def _scan(kernel, n_steps=5):
@@ -73,6 +77,7 @@ def test_fits_single_kernel_looks_into_nested_jaxprs():
     assert fits_single_kernel(jax.make_jaxpr(elementwise)(x))
 
 
+@wrapping
 def test_single_kernel_same_numbers_and_one_call():
     """Wrapped, the toy kernel compiles to a call tagged for the single-kernel emitter (the
     process would abort if an unread argument reached it) and gives the same numbers."""
@@ -84,6 +89,7 @@ def test_single_kernel_same_numbers_and_one_call():
     jax.tree_util.tree_map(np.testing.assert_array_equal, got, expected)
 
 
+@wrapping
 def test_single_kernel_switched_off(monkeypatch):
     """``MITML_JAX_SINGLE_KERNEL=0``, sweeps with a dot, with a single result or with more than
     MAX_ELEMENTS input values run as plain jitted code."""
@@ -160,7 +166,7 @@ def _one_kernel_and_same_draws(monkeypatch, data, formula, n_sweeps=20):
             def body(s, t):
                 return kernel(fold_in(key, t), s, arrays, prior)[0], None
             return jax.lax.scan(body, s, jnp.arange(n_sweeps, dtype=jnp.uint32))[0]
-        return jax.jit(chain, compiler_options=kernel.compiler_options)
+        return jax.jit(chain, compiler_options=for_backend(kernel.compiler_options))
 
     key = jax.random.key(5)
     kernel = jomo.build_kernel(prob.config)
@@ -173,6 +179,7 @@ def _one_kernel_and_same_draws(monkeypatch, data, formula, n_sweeps=20):
         np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=0, atol=1e-10, err_msg=name)
 
 
+@wrapping
 def test_categorical_sweep_is_one_kernel_with_the_same_draws(monkeypatch):
     """Three observed categories at level 1 (latent proposals and the Gibbs fallback) and a
     categorical level-2 target (its latents and the Metropolis update of Psi)."""
@@ -192,6 +199,7 @@ def test_categorical_sweep_is_one_kernel_with_the_same_draws(monkeypatch):
     _one_kernel_and_same_draws(monkeypatch, data, ["y + c ~ 1 + (1|id)", "w ~ 1"])
 
 
+@wrapping
 def test_vignette_sweep_is_one_kernel_with_the_same_draws(monkeypatch):
     """The Level-2 vignette model (continuous and binary level-1 targets, a level-2 target)."""
     import mitml_jax as mj
@@ -219,6 +227,7 @@ def test_enabled_only_for_tested_jax_unless_forced(monkeypatch):
     assert not jkc.enabled()
 
 
+@wrapping
 def test_pan_random_effects_kernel_only_outside_vmap():
     """pan's random-effects draw is one kernel when called plainly and left as XLA's thunks under
     ``vmap`` (300 vmapped replications of two groups made XLA emit invalid LLVM IR for the call),
