@@ -323,7 +323,8 @@ def run_chains(
     parts = chain_parts(chains, init_state, keys)
     keys_p, state_p = split_chains(keys, parts), split_chains(init_state, parts)
     step_jaxpr, (_, info_shape) = jax.make_jaxpr(probe, return_shape=True)(keys_p[0], state_p[0], arrays, prior)
-    if parts > 1 and not splittable(step_jaxpr):  # LAPACK calls: one part (see threads.py)
+    if parts > 1 and not splittable(step_jaxpr):  # LAPACK calls: one part (see threads.py); the
+        # block then traces the step again, for all chains
         parts, keys_p, state_p = 1, [keys], [init_state]
     acc = jax.tree_util.tree_map(lambda s: np.zeros((chains,) + s.shape[1:], np.int32), info_shape)
     first_bad = np.full((chains,), -1, dtype=np.int32)

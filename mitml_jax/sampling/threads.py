@@ -6,8 +6,8 @@ saves. Two calls of a compiled program from two Python threads do run at the sam
 releases the GIL while XLA runs), so :func:`~mitml_jax.sampling.run.run_chains` cuts the chains
 into ``P`` equal parts and runs every block of iterations as ``P`` calls of the same compiled block
 function, one per thread. Measured on the 2-core development machine (``benchmarks/pan_speed.py``,
-Introduction model, 64 chains): 1.49 ms per iteration in one part against 0.86 ms when the chains
-were split over two devices, the same work as two parts.
+Introduction model, 64 chains): 1.49-1.58 ms per iteration in one part, 0.84-0.88 ms in two; on a
+16-core CPU 1.06 ms in one part and 0.24-0.27 ms in 16.
 
 A chain's random numbers do not depend on the split (chain ``c`` keeps the key ``fold_in(key,
 c)``); the compiled program does (``C / P`` chains instead of ``C``), so draws can differ from an
