@@ -214,7 +214,7 @@ def test_enabled_only_for_tested_jax_unless_forced(monkeypatch):
     from mitml_jax.kernels import kernel_call as jkc
 
     monkeypatch.delenv("MITML_JAX_SINGLE_KERNEL", raising=False)
-    monkeypatch.setattr(jkc, "TESTED_JAX", frozenset({jkc._jax_version()}))
+    monkeypatch.setattr(jkc, "TESTED_JAX", frozenset({jkc.jax_version()}))
     assert jkc.enabled()
     monkeypatch.setattr(jkc, "TESTED_JAX", frozenset({(0, 1)}))
     assert not jkc.enabled()

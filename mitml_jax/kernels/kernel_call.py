@@ -63,7 +63,7 @@ except ImportError:  # pragma: no cover - depends on the installed JAX
 TESTED_JAX = frozenset({(0, 10)})
 
 __all__ = ["EXCLUDED_PRIMITIVES", "MAX_ELEMENTS", "SMALL_CALL_ATTRIBUTES", "TESTED_JAX", "enabled",
-           "fits_single_kernel", "single_kernel", "any_equation"]
+           "fits_single_kernel", "single_kernel", "any_equation", "jax_version"]
 
 #: Primitives the single-kernel emitter cannot compile, or that would be library calls there.
 EXCLUDED_PRIMITIVES = frozenset({
@@ -88,7 +88,8 @@ MAX_ELEMENTS = 2**17
 SMALL_CALL_ATTRIBUTES = {"xla_cpu_small_call": "true", "inlineable": "false"}
 
 
-def _jax_version() -> tuple:
+def jax_version() -> tuple:
+    """(major, minor) of the installed JAX."""
     return tuple(int(part) for part in jax.__version__.split(".")[:2] if part.isdigit())
 
 
@@ -102,7 +103,7 @@ def enabled() -> bool:
     if (setting == "0" or not _AVAILABLE or jax.default_backend() != "cpu"
             or jax.local_device_count() > 1):
         return False
-    return setting == "1" or _jax_version() in TESTED_JAX
+    return setting == "1" or jax_version() in TESTED_JAX
 
 
 def _sub_jaxprs(value):

@@ -14,9 +14,9 @@ c)``); the compiled program does (``C / P`` chains instead of ``C``), so draws c
 unsplit run in the last bits, as for chains sharded over devices. ``P`` depends on the cores this
 process may use (``MITML_JAX_CHAIN_THREADS=n`` in the environment caps it; ``1`` turns the split
 off) and is the largest number of parts at most that count that divides ``C``. GPUs, runs
-sharded over several devices, keys other than threefry (``rbg``) and sweeps with LAPACK calls
-(:func:`splittable`: factorisations of matrices larger than 4 x 4, e.g. five targets) are not
-split.
+sharded over several devices, keys other than threefry (``rbg``) and, with JAX 0.10 and older,
+sweeps with LAPACK calls (:func:`splittable`: factorisations of matrices larger than 4 x 4, e.g.
+five targets) are not split.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ import jax
 import numpy as np
 
 from ..errors import MitmlError
-from ..kernels.kernel_call import any_equation
+from ..kernels.kernel_call import any_equation, jax_version
 
-__all__ = ["chain_parts", "splittable", "split_chains", "join_chains", "PartRunner", "POOL_WAITING_PRIMITIVES"]
+__all__ = ["chain_parts", "splittable", "split_chains", "join_chains", "PartRunner", "POOL_WAITING_PRIMITIVES",
+           "POOL_SAFE_JAX"]
 
 
 def _thread_cap() -> int:
@@ -85,9 +86,18 @@ POOL_WAITING_PRIMITIVES = frozenset({
 })
 
 
+#: JAX versions whose CPU LAPACK kernels do not wait on XLA's pool (jaxlib 0.11 builds them without
+#: the parallel batch loop): 256 chains of model (b) in two parts on 2 cores ran 4 of 4 times with
+#: JAX 0.11.2 (the GPU machine's CPU, ``taskset -c 0,1``), where JAX 0.10.2 hung on the first.
+POOL_SAFE_JAX = frozenset({(0, 11)})
+
+
 def splittable(step_jaxpr) -> bool:
-    """Whether a traced sweep may run in several parts at once: it has none of
-    :data:`POOL_WAITING_PRIMITIVES` (looking into every nested jaxpr)."""
+    """Whether a traced sweep may run in several parts at once: JAX is one of
+    :data:`POOL_SAFE_JAX`, or the sweep has none of :data:`POOL_WAITING_PRIMITIVES` (looking into
+    every nested jaxpr)."""
+    if jax_version() in POOL_SAFE_JAX:
+        return True
     return not any_equation(step_jaxpr, lambda eqn: eqn.primitive.name in POOL_WAITING_PRIMITIVES)
 
 
