@@ -17,14 +17,23 @@ import numpy as np
 __all__ = ["for_backend", "accepted"]
 
 
-@functools.lru_cache(maxsize=None)
-def accepted(name: str, value) -> bool:
-    """Whether the default backend compiles a program with the option ``name=value``."""
+def _compiles(options: dict) -> bool:
     try:
-        jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(np.float32(1.0)).compile()
+        jax.jit(lambda x: x + 1, compiler_options=options).lower(np.float32(1.0)).compile()
     except Exception:  # the backend's "No such compile option" (its exception type varies)
         return False
     return True
+
+
+@functools.lru_cache(maxsize=None)
+def accepted(name: str, value) -> bool:
+    """Whether the default backend compiles a program with the option ``name=value``."""
+    return _compiles({name: value})
+
+
+@functools.lru_cache(maxsize=None)
+def _all_accepted(items: tuple) -> bool:
+    return _compiles(dict(items))
 
 
 def for_backend(options: dict | None, backend: str | None = None) -> dict | None:
@@ -35,5 +44,7 @@ def for_backend(options: dict | None, backend: str | None = None) -> dict | None
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return None
-    kept = {k: v for k, v in options.items() if backend != jax.default_backend() or accepted(k, v)}
+    if backend != jax.default_backend() or _all_accepted(tuple(sorted(options.items()))):
+        return dict(options)  # one check for all (the usual case), else one per option
+    kept = {k: v for k, v in options.items() if accepted(k, v)}
     return kept or None
