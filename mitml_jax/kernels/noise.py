@@ -91,7 +91,9 @@ def draw_sweep_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype):
     pairs = -(-int(n_normals) // 2)
     width = jnp.uint64 if dtype == jnp.float64 else jnp.uint32
     bits = threefry.random_bits(rng_key, tuple(batch_shape) + (2 * pairs + int(n_uniforms),), width)
-    u = uniforms_from_bits(bits, dtype)
+    # computed once: XLA fused the hash of each angle uniform into both the cosine and the sine
+    # loop (same numbers; the Introduction model's sweep 4-10% faster with 32 chains, 5% with one)
+    u = jax.lax.optimization_barrier(uniforms_from_bits(bits, dtype))
     z_cos, z_sin = box_muller(u[..., :pairs], u[..., pairs : 2 * pairs])
     normals = jnp.concatenate([z_cos, z_sin], axis=-1)[..., : int(n_normals)]
     return normals, u[..., 2 * pairs :]
