@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rank_normal import scratch
+from .rank_normal import first_draw_shift, scratch
 
 __all__ = [
     "ess_core", "ess_indicator", "ess_from_autocov", "mean_autocov", "lag_sums",
@@ -224,8 +224,7 @@ def ess_core(y: np.ndarray, relative: bool = False, moments=None, work=None,
     lags = direct_lags(n)
     shift = None
     if shifted and moments is None:
-        shift = y[:, 0, 0]
-        shift = np.where(np.isfinite(shift), shift, 0.0)
+        shift = first_draw_shift(y[:, 0, 0])
     if moments is None:
         moments = centred_lag_sums(y, lags, work, shift)
     chain_mean, y, sums, _ = moments

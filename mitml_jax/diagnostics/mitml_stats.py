@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import MitmlError
 from .ess_geyer import _BLOCK_BYTES, row_dot
-from .rank_normal import scratch
+from .rank_normal import first_draw_shift, scratch
 
 __all__ = [
     "segment_rhat", "segment_moments", "segment_rhat_from_moments", "sd_prop", "autocorrelation",
@@ -74,8 +74,7 @@ def segment_moments(x, n_segments: int, work=None, shifted: bool = False):
     buf = scratch(work, "segments", (min(block, count), m, n))
     for lo, rows in _row_blocks(x, count, block):
         seg = rows[:, : n * m].reshape(-1, m, n)
-        first = rows[:, 0]
-        first = np.where(np.isfinite(first), first, 0.0)  # an infinite first draw: no shift
+        first = first_draw_shift(rows[:, 0])  # an infinite first draw: no shift
         shift[lo : lo + len(seg)] = first
         dev = np.subtract(seg, first[:, None, None], out=buf[: len(seg)])
         mean = dev.mean(axis=-1)

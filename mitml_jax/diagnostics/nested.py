@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MitmlError
+from .rank_normal import first_draw_shift
 
 __all__ = ["rhat_nested", "rhat_nested_by_parameter", "rhat_nested_from_moments",
            "default_superchains"]
@@ -76,7 +77,7 @@ def rhat_nested_by_parameter(x: np.ndarray, superchain_ids) -> np.ndarray:
     with np.errstate(all="ignore"):  # infinite draws give NaN, without warnings
         # shifted by each parameter's first (finite) draw: a large mean keeps its digits
         first = x[:, 0, 0] if x.shape[1] and x.shape[2] else np.zeros(x.shape[0])
-        x = x - np.where(np.isfinite(first), first, 0.0)[:, None, None]
+        x = x - first_draw_shift(first)[:, None, None]
         if x.shape[2] == 0:  # no draws: NaN
             chain_mean = np.full(x.shape[:2], np.nan)
         else:

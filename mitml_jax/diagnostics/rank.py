@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import MitmlError, MitmlTypeError
 from .ess_geyer import centred_lag_sums, direct_lags, ess_core, ess_indicator, row_dot
 from .entries import gather_draws
-from .rank_normal import rank_scores, scratch, sort_order
+from .rank_normal import first_draw_shift, rank_scores, scratch, sort_order
 from .rank_row import rank_rows
 
 __all__ = [
@@ -289,13 +289,13 @@ def _diagnose_chunk(x: np.ndarray, which, work) -> dict:
             res["ess_mean"][idx] = e_mean
         if "mcse_mean" in which:
             flat = x.reshape(len(idx), -1)
-            dev = np.subtract(flat, _first_finite(flat)[:, None],
+            dev = np.subtract(flat, first_draw_shift(flat[:, 0])[:, None],
                               out=scratch(work, "centred_all", flat.shape))
             dev -= dev.mean(axis=1)[:, None]  # shifted first: a large mean keeps its digits
             sd = np.sqrt(row_dot(dev, dev) / (flat.shape[1] - 1))  # np.std(ddof=1)
             res["mcse_mean"][idx] = sd / np.sqrt(e_mean)
     if "ess_sd" in which or "mcse_sd" in which:
-        c2 = x - _first_finite(x.reshape(len(idx), -1))[:, None, None]
+        c2 = x - first_draw_shift(x[:, 0, 0])[:, None, None]
         c2 = (c2 - c2.mean(axis=(1, 2), keepdims=True)) ** 2
         e_sd = ess_core(_split(c2))
         if "ess_sd" in which:
@@ -308,12 +308,6 @@ def _diagnose_chunk(x: np.ndarray, which, work) -> dict:
             constant = flat.max(axis=1) == flat.min(axis=1)
             res["mcse_sd"][idx] = np.where(constant, 0.0, np.sqrt(varvar / evar / 4))
     return res
-
-
-def _first_finite(flat: np.ndarray) -> np.ndarray:
-    """Each row's first draw, 0 where it is infinite: a shift that keeps a large mean's digits."""
-    first = flat[:, 0]
-    return np.where(np.isfinite(first), first, 0.0)
 
 
 def _ess_tail(x, xs, s, order, work=None) -> np.ndarray:

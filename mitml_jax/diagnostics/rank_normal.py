@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "rank_scores", "sort_order", "z_scatter", "z_table", "folded_chain_sums", "scratch",
+    "first_draw_shift",
 ]
 
 _SIGN = np.uint64(1 << 63)
@@ -36,6 +37,13 @@ def scratch(work, name: str, shape, dtype=np.float64) -> np.ndarray:
     if buf is None or buf.shape != shape or buf.dtype != dtype:
         buf = work[name] = np.empty(shape, dtype)
     return buf
+
+
+def first_draw_shift(first):
+    """The shift the diagnostics subtract from draws before means and variances: the first draw(s)
+    ``first``, 0 where not finite. A mean large against the spread (``1e12`` plus noise of
+    ``1e-3``) then keeps its digits; see :func:`.mitml_stats.segment_moments`."""
+    return np.where(np.isfinite(first), first, 0.0)
 
 
 def _runs(flags: np.ndarray):

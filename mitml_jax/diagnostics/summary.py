@@ -35,7 +35,7 @@ from .nested import default_superchains, rhat_nested_from_moments
 from .printing import format_header, format_numeric_table, format_text_table
 from .ess_geyer import row_dot
 from .rank import diagnose_chunk, diagnostic_threads
-from .rank_normal import scratch
+from .rank_normal import first_draw_shift, scratch
 
 __all__ = ["ImputationSummary", "summarize", "missing_rates", "check_n_rhat"]
 
@@ -218,8 +218,7 @@ def _entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
 
 def _write_entry_statistics(x, row, out, n_rhat, stats, which, n_iter, work) -> None:
     c, d = x.shape[1:]
-    first = x[0, 0, 0]
-    first = first if np.isfinite(first) else 0.0
+    first = float(first_draw_shift(x[0, 0, 0]))
     out["shift"][row] = first
     if "Rhat" in stats:  # segment moments give mitml's R-hat and, with the rest, chain moments
         # (C, n_rhat) each; the means relative to each chain's first draw (shift, (C,))
