@@ -52,8 +52,7 @@ def test_bad_thread_settings_name_the_variable(cores, value):
         diagnostic_threads(10)
 
 
-def test_diagnostic_thread_cap(cores, monkeypatch):
-    monkeypatch.setattr("mitml_jax.diagnostics.rank.os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
+def test_diagnostic_thread_cap(cores):
     assert diagnostic_threads(10) == 4 and diagnostic_threads(2) == 2
     cores.setenv("MITML_JAX_DIAGNOSTIC_THREADS", "6")
     assert diagnostic_threads(10) == 6

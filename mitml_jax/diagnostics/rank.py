@@ -24,7 +24,6 @@ Input arrays are ``(chain, draw, *params)``; results have shape ``params`` (a fl
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
@@ -32,6 +31,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import MitmlError, MitmlTypeError
+from ..sampling.threads import thread_limit
 from .ess_geyer import centred_lag_sums, direct_lags, ess_core, ess_indicator, row_dot
 from .entries import gather_draws
 from .rank_normal import first_draw_shift, rank_scores, scratch, sort_order
@@ -169,20 +169,8 @@ def diagnostic_threads(tasks: int) -> int:
     not); ``MITML_JAX_DIAGNOSTIC_THREADS=n`` in the environment sets the cap, e.g. on machines with
     many cores. Never more than the cores this process may run on, nor than ``tasks``.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        cores = os.cpu_count() or 1
-    setting = os.environ.get("MITML_JAX_DIAGNOSTIC_THREADS", "").strip()
-    try:
-        cap = int(setting) if setting else 4
-    except ValueError:
-        cap = 0
-    if cap < 1:
-        raise MitmlError(
-            f"MITML_JAX_DIAGNOSTIC_THREADS={setting!r} in the environment is not a whole number >= 1: "
-            "set it to the most threads for summary() and the rank diagnostics, or unset it (default 4)")
-    return max(1, min(tasks, cores, cap))
+    cap = thread_limit("MITML_JAX_DIAGNOSTIC_THREADS", 4, "for summary() and the rank diagnostics")
+    return max(1, min(tasks, cap))
 
 
 def _map_chunks(fn, starts, k: int, which, size: int) -> dict:

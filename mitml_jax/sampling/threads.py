@@ -31,27 +31,31 @@ import numpy as np
 from ..errors import MitmlError
 from ..kernels.kernel_call import any_equation, jax_version
 
-__all__ = ["chain_parts", "splittable", "split_chains", "join_chains", "PartRunner", "POOL_WAITING_PRIMITIVES",
+__all__ = ["thread_limit", "chain_parts", "splittable", "split_chains", "join_chains", "PartRunner", "POOL_WAITING_PRIMITIVES",
            "POOL_SAFE_JAX"]
 
 
-def _thread_cap() -> int:
+def thread_limit(variable: str, default: int | None, purpose: str) -> int:
+    """The most threads for a task: the cores this process may run on, capped by the environment
+    variable ``variable`` (a whole number >= 1) or, where it is unset, by ``default`` (None: no
+    cap); a MitmlError naming the variable, with ``purpose`` (what the threads are for), otherwise.
+    """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         cores = os.cpu_count() or 1
-    setting = os.environ.get("MITML_JAX_CHAIN_THREADS", "").strip()
+    setting = os.environ.get(variable, "").strip()
     if not setting:
-        return cores
+        return cores if default is None else min(default, cores)
     try:
         cap = int(setting)
     except ValueError:
         cap = 0
     if cap < 1:
         raise MitmlError(
-            f"MITML_JAX_CHAIN_THREADS={setting!r} in the environment is not a whole number >= 1: "
-            "set it to the most threads that run chains at once on a CPU (1: no split), or unset it "
-            "(default: the number of cores)")
+            f"{variable}={setting!r} in the environment is not a whole number >= 1: set it to the "
+            f"most threads {purpose}, or unset it (default: "
+            f"{'the number of cores' if default is None else default})")
     return min(cap, cores)
 
 
@@ -72,7 +76,7 @@ def chain_parts(chains: int, state: Any, keys) -> int:
     """
     if chains < 2 or not _on_one_cpu(state) or str(jax.random.key_impl(keys)) != "threefry2x32":
         return 1
-    cap = _thread_cap()
+    cap = thread_limit("MITML_JAX_CHAIN_THREADS", None, "that run chains at once on a CPU (1: no split)")
     return max(p for p in range(1, min(cap, chains) + 1) if chains % p == 0)
 
 
