@@ -98,7 +98,7 @@ def completed_part(stop: InterruptedChains, chains: int):
     """What a sampler returns on Ctrl-C: ``(run, n_saves, m)`` of the saves every chain completed,
     announced with a MitmlWarning; ``stop`` is raised again when no save is complete (burn-in)."""
     run = stop.run
-    n_saves = int(np.asarray(run.saves).shape[1])
+    n_saves = _saves_done(run)
     if n_saves == 0:
         raise stop
     m = n_saves * chains
@@ -112,13 +112,18 @@ def failed_part(failure: SamplerFailure, chains: int, build: Callable) -> None:
     the failing block: ``failure.partial = build(run, n_saves, m)`` and a note in its message, when
     at least one save is complete (nothing otherwise). The caller raises it again."""
     run = getattr(failure, "run", None)
-    n_saves = 0 if run is None else int(np.asarray(jax.tree_util.tree_leaves(run.saves)[0]).shape[1])
+    n_saves = 0 if run is None else _saves_done(run)
     if n_saves == 0:
         return
     m = n_saves * chains
     failure.partial = build(run, n_saves, m)
     failure.args = (f"{failure.args[0]} The imputations completed before the failure ({m} in this run) "
                     "are kept in this error's .partial (e.g. `except SamplerFailure as e: imp = e.partial`).",)
+
+
+def _saves_done(run) -> int:
+    """Saves per chain in a (partial) :class:`ChainRun`."""
+    return int(np.asarray(jax.tree_util.tree_leaves(run.saves)[0]).shape[1])
 
 
 def _all_finite(tree):
@@ -367,7 +372,6 @@ def run_chains(
         if pending is not None:
             store(pending)
     except (KeyboardInterrupt, SamplerFailure) as stop:
-        runner.close()
         t = done["iterations"]
         n_b, n_s = min(t, n_burn), max(t - n_burn, 0) // n_iter
         partial = _chain_run({b: v[:, :n_b] for b, v in burnin.items()},
