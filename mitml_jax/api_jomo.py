@@ -24,8 +24,7 @@ import numpy as np
 from .errors import MitmlError, MitmlTypeError, MitmlWarning, SamplerFailure
 from .kernels import jomo
 from .kernels.jomo_chains import record_parameters
-from .kernels.jomo_design import (build_group_problems, decode_saves, fill_observed_level2,
-                                  missing_index)
+from .kernels.jomo_design import build_group_problems, imputed_values, missing_index
 from .priors import as_real_array
 from .sampling.arguments import call_text, check_flag, check_run_arguments
 from .sampling.arguments import rng_key_and_seed as _rng_key
@@ -331,8 +330,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     def result(runs, n_saves, m):
         """The Imputations of the groups' runs (``n_saves`` saves per chain, ``m`` in all)."""
         finals = [run.state for run in runs]
-        values = decode_saves([np.asarray(run.saves) for run in runs], problems, index, target_of_cell)
-        values = fill_observed_level2(values, index, target_of_cell, spec, design)
+        values = imputed_values([run.saves for run in runs], problems, index, target_of_cell, spec, design)
         out_data = _with_predictors(data, spec, design) if save_pred else data.copy()
         formulas = [spec.formula, spec.formula_l2] if spec.is_l2 else spec.formula
         call = call_text(

@@ -19,7 +19,7 @@ from .jomo_data import JomoArrays, JomoConfig, JomoLayout, build_jomo_arrays
 from .latent import latent_to_category
 
 __all__ = ["GroupProblem", "build_group_problems", "missing_index", "decode_saves",
-           "fill_observed_level2"]
+           "fill_observed_level2", "imputed_values"]
 
 
 @dataclass
@@ -179,6 +179,13 @@ def decode_saves(saves: list, problems: list, index, target_of_cell) -> np.ndarr
             if unsaved.any():
                 out[:, :, cells[unsaved]] = np.nan
     return out
+
+
+def imputed_values(saves: list, problems: list, index, target_of_cell, spec, design) -> np.ndarray:
+    """(C, S, n_cells) imputed values of the missing cells from every group's saves:
+    :func:`decode_saves`, then :func:`fill_observed_level2` for the cells it leaves NaN."""
+    values = decode_saves([np.asarray(s) for s in saves], problems, index, target_of_cell)
+    return fill_observed_level2(values, index, target_of_cell, spec, design)
 
 
 def fill_observed_level2(values, index, target_of_cell, spec, design):

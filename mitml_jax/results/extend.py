@@ -91,8 +91,7 @@ def _pan_parts(imp):
 def _jomo_parts(imp):
     """(parts, decode, stack) for a jomo run: one part per group, keys as in jomo_impute."""
     from .. import api_jomo
-    from ..kernels.jomo_design import (build_group_problems, decode_saves, fill_observed_level2,
-                                       missing_index)
+    from ..kernels.jomo_design import build_group_problems, imputed_values, missing_index
 
     design = imp.spec.design(imp.data)
     index, target_of_cell = missing_index(imp.data.columns, imp.spec, design)
@@ -109,8 +108,7 @@ def _jomo_parts(imp):
     ]
 
     def decode(saves):
-        values = decode_saves([np.asarray(s) for s in saves], problems, index, target_of_cell)
-        return fill_observed_level2(values, index, target_of_cell, imp.spec, design)
+        return imputed_values(saves, problems, index, target_of_cell, imp.spec, design)
 
     return parts, decode, api_jomo._stack_groups
 
