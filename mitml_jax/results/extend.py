@@ -102,7 +102,7 @@ def _jomo_parts(imp):
     key = rng_key_of(imp.seed)
     parts = [
         _Part(api_jomo._kernel(prob.config), states[g], prob.arrays, priors[g],
-              key if len(problems) == 1 else jax.random.fold_in(key, g),
+              key if len(problems) == 1 else api_jomo.group_key(key, g),
               api_jomo._transform(prob.config, imp.keep_chains), api_jomo._save, None)
         for g, prob in enumerate(problems)
     ]
