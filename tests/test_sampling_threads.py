@@ -12,7 +12,8 @@ from mitml_jax.diagnostics.rank import diagnostic_threads
 from mitml_jax.errors import MitmlError
 from mitml_jax.sampling import run as run_module
 from mitml_jax.sampling import threads
-from mitml_jax.kernels.kernel_call import jax_version
+from mitml_jax.kernels import param_linalg
+from mitml_jax.kernels.kernel_call import any_equation, jax_version
 from mitml_jax.sampling.run import InterruptedChains, run_chains
 
 
@@ -127,21 +128,33 @@ def test_the_kernel_is_traced_once_when_split(cores):
     assert len(traced) == 1
 
 
-def test_sweeps_with_lapack_calls_are_not_split(cores, monkeypatch):
-    """LAPACK calls split their batch over XLA's thread pool and wait for it: with one program per
-    pool thread running at once, 256 chains of benchmark model (b) hung. Such sweeps run whole."""
+def _cholesky_kernel(cholesky):
     def kernel(key, state, arrays, prior):
         a = state["x"][:, None] * state["x"][None, :] + 6.0 * jnp.eye(5)
-        root = jnp.linalg.cholesky(a)
+        root = cholesky(a)
         return {"x": 0.5 * state["x"] + root[:, 0] * 1e-3 + jax.random.normal(key, (5,))}, {"n": jnp.int32(1)}
+    return kernel
+
+
+def test_sweeps_with_batched_lapack_calls_are_not_split(cores, monkeypatch):
+    """LAPACK calls split their batch over XLA's thread pool and wait for it: with one program per
+    pool thread running at once, 256 chains of benchmark model (b) hung. Such sweeps run whole;
+    factorisations made one matrix at a time (param_linalg's, as in model (b) now) do not wait."""
+    kernel = _cholesky_kernel(jnp.linalg.cholesky)  # batched over chains under vmap
+    one_at_a_time = _cholesky_kernel(param_linalg.chol)
 
     def plain(key, state, arrays, prior):
         return {"x": 0.5 * state["x"] + jax.random.normal(key, (5,))}, {"n": jnp.int32(1)}
 
+    def chains_jaxpr(k):
+        return jax.make_jaxpr(jax.vmap(k, in_axes=(0, 0, None, None)))(
+            jax.random.split(jax.random.key(0), 4), {"x": jnp.zeros((4, 5))}, None, None)
+
     monkeypatch.setattr(threads, "POOL_SAFE_JAX", frozenset())  # as with JAX 0.10, whose LAPACK waits
-    lapack = jax.make_jaxpr(kernel)(jax.random.key(0), {"x": jnp.zeros(5)}, None, None)
+    lapack = chains_jaxpr(kernel)
     assert not threads.splittable(lapack)
-    assert threads.splittable(jax.make_jaxpr(plain)(jax.random.key(0), {"x": jnp.zeros(5)}, None, None))
+    assert threads.splittable(chains_jaxpr(one_at_a_time))
+    assert threads.splittable(chains_jaxpr(plain))
     monkeypatch.setattr(threads, "POOL_SAFE_JAX", frozenset({jax_version()}))  # as JAX 0.11
     assert threads.splittable(lapack)
     monkeypatch.setattr(threads, "POOL_SAFE_JAX", frozenset())
@@ -149,7 +162,23 @@ def test_sweeps_with_lapack_calls_are_not_split(cores, monkeypatch):
     real = run_module.PartRunner
     monkeypatch.setattr(run_module, "PartRunner", lambda block, parts: seen.append(parts) or real(block, parts))
     cores.setenv("MITML_JAX_CHAIN_THREADS", "2")
-    for k in (kernel, plain):
+    for k in (kernel, one_at_a_time, plain):
         run_chains(k, {"x": jnp.zeros((4, 5))}, None, None, jax.random.key(1), n_burn=2, n_iter=1, n_saves=1,
                    transform=lambda s: {"x": s["x"]}, save=lambda s, a: s["x"], progress=False)
-    assert seen == [1, 2]
+    assert seen == [1, 2, 2]
+
+
+def test_parameter_factorisations_one_at_a_time_equal_lapack_batched():
+    """param_linalg's LAPACK path (d > UNROLL_MAX) loops over matrices, also under vmap; the
+    factors and triangular inverses equal the batched LAPACK calls' exactly."""
+    d = param_linalg.UNROLL_MAX + 3
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((3, 2, d, d))
+    a = jnp.asarray(g @ np.swapaxes(g, -1, -2) + d * np.eye(d))
+    chol = jax.jit(jax.vmap(param_linalg.chol))(a)
+    np.testing.assert_array_equal(chol, jnp.linalg.cholesky(a))
+    inv = jax.jit(jax.vmap(param_linalg.inv_lower))(chol)
+    np.testing.assert_array_equal(inv, jax.scipy.linalg.solve_triangular(chol, jnp.broadcast_to(jnp.eye(d), a.shape), lower=True))
+    jaxpr = jax.make_jaxpr(jax.vmap(param_linalg.spd_inverse))(a)
+    assert not any_equation(jaxpr, lambda e: e.primitive.name in threads.POOL_WAITING_PRIMITIVES
+                            and any(v.aval.ndim > 2 for v in e.invars))

@@ -5,7 +5,8 @@ elementwise operations (:mod:`linalg`) every entry of a factorisation becomes it
 loop: fine for d <= ``UNROLL_MAX`` (a handful of loops), but a 10 x 10 Cholesky factor then costs
 hundreds of loops, about 25 us per call and seconds of compile time. Above ``UNROLL_MAX`` these
 functions call LAPACK (one custom call per factorisation, about 5 us for 10 x 10 and 0.4 s of
-compile time).
+compile time), one matrix at a time (:func:`_one_at_a_time`), so that chains run in parts on
+threads (:mod:`..sampling.threads`) never wait on each other inside jaxlib 0.10's LAPACK kernels.
 
 Products of tiny matrices are written as broadcast multiply-and-sum (fused loops) instead of XLA
 dots, which call a matrix-multiply library at a fixed cost of a few microseconds each.
@@ -13,6 +14,7 @@ dots, which call a matrix-multiply library at a fixed cost of a few microseconds
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
@@ -33,18 +35,48 @@ def matmul(a, b):
     return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
 
 
+def _one_at_a_time(fn):
+    """``fn`` of one (d, d) matrix, applied to (..., d, d) with ONE LAPACK call per matrix (a loop),
+    under ``vmap`` too.
+
+    jaxlib 0.10's CPU LAPACK kernels split a batch into tasks on XLA's thread pool and wait for
+    them on a thread of that pool; two chain parts running at once (:mod:`..sampling.threads`)
+    could then occupy every thread of the pool waiting, and hang. A single matrix never waits.
+    """
+    single = jax.custom_batching.sequential_vmap(fn)
+
+    def apply(a):
+        batch = a.shape[:-2]
+        if not batch:
+            return single(a)
+        flat = a.reshape((-1,) + a.shape[-2:])
+        return jax.lax.map(single, flat).reshape(batch + a.shape[-2:])
+
+    return apply
+
+
+def _lapack_chol(a):
+    return jnp.linalg.cholesky(a)
+
+
+def _lapack_inv_lower(l):
+    return jsl.solve_triangular(l, jnp.eye(l.shape[-1], dtype=l.dtype), lower=True)
+
+
+_chol_each = _one_at_a_time(_lapack_chol)
+_inv_lower_each = _one_at_a_time(_lapack_inv_lower)
+
+
 def chol(a):
     """Lower Cholesky factor of SPD matrices (..., d, d); NaN entries when not positive definite."""
-    return linalg.chol(a) if a.shape[-1] <= UNROLL_MAX else jnp.linalg.cholesky(a)
+    return linalg.chol(a) if a.shape[-1] <= UNROLL_MAX else _chol_each(a)
 
 
 def inv_lower(l):
     """Inverse of lower-triangular matrices (..., d, d)."""
-    d = l.shape[-1]
-    if d <= UNROLL_MAX:
+    if l.shape[-1] <= UNROLL_MAX:
         return linalg.inv_lower(l)
-    eye = jnp.broadcast_to(jnp.eye(d, dtype=l.dtype), l.shape)
-    return jsl.solve_triangular(l, eye, lower=True)
+    return _inv_lower_each(l)
 
 
 def _t(a):

@@ -15,8 +15,9 @@ unsplit run in the last bits, as for chains sharded over devices. ``P`` depends 
 process may use (``MITML_JAX_CHAIN_THREADS=n`` in the environment caps it; ``1`` turns the split
 off) and is the largest number of parts at most that count that divides ``C``. GPUs, runs
 sharded over several devices, keys other than threefry (``rbg``) and, with JAX 0.10 and older,
-sweeps with LAPACK calls (:func:`splittable`: factorisations of matrices larger than 4 x 4, e.g.
-five targets) are not split.
+sweeps with batched LAPACK calls (:func:`splittable`; the parameter matrices' factorisations are
+made one matrix at a time for this, see :mod:`~mitml_jax.kernels.param_linalg`, so only random
+effects of more than 12 dimensions per cluster keep a sweep in one part) are not split.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 from ..errors import MitmlError
 from ..kernels.kernel_call import any_equation, jax_version
 
-__all__ = ["thread_limit", "chain_parts", "splittable", "split_chains", "join_chains", "PartRunner", "POOL_WAITING_PRIMITIVES",
+__all__ = ["thread_limit", "chain_parts", "splittable", "split_chains", "join_chains", "PartRunner", "POOL_WAITING_PRIMITIVES", "SINGLE_MATRIX_SAFE",
            "POOL_SAFE_JAX"]
 
 
@@ -83,11 +84,17 @@ def chain_parts(chains: int, state: Any, keys) -> int:
 #: Primitives that XLA's CPU backend runs as LAPACK calls (or other library calls) which split a
 #: batch over XLA's intra-op thread pool and wait for it: with as many programs running at once as
 #: the pool has threads, every thread can be waiting and none left to do the work (a hang, seen
-#: with 256 chains of benchmark model (b), whose 5 x 5 and 10 x 10 factorisations are LAPACK calls).
+#: with 256 chains of benchmark model (b) while its 5 x 5 and 10 x 10 factorisations were batched
+#: LAPACK calls).
 POOL_WAITING_PRIMITIVES = frozenset({
     "cholesky", "triangular_solve", "lu", "qr", "householder_product", "eigh", "eig", "svd", "schur",
     "hessenberg", "tridiagonal", "tridiagonal_solve", "custom_call", "ffi_call",
 })
+
+#: Of :data:`POOL_WAITING_PRIMITIVES`, the LAPACK primitives that do not wait when given ONE matrix
+#: (operands of at most two dimensions: no batch to split). 256 chains of model (b) in two parts
+#: with JAX 0.10.2 on 2 cores, factorisations one at a time: 3 of 3 runs finished (66-74 s).
+SINGLE_MATRIX_SAFE = frozenset({"cholesky", "triangular_solve"})
 
 
 #: JAX versions whose CPU LAPACK kernels do not wait on XLA's pool (jaxlib 0.11 builds them without
@@ -96,13 +103,23 @@ POOL_WAITING_PRIMITIVES = frozenset({
 POOL_SAFE_JAX = frozenset({(0, 11)})
 
 
+def _waits_on_pool(eqn) -> bool:
+    """Whether an equation may wait on XLA's pool: a :data:`POOL_WAITING_PRIMITIVES` call, unless it
+    is a :data:`SINGLE_MATRIX_SAFE` one on a single matrix."""
+    name = eqn.primitive.name
+    if name not in POOL_WAITING_PRIMITIVES:
+        return False
+    single = all(getattr(v.aval, "ndim", 0) <= 2 for v in eqn.invars)
+    return not (name in SINGLE_MATRIX_SAFE and single)
+
+
 def splittable(step_jaxpr) -> bool:
     """Whether a traced sweep may run in several parts at once: JAX is one of
-    :data:`POOL_SAFE_JAX`, or the sweep has none of :data:`POOL_WAITING_PRIMITIVES` (looking into
-    every nested jaxpr)."""
+    :data:`POOL_SAFE_JAX`, or no equation of the sweep (looking into every nested jaxpr) may wait
+    on XLA's pool (:data:`POOL_WAITING_PRIMITIVES`, LAPACK calls on one matrix excepted)."""
     if jax_version() in POOL_SAFE_JAX:
         return True
-    return not any_equation(step_jaxpr, lambda eqn: eqn.primitive.name in POOL_WAITING_PRIMITIVES)
+    return not any_equation(step_jaxpr, _waits_on_pool)
 
 
 def split_chains(tree: Any, parts: int) -> list:
