@@ -120,9 +120,12 @@ def test_same_seed_same_results_across_processes():
         proc = subprocess.run([sys.executable, "-c", _CHILD.format(tests=tests)], capture_output=True, text=True,
                               env=env, timeout=600, check=True)
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    # floats survive JSON exactly (repr round trip), so equality is bit for bit
+    assert results[0] == results[1]
+    if jax.default_backend() != "cpu":  # this process runs on a GPU: other rounding than the CPU's
+        return
     here = mj.pan_impute(tiny(), FORMULA, seed=21, **KW)
     for res in results:
-        # floats survive JSON exactly (repr round trip), so equality is bit-for-bit
         assert np.array_equal(np.asarray(res["replacement"]), here.replacement)
         assert np.array_equal(np.asarray(res["beta"]), here.imputation["beta"])
         assert np.array_equal(np.asarray(res["sigma"]), here.imputation["sigma"])
