@@ -180,5 +180,25 @@ def test_parameter_factorisations_one_at_a_time_equal_lapack_batched():
     inv = jax.jit(jax.vmap(param_linalg.inv_lower))(chol)
     np.testing.assert_array_equal(inv, jax.scipy.linalg.solve_triangular(chol, jnp.broadcast_to(jnp.eye(d), a.shape), lower=True))
     jaxpr = jax.make_jaxpr(jax.vmap(param_linalg.spd_inverse))(a)
-    assert not any_equation(jaxpr, lambda e: e.primitive.name in threads.POOL_WAITING_PRIMITIVES
-                            and any(v.aval.ndim > 2 for v in e.invars))
+
+    def batched_lapack(e):
+        return e.primitive.name in threads.POOL_WAITING_PRIMITIVES and any(v.aval.ndim > 2 for v in e.invars)
+
+    assert not any_equation(jaxpr, batched_lapack, platform="cpu")
+    assert any_equation(jaxpr, batched_lapack, platform="cuda")  # one batched call on a GPU
+    assert any_equation(jaxpr, batched_lapack)  # both branches
+
+
+def test_parameter_factorisations_stay_batched_on_a_gpu():
+    """The loop over matrices is the CPU's branch only: lowered for CUDA (no GPU needed), the
+    factorisation is one batched cuSOLVER call and the program has no loop."""
+    d = param_linalg.UNROLL_MAX + 2
+    a = jnp.broadcast_to(2.0 * jnp.eye(d), (4, 2, d, d))
+    f = jax.jit(jax.vmap(param_linalg.spd_inverse))
+    try:
+        cuda = jax.export.export(f, platforms=["cuda"])(a).mlir_module()
+    except Exception as exc:  # a JAX without CUDA lowering rules in this build
+        pytest.skip(f"cannot lower for CUDA here: {exc}")
+    cpu = jax.export.export(f, platforms=["cpu"])(a).mlir_module()
+    assert "cusolver_potrf" in cuda and "stablehlo.while" not in cuda
+    assert "lapack_dpotrf" in cpu and "stablehlo.while" in cpu

@@ -117,18 +117,32 @@ def _sub_jaxprs(value):
             yield from _sub_jaxprs(item)
 
 
-def any_equation(jaxpr, predicate) -> bool:
+def any_equation(jaxpr, predicate, platform: str | None = None) -> bool:
     """Whether ``predicate(eqn)`` holds for an equation of ``jaxpr`` (a Jaxpr or ClosedJaxpr) or of
-    any jaxpr nested in it (loops, conditionals, calls)."""
+    any jaxpr nested in it (loops, conditionals, calls). With ``platform`` (e.g. ``"cpu"``), only
+    the branch that platform runs of each ``lax.platform_dependent`` is looked into."""
     if isinstance(jaxpr, jax.extend.core.ClosedJaxpr):
         jaxpr = jaxpr.jaxpr
     for eqn in jaxpr.eqns:
         if predicate(eqn):
             return True
-        for value in eqn.params.values():
-            if any(any_equation(sub, predicate) for sub in _sub_jaxprs(value)):
+        params = dict(eqn.params)
+        if platform is not None and params.get("branches_platforms") is not None:
+            params["branches"] = _platform_branch(params["branches"], params["branches_platforms"], platform)
+        for value in params.values():
+            if any(any_equation(sub, predicate, platform) for sub in _sub_jaxprs(value)):
                 return True
     return False
+
+
+def _platform_branch(branches, platforms, platform: str):
+    """The branch of a ``platform_dependent`` conditional that ``platform`` runs (its own, else the
+    default one), as a one-element tuple; all branches where neither is found."""
+    for wanted in ((lambda p: p is not None and platform in p), (lambda p: p is None)):
+        for branch, names in zip(branches, platforms):
+            if wanted(names):
+                return (branch,)
+    return tuple(branches)
 
 
 def _excluded(eqn) -> bool:

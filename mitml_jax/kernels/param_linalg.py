@@ -5,8 +5,9 @@ elementwise operations (:mod:`linalg`) every entry of a factorisation becomes it
 loop: fine for d <= ``UNROLL_MAX`` (a handful of loops), but a 10 x 10 Cholesky factor then costs
 hundreds of loops, about 25 us per call and seconds of compile time. Above ``UNROLL_MAX`` these
 functions call LAPACK (one custom call per factorisation, about 5 us for 10 x 10 and 0.4 s of
-compile time), one matrix at a time (:func:`_one_at_a_time`), so that chains run in parts on
-threads (:mod:`..sampling.threads`) never wait on each other inside jaxlib 0.10's LAPACK kernels.
+compile time), on a CPU one matrix at a time (:func:`_one_at_a_time`), so that chains run in
+parts on threads (:mod:`..sampling.threads`) never wait on each other inside jaxlib 0.10's LAPACK
+kernels.
 
 Products of tiny matrices are written as broadcast multiply-and-sum (fused loops) instead of XLA
 dots, which call a matrix-multiply library at a fixed cost of a few microseconds each.
@@ -35,22 +36,27 @@ def matmul(a, b):
     return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
 
 
-def _one_at_a_time(fn):
+def _one_at_a_time(fn, batched):
     """``fn`` of one (d, d) matrix, applied to (..., d, d) with ONE LAPACK call per matrix (a loop),
-    under ``vmap`` too.
+    under ``vmap`` too, where the program runs on a CPU; ``batched`` (the same numbers for a
+    batch, in one call) elsewhere: a loop of small kernels would cost a GPU a launch each.
 
     jaxlib 0.10's CPU LAPACK kernels split a batch into tasks on XLA's thread pool and wait for
     them on a thread of that pool; two chain parts running at once (:mod:`..sampling.threads`)
     could then occupy every thread of the pool waiting, and hang. A single matrix never waits.
+    The factors equal the batched call's exactly (tests/test_sampling_threads.py).
     """
     single = jax.custom_batching.sequential_vmap(fn)
 
-    def apply(a):
+    def looped(a):
         batch = a.shape[:-2]
         if not batch:
             return single(a)
         flat = a.reshape((-1,) + a.shape[-2:])
         return jax.lax.map(single, flat).reshape(batch + a.shape[-2:])
+
+    def apply(a):
+        return jax.lax.platform_dependent(a, cpu=looped, default=batched)
 
     return apply
 
@@ -60,11 +66,12 @@ def _lapack_chol(a):
 
 
 def _lapack_inv_lower(l):
-    return jsl.solve_triangular(l, jnp.eye(l.shape[-1], dtype=l.dtype), lower=True)
+    eye = jnp.broadcast_to(jnp.eye(l.shape[-1], dtype=l.dtype), l.shape)
+    return jsl.solve_triangular(l, eye, lower=True)
 
 
-_chol_each = _one_at_a_time(_lapack_chol)
-_inv_lower_each = _one_at_a_time(_lapack_inv_lower)
+_chol_each = _one_at_a_time(_lapack_chol, _lapack_chol)
+_inv_lower_each = _one_at_a_time(_lapack_inv_lower, _lapack_inv_lower)
 
 
 def chol(a):

@@ -119,7 +119,7 @@ def splittable(step_jaxpr) -> bool:
     on XLA's pool (:data:`POOL_WAITING_PRIMITIVES`, LAPACK calls on one matrix excepted)."""
     if jax_version() in POOL_SAFE_JAX:
         return True
-    return not any_equation(step_jaxpr, _waits_on_pool)
+    return not any_equation(step_jaxpr, _waits_on_pool, platform="cpu")
 
 
 def split_chains(tree: Any, parts: int) -> list:
