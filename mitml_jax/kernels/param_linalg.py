@@ -36,10 +36,10 @@ def matmul(a, b):
     return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
 
 
-def _one_at_a_time(fn, batched):
-    """``fn`` of one (d, d) matrix, applied to (..., d, d) with ONE LAPACK call per matrix (a loop),
-    under ``vmap`` too, where the program runs on a CPU; ``batched`` (the same numbers for a
-    batch, in one call) elsewhere: a loop of small kernels would cost a GPU a launch each.
+def _one_at_a_time(fn):
+    """``fn`` (a LAPACK-backed function of (..., d, d) matrices) with ONE LAPACK call per matrix (a
+    loop), under ``vmap`` too, where the program runs on a CPU; ``fn`` itself (one batched call, the
+    same numbers) elsewhere: a loop of small kernels would cost a GPU a launch each.
 
     jaxlib 0.10's CPU LAPACK kernels split a batch into tasks on XLA's thread pool and wait for
     them on a thread of that pool; two chain parts running at once (:mod:`..sampling.threads`)
@@ -56,13 +56,9 @@ def _one_at_a_time(fn, batched):
         return jax.lax.map(single, flat).reshape(batch + a.shape[-2:])
 
     def apply(a):
-        return jax.lax.platform_dependent(a, cpu=looped, default=batched)
+        return jax.lax.platform_dependent(a, cpu=looped, default=fn)
 
     return apply
-
-
-def _lapack_chol(a):
-    return jnp.linalg.cholesky(a)
 
 
 def _lapack_inv_lower(l):
@@ -70,8 +66,8 @@ def _lapack_inv_lower(l):
     return jsl.solve_triangular(l, eye, lower=True)
 
 
-_chol_each = _one_at_a_time(_lapack_chol, _lapack_chol)
-_inv_lower_each = _one_at_a_time(_lapack_inv_lower, _lapack_inv_lower)
+_chol_each = _one_at_a_time(jnp.linalg.cholesky)
+_inv_lower_each = _one_at_a_time(_lapack_inv_lower)
 
 
 def chol(a):

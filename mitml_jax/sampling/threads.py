@@ -32,8 +32,8 @@ import numpy as np
 from ..errors import MitmlError
 from ..kernels.kernel_call import any_equation, jax_version
 
-__all__ = ["thread_limit", "chain_parts", "splittable", "split_chains", "join_chains", "PartRunner", "POOL_WAITING_PRIMITIVES", "SINGLE_MATRIX_SAFE",
-           "POOL_SAFE_JAX"]
+__all__ = ["thread_limit", "chain_parts", "splittable", "split_chains", "join_chains", "PartRunner",
+           "POOL_WAITING_PRIMITIVES", "SINGLE_MATRIX_SAFE", "POOL_SAFE_JAX"]
 
 
 def thread_limit(variable: str, default: int | None, purpose: str) -> int:
