@@ -17,6 +17,8 @@ Works with arviz 0.x (``InferenceData``, ``from_dict(posterior=..., warmup_poste
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import MitmlError
@@ -103,10 +105,15 @@ def to_arviz(imp):
     attrs = {"mitml_kind": imp.kind, "n_burn": int(imp.n_burn), "n_iter": int(imp.n_iter),
              "m": int(imp.m), "call": str(imp.call)}
     major = int(str(az.__version__).split(".")[0])
-    if major >= 1:
-        groups = {"posterior": posterior}
-        if warmup:
-            groups["warmup_posterior"] = warmup
-        return az.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
-    kwargs = {"warmup_posterior": warmup, "save_warmup": True} if warmup else {}
-    return az.from_dict(posterior=posterior, coords=coords, dims=dims, attrs=attrs, **kwargs)
+    with warnings.catch_warnings():
+        # ArviZ guesses that arrays with more chains than draws were passed transposed; here the
+        # axes are (chain, draw) by construction, and many chains with few draws each is the
+        # normal many-chain run (e.g. 200 chains x 100 draws): the warning would be wrong
+        warnings.filterwarnings("ignore", message=r"More chains \(\d+\) than draws", category=UserWarning)
+        if major >= 1:
+            groups = {"posterior": posterior}
+            if warmup:
+                groups["warmup_posterior"] = warmup
+            return az.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
+        kwargs = {"warmup_posterior": warmup, "save_warmup": True} if warmup else {}
+        return az.from_dict(posterior=posterior, coords=coords, dims=dims, attrs=attrs, **kwargs)

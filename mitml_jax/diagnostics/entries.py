@@ -46,6 +46,14 @@ class Entry:
 
 def group_labels(imp) -> list:
     """Group labels in group-code order (order of first appearance), or ``[""]`` without groups."""
+    labels = _raw_group_labels(imp)
+    if len(labels) > 1 and _float_group(imp):
+        return [_r_number(v) for v in labels]
+    return labels
+
+
+def _raw_group_labels(imp) -> list:
+    """Group labels as the sampler stored them (``str`` of each group value)."""
     spec = imp.spec
     labels = imp.extra.get("group_labels") if isinstance(imp.extra, dict) else None
     if labels is None and getattr(spec, "group", None) and spec.group in imp.data.columns:
@@ -53,6 +61,28 @@ def group_labels(imp) -> list:
     if labels is None or len(labels) != imp.n_groups:
         labels = [str(g + 1) for g in range(imp.n_groups)] if imp.n_groups > 1 else [""]
     return [str(v) for v in labels]
+
+
+def _float_group(imp) -> bool:
+    """Whether the run's group column holds floats (their labels are printed as R's numbers)."""
+    name = getattr(imp.spec, "group", None)
+    data = getattr(imp, "data", None)
+    if not name or data is None or name not in data.columns:
+        return False
+    return pd.api.types.is_float_dtype(data[name].dtype)
+
+
+def _r_number(value) -> str:
+    """A group value of a float column as R's ``paste`` writes it (``2`` for 2.0, ``1e+05``,
+    ``0.1``), as mitml labels plot titles and files (``Group:2``, not ``Group:2.0``); text that
+    is not a number is kept."""
+    from .printing import r_format
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return r_format([number], 15)[0]
 
 
 def _names(imp, block: str, axis: int, size: int, default) -> list:
@@ -108,8 +138,13 @@ def sigma_names(imp, nrow: int, ncol: int) -> list:
 
 
 def file_stem(stem: str) -> str:
-    """mitml's file name of a plot: ``(``, ``)`` and ``,`` removed, whitespace as ``-``."""
-    return re.sub(r"\s", "-", re.sub(r"[(),]", "", stem))
+    """mitml's file name of a plot: ``(``, ``)`` and ``,`` removed, whitespace as ``-``.
+
+    Unlike mitml, path separators (``/``, ``\\``) and NUL in names, group labels or cluster ids
+    (e.g. a group ``"Berlin/Brandenburg"``) are also written as ``-``, so that the name stays
+    one file in the export folder (R tries to write into a subfolder that does not exist).
+    """
+    return re.sub(r"[\s/\\\x00]", "-", re.sub(r"[(),]", "", stem))
 
 
 def _cluster_ids(imp, g: int, count: int) -> list:
@@ -119,10 +154,11 @@ def _cluster_ids(imp, g: int, count: int) -> list:
     if cluster and cluster in imp.data.columns:
         rows = imp.data
         if getattr(spec, "group", None) and spec.group in rows.columns:
-            rows = rows[rows[spec.group].astype(str) == group_labels(imp)[g]]
+            rows = rows[rows[spec.group].astype(str) == _raw_group_labels(imp)[g]]
         values = np.sort(pd.unique(rows[cluster].dropna()))
         if len(values) == count:
-            return [str(v) for v in values]
+            as_r = pd.api.types.is_float_dtype(rows[cluster].dtype)  # 2.0 as R writes it: 2
+            return [_r_number(v) if as_r else str(v) for v in values]
     return [str(c + 1) for c in range(count)]
 
 
@@ -142,8 +178,9 @@ def _finite_entries(arr: np.ndarray) -> np.ndarray:
 
 
 def parameter_entries(imp, blocks=None, groups=None) -> list:
-    """Non-redundant entries of ``blocks`` (default: all present) for ``groups`` (0-based)."""
-    blocks = [b for b in (blocks or imp.blocks) if b in imp.imputation]
+    """Non-redundant entries of ``blocks`` (default None: all present; an empty list: none) for
+    ``groups`` (0-based)."""
+    blocks = [b for b in (imp.blocks if blocks is None else blocks) if b in imp.imputation]
     glabels = group_labels(imp)
     groups = range(imp.n_groups) if groups is None else groups
     spec = imp.spec

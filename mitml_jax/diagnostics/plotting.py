@@ -301,10 +301,18 @@ def plot_imputations(imp, print=("beta", "beta2", "psi", "sigma"), pos=None,  # 
 
     Returns:
         list of matplotlib Figures: one per entry, then a rank plot when there are >= 2 chains.
+        Blocks in ``print`` that the run does not have are left out, as in mitml (``"beta2"``
+        exists only for jomo models with level-2 targets); when none is left the list is empty,
+        with a MitmlWarning.
     """
     blocks, pos, groups, export, thin, n_rhat = _check_args(imp, print, pos, group, trace, thin, smooth,
                                                             n_rhat, export)
     present = [b for b in blocks if b in imp.imputation]
+    if not present:  # e.g. print="beta2" for a pan run: nothing to plot, as in mitml
+        warnings.warn(f"'print' names only blocks this run does not have ({', '.join(blocks)}); "
+                      f"nothing is plotted. Its blocks are {', '.join(imp.blocks)}.",
+                      MitmlWarning, stacklevel=3)
+        return []
     _check_thin(imp, present, trace, thin)
     entries = parameter_entries(imp, blocks=present, groups=groups)
     if pos is not None and present:

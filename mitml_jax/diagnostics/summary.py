@@ -106,6 +106,8 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
             None or < 2 disables it.
         goodness_of_appr: compute SDprop (Hoff 2009); True or False.
         autocorrelation: compute ACF at lags 1, k = n_iter and 2k (smoothed); True or False.
+            Each of the three sections is skipped, with a MitmlWarning, when the chains have
+            too few imputation-phase draws for it (R-hat: 2 per segment; the others: 3).
 
     Returns:
         :class:`ImputationSummary`.
@@ -126,10 +128,15 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
             warnings.warn(
                 f"Too few imputation-phase draws ({d}) for n_rhat={n_rhat} segments; "
                 "segment R-hat skipped.", MitmlWarning, stacklevel=2)
-    if goodness_of_appr and e and d > 2:
-        stats.append("SDprop")
-    if autocorrelation and e and d > 2:
-        stats.append("ACF")
+    for flag, stat, name in ((goodness_of_appr, "SDprop", "goodness_of_appr"),
+                             (autocorrelation, "ACF", "autocorrelation")):
+        if flag and e and d > 2:
+            stats.append(stat)
+        elif flag and e:  # say why a section that was asked for is missing
+            warnings.warn(
+                f"Too few imputation-phase draws per chain ({d}) for {name}=True (it needs at "
+                "least 3); that section is skipped. More imputations per chain (m / chains) or "
+                "a larger n_iter give more draws.", MitmlWarning, stacklevel=2)
     chain_mean = np.full((e, c), np.nan)
     chain_var = np.zeros((e, c))
     shift = np.zeros(e)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError
 from ..sampling.arguments import check_flag
+from . import frames as _frames
 
 __all__ = ["mitml_complete"]
 
@@ -145,9 +146,10 @@ class _Filler:
         """Completed frame for imputation ``i`` (0-based); ``-1`` gives a copy of the data."""
         if i < 0:
             return self.data.copy()
-        # shallow copy: untouched columns share memory with imp.data; pandas' copy-on-write
-        # keeps imp.data safe if the user later changes a completed frame
-        out = self.data.copy(deep=False)
+        # under Copy-on-Write a shallow copy (untouched columns share memory with imp.data, and
+        # pandas copies them if the user later changes a completed frame); a deep copy on pandas
+        # 2 without it, where changing a shared column in place would change imp.data too
+        out = _frames.detached_copy(self.data)
         for col, rows, values, base, wrap in self.columns:
             filled = base.copy()
             filled[rows] = values[:, i]

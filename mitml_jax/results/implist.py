@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MitmlError, MitmlTypeError
+from . import frames as _frames
 from . import io as _io
 from . import parquet as _parquet
 from . import long_format as _long
@@ -96,7 +97,7 @@ class ImputedList(list):
         fits = []
         for i, frame in enumerate(self):
             try:
-                fits.append(fn(frame.copy(deep=False)))
+                fits.append(fn(_frames.detached_copy(frame)))
             except Exception as err:  # say where: the data sets differ only in imputed values
                 err.add_note(f"(raised by the analysis of imputed data set {i + 1} of {len(self)})")
                 raise
@@ -140,7 +141,7 @@ class ImputedList(list):
         ignore = [] if ignore is None else ([ignore] if isinstance(ignore, str) else list(ignore))
         out = []
         for frame in self:
-            work = frame.copy(deep=False)
+            work = _frames.detached_copy(frame)
             result = fn(work)
             if result is None:
                 result = work

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import MitmlError
+
 __all__ = ["batch_means_mcse", "posterior_summary"]
 
 #: Batches per chain for the batch-means Monte Carlo standard error (as the R reference script).
@@ -38,7 +40,8 @@ def posterior_summary(imp, phase: str = "imputation") -> pd.DataFrame:
 
     Args:
         imp: an :class:`~mitml_jax.Imputations`.
-        phase: ``"imputation"`` (default) or ``"burnin"``.
+        phase: ``"imputation"`` (default) or ``"burnin"`` (all NaN when the run kept no
+            burn-in draws).
 
     Returns:
         One row per block entry, with mitml's 1-based ``row``, ``col`` and ``group`` (for Psi,
@@ -47,13 +50,16 @@ def posterior_summary(imp, phase: str = "imputation") -> pd.DataFrame:
         redundant halves of symmetric blocks too, and the NA padding of jomo's arrays (e.g. the
         stacked Sigma rows of a group with fewer clusters than another) as NaN rows.
     """
+    if phase not in ("imputation", "burnin"):
+        raise MitmlError(f"posterior_summary: 'phase' must be 'imputation' or 'burnin', got {phase!r}.")
     source = imp.imputation if phase == "imputation" else imp.burnin
     frames = []
     for block in imp.blocks:
         draws = np.asarray(source[block], dtype=np.float64)  # (C, D, G, rows, cols)
         _, n_draws, n_groups, n_rows, n_cols = draws.shape
         flat = draws.reshape(-1, n_groups, n_rows, n_cols)
-        mean = flat.mean(axis=0)
+        # no draws (a run without burn-in): NaN, without NumPy's empty-slice warnings
+        mean = flat.mean(axis=0) if flat.shape[0] else np.full((n_groups, n_rows, n_cols), np.nan)
         sd = flat.std(axis=0, ddof=1) if flat.shape[0] > 1 else np.full(mean.shape, np.nan)
         mcse = batch_means_mcse(draws)
         g, i, j = np.meshgrid(np.arange(n_groups), np.arange(n_rows), np.arange(n_cols), indexing="ij")
