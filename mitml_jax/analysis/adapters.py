@@ -88,7 +88,8 @@ def as_fits(model, argument: str = "model") -> list:
     if not isinstance(model, (list, tuple)) or len(model) == 0:
         raise MitmlTypeError(
             f"The '{argument}' argument must be a list of fitted statistical models "
-            f"(one per imputed data set, e.g. an AnalysisList); got {type(model).__name__}."
+            f"(one per imputed data set, e.g. an AnalysisList); got "
+            f"{'an empty ' if isinstance(model, (list, tuple)) else ''}{type(model).__name__}."
         )
     datas = getattr(model, "data", None)
     if datas is not None and len(datas) != len(model):

@@ -85,6 +85,11 @@ def _check_method(method, fits_list, data):
             loglik_values(first)
 
 
+def formulas_of(fits_list) -> list:
+    """Each model's formula (or class name) from its first fit, for headers and messages."""
+    return [getattr(f[0], "mitml_formula", lambda: type(f[0]).__name__)() for f in fits_list]
+
+
 def anova(*models, method: str = "D3", ariv: str = "default", data=None):
     """Compare two or more nested models fitted to every imputed data set.
 
@@ -161,10 +166,14 @@ def anova(*models, method: str = "D3", ariv: str = "default", data=None):
         with warnings.catch_warnings():  # anova has warned about mixed classes already
             warnings.filterwarnings("ignore", message="The 'model' and 'null_model' arguments "
                                     "appear to include objects of different classes")
-            tests.append(test_models(fits_list[i], fits_list[i + 1], **kwargs,
-                                     _call=f"test_models(model_{i + 1}, model_{i + 2}, "
-                                           f"method={chosen!r})"))
-    formulas = [getattr(f[0], "mitml_formula", lambda: type(f[0]).__name__)() for f in fits_list]
+            try:
+                tests.append(test_models(fits_list[i], fits_list[i + 1], **kwargs,
+                                         _call=f"test_models(model_{i + 1}, model_{i + 2}, "
+                                               f"method={chosen!r})"))
+            except MitmlError as err:  # say which pair: anova's user never named 'null_model'
+                raise MitmlError(f"Comparing model {i + 1} with model {i + 2} of "
+                                 f"{'; '.join(formulas_of(fits_list))}: {err}") from None
+    formulas = formulas_of(fits_list)
     call = f"anova({', '.join(labels)}" + ("" if method == "D3" else f", method={method!r}") + \
         ("" if ariv == "default" else f", ariv={ariv!r}") + ")"
     return AnovaResult(tests, m, chosen, ariv, data is not None, formulas, order_method, reml, call)

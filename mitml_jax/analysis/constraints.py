@@ -9,15 +9,18 @@ parameter names and a whitelist of functions, R's ``pnorm``, ``qnorm``, ``dnorm`
 A comparison such as ``"a*b = 0.5"`` is refused with the constraint to write instead
 (``"a*b - (0.5)"``); mitml fails on it with R's "could not find function "*<-"".
 
-Parameter names: ``(Intercept)`` is written ``Intercept`` (as in mitml). Names that are not
+R's ``pi`` and ``log(x, base = b)`` are understood. Parameter names: ``(Intercept)`` is written
+``Intercept`` (as in mitml; ``plogis(Intercept)`` stays a call). Names that are not
 Python identifiers (``Sex[T.Girl]``, ``x:z``) can be written in backticks (```Sex[T.Girl]```),
 by their R spelling when that is an identifier (``SexGirl``), or through ``names={"alias": name}``.
-Dotted names such as ``G.SES`` work as they are.
+Dotted names such as ``G.SES``, ``x.1`` and names that are Python keywords (``class``) work as
+they are.
 """
 
 from __future__ import annotations
 
 import ast
+import keyword
 import re
 import warnings
 from collections.abc import Mapping
@@ -50,8 +53,25 @@ _BINARY = {ast.Add: jnp.add, ast.Sub: jnp.subtract, ast.Mult: jnp.multiply,
            ast.Div: jnp.divide, ast.Pow: jnp.power}
 
 
+_R_NAME = re.compile(r"(?<![\w.])[A-Za-z.][\w.]*")  # an R symbol (letters, digits, . and _)
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # also a Python (dotted) name
+
+
+def _top_level(source: str) -> str:
+    """``source`` without the text inside parentheses (where ``=`` names an argument)."""
+    out, depth = [], 0
+    for char in source:
+        depth += char == "("
+        if depth == 0:
+            out.append(char)
+        depth -= char == ")" and depth > 0
+    return "".join(out)
+
+
 def _clean(name: str) -> str:
-    return name.replace("(Intercept)", "Intercept")
+    """``(Intercept)`` -> ``Intercept``, except as a function's argument list: mitml's plain
+    ``gsub`` turns ``plogis(Intercept)`` into the unknown name ``plogisIntercept``."""
+    return re.sub(r"(?<![\w.])\(Intercept\)", "Intercept", name)
 
 
 def _lookup_table(names, aliases):
@@ -107,8 +127,22 @@ def parse_constraints(constraints, names, aliases=None):
             originals[token] = match.group(0)
             return token
 
-        source = re.sub(r"`([^`]*)`", _placeholder, _clean(str(text))).replace("^", "**")
-        if re.search(r"[<>!=]", source):
+        def _r_name(match):
+            # R names that are not Python (dotted) identifiers, e.g. x.1 or SES.2: parsed as
+            # the parameter, as R does (without this, "x.1" reads as "x" followed by ".1")
+            name = match.group(0)
+            if name not in table or (_DOTTED.fullmatch(name) and not any(
+                    keyword.iskeyword(part) for part in name.split("."))):
+                return name  # R names that are Python keywords (class, x.in) are replaced too
+            token = f"__mitml_q{len(quoted)}__"
+            quoted[token] = table[name]
+            originals[token] = name
+            return token
+
+        source = re.sub(r"`([^`]*)`", _placeholder, _clean(str(text)))
+        source = _R_NAME.sub(_r_name, source).replace("^", "**")
+        if re.search(r"[<>!]|==", source) or re.search(r"=", _top_level(source)):
+            # R's named argument log(x, base = 2) is not an assignment
             lhs, op, rhs = re.split(r"(==|<=|>=|!=|=|<|>)", source, maxsplit=1)
             for token, original in originals.items():
                 lhs, rhs = lhs.replace(token, original), rhs.replace(token, original)
@@ -134,6 +168,8 @@ def _evaluate(node, theta, lookup, text):
             and not isinstance(node.value, bool):
         return jnp.asarray(float(node.value))
     name = _dotted(node)
+    if name == "pi" and name not in lookup:  # R's constant (a parameter named pi wins)
+        return jnp.asarray(np.pi)
     if name is not None:
         if name not in lookup:
             known = sorted(k for k in lookup if not k.startswith("__mitml"))
@@ -146,15 +182,23 @@ def _evaluate(node, theta, lookup, text):
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _evaluate(node.operand, theta, lookup, text)
         return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+            not node.keywords or (node.func.id == "log" and [k.arg for k in node.keywords] == ["base"]
+                                  and len(node.args) == 1)):
         func = FUNCTIONS.get(node.func.id)
-        args = [_evaluate(a, theta, lookup, text) for a in node.args]
+        args = [_evaluate(a, theta, lookup, text) for a in node.args + [k.value for k in
+                                                                        node.keywords]]
         if func is not None and len(args) == 1:
             return func(args[0])
         if node.func.id == "log" and len(args) == 2:
             return jnp.log(args[0]) / jnp.log(args[1])
         raise MitmlError(f"Function {node.func.id!r} with {len(args)} argument(s) is not allowed "
                          f"in constraint {text!r}; allowed: {', '.join(sorted(FUNCTIONS))}.")
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        named = ", ".join(str(k.arg) for k in node.keywords)
+        raise MitmlError(f"Named argument(s) {named} of {node.func.id}() are not allowed in "
+                         f"constraint {text!r}; give the arguments by position (only "
+                         "log(x, base = b) takes a name).")
     raise MitmlError(f"Unsupported syntax in constraint {text!r}: {ast.dump(node)[:60]}...; "
                      "use numbers, parameter names (backticks for other names), + - * / ^ ** "
                      "and the functions " + ", ".join(sorted(FUNCTIONS)) + ".")
@@ -247,7 +291,13 @@ def test_constraints(model=None, qhat=None, uhat=None, constraints=(), method: s
     if model is not None:
         par_names, q, u = extract_estimates(as_fits(model))
     else:
-        par_names, q, u, _ = arrays_from_qhat_uhat(qhat, uhat, require_uhat=True)
+        par_names, q, u, diagonal = arrays_from_qhat_uhat(qhat, uhat, require_uhat=True)
+        if diagonal and q.shape[1] > 1:  # mitml refuses these too ("must be an array or a list")
+            raise MitmlError(
+                "'uhat' gives variances only, but the delta method needs the full covariance "
+                "matrices of the parameters (their covariances change the result): pass a "
+                "(p, p, m) array or a list of m (p, p) matrices (np.diag(v) if the estimates "
+                "are truly uncorrelated).")
         if par_names is None:
             par_names = [f"Parameter.{i + 1}" for i in range(q.shape[1])]
     m, k = q.shape[0], len(constraints)

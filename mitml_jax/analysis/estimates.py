@@ -173,6 +173,28 @@ def _uhat_array(uhat, m: int, p: int, names=None):
     return out, diagonal
 
 
+def _follow_qhat_order(u, qhat, uhat, names):
+    """Reorder the unlabelled ``uhat`` matrices of the ``qhat`` Series that :func:`_qhat_array`
+    aligned by name (a Series in another order than the first): such a matrix is in its own
+    Series' order (e.g. ``fit.cov_params().to_numpy()``), and left as it was it paired the
+    estimates with other parameters' variances. Labelled elements were aligned by
+    :func:`_aligned` already."""
+    if names is None or not isinstance(qhat, (list, tuple)):
+        return u
+    u = u.copy()
+    for i, q in enumerate(qhat):
+        own = [str(n) for n in q.index]
+        if own == [str(n) for n in names]:
+            continue
+        element = uhat[i] if isinstance(uhat, (list, tuple)) else None
+        if isinstance(element, (pd.Series, pd.DataFrame)) and sorted(
+                map(str, element.index)) == sorted(map(str, names)):
+            continue
+        pos = [own.index(str(n)) for n in names]
+        u[i] = u[i][np.ix_(pos, pos)]
+    return u
+
+
 def _check_variances(u, names, what: str) -> None:
     """Refuse negative variances (the diagonal of each (p, p) matrix in ``u``)."""
     diag = np.diagonal(u, axis1=1, axis2=2)
@@ -197,7 +219,22 @@ def arrays_from_qhat_uhat(qhat, uhat, require_uhat: bool = False):
         if require_uhat:
             raise MitmlError("Either 'model' or both 'qhat' and 'uhat' must be supplied.")
         return names, q, None, True
-    u, diagonal = _uhat_array(uhat, m, p, names)
+    try:
+        u, diagonal = _uhat_array(uhat, m, p, names)
+        u = _follow_qhat_order(u, qhat, uhat, names)
+    except MitmlError as err:
+        # a DataFrame with a default row index and labelled columns was read as imputations in
+        # rows; mitml's layout (parameters in rows, e.g. columns "imp1".."imp5") is meant when
+        # only that reading matches 'uhat'
+        if not (isinstance(qhat, pd.DataFrame) and _imputation_rows(qhat)
+                and str(err).startswith("Dimensions")):
+            raise
+        q = _floats(qhat, "qhat").T
+        try:
+            u, diagonal = _uhat_array(uhat, *q.shape, None)
+        except MitmlError:
+            raise err from None
+        names = None
     return names, q, u, diagonal
 
 
@@ -269,6 +306,7 @@ class EstimatesResult:
         finite = np.isfinite(df)
         q = np.where(finite, special.stdtrit(np.where(finite, df, 1.0), 1.0 - alpha / 2.0),
                      special.ndtri(1.0 - alpha / 2.0))
+        q = np.where(np.isnan(df), np.nan, q)  # undefined df: no interval (R's qt gives NaN)
         half = q * est["Std.Error"].to_numpy()
         lower, upper = _percent_labels(alpha)
         return pd.DataFrame({lower: est["Estimate"].to_numpy() - half,
@@ -387,6 +425,32 @@ def check_df_com(df_com, names, single: bool = False):
     return dfc
 
 
+def _warn_unidentified(u, names) -> None:
+    """One MitmlWarning when the fits' covariance matrix is singular (collinear predictors,
+    e.g. ``x`` and ``2 * x``): statsmodels then returns a pseudo-inverse split of the effect
+    between the collinear terms, whose pooled values are arbitrary (R's ``lm`` reports NA for
+    the aliased term). The warning names the imputations and the parameters involved."""
+    bad, involved = [], set()
+    for i, ui in enumerate(u):
+        if not np.all(np.isfinite(ui)) or not pooling.is_singular_covariance(ui):
+            continue
+        bad.append(i + 1)
+        scale = np.sqrt(np.clip(np.diag(ui), 0.0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = np.nan_to_num(ui / np.outer(scale, scale))
+        values, vectors = np.linalg.eigh(corr)
+        null = vectors[:, values < 1e-10 * max(values.max(), 1.0)]
+        involved.update(np.nonzero((np.abs(null) > 1e-6).any(axis=1) | (scale == 0))[0])
+    if bad:
+        pars = [names[j] for j in sorted(involved)]
+        warnings.warn(
+            f"The fitted models' covariance matrix is singular in imputation(s) "
+            f"{', '.join(map(str, bad[:10]))}{' ...' if len(bad) > 10 else ''}: the parameters "
+            f"{', '.join(map(repr, pars))} are not identified (collinear predictors or a zero "
+            "variance), so their pooled estimates are arbitrary. Drop the redundant terms from "
+            "the model.", MitmlWarning, stacklevel=3)
+
+
 def _warn_non_finite(q, u, names, what: str) -> None:
     """One MitmlWarning naming the parameters with non-finite estimates or (co)variances and
     the imputations that gave them (their pooled results are NaN)."""
@@ -450,6 +514,7 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
     dfc = check_df_com(df_com, names)
     if model is not None:
         _check_variances(u, names, "The fitted models' covariance matrix")
+        _warn_unidentified(u, names)
     _warn_non_finite(q, u, names, "Fitted model(s)" if model is not None else "'qhat' imputation(s)")
     with np.errstate(invalid="ignore", over="ignore"):
         res = pooling.rubin(q, u, df_com=dfc)
@@ -462,6 +527,8 @@ def test_estimates(model=None, qhat=None, uhat=None, extra_pars: bool = False, d
     call = format_call("test_estimates", ["model"] if model is not None else
                        (["qhat", "uhat"] if uhat is not None else ["qhat"]),
                        extra_pars=extra_pars or None, df_com=df_com)
+    if isinstance(df_com, (dict, pd.Series)):  # by name: kept in the parameters' order
+        df_com = dfc.tolist()
     return EstimatesResult(estimates, extra, T, m, df_com, cls_method, call)
 
 

@@ -74,7 +74,8 @@ def pool_moments(qhat, uhat=None):
 
 
 def t_pvalue(t, df):
-    """Two-sided p-value ``2 (1 - F_t(|t|; df))``; ``df = inf`` uses the normal distribution."""
+    """Two-sided p-value ``2 (1 - F_t(|t|; df))``; ``df = inf`` uses the normal distribution and
+    an undefined ``df`` (NaN) gives NaN, as R's ``pt`` (not the normal tail)."""
     from scipy import special  # scipy.stats' own kernels; importing scipy.stats costs ~1 s
 
     t = np.abs(np.asarray(t, dtype=float))
@@ -82,7 +83,7 @@ def t_pvalue(t, df):
     finite = np.where(np.isfinite(df), df, 1.0)
     p_t = 2.0 * special.stdtr(finite, -t)
     p_norm = 2.0 * special.ndtr(-t)
-    return np.where(np.isfinite(df), p_t, p_norm)
+    return np.where(np.isnan(df), np.nan, np.where(np.isfinite(df), p_t, p_norm))
 
 
 def f_pvalue(f, df1, df2):
@@ -177,14 +178,21 @@ def reiter_df(k, m, r, df_com):
     c0 = 1.0 / (t - 4.0) if t != 4 else np.inf
     c1 = vstar - 2.0 * (1.0 + a)
     c2 = vstar - 4.0 * (1.0 + a)
-    z = (
-        1.0 / c2
-        + c0 * (a**2 * c1 / ((1.0 + a) ** 2 * c2))
-        + c0 * (8.0 * a**2 * c1 / ((1.0 + a) * c2**2) + 4.0 * a**2 / ((1.0 + a) * c2))
-        + c0 * (4.0 * a**2 / (c2 * c1) + 16.0 * a**2 * c1 / c2**3)
-        + c0 * (8.0 * a**2 / c2**2)
-    )
-    return 4.0 + 1.0 / z
+    with np.errstate(all="ignore"):  # t = 4: c0 = inf, as in mitml (NaN or 4, no RuntimeWarning)
+        z = (
+            1.0 / c2
+            + c0 * (a**2 * c1 / ((1.0 + a) ** 2 * c2))
+            + c0 * (8.0 * a**2 * c1 / ((1.0 + a) * c2**2) + 4.0 * a**2 / ((1.0 + a) * c2))
+            + c0 * (4.0 * a**2 / (c2 * c1) + 16.0 * a**2 * c1 / c2**3)
+            + c0 * (8.0 * a**2 / c2**2)
+        )
+        nu = 4.0 + 1.0 / z
+    if np.isnan(nu):
+        warnings.warn(
+            f"Reiter's small-sample degrees of freedom are undefined here (k = {k}, m = {m}, "
+            f"k (m - 1) = {t}): df2 and P(>F) are NaN, as in mitml. Use more imputations, or "
+            "leave df_com out.", MitmlWarning, stacklevel=3)
+    return nu
 
 
 def _test(f, k, nu, r):
