@@ -185,7 +185,11 @@ def _priors(prior, problems, random_l1):
 
 
 def _stack_groups(blocks: list, chains: int, n_draws: int) -> dict:
-    """Per-group dicts of (C, D, rows, cols) -> (C, D, G, max rows, max cols), NaN padded."""
+    """Per-group dicts of (C, D, rows, cols) -> (C, D, G, max rows, max cols), NaN padded.
+
+    A group may lack a block the others have: e.g. ``beta2`` when the group's only level-2
+    target is categorical with a single observed category there (no latent column, nothing
+    to estimate); its entries stay NaN, as the padding of smaller blocks does."""
     out = {}
     for name in _BLOCKS:
         present = [b[name] for b in blocks if name in b]
@@ -195,6 +199,8 @@ def _stack_groups(blocks: list, chains: int, n_draws: int) -> dict:
         cols = max(a.shape[3] for a in present)
         arr = np.full((chains, n_draws, len(blocks), rows, cols), np.nan)
         for g, b in enumerate(blocks):
+            if name not in b:
+                continue
             a = b[name]
             arr[:, :, g, : a.shape[2], : a.shape[3]] = a
         out[name] = arr
@@ -236,6 +242,23 @@ def _warn_single_category(problems, spec, design, index, target_of_cell):
                           "imputation, not drawn from a model (R's jomo stops with an error). "
                           "Recode the target or impute that group without it if this is not "
                           "meant.", MitmlWarning, stacklevel=3)
+
+
+def _check_level1_columns(problems, spec, design):
+    """Every group needs at least one level-1 (latent) column: a group in which each level-1
+    target is categorical with a single observed category has nothing to model at level 1,
+    which jomo's samplers cannot run (R's jomo stops with 'subscript out of bounds')."""
+    for g, prob in enumerate(problems):
+        if prob.config.r > 0:
+            continue
+        only = ", ".join(f"'{name}' ({spec.categories[name][int(levels[0])]!r})"
+                         for name, (kind, _, levels) in prob.decoders.items()
+                         if kind == "const" and name in spec.targets)
+        where = f"In group {design.group_labels[g]!r} of '{spec.group}', every" if spec.group else "Every"
+        raise MitmlError(
+            f"{where} level-1 target has a single observed category ({only}), so there is no "
+            "level-1 variable to impute from a model. Recode these targets, add a target that "
+            "varies" + (" in that group, or impute that group separately without them." if spec.group else "."))
 
 
 def _with_predictors(data, spec, design):
@@ -320,6 +343,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
     if not isinstance(exact_beta2, bool):
         raise MitmlTypeError(f"'exact_beta2' must be True or False, got {exact_beta2!r}.")
     problems = configure_problems(build_group_problems(spec, design, random_L1), exact_beta2)
+    _check_level1_columns(problems, spec, design)
     _warn_single_category(problems, spec, design, index, target_of_cell)
     prior_np, prior_dev = _priors(prior, problems, random_L1)
     _warn_unused_scales(prior, problems, random_L1)
