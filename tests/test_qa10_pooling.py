@@ -114,6 +114,17 @@ def test_reiter_df_at_k_m_minus_1_equal_4_is_nan_with_a_clear_warning():
                                     0.416666667793034], rtol=1e-7)
 
 
+def _constraints_as_r(names, constraints, test_row, qbar):
+    """``test_constraints`` on Q, U with the parameters renamed ``names``, checked against R's
+    test row (F, df1, df2, P(>F), RIV; rtol 1e-6: R differentiates numerically) and Qbar:
+    ``(result, renamed Q)``."""
+    q = Q.rename(index=dict(zip(("x.1", "x.2"), names)))
+    res = mj.test_constraints(qhat=q, uhat=U, constraints=constraints)
+    np.testing.assert_allclose(res.test.to_numpy()[0], test_row, rtol=1e-6)
+    np.testing.assert_allclose(res.Qbar.to_numpy(), qbar, rtol=1e-12)
+    return res, q
+
+
 def test_intercept_as_a_function_argument():
     """``plogis(Intercept)`` was rewritten to the unknown name ``plogisIntercept`` (the
     ``(Intercept)`` -> ``Intercept`` substitution also hit the call's parentheses; mitml has the
@@ -123,13 +134,9 @@ def test_intercept_as_a_function_argument():
     Q, U as in the module docstring with row names c("(Intercept)", "x");
     testConstraints(qhat=ql, uhat=ul, constraints=c("plogis(1*Intercept) - 0.7", "(Intercept)*x"))
     """
-    q = Q.rename(index={"x.1": "(Intercept)", "x.2": "x"})
-    res = mj.test_constraints(qhat=q, uhat=U, constraints=["plogis(Intercept) - 0.7",
-                                                           "(Intercept)*x"])
-    np.testing.assert_allclose(res.test.to_numpy()[0],
+    res, _ = _constraints_as_r(("(Intercept)", "x"), ["plogis(Intercept) - 0.7", "(Intercept)*x"],
                                [2.02683608654601, 2, 28.5540863003027, 0.150276209564233,
-                                0.507578485567175], rtol=1e-6)
-    np.testing.assert_allclose(res.Qbar.to_numpy(), [0.0403135739062596, 0.5285], rtol=1e-12)
+                                0.507578485567175], [0.0403135739062596, 0.5285])
     np.testing.assert_allclose(res.T.to_numpy(), [[0.00289285451303309, 0.0116630411892449],
                                                   [0.0116630411892449, 0.0853771842839976]],
                                rtol=1e-6)
@@ -226,14 +233,9 @@ def test_constraints_with_r_syntax_pi_base_and_python_keywords():
     R: Q, U as in the module docstring with row names c("class", "x.in");
     testConstraints(qhat=ql, uhat=ul, constraints=c("class - pi/3", "log(class, base = 2) + x.in"))
     """
-    q = Q.rename(index={"x.1": "class", "x.2": "x.in"})
-    res = mj.test_constraints(qhat=q, uhat=U, constraints=["class - pi/3",
-                                                           "log(class, base = 2) + x.in"])
-    np.testing.assert_allclose(res.test.to_numpy()[0],
-                               [4.54604572812187, 2, 28.6245302055458, 0.0192961441906802,
-                                0.506361422895579], rtol=1e-6)
-    np.testing.assert_allclose(res.Qbar.to_numpy(), [0.00280244880340239, 0.57378483280601544],
-                               rtol=1e-12)
+    _, q = _constraints_as_r(("class", "x.in"), ["class - pi/3", "log(class, base = 2) + x.in"],
+                             [4.54604572812187, 2, 28.6245302055458, 0.0192961441906802,
+                              0.506361422895579], [0.00280244880340239, 0.57378483280601544])
     # a top-level '=' is still refused with the rewrite to use
     with pytest.raises(MitmlError, match=r"write 'log\(class\) - \(1\)'"):
         mj.test_constraints(qhat=q, uhat=U, constraints="log(class) = 1")
