@@ -369,6 +369,7 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
             "cluster_labels": np.asarray(design.cluster_labels),
             "acceptance": [{k: np.asarray(v) for k, v in run.failures.items()} for run in runs],
             "latent_columns": [p.l1_columns for p in problems],
+            "latent_columns_l2": [p.l2_columns for p in problems],
             "exact_beta2": exact_beta2,
         }
         if random_L1 != "none":

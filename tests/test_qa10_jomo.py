@@ -107,3 +107,34 @@ def test_group_without_any_level1_latent_column_is_a_clear_error(formula):
     d["c3"] = d["c3"].astype("category")
     with pytest.raises(MitmlError, match=r"group 'odd' of 'g'.*'c3' \('a'\)"):
         mj.jomo_impute(d, formula=formula, group="g", **FAST)
+
+
+@pytest.mark.parametrize("random_l1", ["none", pytest.param("full", marks=pytest.mark.slow)])
+def test_groups_with_different_categories_are_labelled_by_their_own_columns(random_l1):
+    """A group that observes fewer categories has fewer latent columns; its parameters were
+    labelled with the widest group's names ('c31' where mitml's plot says 'c3'), and its stacked
+    random_L1 = "full" Sigma rows were split by the widest group's column count (row 3 of group
+    'odd' was labelled c32 of cluster 12; it is y of cluster 13)."""
+    from mitml_jax.diagnostics.entries import parameter_entries
+
+    rng = np.random.default_rng(5)
+    n = 60
+    group = np.repeat(["even", "odd"], n // 2)
+    ids = np.repeat(np.arange(12), 5)
+    c3 = np.where(group == "even", rng.choice(["a", "b", "c"], n), rng.choice(["a", "b"], n))
+    d = pd.DataFrame({"id": ids, "g": group, "x": rng.standard_normal(n), "y": rng.standard_normal(n),
+                      "c3": pd.Categorical(c3, categories=["a", "b", "c"])})
+    d.loc[::6, "y"] = np.nan
+    d.loc[3::7, "c3"] = np.nan
+    imp = mj.jomo_impute(d, "y + c3 ~ 1 + (1|id)", group="g", random_L1=random_l1, n_burn=3,
+                         n_iter=2, m=1, progress=False, seed=1)
+    titles = {e.title for e in parameter_entries(imp, ["beta", "psi", "sigma"])}
+    assert "Beta [1,2,Group:odd]: c3 ON (Intercept)" in titles
+    assert "Beta [1,3,Group:even]: c32 ON (Intercept)" in titles
+    assert "Psi [2,2,Group:odd]: (c3 ON (Intercept)) WITH (c3 ON (Intercept))" in titles
+    if random_l1 == "full":  # stacked per cluster (14 s to compile: slow)
+        assert "Sigma [3,1,Group:odd]: y WITH y [id:7]" in titles
+        assert "Sigma [4,2,Group:odd]: c3 WITH c3 [id:7]" in titles
+    else:
+        assert "Sigma [2,1,Group:odd]: c3 WITH y" in titles
+    assert not any("odd" in t and "c31" in t for t in titles)

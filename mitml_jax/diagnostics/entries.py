@@ -96,30 +96,55 @@ def _names(imp, block: str, axis: int, size: int, default) -> list:
     return [str(i + 1) for i in range(size)]
 
 
-def latent_names(imp, level: int = 1) -> list:
+def latent_names(imp, level: int = 1, group: int | None = None) -> list:
     """Names of the level-1 (or level-2) target columns of the parameter blocks.
 
     A categorical target with K > 2 categories has K - 1 latent columns, named as mitml names
     them (``y1``, ``y2``, ...); the sampler stores these names as beta's (beta2's) column
-    labels. Without them, the spec's target names.
+    labels. Without them, the spec's target names. With ``group``, that group's own names come
+    first (jomo's groups can observe different categories, and mitml names each group's columns
+    by its own categories; the widest group's names remain for the padded columns).
     """
     block, field = ("beta", "targets") if level == 1 else ("beta2", "targets_l2")
     default = list(getattr(imp.spec, field, ()))
     arr = (imp.imputation or {}).get(block)
     if arr is None or arr.shape[4] == 0:
         return default
-    return _names(imp, block, 1, arr.shape[4], default)
+    names = _names(imp, block, 1, arr.shape[4], default)
+    own = _own_latent(imp, group, level)
+    return names if own is None or len(own) > len(names) else own + names[len(own):]
 
 
-def _psi_components(imp, size: int) -> list:
-    """Psi row i -> (target, random effect or None for L2 targets), index (j-1)q + k."""
+def _own_latent(imp, group: int | None, level: int):
+    """Group ``group``'s own latent column names (jomo with groups keeps them), or None."""
+    if group is None:
+        return None
+    per = (getattr(imp, "extra", None) or {}).get("latent_columns" if level == 1 else "latent_columns_l2")
+    if per is None or group >= len(per):
+        return None
+    return [str(v) for v in per[group]]
+
+
+def _psi_components(imp, size: int, group: int | None = None) -> list:
+    """Psi row i -> (target, random effect or None for L2 targets), index (j-1)q + k; with
+    ``group``, that group's own rows first (see :func:`latent_names`)."""
     random = list(getattr(imp.spec, "random_names", ()))
-    comps = ([(y, z) for y in latent_names(imp, 1) for z in random]
-             + [(y, None) for y in latent_names(imp, 2)])
-    if len(comps) == size:
-        return comps
-    names = _names(imp, "psi", 0, size, None)
-    return [(n, None) for n in names]
+
+    def components(l1, l2):
+        return [(y, z) for y in l1 for z in random] + [(y, None) for y in l2]
+
+    l2 = latent_names(imp, 2)
+    comps = components(latent_names(imp, 1), l2)
+    if len(comps) != size:
+        return [(n, None) for n in _names(imp, "psi", 0, size, None)]
+    own1, own2 = _own_latent(imp, group, 1), _own_latent(imp, group, 2)
+    if own2 is None and not l2:
+        own2 = []
+    if own1 is not None and own2 is not None:
+        mine = components(own1, own2)
+        if len(mine) <= size:
+            return mine + comps[len(mine):]
+    return comps
 
 
 def sigma_names(imp, nrow: int, ncol: int) -> list:
@@ -135,6 +160,13 @@ def sigma_names(imp, nrow: int, ncol: int) -> list:
     if names and nrow % len(names) == 0:
         return names
     return [str(i + 1) for i in range(nrow)]
+
+
+def _group_sigma_names(imp, names: list, group: int) -> list:
+    """Sigma's variables in group ``group``: its own latent columns where jomo kept them (their
+    number is also the row step of its stacked cluster blocks), else ``names``."""
+    own = _own_latent(imp, group, 1)
+    return own if own and len(own) <= len(names) and names == latent_names(imp, 1) else names
 
 
 def file_stem(stem: str) -> str:
@@ -156,9 +188,10 @@ def _cluster_ids(imp, g: int, count: int) -> list:
         if getattr(spec, "group", None) and spec.group in rows.columns:
             rows = rows[rows[spec.group].astype(str) == _raw_group_labels(imp)[g]]
         values = np.sort(pd.unique(rows[cluster].dropna()))
-        if len(values) == count:
+        if len(values) <= count:  # fewer: a group with fewer clusters (rows after them are padding)
             as_r = pd.api.types.is_float_dtype(rows[cluster].dtype)  # 2.0 as R writes it: 2
-            return [_r_number(v) if as_r else str(v) for v in values]
+            labels = [_r_number(v) if as_r else str(v) for v in values]
+            return labels + [str(c + 1) for c in range(len(values), count)]
     return [str(c + 1) for c in range(count)]
 
 
@@ -198,8 +231,7 @@ def parameter_entries(imp, blocks=None, groups=None) -> list:
                 l2 = block == "beta2"
                 rows = _names(imp, block, 0, nrow,
                               getattr(spec, "fixed_names_l2" if l2 else "fixed_names", None))
-                cols = _names(imp, block, 1, ncol,
-                              getattr(spec, "targets_l2" if l2 else "targets", None))
+                cols = latent_names(imp, 2 if l2 else 1, g)
                 for j in range(ncol):
                     for i in range(nrow):
                         if not finite[i, j]:
@@ -209,7 +241,7 @@ def parameter_entries(imp, blocks=None, groups=None) -> list:
                         out.append(Entry(block, g, i, j, glabels[g], rows[i], cols[j],
                                          title, file_stem(stem)))
             elif block == "psi":
-                comps = _psi_components(imp, nrow)
+                comps = _psi_components(imp, nrow, g)
                 for j in range(ncol):
                     for i in range(j if not diagonal else 0, nrow):
                         if not finite[i, j]:
@@ -228,9 +260,10 @@ def parameter_entries(imp, blocks=None, groups=None) -> list:
                         out.append(Entry(block, g, i, j, glabels[g], text(yr, zr),
                                          text(yc, zc), title, file_stem(stem)))
             elif block == "sigma":
-                names = sigma_names(imp, nrow, ncol)
+                widest = sigma_names(imp, nrow, ncol)
+                stacked = nrow > len(widest)
+                names = _group_sigma_names(imp, widest, g)
                 nvar = len(names)
-                stacked = nrow > nvar
                 clus = getattr(spec, "cluster", None) or "Cluster"
                 ids = _cluster_ids(imp, g, nrow // max(nvar, 1)) if stacked else []
                 for j in range(ncol):
