@@ -225,6 +225,11 @@ def _labels(spec, problems, random_l1, keep_chains, design):
     return labels
 
 
+def _in_group(spec, design, g: int) -> str:
+    """`` in group 'label' of 'column'`` for messages about group ``g``; empty without groups."""
+    return f" in group {design.group_labels[g]!r} of '{spec.group}'" if spec.group else ""
+
+
 def _warn_single_category(problems, spec, design, index, target_of_cell):
     """A categorical target with one observed category in a group has no latent column there, so
     its missing values in that group are that category in every imputation (R's jomo stops with
@@ -236,7 +241,7 @@ def _warn_single_category(problems, spec, design, index, target_of_cell):
             if kind != "const" or n_miss == 0:
                 continue
             category = spec.categories[name][int(levels[0])]
-            where = f" in group {design.group_labels[g]!r} of '{spec.group}'" if spec.group else ""
+            where = _in_group(spec, design, g)
             warnings.warn(f"Target '{name}' has a single observed category {category!r}{where}: "
                           f"its {n_miss} missing value(s) there are set to {category!r} in every "
                           "imputation, not drawn from a model (R's jomo stops with an error). "
@@ -254,11 +259,12 @@ def _check_level1_columns(problems, spec, design):
         only = ", ".join(f"'{name}' ({spec.categories[name][int(levels[0])]!r})"
                          for name, (kind, _, levels) in prob.decoders.items()
                          if kind == "const" and name in spec.targets)
-        where = f"In group {design.group_labels[g]!r} of '{spec.group}', every" if spec.group else "Every"
+        # only with groups: without them such a target is refused earlier as constant
         raise MitmlError(
-            f"{where} level-1 target has a single observed category ({only}), so there is no "
-            "level-1 variable to impute from a model. Recode these targets, add a target that "
-            "varies" + (" in that group, or impute that group separately without them." if spec.group else "."))
+            f"Every level-1 target{_in_group(spec, design, g)} has a single observed category "
+            f"({only}), so there is no level-1 variable to impute from a model. Recode these "
+            "targets, add a target that varies in that group, or impute that group separately "
+            "without them.")
 
 
 def _with_predictors(data, spec, design):
