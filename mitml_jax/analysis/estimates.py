@@ -435,10 +435,8 @@ def _warn_unidentified(u, names) -> None:
         if not np.all(np.isfinite(ui)) or not pooling.is_singular_covariance(ui):
             continue
         bad.append(i + 1)
-        scale = np.sqrt(np.clip(np.diag(ui), 0.0, None))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            corr = np.nan_to_num(ui / np.outer(scale, scale))
-        values, vectors = np.linalg.eigh(corr)
+        corr, scale = pooling.correlation(ui)
+        values, vectors = np.linalg.eigh(np.nan_to_num(corr))
         null = vectors[:, values < 1e-10 * max(values.max(), 1.0)]
         involved.update(np.nonzero((np.abs(null) > 1e-6).any(axis=1) | (scale == 0))[0])
     if bad:

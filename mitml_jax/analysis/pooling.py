@@ -26,17 +26,24 @@ __all__ = [
     "pool_moments",
     "mean",
     "is_singular_covariance",
+    "correlation",
 ]
+
+
+def correlation(cov):
+    """``(corr, sd)`` of a (k, k) covariance matrix: its correlation matrix (NaN or infinite
+    entries where a variance is 0) and the standard deviations (negative variances as 0)."""
+    cov = np.asarray(cov, dtype=float)
+    scale = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return cov / np.outer(scale, scale), scale
 
 
 def is_singular_covariance(cov) -> bool:
     """Whether a (k, k) covariance matrix is singular or not finite, judged on its correlation
     matrix (rank below k at tolerance 1e-10), so that the parameters' scales do not matter."""
-    cov = np.asarray(cov, dtype=float)
-    scale = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = cov / np.outer(scale, scale)
-    return not np.all(np.isfinite(corr)) or np.linalg.matrix_rank(corr, tol=1e-10) < cov.shape[0]
+    corr, _ = correlation(cov)
+    return not np.all(np.isfinite(corr)) or np.linalg.matrix_rank(corr, tol=1e-10) < corr.shape[0]
 
 
 def _inverse_or_inf(x):
