@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..diagnostics.printing import r_format
+from ..diagnostics.printing import r_character
 
 __all__ = ["format_number", "format_table", "table_lines", "df_footer", "format_call"]
 
@@ -74,11 +74,8 @@ def df_footer(df_com) -> str:
     """The degrees-of-freedom footer of test_estimates / D1 (without the final newline)."""
     if df_com is None:
         return "Unadjusted hypothesis test as appropriate in larger samples."
-    if isinstance(df_com, dict) or hasattr(df_com, "to_numpy"):  # by name (dict, Series)
-        df_com = list(df_com.values()) if isinstance(df_com, dict) else df_com.to_numpy()
     values = np.atleast_1d(np.asarray(df_com, dtype=float))
-    # one value at a time: R's as.character, up to 15 significant digits (1234567, 1e+05, Inf)
-    text = ",".join(r_format([v], 15)[0] for v in values)
+    text = ",".join(r_character(v) for v in values)  # as R pastes them: 1234567, 1e+05, Inf
     return (f"Hypothesis test adjusted for small samples with df=[{text}]\n"
             "complete-data degrees of freedom.")
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .printing import r_character
+
 __all__ = [
     "Entry", "parameter_entries", "entry_draws", "entry_draws_by_entry", "entry_chunks",
     "file_stem", "gather_draws", "group_labels", "latent_names", "sigma_names",
@@ -48,7 +50,7 @@ def group_labels(imp) -> list:
     """Group labels in group-code order (order of first appearance), or ``[""]`` without groups."""
     labels = _raw_group_labels(imp)
     if len(labels) > 1 and _float_group(imp):
-        return [_r_number(v) for v in labels]
+        return [r_character(v) for v in labels]
     return labels
 
 
@@ -70,19 +72,6 @@ def _float_group(imp) -> bool:
     if not name or data is None or name not in data.columns:
         return False
     return pd.api.types.is_float_dtype(data[name].dtype)
-
-
-def _r_number(value) -> str:
-    """A group value of a float column as R's ``paste`` writes it (``2`` for 2.0, ``1e+05``,
-    ``0.1``), as mitml labels plot titles and files (``Group:2``, not ``Group:2.0``); text that
-    is not a number is kept."""
-    from .printing import r_format
-
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return r_format([number], 15)[0]
 
 
 def _names(imp, block: str, axis: int, size: int, default) -> list:
@@ -190,7 +179,7 @@ def _cluster_ids(imp, g: int, count: int) -> list:
         values = np.sort(pd.unique(rows[cluster].dropna()))
         if len(values) <= count:  # fewer: a group with fewer clusters (rows after them are padding)
             as_r = pd.api.types.is_float_dtype(rows[cluster].dtype)  # 2.0 as R writes it: 2
-            labels = [_r_number(v) if as_r else str(v) for v in values]
+            labels = [r_character(v) if as_r else str(v) for v in values]
             return labels + [str(c + 1) for c in range(len(values), count)]
     return [str(c + 1) for c in range(count)]
 

@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "format_imputations", "format_header", "format_numeric_table", "format_text_table", "r_format",
+    "r_character",
 ]
 
 
@@ -141,6 +142,17 @@ def r_format(values, digits: int = 7) -> list:
             out.append(f"{mantissa}e{exponent[0]}{abs(int(exponent)):0{exp_width}d}")
     width = max((len(t) for t in out), default=0)
     return [t.rjust(width) for t in out]
+
+
+def r_character(value) -> str:
+    """One number as R's ``as.character`` (or ``paste``) writes it: up to 15 significant digits,
+    fixed notation unless the scientific one is shorter (``2`` for 2.0, ``1234567``, ``1e+05``,
+    ``0.1``, ``Inf``); a value that is not a number is kept as its text."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return r_format([number], 15)[0]
 
 
 def _format_column(values) -> list:
