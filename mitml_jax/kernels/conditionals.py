@@ -34,6 +34,7 @@ __all__ = [
     "linear_predictor",
     "cluster_effects",
     "draw_random_effects",
+    "draw_random_effects_from_sums",
     "psi_scale",
     "sigma_scale",
     "draw_psi",
@@ -139,7 +140,13 @@ def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
     zu = jnp.where(used, z, 0.0)
     # one reduction per random effect over all targets at once: (r, J) each
     zte = tuple(jnp.sum(zu[k][None] * eps, axis=2) for k in range(q))
-    return _posterior_draw(normals, zte, ztz, sigma_inv, psi_inv)[0]
+    return draw_random_effects_from_sums(normals, zte, ztz, sigma_inv, psi_inv)
+
+
+def draw_random_effects_from_sums(normals, zte, ztz, sigma_inv, psi_inv):
+    """:func:`draw_random_effects` given every cluster's ``Z_i^T eps_i``: ``zte`` q arrays (r, J)
+    (row k: random effect k), trailing batch axes as the other arguments'."""
+    return _posterior_draw(normals, tuple(zte), ztz, sigma_inv, psi_inv)[0]
 
 
 def _posterior_draw_fn(normals, zte, ztz, sigma_inv, psi_inv):

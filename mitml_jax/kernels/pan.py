@@ -22,7 +22,7 @@ import numpy as np
 from ..arrays.build import ModelArrays
 from ..errors import MitmlError
 from . import conditionals as cond
-from . import linalg, missing_patterns, param_linalg
+from . import cell_stats, linalg, missing_patterns, param_linalg
 from .lean_vmap import lean_vmap
 from .noise import NoiseStream, draw_sweep_noise
 from .state import PanInfo, PanPrior, PanState
@@ -42,6 +42,8 @@ class PanArrays(NamedTuple):
         pattern_miss: (G, K, r) bool missingness patterns, or None (see
             :func:`missing_patterns.row_patterns`; None draws the missing cells row by row).
         row_pattern: (G, J, L) int32 pattern number of every row, or None.
+        cells: :class:`~mitml_jax.kernels.cell_stats.CellStats` for the chains-innermost sweep, or
+            None where it does not apply (:func:`cell_stats.available`).
     """
 
     data: ModelArrays
@@ -50,6 +52,7 @@ class PanArrays(NamedTuple):
     xtx_chol_inv_t: jax.Array
     pattern_miss: jax.Array = None
     row_pattern: jax.Array = None
+    cells: cell_stats.CellStats = None
 
 
 def prepare_pan_arrays(arrays: ModelArrays, fixed_names=None) -> PanArrays:
@@ -85,8 +88,9 @@ def prepare_pan_arrays(arrays: ModelArrays, fixed_names=None) -> PanArrays:
     if pattern_miss is not None:
         pattern_miss, row_pattern = jax.device_put((np.asarray(pattern_miss), np.asarray(row_pattern)))
     # device_put of NumPy arrays: jnp.asarray compiles a small program per array shape on first use
+    cells = cell_stats.prepare(arrays, row_pattern, inv) if cell_stats.available(arrays, row_pattern) else None
     ztz, inv, chol_inv_t = jax.device_put((np.asarray(ztz, dtype), np.asarray(inv, dtype), np.asarray(chol_inv_t, dtype)))
-    return PanArrays(arrays, ztz, inv, chol_inv_t, pattern_miss, row_pattern)
+    return PanArrays(arrays, ztz, inv, chol_inv_t, pattern_miss, row_pattern, cells)
 
 
 def _init_group(y, obs, row_mask, used, x, ztz, cluster_mask, xtx_inv, dinv, c):

@@ -1,28 +1,29 @@
-"""pan's sweep for many chains at once with the chain axis innermost (arrays (..., J, L, C)).
+"""pan's sweep for many chains at once with the chain axis innermost, on the missing cells only.
 
 ``run_chains`` normally ``vmap``s the one-chain kernel over chains, which puts the chain axis
 first: every row-level array becomes (C, r, J, L) and the unrolled r x r algebra of a row runs over
-strided batches. From :data:`MIN_CHAINS` chains, this module's step runs the same sweep
-(:func:`pan._sweep_group`'s conditionals, called with trailing chain axes, see
-:mod:`conditionals`) on arrays whose LAST axis is the chain: the completed targets ``y`` are kept
-as (G, r, J, L, C) across iterations, the data carry a singleton chain axis, and the parameter
-entries (Sigma^-1, Psi^-1, beta, pattern coefficients) become (C,) vectors, so every elementwise
-step and every sum over rows is a loop over contiguous chains. The small parameter algebra
-(inverses, inverse-Wishart and beta draws) stays chain-first, ``vmap``ped as in the one-chain
-kernel. The missing values (step 5) are drawn at the missing cells only
-(:func:`_draw_missing_cells`, the per-pattern formula of :mod:`missing_patterns`) and gathered
-into the new ``y``.
+strided batches. From :data:`MIN_CHAINS` chains, this module's step runs the same sweep on arrays
+whose LAST axis is the chain, so every elementwise step and every sum is a loop over contiguous
+chains, and it touches the data only through sufficient statistics (:mod:`cell_stats`): the
+observed cells' part of ``sum y y^T``, ``X^T y`` and the clusters' ``Z_i^T y_i`` is summed once on
+the host, and a sweep adds the missing cells' part. The state between iterations is the missing
+cells' values, (G, r_m, Mt, C) by target, instead of the completed (G, r, J, L) data: with the
+Introduction model 306 values per chain instead of 2,250. The small parameter algebra (inverses,
+inverse-Wishart and beta draws) stays chain-first, ``vmap``ped as in the one-chain kernel. The
+missing values (step 5) are drawn cell by cell with the per-pattern coefficients of
+:mod:`missing_patterns`.
 
 Random numbers: chain c's noise is the same threefry block as the one-chain kernel's
 (``draw_sweep_noise`` with chain c's key), moved to the chain-last layout and consumed in the
-same order; the draws equal the vmapped kernel's up to rounding (sums may be
-associated differently).
+same order, every missing cell with the normal of its slot; the draws equal the vmapped kernel's
+up to rounding (sums are associated differently, and ``sum y y^T`` is taken about a fixed
+``X beta0``).
 
 :func:`chain_batch` gives ``run_chains`` its hook (the kernel's ``chain_batch`` attribute): the
 batched step plus the conversions of the state between the chain-first layout of ``run_chains``
-(records, saves, the returned state) and this module's layout; below :data:`MIN_CHAINS` chains
-(and where :func:`applies` says the layout does not pay) the step is the plain ``vmap`` and the
-conversions are identities.
+(records, saves, the returned state: the completed data) and this module's layout; below
+:data:`MIN_CHAINS` chains (and where :func:`applies` says the layout does not pay) the step is the
+plain ``vmap`` and the conversions are identities.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from . import conditionals as cond
-from . import linalg, missing_patterns
+from . import cell_stats, linalg, missing_patterns
 from .lean_vmap import lean_vmap
 from .noise import NoiseStream, draw_sweep_noise
 from .pan import _inverse_wisharts, _inverses, noise_sizes
@@ -66,27 +67,36 @@ class ChainBatch(NamedTuple):
 
 def applies(n_chains: int, pan_arrays) -> bool:
     """Whether the chains-innermost sweep runs (decided from shapes, at trace time): from
-    :data:`MIN_CHAINS` chains, with the per-pattern missing draw and clusters of fewer than
-    ``conditionals.DOT_MIN_LENGTH`` padded rows in all. Elsewhere (e.g. benchmark model (b): 32
-    patterns, 20,000 rows) it measured slower than the vmapped kernel and compiled longer."""
-    d = pan_arrays.data
-    return (n_chains >= MIN_CHAINS and pan_arrays.row_pattern is not None
-            and d.y.shape[2] * d.y.shape[3] < cond.DOT_MIN_LENGTH)
+    :data:`MIN_CHAINS` chains, where the arrays carry :class:`~.cell_stats.CellStats` (per-pattern
+    missing draw and clusters of fewer than ``conditionals.DOT_MIN_LENGTH`` padded rows in all,
+    :func:`cell_stats.available`). Elsewhere (e.g. benchmark model (b): 32 patterns, 20,000 rows) it
+    measured slower than the vmapped kernel and compiled longer."""
+    return n_chains >= MIN_CHAINS and pan_arrays.cells is not None
 
 
 def enter(state: PanState, pan_arrays) -> PanState:
-    """Chain-first state -> this module's layout (``y`` (G, r, J, L, C); other leaves unchanged)
-    where :func:`applies`; unchanged elsewhere."""
+    """Chain-first state -> this module's layout where :func:`applies` (unchanged elsewhere): ``y``
+    becomes the values of the missing cells, (G, r_m, Mt, C) (:class:`~.cell_stats.CellStats`)."""
     if not applies(state.beta.shape[0], pan_arrays):
         return state
-    return state._replace(y=jnp.moveaxis(state.y, 0, -1))
+    cells = pan_arrays.cells
+    y = jnp.moveaxis(state.y, 0, -1)  # (G, r, J, L, C)
+    flat = y.reshape((y.shape[0], -1, y.shape[-1]))
+    index = cells.cell.reshape(cells.cell.shape[0], -1, 1)
+    values = jnp.take_along_axis(flat, index, axis=1).reshape(cells.cell.shape + y.shape[-1:])
+    return state._replace(y=jnp.where(cells.valid[..., None], values, 0.0))
 
 
 def leave(state: PanState, pan_arrays) -> PanState:
-    """Inverse of :func:`enter`."""
+    """Inverse of :func:`enter`: the missing cells' values put back among the data."""
     if not applies(state.beta.shape[0], pan_arrays):
         return state
-    return state._replace(y=jnp.moveaxis(state.y, -1, 0))
+    d, cells = pan_arrays.data, pan_arrays.cells
+    n_groups = d.y.shape[0]
+    values = state.y.reshape((n_groups, -1) + state.y.shape[-1:])
+    values = jnp.concatenate([values, jnp.zeros_like(values[:, :1])], axis=1)  # (G, r_m Mt + 1, C)
+    grid = jnp.take_along_axis(values, cells.place[..., None], axis=1).reshape(d.y.shape + values.shape[-1:])
+    return state._replace(y=jnp.moveaxis(jnp.where(d.obs[..., None], d.y[..., None], grid), -1, 0))
 
 
 def _last(a):
@@ -110,93 +120,154 @@ def _per_chain_all(a, chain_axis):
     return jnp.all(jnp.isfinite(a), axis=axes)
 
 
-def _draw_missing_cells(normals, y_obs, obs, x, z, beta, b, coefficients, miss_index, row_pattern):
-    """:func:`missing_patterns.draw_missing_patterns` evaluated at the missing cells only.
+def _padded(a):
+    """``a`` (n, ..., C) flattened over its leading axes with one zero entry appended (index n)."""
+    flat = a.reshape((-1, a.shape[-1]))
+    return jnp.concatenate([flat, jnp.zeros_like(flat[:1])])
 
-    Every missing-cell slot gathers its row's data, mean and the normals of the row's other
-    missing cells, and its pattern's coefficients; the new ``y`` is the observed data with the
-    slots' draws gathered into the missing cells (one loop over the grid instead of the
-    per-pattern selects and means over every cell).
+
+def _sums(v, cells, beta_t, n_clusters):
+    """The data's sums from the missing cells' values ``v`` (r_m, Mt, C):
+    ``(sum y~ y~^T (r, r, C), X^T y~ (p, r, C), [Z_i^T (y~_i - X_i beta~)] q arrays (r, J, C))`` over
+    the used rows (``y~ = y - X beta0``, ``beta~ = beta - beta0`` (p, r, C); see :mod:`cell_stats`)."""
+    targets = cells.targets
+    r, q, p = cells.yy0.shape[0], cells.z.shape[0], cells.x.shape[0]
+    centred = v - _trail(cells.offset)
+    weighted = centred * _trail(cells.weight)  # 0 outside pan's n* and in padding
+    # sum y~ y~^T: o o^T (constant) + v o^T + o v^T + v v^T
+    with_obs = jnp.sum(_trail(cells.o_row) * weighted[None], axis=2)  # (r, r_m, C): [u, tm]
+    own = jnp.sum(weighted * centred, axis=1)  # (r_m, C)
+    partner = _padded(centred)[cells.pair_index]  # (n_pairs, Mt, C)
+    chains = v.shape[-1:]
+    yy = [[jnp.broadcast_to(cells.yy0[t, u], chains) for u in range(r)] for t in range(r)]
+    for tm, t in enumerate(targets):
+        for u in range(r):
+            yy[t][u] = yy[t][u] + with_obs[u, tm]
+            yy[u][t] = yy[u][t] + with_obs[u, tm]
+        yy[t][t] = yy[t][t] + own[tm]
+    for k, (tm, um) in enumerate(cell_stats.pairs(len(targets))):
+        both = jnp.sum(weighted[tm] * partner[k], axis=0)
+        t, u = targets[tm], targets[um]
+        yy[t][u], yy[u][t] = yy[t][u] + both, yy[u][t] + both
+    yy = jnp.stack([jnp.stack(row) for row in yy])
+    x_part = jnp.sum(_trail(cells.x) * weighted[None], axis=2)  # (p, r_m, C)
+    # every cluster's z v: cells are sorted by cluster within a target
+    segment = (jnp.arange(len(targets), dtype=jnp.int32)[:, None] * n_clusters + cells.cluster).reshape(-1)
+    z_part = jax.ops.segment_sum(
+        jnp.moveaxis(_trail(cells.z) * weighted[None], 0, 2).reshape((-1, q) + v.shape[-1:]), segment,
+        num_segments=len(targets) * n_clusters, indices_are_sorted=True,
+    ).reshape((len(targets), n_clusters, q) + v.shape[-1:])  # (r_m, J, q, C)
+    position = {t: tm for tm, t in enumerate(targets)}
+    xy = jnp.stack([_trail(cells.xy0[:, t]) + (x_part[:, position[t]] if t in position else jnp.zeros(chains, v.dtype))
+                    for t in range(r)], axis=1)
+    zte = []
+    for k in range(q):
+        rows = []
+        for t in range(r):
+            zy = _trail(cells.zy0[k, t]) + (z_part[position[t], :, k] if t in position else jnp.zeros(chains, v.dtype))
+            for m in range(p):
+                zy = zy - _trail(cells.ztx[k, m]) * beta_t[m, t][None]
+            rows.append(zy)
+        zte.append(jnp.stack(rows))
+    return yy, xy, zte
+
+
+def _sigma_scale(yy, xy, zte, b, beta_t, pa, binv):
+    """Sigma's scale ``Binv + sum delta delta^T`` and ``beta_hat - beta0`` (as
+    :func:`conditionals.sigma_scale`) from the sums: with ``e = y~ - Z b`` and ``b_i`` (q, r),
+    ``sum e e^T = sum y~ y~^T - sum_i (V_i^T b_i + b_i^T V_i)`` where ``V_i = Z_i^T y~_i - Z_i^T Z_i b_i / 2``,
+    and ``X^T e = X^T y~ - sum_i Z_i^T X_i^T b_i``; beta integrated out takes ``(L^-1 X^T e)^T (L^-1 X^T e)``
+    (``X^T X = L L^T``) off."""
+    cells, ztz = pa.cells, pa.ztz
+    q, p = cells.z.shape[0], cells.x.shape[0]
+    r = yy.shape[0]
+    bk = b.reshape((r, q) + b.shape[1:])  # (r, q, J, C)
+    cross = 0.0
+    xte = xy
+    for k in range(q):
+        # Z_i^T y~_i = zte_k + Z_i^T X_i beta~
+        v = zte[k] + sum(cells.ztx[k, m][None, :, None] * beta_t[m][:, None, :] for m in range(p))
+        v = v - 0.5 * sum(ztz[k, l][None, :, None] * bk[:, l] for l in range(q))
+        cross = cross + jnp.sum(v[:, None] * bk[None, :, k], axis=2)  # (r, r, C): sum_i V_i[k, t] b_i[k, s]
+        xte = xte - jnp.sum(cells.ztx[k][:, None, :, None] * bk[None, :, k], axis=2)  # (p, r, C)
+    beta_hat = sum(pa.xtx_inv[:, m][:, None, None] * xte[m][None] for m in range(p))
+    g = sum(pa.xtx_chol_inv_t[m][:, None, None] * xte[m][None] for m in range(p))  # L^-1 X^T e (p, r, C)
+    projected = cond.gram(jnp.swapaxes(g, 0, 1), batch=1)
+    return _trail(binv) + yy - (cross + jnp.swapaxes(cross, 0, 1)) - projected, beta_hat
+
+
+def _draw_missing_cells(normals, cells, beta, b, coefficients):
+    """:func:`missing_patterns.draw_missing_patterns` at the missing cells: every cell's value
+    given its row's observed targets, the row's mean ``X beta + Z b`` and the normals of the row's
+    missing cells (the same normal per cell as the one-chain kernel's).
 
     Args:
-        normals: (M, C) standard normals of the missing-cell slots.
-        y_obs, obs: (r, J, L); x: (p, J, L); z: (q, J, L); miss_index: (M,) (padding ``r J L``).
+        normals: (M, C) standard normals of the missing-cell slots (layout order).
         beta: (p, r, C); b: (r q, J, C); coefficients: ``missing_patterns.pattern_coefficients`` of
-        the new Sigma^-1 (r, r, C), entries (K, C).
+        the new Sigma^-1, entries (K, C).
 
     Returns:
-        y: (r, J, L, C).
+        (r_m, Mt, C) the cells' new values (0 in padding).
     """
-    r, n_clusters, n_rows = y_obs.shape
-    q, p = z.shape[0], x.shape[0]
-    per_target = n_clusters * n_rows
-    n_slots = miss_index.shape[0]
-    slot = jnp.full(r * per_target + 1, n_slots, jnp.int32).at[miss_index].set(jnp.arange(n_slots, dtype=jnp.int32))
-    cell = jnp.minimum(miss_index, r * per_target - 1)  # padding slots compute a value nobody reads
-    target, row = cell // per_target, cell % per_target
-    x_m, z_m = x.reshape(p, per_target)[:, row], z.reshape(q, per_target)[:, row]  # (p, M), (q, M)
-    bk = b.reshape((r, q, n_clusters) + b.shape[2:])[:, :, row // n_rows]  # (r, q, M, C)
-    mean = x_m[0][None, :, None] * beta[0][:, None, :]
-    for k in range(1, p):
-        mean = mean + x_m[k][None, :, None] * beta[k][:, None, :]
-    zb = z_m[0][None, :, None] * bk[:, 0]
-    for k in range(1, q):
-        zb = zb + z_m[k][None, :, None] * bk[:, k]
-    mean = mean + zb  # (r, M, C): the mean of every target of the slot's row
-    e = y_obs.reshape(r, per_target)[:, row][..., None] - mean
-    padded = jnp.concatenate([normals, jnp.zeros_like(normals[:1])])
-    noise = padded[slot[jnp.arange(r)[:, None] * per_target + row[None, :]]]  # (r, M, C)
+    targets = cells.targets
+    r, q, p = cells.y_row.shape[0], cells.z.shape[0], cells.x.shape[0]
+    noise = _padded(normals)[cells.noise_index]  # (r_m, r_m, Mt, C): [jm, tm]
+    b_cells = b[:, cells.cluster]  # (r q, r_m, Mt, C)
+    mean = sum(_trail(cells.x[m])[None] * beta[m][:, None, None] for m in range(p))  # (r, r_m, Mt, C)
+    mean = mean + jnp.stack([sum(_trail(cells.z[k]) * b_cells[t * q + k] for k in range(q)) for t in range(r)])
+    e = _trail(cells.y_row) - mean  # B[t][j] is 0 where j is missing, so e_j needs no mask
     coef_b, coef_s = coefficients
-
-    def table(entries):
-        zero = jnp.zeros_like(coef_s[0][0])
-        return jnp.stack([jnp.stack([e if e is not None else zero for e in row_]) for row_ in entries])
-
-    table_b, table_s = table(coef_b), table(coef_s)  # (r, r, K, C)
-    pattern = row_pattern.reshape(-1)[row]
-    slots = jnp.arange(n_slots)
-    v = mean[target, slots]  # (M, C)
-    for j in range(r):
-        if r > 1:
-            v = v + table_b[target, j, pattern] * e[j]
-        v = v + table_s[target, j, pattern] * noise[j]
-    grid = jnp.concatenate([v, jnp.zeros_like(v[:1])])[slot[:-1]].reshape(y_obs.shape + v.shape[1:])
-    return jnp.where(obs[..., None], y_obs[..., None], grid)
+    zero = jnp.zeros_like(coef_s[0][0])
+    # the coefficients as one (r, 2 r, K, C) table: the stack is materialised once; gathered from the
+    # entries themselves, XLA fused their algebra into the draw and recomputed it for every cell
+    table = jnp.stack([jnp.stack([e if e is not None else zero for e in row_b + row_s])
+                       for row_b, row_s in zip(coef_b, coef_s)])
+    values = []
+    for tm, t in enumerate(targets):
+        pattern = cells.pattern[tm]
+        v = mean[t, tm]
+        for j in range(r):
+            if coef_b[t][j] is not None:
+                v = v + table[t, j, pattern] * e[j, tm]
+        for jm, j in enumerate(targets):
+            if coef_s[t][j] is not None:
+                v = v + table[t, r + j, pattern] * noise[jm, tm]
+        values.append(v)
+    return jnp.where(_trail(cells.valid), jnp.stack(values), 0.0)
 
 
 def _sweep_group(normals, uniforms, state, pa, prior):
     """One group's sweep for all chains: ``normals`` (n, C), ``uniforms`` (n_u, C); ``state.y``
-    (r, J, L, C), ``beta``/``psi``/``sigma`` (C, ...). Same steps and noise order as
-    :func:`pan._sweep_group`."""
-    d = pa.data
+    the missing cells' values (r_m, Mt, C), ``beta``/``psi``/``sigma`` (C, ...). Same steps and
+    noise order as :func:`pan._sweep_group`, with the data's sums from :mod:`cell_stats`."""
+    d, cells = pa.data, pa.cells
     r, q, p = d.y.shape[0], d.z.shape[0], d.x.shape[0]
     n_clusters = d.y.shape[1]
     noise = NoiseStream(normals, uniforms)
-    x, z, used = _trail(d.x), _trail(d.z), _trail(d.used)
     sigma_inv, psi_inv = jax.vmap(_inverses)(state.sigma, state.psi)
-    eps = state.y - cond.linear_predictor(x, _last(state.beta))
-    b = cond.draw_random_effects(
-        noise.normals((r * q, n_clusters)), eps, z, used, _trail(pa.ztz), _last(sigma_inv), _last(psi_inv)
+    beta_t = _last(state.beta) - _trail(cells.beta0)
+    yy, xy, zte = _sums(state.y, cells, beta_t, n_clusters)
+    b = cond.draw_random_effects_from_sums(
+        noise.normals((r * q, n_clusters)), zte, _trail(pa.ztz), _last(sigma_inv), _last(psi_inv)
     )
     psi_n, psi_u = linalg.bartlett_noise_size(r * q)
     noise_psi = (_first(noise.normals((psi_n,))), _first(noise.uniforms((psi_u,))))
-    zb = cond.cluster_effects(z, b)
     sig_n, sig_u = linalg.bartlett_noise_size(r)
     noise_sigma = (_first(noise.normals((sig_n,))), _first(noise.uniforms((sig_u,))))
-    scale_sigma, beta_hat = cond.sigma_scale(state.y - zb, x, used, pa.xtx_inv, prior.binv, batch=1)
+    scale_sigma, beta_hat = _sigma_scale(yy, xy, zte, b, beta_t, pa, prior.binv)
     scale_psi = cond.psi_scale(b, _trail(d.cluster_mask), prior.dinv, batch=1)
     psi, sigma, sigma_root, sigma_inv_new, exhausted = jax.vmap(
         _inverse_wisharts, in_axes=(None, 0, 0, None, 0, 0)
     )(prior.c + d.n_clusters, _first(scale_psi), noise_psi, prior.a + d.n_used - p, _first(scale_sigma), noise_sigma)
-    beta = jax.vmap(cond.draw_beta, in_axes=(0, 0, None, 0))(
+    beta_t = jax.vmap(cond.draw_beta, in_axes=(0, 0, None, 0))(
         _first(noise.normals((p, r))), _first(beta_hat), pa.xtx_chol_inv_t, sigma_root
     )
     miss_normals = noise.normals(d.miss_index.shape)
     noise.finish()
+    beta = beta_t + cells.beta0
     lam = _last(sigma_inv_new)
     coefficients = missing_patterns.pattern_coefficients(lam, pa.pattern_miss)
-    y = _draw_missing_cells(miss_normals, d.y, d.obs, d.x, d.z, _last(beta), b, coefficients, d.miss_index,
-                            pa.row_pattern)
+    y = _draw_missing_cells(miss_normals, cells, _last(beta), b, coefficients)
     y_finite = missing_patterns.coefficients_finite(lam, pa.pattern_miss, coefficients)
     finite = _per_chain_all(beta, 0) & _per_chain_all(psi, 0) & _per_chain_all(sigma, 0)
     finite = finite & _per_chain_all(b, -1) & y_finite

@@ -135,7 +135,9 @@ def make_pan_problem(
     ypad = np.where(np.asarray(arrays.obs)[None], ypad, 0.0)
     pan_arrays = pan.prepare_pan_arrays(arrays)
     data = pan_arrays.data._replace(y=jnp.asarray(ypad))
-    pan_arrays = pan_arrays._replace(data=data)
+    # the row statistics of the chains-innermost sweep hold the first replication's y: dropped (the
+    # replications run the one-chain kernel under vmap)
+    pan_arrays = pan_arrays._replace(data=data, cells=None)
     axes_data = jax.tree_util.tree_map(lambda _: None, arrays)._replace(y=0)
     axes = pan.PanArrays(axes_data, None, None, None)
 
