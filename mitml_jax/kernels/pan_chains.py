@@ -43,11 +43,13 @@ from .state import PanInfo, PanState
 __all__ = ["MIN_CHAINS", "ChainBatch", "applies", "chain_batch", "enter", "leave", "batched_step"]
 
 #: Fewest chains for which the chain-innermost sweep replaces the vmapped one-chain kernel. Benchmark
-#: model (a), ms per sweep (wall), vmapped kernel / this sweep, interleaved in one process (three
-#: repeats; 2 cores, load average 1.4): 16 chains 0.52-0.55 / 0.42-0.45, 64 chains 1.60-1.81 /
-#: 1.05-1.10, 256 chains 7.9-8.5 / 6.2-6.4; at load 3: 8 chains 0.32-0.40 / 0.29-0.40 (CPU ms).
-#: It compiles about 1 s longer (4.3-4.8 s against 3.2-4.0 s for the sweep loop, cache off).
-MIN_CHAINS = 16
+#: model (a), ms per sweep of the compiled loop in one part (wall / process CPU, two runs each,
+#: 2026-11-26 21:10 UTC, 2 cores): 2 chains 0.023-0.024 / 0.042-0.047 against 0.048-0.051 /
+#: 0.079-0.083 vmapped; 4 chains 0.051-0.058 against 0.078-0.080; 8 chains 0.092-0.095 against
+#: 0.144-0.164; 16 chains 0.152-0.161 against 0.257-0.264. One chain: 0.021-0.023 wall but
+#: 0.038-0.041 CPU (XLA runs parts of it on a second thread) against 0.024-0.031 / 0.024-0.031 for
+#: the one-chain kernel, which keeps one chain.
+MIN_CHAINS = 2
 
 
 class ChainBatch(NamedTuple):
