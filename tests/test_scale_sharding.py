@@ -94,13 +94,13 @@ def test_sharded_draws_equal_unsharded(child):
     """Introduction model, 8 chains on 4 devices equal the unsharded run to 1e-12 (relative).
 
     Both runs draw the same random numbers (chain c's key is fold_in(key, c) wherever it runs),
-    but XLA:CPU compiles the vmapped kernel for 2 chains per device differently from 8 chains on
+    but XLA:CPU compiles the sweep for 2 chains per device differently from 8 chains on
     one device (vectorised reductions and small dots associate sums differently), so the last
     bits may differ: about 1e-15 relative on this machine, 0 with some kernel versions. The
     maximum relative difference per block is printed with -rA.
     """
     assert child["n_devices"] == 4
-    assert not child["chains_innermost"]  # 8 chains: the vmapped kernel
+    assert child["chains_innermost"]  # 8 chains (2 per device): pan's chains-innermost sweep
     assert child["spread"] > 0  # the chains differ from each other, so equality is informative
     for name, (equal, maxdiff) in child["diff"].items():
         assert equal or maxdiff <= 1e-12, (name, maxdiff)
@@ -117,7 +117,7 @@ def test_jit_keeps_chain_sharding(child):
 
 @pytest.mark.slow
 def test_sharded_chains_innermost_sweep():
-    """32 chains (pan's chains-innermost sweep, used from 16 chains) on 4 devices: same draws as
+    """32 chains (pan's chains-innermost sweep, 8 per device) on 4 devices: same draws as
     unsharded to 1e-12, the state sharded over chains, no collectives."""
     from mitml_jax.kernels import pan_chains
 
