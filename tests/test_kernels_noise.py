@@ -83,3 +83,37 @@ def test_sweep_noise_reproducible_and_key_dependent():
     c = noise.draw_sweep_noise(jax.random.key(2), (2,), 10, 3, jnp.float64)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not np.array_equal(a[0], c[0])
+
+
+def _hash_fusions(compiled_text):
+    """Fused computations of a compiled CPU program that evaluate the threefry hash (20 rounds)."""
+    import re
+
+    bodies = re.findall(r"\n%[\w.]+ \([^\n]*\) -> [^\n]* \{\n(.*?)\n\}\n", compiled_text, re.S)
+    return sum(1 for body in bodies if body.count("shift-left") >= 20)
+
+
+def test_sweep_noise_hashes_every_uniform_once():
+    """The uniform block is computed once (a buffer), not fused into the Box-Muller radius, cosine
+    and sine loops and the uniforms' consumers (XLA dropped the optimisation barrier that asked for
+    it: three to four hash evaluations per uniform); batched keys give each key's own numbers."""
+    keys = jax.random.split(jax.random.key(3), 4)
+    draw = jax.jit(lambda k: noise.draw_sweep_noise(k, (1,), 10, 3, jnp.float64))
+    text = draw.lower(keys).compile().as_text()
+    assert "conditional" in text and _hash_fusions(text) == 1
+    together = draw(keys)
+    for i in range(4):
+        alone = jax.jit(lambda k: noise.draw_sweep_noise(k, (1,), 10, 3, jnp.float64))(keys[i])
+        np.testing.assert_array_equal(together[0][i], alone[0])
+        np.testing.assert_array_equal(together[1][i], alone[1])
+
+
+def test_sweep_noise_on_a_gpu_has_no_conditional():
+    """A GPU would decide the conditional's branch on the host every sweep: the CUDA lowering
+    keeps the optimisation barrier instead (lowered here without a GPU)."""
+    from jax import export
+
+    keys = jax.random.split(jax.random.key(3), 4)
+    draw = jax.jit(lambda k: noise.draw_sweep_noise(k, (1,), 10, 3, jnp.float64))
+    module = export.export(draw, platforms=["cuda"])(keys).mlir_module()
+    assert "optimization_barrier" in module and "stablehlo.if" not in module

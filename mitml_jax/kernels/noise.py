@@ -87,18 +87,26 @@ def _computed_once(fn, keys):
     XLA fuses cheap elementwise producers into every consumer: the threefry hash of the sweep's
     uniforms ran in the Box-Muller radius, cosine and sine loops and in the Bartlett draws (and the
     chain keys' hash with each of them), three to four times per uniform. The result of a
-    conditional is a buffer, so the block is computed under ``lax.cond`` on a predicate that is
-    always true but unknown to the compiler (``key | 1 != 0``). Under ``vmap`` a conditional
-    becomes a select of both branches, so batched keys call ``fn`` directly (an optimisation
-    barrier there, which XLA's CPU pipeline may drop). Same numbers either way. Benchmark model (a),
-    32 chains on one core: the sweep's noise 112 against 175 us.
+    conditional is a buffer, so on a CPU the block is computed under ``lax.cond`` on a predicate
+    that is always true but unknown to the compiler (``key | 1 != 0``). Elsewhere (a GPU decides a
+    conditional's branch on the host, a synchronisation per sweep), under ``vmap`` (a conditional
+    becomes a select of both branches) and for batched keys ``fn`` runs behind an optimisation
+    barrier, which XLA's CPU pipeline drops. Same numbers either way. Benchmark model (a), 32
+    chains on one core: the sweep's noise 112 against 175 us.
     """
+    def barrier(k):
+        return jax.lax.optimization_barrier(fn(k))
+
     if is_batched(keys):
-        return jax.lax.optimization_barrier(fn(keys))
-    words = jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else keys
-    always = jnp.all((words | np.asarray(1, words.dtype)) != 0)
+        return barrier(keys)
     shape = jax.eval_shape(fn, keys)
-    return jax.lax.cond(always, fn, lambda k: jnp.zeros(shape.shape, shape.dtype), keys)
+
+    def conditional(k):
+        words = jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k
+        always = jnp.all((words | np.asarray(1, words.dtype)) != 0)
+        return jax.lax.cond(always, fn, lambda _: jnp.zeros(shape.shape, shape.dtype), k)
+
+    return jax.lax.platform_dependent(keys, cpu=conditional, default=barrier)
 
 
 def draw_sweep_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype):
