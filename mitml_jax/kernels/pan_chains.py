@@ -291,8 +291,10 @@ def _step(keys, state, pan_arrays, prior):
     q, p, n_miss = d.z.shape[1], d.x.shape[1], d.miss_index.shape[1]
     n_norm, n_unif = noise_sizes(r, q, p, n_clusters, n_miss)
     # chain c's block as in the one-chain kernel, drawn chain-first (the hash runs faster along
-    # the counters); then (G, n, C)
-    normals, uniforms = draw_sweep_noise(keys, (n_groups,), n_norm, n_unif, d.y.dtype)
+    # the counters); then (G, n, C). The predicate of its conditional comes from the data (every
+    # group has a cluster), which sharded runs replicate
+    always = jnp.all(d.n_clusters > 0)
+    normals, uniforms = draw_sweep_noise(keys, (n_groups,), n_norm, n_unif, d.y.dtype, always)
     normals, uniforms = _last(normals), _last(uniforms)
     new, info = lean_vmap(_sweep_group, in_axes=(0, 0, _STATE_AXES, 0, 0), out_axes=(_STATE_AXES, 0))(
         normals, uniforms, state, pan_arrays, prior
