@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfc
 
-from .noise import NoiseStream, uniforms_from_bits
+from .noise import NoiseStream, log_positive, uniforms_from_bits
 from .threefry import threefry2x32 as _threefry2x32
 
 __all__ = ["log_positive", "normal_cdf", "normal_quantile", "threefry_bits64", "draw_sweep_noise",
@@ -68,43 +68,6 @@ def normal_cdf(x):
     """Standard normal CDF as one ``erfc`` (``jax.scipy.special.ndtr`` evaluates ``erf`` and
     ``erfc`` on every element: four times the cost in float64 on CPU; same accuracy)."""
     return 0.5 * erfc(x * -np.sqrt(0.5))
-
-
-# fdlibm's e_log.c: log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f)
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01,
-       2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01,
-       1.479819860511658591e-01)
-_SHIFT = np.uint64((0x3FF00000 - 0x3FE6A09E) << 32)  # moves [sqrt(2)/2, 1) up one binade
-_MANTISSA = np.uint64(0x000FFFFFFFFFFFFF)
-_SQRT_HALF_BITS = np.uint64(0x3FE6A09E00000000)
-_MAGIC = np.uint64(0x4330000000000000)  # 2^52: exponent to float without an int -> float convert
-
-
-def log_positive(x):
-    """Natural log of float64 ``x`` in elementwise operations XLA vectorises (fdlibm's algorithm,
-    within 1 ulp of ``numpy.log``); ``-inf`` at 0, ``nan`` below, ``inf`` at ``inf``.
-
-    XLA's CPU backend calls the scalar libm ``log`` for float64, about five times slower on
-    arrays of a few hundred values. Other dtypes use ``jnp.log``.
-    """
-    if x.dtype != jnp.float64:
-        return jnp.log(x)
-    bits = jax.lax.bitcast_convert_type(x, jnp.uint64) + _SHIFT
-    mantissa = jax.lax.bitcast_convert_type((bits & _MANTISSA) + _SQRT_HALF_BITS, jnp.float64)
-    k = jax.lax.bitcast_convert_type((bits >> np.uint64(52)) | _MAGIC, jnp.float64) - (
-        4503599627370496.0 + 1023.0)
-    f = mantissa - 1.0
-    hfsq = 0.5 * f * f
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    r = (z * (_LG[0] + w * (_LG[2] + w * (_LG[4] + w * _LG[6])))
-         + w * (_LG[1] + w * (_LG[3] + w * _LG[5])))
-    out = k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
-    out = jnp.where(x == jnp.inf, jnp.inf, out)
-    return jnp.where(x > 0, out, jnp.where(x == 0, -jnp.inf, jnp.nan))
 
 
 # Wichura's AS241 (PPND16): rational approximations of the normal quantile, ~1e-16 relative

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
 
+from .noise import log_positive
+
 __all__ = [
     "UNROLL_MAX",
     "chol_list",
@@ -223,7 +225,7 @@ def gamma_from_noise(shape_param, normals, uniforms):
     t = 1.0 + c * x
     v = t * t * t
     safe_v = jnp.where(v > 0, v, 1.0)
-    accept = (v > 0) & (jnp.log(u) < 0.5 * x * x + d - d * safe_v + d * jnp.log(safe_v))
+    accept = (v > 0) & (log_positive(u) < 0.5 * x * x + d - d * safe_v + d * log_positive(safe_v))
     # walk back from the last proposal so the first accepted one wins (static, no argmax/gather)
     chosen = safe_v[-1]
     for i in reversed(range(x.shape[0] - 1)):
