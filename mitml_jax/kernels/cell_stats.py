@@ -115,7 +115,7 @@ def prepare(data, row_pattern, xtx_inv) -> CellStats:
     row_pattern = np.asarray(row_pattern)
     miss_index, miss_valid = np.asarray(d.miss_index), np.asarray(d.miss_valid)
     n_groups, r, n_clusters, n_rows = y.shape
-    p, q, n_slots = x.shape[1], z.shape[1], miss_index.shape[1]
+    n_slots = miss_index.shape[1]
     per_target = n_clusters * n_rows
 
     # beta0: least squares on the used rows with missing cells at the observed mean

@@ -191,8 +191,8 @@ def _sigma_scale(yy, xy, zte, b, beta_t, pa, binv):
         # Z_i^T y~_i = zte_k + Z_i^T X_i beta~
         v = zte[k] + sum(cells.ztx[k, m][None, :, None] * beta_t[m][:, None, :] for m in range(p))
         v = v - 0.5 * sum(ztz[k, l][None, :, None] * bk[:, l] for l in range(q))
-        # V_i^T b_i + b_i^T V_i, its r (r + 1) / 2 distinct entries stacked (one multiply-and-sum;
-        # the (r, r, J, C) broadcast product was a reduction three times slower)
+        # V_i^T b_i + b_i^T V_i: its r (r + 1) / 2 distinct entries stacked, one multiply-and-sum
+        # (as conditionals.gram)
         products = products + jnp.stack([v[t] * bk[s, k] + bk[t, k] * v[s] for t, s in pairs])
         xte = xte - jnp.sum(cells.ztx[k][:, None, :, None] * bk[None, :, k], axis=2)  # (p, r, C)
     sums = dict(zip(pairs, jnp.sum(products, axis=1)))  # over clusters: (C,) each
@@ -227,7 +227,7 @@ def _draw_missing_cells(normals, cells, beta, b, coefficients):
     zero = jnp.zeros_like(coef_s[0][0])
     # the coefficients as one (r, 2 r, K, C) table: the stack is materialised once; gathered from the
     # entries themselves, XLA fused their algebra into the draw and recomputed it for every cell
-    table = jnp.stack([jnp.stack([e if e is not None else zero for e in row_b + row_s])
+    table = jnp.stack([jnp.stack([entry if entry is not None else zero for entry in row_b + row_s])
                        for row_b, row_s in zip(coef_b, coef_s)])
     values = []
     for tm, t in enumerate(targets):
