@@ -185,3 +185,14 @@ def test_float32_keeps_the_row_sums():
     arrays, _ = build_arrays(spec.design(data), dtype=np.float32)
     assert pan.prepare_pan_arrays(arrays).cells is None
     assert not pan_chains.applies(pan_chains.MIN_CHAINS, pan.prepare_pan_arrays(arrays))
+
+
+def test_blocks_of_the_chains_innermost_sweep_get_its_compiler_options():
+    """run_chains compiles a block that runs this sweep without YNNPACK fusions (pan_chains'
+    COMPILER_OPTIONS); one chain's block keeps XLA's defaults."""
+    pa, _, _ = _inputs("few_patterns", 1)
+    kernel = pan.build_kernel()
+    assert run_module._batch_options(kernel, pan_chains.MIN_CHAINS, pa) == tuple(sorted(pan_chains.COMPILER_OPTIONS.items()))
+    assert run_module._batch_options(kernel, 1, pa) is None
+    pa_rows, _, _ = _inputs("many_patterns", 1)  # more than MAX_PATTERNS patterns: the vmapped kernel
+    assert run_module._batch_options(kernel, pan_chains.MIN_CHAINS, pa_rows) is None

@@ -40,7 +40,7 @@ from .noise import NoiseStream, draw_sweep_noise
 from .pan import _inverse_wisharts, _inverses, noise_sizes
 from .state import PanInfo, PanState
 
-__all__ = ["MIN_CHAINS", "ChainBatch", "applies", "chain_batch", "enter", "leave", "batched_step"]
+__all__ = ["MIN_CHAINS", "COMPILER_OPTIONS", "ChainBatch", "applies", "chain_batch", "enter", "leave", "batched_step"]
 
 #: Fewest chains for which the chain-innermost sweep replaces the vmapped one-chain kernel. Benchmark
 #: model (a), ms per sweep of the compiled loop in one part (wall / process CPU, two runs each,
@@ -60,11 +60,21 @@ class ChainBatch(NamedTuple):
             layout, every ``info`` leaf (C,).
         enter: ``(state, arrays)``: chain-first state (every leaf (C, ...)) -> the kernel's layout.
         leave: ``(state, arrays)``: the kernel's layout -> chain-first state.
+        options: ``(n_chains, arrays) -> dict | None``: XLA CPU options for a block that runs
+            ``step`` on that many chains (``run_chains`` compiles the block with them).
     """
 
     step: Callable
     enter: Callable
     leave: Callable
+    options: Callable = None
+
+
+#: XLA CPU options of blocks that run this module's sweep: no YNNPACK fusions. Its dozen small
+#: reductions (a few hundred values per chain) ran as YNNPACK calls; without them, 64 chains in two
+#: parts on 2 cores took 0.204-0.226 against 0.216-0.275 ms per sweep (alternating, four runs each,
+#: 2026-11-26 21:50 UTC). One chain's kernel keeps them (0.028 against 0.033 ms pinned to a core).
+COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def applies(n_chains: int, pan_arrays) -> bool:
@@ -312,7 +322,10 @@ def chain_batch(kernel) -> ChainBatch:
             return vmapped(keys, state, pan_arrays, prior)
         return _step(keys, state, pan_arrays, prior)
 
-    return ChainBatch(step=step, enter=enter, leave=leave)
+    def options(n_chains, pan_arrays):
+        return dict(COMPILER_OPTIONS) if applies(n_chains, pan_arrays) else None
+
+    return ChainBatch(step=step, enter=enter, leave=leave, options=options)
 
 
 def batched_step(kernel):

@@ -160,13 +160,15 @@ def _chain_step(kernel):
 
 
 @functools.lru_cache(maxsize=64)
-def _block_function(kernel, transform, save, block_len, n_slots):
+def _block_function(kernel, transform, save, block_len, n_slots, batch_options=None):
     """Jitted ``block(keys, state, arrays, prior, t0, n_active, seg_len, acc, first_bad)`` (cached
     per configuration; ``block_len`` and ``n_slots`` are its only static sizes).
 
     A kernel may carry a ``compiler_options`` attribute (a dict of XLA CPU options, e.g. from
     :func:`mitml_jax.kernels.jomo.build_kernel`): the block is compiled with them on the CPU
-    backend (a GPU refuses CPU options).
+    backend (a GPU refuses CPU options). ``batch_options``: more such options as sorted
+    ``(name, value)`` pairs, those of the kernel's batched step for the chains of a part
+    (:func:`_batch_options`).
 
     Runs iterations ``t0 .. t0 + n_active - 1`` (``n_active <= block_len``) as segments of
     ``seg_len`` iterations and saves the state after each segment (``ceil(n_active / seg_len) <=
@@ -218,7 +220,16 @@ def _block_function(kernel, transform, save, block_len, n_slots):
         )
         return leave(state, arrays), acc, first_bad, records, saved
 
-    return jax.jit(block, compiler_options=for_backend(getattr(kernel, "compiler_options", None)))
+    options = dict(getattr(kernel, "compiler_options", None) or {}, **dict(batch_options or ()))
+    return jax.jit(block, compiler_options=for_backend(options))
+
+
+def _batch_options(kernel, n_chains, arrays):
+    """The XLA CPU options of the kernel's batched step for ``n_chains`` chains (the
+    ``chain_batch`` hook's ``options(n_chains, arrays)``) as sorted pairs, or None."""
+    options = getattr(getattr(kernel, "chain_batch", None), "options", None)
+    found = options(n_chains, arrays) if options is not None else None
+    return tuple(sorted(found.items())) if found else None
 
 
 def _tree_bytes(shapes) -> int:
@@ -315,7 +326,6 @@ def run_chains(
     record_shape = jax.eval_shape(jax.vmap(transform), init_state)
     save_shape = jax.eval_shape(jax.vmap(save, in_axes=(0, None)), init_state, arrays)
     block_len, n_slots = _block_sizes(record_shape, save_shape, int(n_iter))
-    block = _block_function(kernel, transform, save, block_len, n_slots)
 
     # host arrays: eager jnp calls would each compile a tiny program on a cold start
     _, enter, _ = _chain_layout(kernel)
@@ -331,6 +341,8 @@ def run_chains(
     if parts > 1 and not splittable(step_jaxpr):  # LAPACK calls: one part (see threads.py); the
         # block then traces the step again, for all chains
         parts, keys_p, state_p = 1, [keys], [init_state]
+    block = _block_function(kernel, transform, save, block_len, n_slots,
+                            _batch_options(kernel, chains // parts, arrays))
     acc = jax.tree_util.tree_map(lambda s: np.zeros((chains,) + s.shape[1:], np.int32), info_shape)
     first_bad = np.full((chains,), -1, dtype=np.int32)
 
