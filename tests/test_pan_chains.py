@@ -168,7 +168,8 @@ def test_cell_statistics_equal_the_sums_over_rows():
     for g in range(d.y.shape[0]):
         sub = jax.tree_util.tree_map(lambda a: a[g], cells)
         beta_t = jnp.moveaxis(state.beta[:, g], 0, -1) - sub.beta0[..., None]
-        yy, xy, zte = pan_chains._sums(inner.y[g], sub, beta_t, d.y.shape[2])
+        yy, xy, zy = pan_chains._sums(inner.y[g], sub, d.y.shape[2])
+        zte = pan_chains._residual_sums(zy, sub, beta_t)
         y = np.moveaxis(np.asarray(state.y[:, g]), 0, -1)  # (r, J, L, C)
         x, z, used = np.asarray(d.x[g]), np.asarray(d.z[g]), np.asarray(d.used[g])
         offset = np.einsum("kjl,kt->tjl", x, np.asarray(sub.beta0))[..., None]

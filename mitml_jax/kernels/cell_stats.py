@@ -169,7 +169,8 @@ def prepare(data, row_pattern, xtx_inv) -> CellStats:
         position = np.take_along_axis(np.concatenate([place, np.full((n_groups, 1), n_tm * n_cells)], 1), partner, 1)
         pair_index[:, k] = position
     pattern = np.where(valid, np.take_along_axis(row_pattern.reshape(n_groups, -1), row.reshape(n_groups, -1), 1).reshape(row.shape), 0)
-    offset_own = np.stack([at_rows(offset)[:, t, tm] for tm, t in enumerate(targets)], axis=1)
+    offset_rows = at_rows(offset)  # (G, r, r_m, Mt)
+    offset_own = np.stack([offset_rows[:, t, tm] for tm, t in enumerate(targets)], axis=1)
 
     dtype = data.y.dtype
     return jax.device_put(CellStats(

@@ -138,12 +138,12 @@ def _padded(a):
     return jnp.concatenate([flat, jnp.zeros_like(flat[:1])])
 
 
-def _sums(v, cells, beta_t, n_clusters):
+def _sums(v, cells, n_clusters):
     """The data's sums from the missing cells' values ``v`` (r_m, Mt, C):
-    ``(sum y~ y~^T (r, r, C), X^T y~ (p, r, C), [Z_i^T (y~_i - X_i beta~)] q arrays (r, J, C))`` over
-    the used rows (``y~ = y - X beta0``, ``beta~ = beta - beta0`` (p, r, C); see :mod:`cell_stats`)."""
+    ``(sum y~ y~^T (r, r, C), X^T y~ (p, r, C), [Z_i^T y~_i] q arrays (r, J, C))`` over the used rows
+    (``y~ = y - X beta0``; see :mod:`cell_stats`)."""
     targets = cells.targets
-    r, q, p = cells.yy0.shape[0], cells.z.shape[0], cells.x.shape[0]
+    r, q = cells.yy0.shape[0], cells.z.shape[0]
     centred = v - _trail(cells.offset)
     weighted = centred * _trail(cells.weight)  # 0 outside pan's n* and in padding
     # sum y~ y~^T: o o^T (constant) + v o^T + o v^T + v v^T
@@ -172,19 +172,20 @@ def _sums(v, cells, beta_t, n_clusters):
     position = {t: tm for tm, t in enumerate(targets)}
     xy = jnp.stack([_trail(cells.xy0[:, t]) + (x_part[:, position[t]] if t in position else jnp.zeros(chains, v.dtype))
                     for t in range(r)], axis=1)
-    zte = []
-    for k in range(q):
-        rows = []
-        for t in range(r):
-            zy = _trail(cells.zy0[k, t]) + (z_part[position[t], :, k] if t in position else jnp.zeros(chains, v.dtype))
-            for m in range(p):
-                zy = zy - _trail(cells.ztx[k, m]) * beta_t[m, t][None]
-            rows.append(zy)
-        zte.append(jnp.stack(rows))
-    return yy, xy, zte
+    zy = [jnp.stack([_trail(cells.zy0[k, t]) + (z_part[position[t], :, k] if t in position else jnp.zeros(chains, v.dtype))
+                     for t in range(r)]) for k in range(q)]
+    return yy, xy, zy
 
 
-def _sigma_scale(yy, xy, zte, b, beta_t, pa, binv):
+def _residual_sums(zy, cells, beta_t):
+    """Every cluster's ``Z_i^T (y~_i - X_i beta~)`` (q arrays (r, J, C)), the random effects' data,
+    from ``Z_i^T y~_i`` (:func:`_sums`) and ``beta~ = beta - beta0`` (p, r, C)."""
+    p = cells.x.shape[0]
+    return [zy_k - sum(cells.ztx[k, m][None, :, None] * beta_t[m][:, None, :] for m in range(p))
+            for k, zy_k in enumerate(zy)]
+
+
+def _sigma_scale(yy, xy, zy, b, pa, binv):
     """Sigma's scale ``Binv + sum delta delta^T`` and ``beta_hat - beta0`` (as
     :func:`conditionals.sigma_scale`) from the sums: with ``e = y~ - Z b`` and ``b_i`` (q, r),
     ``sum e e^T = sum y~ y~^T - sum_i (V_i^T b_i + b_i^T V_i)`` where ``V_i = Z_i^T y~_i - Z_i^T Z_i b_i / 2``,
@@ -198,9 +199,7 @@ def _sigma_scale(yy, xy, zte, b, beta_t, pa, binv):
     products = 0.0
     xte = xy
     for k in range(q):
-        # Z_i^T y~_i = zte_k + Z_i^T X_i beta~
-        v = zte[k] + sum(cells.ztx[k, m][None, :, None] * beta_t[m][:, None, :] for m in range(p))
-        v = v - 0.5 * sum(ztz[k, l][None, :, None] * bk[:, l] for l in range(q))
+        v = zy[k] - 0.5 * sum(ztz[k, l][None, :, None] * bk[:, l] for l in range(q))
         # V_i^T b_i + b_i^T V_i: its r (r + 1) / 2 distinct entries stacked, one multiply-and-sum
         # (as conditionals.gram)
         products = products + jnp.stack([v[t] * bk[s, k] + bk[t, k] * v[s] for t, s in pairs])
@@ -227,10 +226,10 @@ def _draw_missing_cells(normals, cells, beta, b, coefficients):
         (r_m, Mt, C) the cells' new values (0 in padding).
     """
     targets = cells.targets
-    r, q, p = cells.y_row.shape[0], cells.z.shape[0], cells.x.shape[0]
+    r, q = cells.y_row.shape[0], cells.z.shape[0]
     noise = _padded(normals)[cells.noise_index]  # (r_m, r_m, Mt, C): [jm, tm]
     b_cells = b[:, cells.cluster]  # (r q, r_m, Mt, C)
-    mean = sum(_trail(cells.x[m])[None] * beta[m][:, None, None] for m in range(p))  # (r, r_m, Mt, C)
+    mean = cond.linear_predictor(_trail(cells.x), beta)  # (r, r_m, Mt, C)
     mean = mean + jnp.stack([sum(_trail(cells.z[k]) * b_cells[t * q + k] for k in range(q)) for t in range(r)])
     e = _trail(cells.y_row) - mean  # B[t][j] is 0 where j is missing, so e_j needs no mask
     coef_b, coef_s = coefficients
@@ -262,8 +261,8 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     n_clusters = d.y.shape[1]
     noise = NoiseStream(normals, uniforms)
     sigma_inv, psi_inv = jax.vmap(_inverses)(state.sigma, state.psi)
-    beta_t = _last(state.beta) - _trail(cells.beta0)
-    yy, xy, zte = _sums(state.y, cells, beta_t, n_clusters)
+    yy, xy, zy = _sums(state.y, cells, n_clusters)
+    zte = _residual_sums(zy, cells, _last(state.beta) - _trail(cells.beta0))
     b = cond.draw_random_effects_from_sums(
         noise.normals((r * q, n_clusters)), zte, _trail(pa.ztz), _last(sigma_inv), _last(psi_inv)
     )
@@ -271,7 +270,7 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     noise_psi = (_first(noise.normals((psi_n,))), _first(noise.uniforms((psi_u,))))
     sig_n, sig_u = linalg.bartlett_noise_size(r)
     noise_sigma = (_first(noise.normals((sig_n,))), _first(noise.uniforms((sig_u,))))
-    scale_sigma, beta_hat = _sigma_scale(yy, xy, zte, b, beta_t, pa, prior.binv)
+    scale_sigma, beta_hat = _sigma_scale(yy, xy, zy, b, pa, prior.binv)
     scale_psi = cond.psi_scale(b, _trail(d.cluster_mask), prior.dinv, batch=1)
     psi, sigma, sigma_root, sigma_inv_new, exhausted = jax.vmap(
         _inverse_wisharts, in_axes=(None, 0, 0, None, 0, 0)
