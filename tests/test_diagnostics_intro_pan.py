@@ -39,9 +39,10 @@ def test_print_and_summary_rows_match_mitml(intro):
                 if p["par"] == "beta" or p["row"] >= p["col"]}
     assert set(zip(f.block, f.row, f.col, f.group)) == expected and len(f) == 15
     # "in spirit": segment R-hat near 1 where the chain mixes (beta, sigma: max 1.38 over seeds
-    # 1-8 with these 1,000 draws); the ReadAchiev variance components (psi) mix slowly (ESS about
-    # 140 in 20,000 draws, in R's pan as here), so their segment R-hat over 1,000 draws varies
-    # widely between seeds (1.1 to 5.8 with this and the previous sampler): only finite there
+    # 1-8 with these 1,000 draws); the ReadAchiev variance components (psi) start near zero (pan's
+    # start, Psi at its prior guess) and leave that region after a random number of iterations
+    # (88 to 7,744 over 64 chains, in R's pan alike: test_pan_reference.py), often inside these
+    # 1,500, so their segment R-hat varies widely between seeds (1.1 to 5.8): only finite there
     assert f.rhat_segments.ge(0.9).all() and np.isfinite(f.rhat_segments).all()
     assert f[f.block != "psi"].rhat_segments.lt(1.5).all()
     assert f.sd_prop.between(0, 1).all() and f.acf_lag1.between(-1, 1).all()

@@ -1,10 +1,17 @@
-"""Agreement with R's pan (mitml 0.4-4) on long runs: tests/reference/{intro,analysis}_pan.json.
+"""Agreement with R's pan (mitml 0.4-4) on long runs: tests/reference/converged_pan/*.json.
 
-R's files hold mean, sd and batch-means MCSE (one chain, 20,000 draws after 2,000 burn-in) of
-every beta, psi and sigma entry. We run 16 chains of 2,000 burn-in + 5,000 draws (80,000 draws).
-Criteria (issue 4): |mean - mean_R| <= 4 sqrt(mcse_R^2 + mcse^2) and |sd / sd_R - 1| <= 10%.
-Our MCSE uses batch means with 10 batches per chain (batches of 500 draws, longer than the
-autocorrelation time of the slowest entry, psi[1,1], whose ESS in R's chain is about 140).
+R's files hold mean, sd and batch-means MCSE of every beta, psi and sigma entry over 8 chains of
+20,000 burn-in and 20,000 saved draws (make_converged_pan.R). We run 16 chains of 20,000 burn-in
++ 5,000 draws (80,000 draws). Criteria (issue 4): |mean - mean_R| <= 4 sqrt(mcse_R^2 + mcse^2)
+and |sd / sd_R - 1| <= 10%. Our MCSE uses batch means with 10 batches per chain.
+
+The long burn-in: pan (R's and ours alike) starts Psi at its prior guess (about 0.3), far below
+the posterior of ReadAchiev's between-school variance (about 1,100), and the sampler leaves that
+region after a random number of iterations (64 of our chains: 88 to 7,744; R's pan, seeds 1-24:
+6 still below 200 after 3,000). With 2,000 burn-in some chains' saved draws hold such a stretch;
+so does the shared reference ../shared/reference/posterior/intro_pan.json (one R chain, 2,000
+burn-in: psi[1,1] mean 1006, sd 451, against 1096 and 339 past it), which is therefore not
+used for this model (tests/reference/intro_pan.json keeps a copy).
 """
 
 import json
@@ -16,7 +23,7 @@ import pytest
 from mitml_jax import load_studentratings, pan_impute
 from mitml_jax.results.posterior import batch_means_mcse
 
-REFERENCE = os.path.join(os.path.dirname(__file__), "reference")
+REFERENCE = os.path.join(os.path.dirname(__file__), "reference", "converged_pan")
 
 CASES = {
     "intro_pan": dict(formula="ReadAchiev + ReadDis + SchClimate ~ 1 + (1|ID)", seed=1),
@@ -24,7 +31,7 @@ CASES = {
 }
 
 
-def compare_with_reference(name, chains=16, n_burn=2000, draws_per_chain=5000):
+def compare_with_reference(name, chains=16, n_burn=20000, draws_per_chain=5000):
     ref = json.load(open(os.path.join(REFERENCE, f"{name}.json")))["params"]
     case = CASES[name]
     n_iter = 500
