@@ -197,3 +197,21 @@ def test_blocks_of_the_chains_innermost_sweep_get_its_compiler_options():
     assert run_module._batch_options(kernel, 1, pa) is None
     pa_rows, _, _ = _inputs("many_patterns", 1)  # more than MAX_PATTERNS patterns: the vmapped kernel
     assert run_module._batch_options(kernel, pan_chains.MIN_CHAINS, pa_rows) is None
+
+
+def test_cell_statistics_only_for_data_on_the_cpu():
+    """On a GPU the vmapped kernel runs (it measured as fast or faster there): arrays whose devices
+    are not CPUs get no cell statistics, so pan_chains.applies is False for them."""
+    from types import SimpleNamespace
+
+    from mitml_jax.kernels import cell_stats
+
+    data, formula, group = _few_patterns()
+    spec = build_spec(data, formula=formula, group=group, kind="pan")
+    arrays, _ = build_arrays(spec.design(data))
+    pa = pan.prepare_pan_arrays(arrays)
+    assert pa.cells is not None and cell_stats._on_cpu(arrays.y)
+    gpu = SimpleNamespace(sharding=SimpleNamespace(device_set=(SimpleNamespace(platform="gpu"),)))
+    assert not cell_stats._on_cpu(gpu)
+    assert not cell_stats.available(arrays._replace(y=SimpleNamespace(dtype=np.dtype(np.float64), shape=arrays.y.shape,
+                                                                      sharding=gpu.sharding)), pa.row_pattern)
