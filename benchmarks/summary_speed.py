@@ -33,6 +33,13 @@ through a coarse index (15 ms) against timsort's 5.7 ms. None kept. Whole summar
 13:00 (sort floor 1.70 s), 4.02-4.80 s at 14:30 when the same sort took 1.95-2.33 s; the
 first-draw shift added to ESS/MCSE that afternoon costs 5-7% of the rank step's CPU and nothing
 measurable in the summary (``--quick``, alternating processes against the previous commit).
+
+Measured 2026-11-26 22:55 UTC on a 2-core AMD EPYC with AVX-512 (NumPy 2.4.6 finds X86_V4 and
+AVX512_ICL): summary 4.61 s, the sort floor 6.24 s (62 ms per 10^6 draws). NumPy's AVX-512 sort
+(x86-simd-sort) runs at 52 ns per draw there against 8.9 ns for its AVX2 sort of the same array
+(``NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL"`` in the environment, read when NumPy is imported;
+NumPy 2.3.5 the same); with that setting the summary took 2.69 s (rank diagnostics 2.49 s wall,
+4.43 s CPU; floor 1.79 s). The script prints NumPy's dispatch and one sort's time for this reason.
 """
 
 from __future__ import annotations
@@ -119,6 +126,14 @@ def main(argv=None) -> int:
         rows.append((f"imp.summary() total, at most {n} threads", best(lambda: summarize(imp))))
     os.environ.pop("MITML_JAX_DIAGNOSTIC_THREADS", None)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    found = getattr(getattr(np, "__config__", None), "CONFIG", {}).get("SIMD Extensions", {}).get("found")
+    probe = np.random.default_rng(0).standard_normal(10**6)
+    start = time.perf_counter()
+    probe.sort()
+    sort_ms = (time.perf_counter() - start) * 1e3
+    print(f"NumPy {np.__version__}, SIMD found: {found}; one sort of 10^6 float64: {sort_ms:.1f} ms "
+          "(an AVX2 sort takes about 9 ms on the 2-core machine; AVX-512 sorts ran 6 times slower "
+          "on AMD EPYC, see the docstring)\n")
     print(f"Summary speed: {chains} chains x {draws} draws x 100 parameters "
           f"({x.nbytes / 1e9:.2f} GB of draws), {os.cpu_count()} CPU cores, load average "
           f"{load:.1f}; best of {args.repeat}.\n")
