@@ -25,7 +25,8 @@ import numpy as np
 from . import threefry
 from .lean_vmap import is_batched
 
-__all__ = ["open_uniforms", "uniforms_from_bits", "uniforms_from_words", "log_positive", "box_muller", "draw_sweep_noise", "NoiseStream"]
+__all__ = ["open_uniforms", "uniforms_from_bits", "uniforms_from_words", "log_positive", "box_muller",
+           "draw_sweep_noise", "NoiseStream"]
 
 
 def open_uniforms(rng_key, shape, dtype):
@@ -180,8 +181,9 @@ def draw_sweep_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype, always=
     Box-Muller radius and angle uniforms (:func:`uniforms_from_words`: 32 bits each in float64, so
     float32 and float64 runs draw their normals from the same words); the remaining counters give
     the plain uniforms as ``jax.random.bits`` of their width would (:func:`uniforms_from_bits`:
-    52 bits in float64). Half the hashes of one uniform per hash, the sweep's costliest step on
-    a CPU (``|z|`` stays below 6.8, ``P(|z| > 6.8) = 1e-11``).
+    52 bits in float64). That is about half the hashes of one hash per uniform; the hash is the
+    sweep's costliest fusion on a CPU. With 32-bit radius uniforms ``|z|`` stays below 6.8
+    (``P(|z| > 6.8) = 1e-11``).
     """
     dtype = jnp.dtype(dtype)
     pairs = -(-int(n_normals) // 2)
