@@ -132,7 +132,20 @@ def test_nested_rhat():
     w = (y.var(2, ddof=1).mean(1) + cm.var(1, ddof=1)).mean()
     np.testing.assert_allclose(bad[1], np.sqrt(1 + cm.mean(1).var(ddof=1) / w), rtol=1e-12)
     with pytest.raises(MitmlError, match="superchain"):
-        rhat_nested(x, np.r_[np.zeros(15), 1])
+        rhat_nested(x, np.zeros(16))  # one superchain
+    # every chain counts: 18 chains form superchains of 5, 4, 5 and 4 chains, each superchain's
+    # statistics from its own chains (a one-chain superchain has no between-chain variance)
+    z = rng.standard_normal((18, 5))
+    ids = default_superchains(18, 4)
+    assert np.bincount(ids).tolist() == [5, 4, 5, 4]
+    groups = [z[ids == k] for k in range(4)]
+    w = np.mean([g.var(1, ddof=1).mean() + g.mean(1).var(ddof=1) for g in groups])
+    b = np.var([g.mean() for g in groups], ddof=1)
+    np.testing.assert_allclose(rhat_nested(z, ids), np.sqrt(1 + b / w), rtol=1e-12)
+    ids1 = np.r_[np.zeros(17), 1]
+    w1 = (z[:17].var(1, ddof=1).mean() + z[:17].mean(1).var(ddof=1) + z[17].var(ddof=1)) / 2
+    b1 = np.var([z[:17].mean(), z[17].mean()], ddof=1)
+    np.testing.assert_allclose(rhat_nested(z, ids1), np.sqrt(1 + b1 / w1), rtol=1e-12)
 
 
 def test_arviz_live():

@@ -160,6 +160,19 @@ def test_pooled_mean_sd_and_nested_from_moments():
     assert row.rhat_nested == pytest.approx(rhat_nested(x, default_superchains(8, 4)), rel=1e-12)
 
 
+def test_nested_rhat_uses_every_chain_when_chains_are_not_a_multiple_of_four():
+    """10 chains: superchains of 3, 2, 3 and 2 chains (before, the last two chains were left out)."""
+    from mitml_jax.diagnostics.nested import default_superchains, rhat_nested
+
+    imp = fake_imputations(chains=10, n_iter=5, m=10)
+    x = imp.imputation["sigma"][:, :, 0, 2, 1]
+    row = imp.summary(n_rhat=None).to_frame().query("block == 'sigma' and row == 3 and col == 2").iloc[0]
+    assert row.rhat_nested == pytest.approx(rhat_nested(x, default_superchains(10, 4)), rel=1e-12)
+    imp.imputation["sigma"][9, :, 0, 2, 1] += 100.0  # the last chain, elsewhere
+    moved = imp.summary(n_rhat=None).to_frame().query("block == 'sigma' and row == 3 and col == 2").iloc[0]
+    assert moved.rhat_nested > row.rhat_nested + 0.1  # unchanged when chain 9 was left out
+
+
 def test_autocorrelation_beyond_the_draws_prints_na_without_warnings():
     """Lag 2k beyond the draws (m = 2): the ACF table shows NA, and NumPy's empty-slice warnings
     (from the mean and maximum of all-NaN columns) do not reach the user."""

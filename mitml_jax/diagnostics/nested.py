@@ -23,19 +23,13 @@ __all__ = ["rhat_nested", "rhat_nested_by_parameter", "rhat_nested_from_moments"
 
 
 def default_superchains(n_chains: int, n_superchains: int = 4) -> np.ndarray:
-    """Superchain ids for ``n_chains`` chains: ``n_superchains`` blocks of consecutive chains.
-
-    Chains beyond ``n_superchains * (n_chains // n_superchains)`` get id -1 (left out) so that
-    every superchain has the same number of chains.
-    """
-    size = n_chains // n_superchains
-    if size < 1:
+    """Superchain ids for ``n_chains`` chains: ``n_superchains`` blocks of consecutive chains,
+    every chain in one (block sizes differ by at most one where ``n_chains`` is not a multiple)."""
+    if n_chains < n_superchains or n_superchains < 2:
         raise MitmlError(
             f"{n_chains} chains cannot form {n_superchains} superchains; run more chains."
         )
-    ids = np.full(n_chains, -1)
-    ids[: size * n_superchains] = np.repeat(np.arange(n_superchains), size)
-    return ids
+    return np.arange(n_chains) * n_superchains // n_chains
 
 
 def rhat_nested(draws, superchain_ids) -> np.ndarray:
@@ -43,8 +37,9 @@ def rhat_nested(draws, superchain_ids) -> np.ndarray:
 
     Args:
         draws: array (chain, draw, *params).
-        superchain_ids: (chain,) integer superchain of each chain (-1 leaves a chain out); every
-            superchain must hold the same number of chains, and there must be at least two.
+        superchain_ids: (chain,) integer superchain of each chain (-1 leaves a chain out); at
+            least two superchains. Superchains of different sizes are allowed: each one's
+            within-superchain variance uses its own chains (the definition below per superchain).
 
     Returns:
         array of shape ``params`` (float for none).
@@ -69,9 +64,9 @@ def rhat_nested_by_parameter(x: np.ndarray, superchain_ids) -> np.ndarray:
         )
     keep = ids >= 0
     labels, counts = np.unique(ids[keep], return_counts=True)
-    if len(labels) < 2 or np.any(counts != counts[0]):
+    if len(labels) < 2:
         raise MitmlError(
-            "'superchain_ids' must define at least two superchains of equal size; got sizes "
+            "'superchain_ids' must define at least two superchains (ids >= 0); got sizes "
             f"{counts.tolist()}."
         )
     with np.errstate(all="ignore"):  # infinite draws give NaN, without warnings
@@ -87,18 +82,24 @@ def rhat_nested_by_parameter(x: np.ndarray, superchain_ids) -> np.ndarray:
 
 
 def rhat_nested_from_moments(chain_mean, chain_var, superchain_ids) -> np.ndarray:
-    """Nested R-hat from per-chain means and variances (K, C) (variances 0 for one draw)."""
+    """Nested R-hat from per-chain means and variances (K, C) (variances 0 for one draw).
+
+    Superchains may differ in size: superchain k's mean and between-chain variance (0 for one
+    chain) come from its own chains; with equal sizes this is Margossian et al.'s statistic."""
     ids = np.asarray(superchain_ids)
     keep = ids >= 0
-    labels, counts = np.unique(ids[keep], return_counts=True)
-    k, m, n = chain_mean.shape[0], len(labels), int(counts[0])
-    order = np.argsort(ids[keep], kind="stable")
+    labels, inverse, counts = np.unique(ids[keep], return_inverse=True, return_counts=True)
+    order = np.argsort(inverse, kind="stable")
     cols = np.flatnonzero(keep)[order]
-    chain_mean = chain_mean[:, cols].reshape(k, m, n)  # (K, superchain, chain)
-    chain_var = chain_var[:, cols].reshape(k, m, n)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    mean = chain_mean[:, cols]  # (K, chains kept), grouped by superchain
+    var = chain_var[:, cols]
     with np.errstate(all="ignore"):  # infinite chain means give NaN, without warnings
-        within_chain = chain_var.mean(axis=2)
-        between_chain = chain_mean.var(axis=2, ddof=1) if n > 1 else 0.0
-        between = chain_mean.mean(axis=2).var(axis=1, ddof=1)
+        super_mean = np.add.reduceat(mean, starts, axis=1) / counts  # (K, superchains)
+        within_chain = np.add.reduceat(var, starts, axis=1) / counts
+        dev = mean - np.repeat(super_mean, counts, axis=1)
+        squares = np.add.reduceat(dev * dev, starts, axis=1)
+        between_chain = np.where(counts > 1, squares / np.maximum(counts - 1, 1), 0.0)
+        between = super_mean.var(axis=1, ddof=1)
         within = np.mean(within_chain + between_chain, axis=1)
         return np.sqrt(1.0 + between / within)
