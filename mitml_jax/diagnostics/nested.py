@@ -8,7 +8,9 @@ With ``K`` superchains of ``M`` chains of ``N`` draws each:
 * ``nRhat = sqrt(1 + B / mean_k W_k)``.
 
 This is arviz-stats' ``rhat_nested`` without chain splitting. It suits the many-chain design where
-each chain contributes only a few imputation-phase draws.
+each chain contributes only a few imputation-phase draws. Superchains may hold different numbers of
+chains ``M_k`` (chains not a multiple of ``K``): superchain k's mean and ``W_k`` use its own ``M_k``
+chains.
 """
 
 from __future__ import annotations
