@@ -85,6 +85,7 @@ def _inputs(name, chains):
     return pa, prior, state
 
 
+@cpu_only
 def test_chains_innermost_applies_from_min_chains_with_the_per_pattern_draw():
     n = pan_chains.MIN_CHAINS
     assert _inputs("grouped_slopes", 1)[0].data.y.shape[0] == 2
@@ -194,6 +195,7 @@ def test_float32_keeps_the_row_sums():
     assert not pan_chains.applies(pan_chains.MIN_CHAINS, pan.prepare_pan_arrays(arrays))
 
 
+@cpu_only
 def test_blocks_of_the_chains_innermost_sweep_get_its_compiler_options():
     """run_chains compiles a block that runs this sweep without YNNPACK fusions (pan_chains'
     COMPILER_OPTIONS); one chain's block keeps XLA's defaults."""
