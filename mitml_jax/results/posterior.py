@@ -50,9 +50,10 @@ def posterior_summary(imp, phase: str = "imputation") -> pd.DataFrame:
         redundant halves of symmetric blocks too, and the NA padding of jomo's arrays (e.g. the
         stacked Sigma rows of a group with fewer clusters than another) as NaN rows. Chains of
         fewer than 50 draws (many short chains) cannot be cut into 50 batches: each chain is then
-        one batch, ``sd(chain means) / sqrt(chains)`` (NaN for one chain). (On 200 chains of 10 independent
-        draws, where the MCSE is 1 / sqrt(2000) = 0.0224, ArviZ's ESS-based MCSE, ``summary()``'s
-        ``mcse_mean``, gave 0.0167-0.0188 for four parameters, the chain means 0.0200-0.0239.)
+        one batch, ``sd(chain means) / sqrt(chains)`` (NaN for one chain). On 200 chains of 10
+        independent draws, where the MCSE is 1 / sqrt(2000) = 0.0224, that gave 0.0200-0.0239
+        for four parameters, and ArviZ's ESS-based MCSE (``summary()``'s ``mcse_mean``)
+        0.0167-0.0188.
     """
     if phase not in ("imputation", "burnin"):
         raise MitmlError(f"posterior_summary: 'phase' must be 'imputation' or 'burnin', got {phase!r}.")
