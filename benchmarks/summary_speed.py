@@ -37,7 +37,8 @@ measurable in the summary (``--quick``, alternating processes against the previo
 Measured 2026-11-26 22:55 UTC on a 2-core AMD EPYC with AVX-512 (NumPy 2.4.6 finds X86_V4 and
 AVX512_ICL): summary 4.61 s, the sort floor 6.24 s (62 ms per 10^6 draws). NumPy's AVX-512 sort
 (x86-simd-sort) runs at 52 ns per draw there against 8.9 ns for its AVX2 sort of the same array
-(``NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL"`` in the environment, read when NumPy is imported;
+(``NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"`` in the environment, read when NumPy is
+imported; Zen 4 runs x86-simd-sort's AVX-512 compress-store as microcode, numpy/x86-simd-sort#6;
 NumPy 2.3.5 the same); with that setting the summary took 2.69 s (rank diagnostics 2.49 s wall,
 4.43 s CPU; floor 1.79 s). The script prints NumPy's dispatch and one sort's time for this reason.
 """

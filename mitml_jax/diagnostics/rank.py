@@ -34,6 +34,7 @@ from ..errors import MitmlError, MitmlTypeError
 from ..sampling.threads import thread_limit
 from .ess_geyer import centred_lag_sums, direct_lags, ess_core, ess_indicator, row_dot
 from .entries import gather_draws
+from .numpy_sort import hint_slow_sort
 from .rank_normal import first_draw_shift, rank_scores, scratch, sort_order
 from .rank_row import rank_rows
 
@@ -148,6 +149,7 @@ def rank_diagnostics(draws, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
         raise MitmlError(f"Unknown diagnostic(s) {bad} in 'which'; choose from {sorted(known)}.")
     x, pshape = _as_chain_draw(draws)
     c, d, k = x.shape
+    hint_slow_sort(c * d * k)
     step = max(1, _CHUNK_ELEMENTS // max(1, c * d))
     group = step * -(-_GATHER // step)  # parameters gathered together, a multiple of step
 

@@ -32,6 +32,7 @@ from ..sampling.arguments import check_count, check_flag
 from .entries import BLOCK_TITLES, entry_chunks, gather_draws, parameter_entries
 from .mitml_stats import reduced_acf, sd_prop, segment_moments, segment_rhat_from_moments
 from .nested import default_superchains, rhat_nested_from_moments
+from .numpy_sort import hint_slow_sort
 from .printing import format_header, format_numeric_table, format_text_table
 from .ess_geyer import row_dot
 from .rank import diagnose_chunk, diagnostic_threads
@@ -119,6 +120,7 @@ def summarize(imp, n_rhat=3, goodness_of_appr=False, autocorrelation=False) -> I
     e = len(entries)
     source = imp.imputation[entries[0].block] if e else next(iter(imp.imputation.values()))
     c, d = source.shape[:2]
+    hint_slow_sort(c * d * e)
     cols = {name: np.full(e, np.nan) for name in COLUMNS[8:]}
     stats = []
     if n_rhat is not None and e:
