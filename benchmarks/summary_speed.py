@@ -55,6 +55,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from mitml_jax.diagnostics.mitml_stats import segment_rhat  # noqa: E402
+from mitml_jax.diagnostics.numpy_sort import numpy_simd, zen4_avx512_sort  # noqa: E402
 from mitml_jax.diagnostics.rank import rank_diagnostics  # noqa: E402
 from mitml_jax.diagnostics.summary import summarize  # noqa: E402
 from mitml_jax.results.imputations import Imputations  # noqa: E402
@@ -127,14 +128,14 @@ def main(argv=None) -> int:
         rows.append((f"imp.summary() total, at most {n} threads", best(lambda: summarize(imp))))
     os.environ.pop("MITML_JAX_DIAGNOSTIC_THREADS", None)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    found = getattr(getattr(np, "__config__", None), "CONFIG", {}).get("SIMD Extensions", {}).get("found")
+    found = sorted(numpy_simd())
     probe = np.random.default_rng(0).standard_normal(10**6)
     start = time.perf_counter()
     probe.sort()
     sort_ms = (time.perf_counter() - start) * 1e3
     print(f"NumPy {np.__version__}, SIMD found: {found}; one sort of 10^6 float64: {sort_ms:.1f} ms "
           "(an AVX2 sort takes about 9 ms on the 2-core machine; AVX-512 sorts ran 6 times slower "
-          "on AMD EPYC, see the docstring)\n")
+          f"on AMD Zen 4, see the docstring; Zen 4 with NumPy's AVX-512 sort here: {zen4_avx512_sort()})\n")
     print(f"Summary speed: {chains} chains x {draws} draws x 100 parameters "
           f"({x.nbytes / 1e9:.2f} GB of draws), {os.cpu_count()} CPU cores, load average "
           f"{load:.1f}; best of {args.repeat}.\n")

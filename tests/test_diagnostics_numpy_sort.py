@@ -21,7 +21,7 @@ CPU = "processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t:
 def test_zen4_detection(tmp_path, monkeypatch, vendor, family, extra, simd, expected):
     path = tmp_path / "cpuinfo"
     path.write_text(CPU.format(vendor=vendor, family=family, extra=extra))
-    monkeypatch.setattr(numpy_sort, "_numpy_simd", lambda: simd)
+    monkeypatch.setattr(numpy_sort, "numpy_simd", lambda: simd)
     numpy_sort.zen4_avx512_sort.cache_clear()
     try:
         assert numpy_sort.zen4_avx512_sort(str(path)) is expected
@@ -50,5 +50,17 @@ def test_rank_diagnostics_give_the_hint_for_large_inputs(monkeypatch):
     monkeypatch.setattr(numpy_sort, "zen4_avx512_sort", lambda: True)
     monkeypatch.setattr(numpy_sort, "HINT_DRAWS", 400)
     x = np.random.default_rng(0).standard_normal((4, 100, 1))
-    with pytest.warns(MitmlWarning, match="AVX-512"):
+    with pytest.warns(MitmlWarning, match="AVX-512") as record:
         rank.rank_diagnostics(x, which=("rhat",))
+    assert record[0].filename == __file__
+
+
+def test_rank_diagnostics_by_parameter_give_the_hint_too(monkeypatch):
+    from mitml_jax.diagnostics import rank
+
+    monkeypatch.setattr(numpy_sort, "zen4_avx512_sort", lambda: True)
+    monkeypatch.setattr(numpy_sort, "HINT_DRAWS", 400)
+    x = np.random.default_rng(0).standard_normal((1, 4, 100))
+    with pytest.warns(MitmlWarning, match="AVX-512") as record:
+        rank.rank_diagnostics_by_parameter(x, ("rhat",))
+    assert record[0].filename == __file__  # pointed at the caller

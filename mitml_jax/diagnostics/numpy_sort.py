@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import MitmlWarning
 
-__all__ = ["zen4_avx512_sort", "hint_slow_sort", "HINT_DRAWS"]
+__all__ = ["numpy_simd", "zen4_avx512_sort", "hint_slow_sort", "HINT_DRAWS"]
 
 #: Draws (all parameters) from which ``summary()`` and the rank diagnostics give the hint.
 HINT_DRAWS = 10**7
@@ -42,7 +42,7 @@ def _cpu_info(path: str = "/proc/cpuinfo") -> dict:
     return {"vendor": fields.get("vendor_id", ""), "family": family, "flags": set(fields.get("flags", "").split())}
 
 
-def _numpy_simd() -> set:
+def numpy_simd() -> set:
     """The SIMD extensions NumPy found and uses at run time (after NPY_DISABLE_CPU_FEATURES)."""
     config = getattr(getattr(np, "__config__", None), "CONFIG", {}) or {}
     return set(config.get("SIMD Extensions", {}).get("found", []) or [])
@@ -54,15 +54,16 @@ def zen4_avx512_sort(path: str = "/proc/cpuinfo") -> bool:
     AVX-512: Zen 3, also family 25, has none; Zen 5 is family 26)."""
     cpu = _cpu_info(path)
     return (cpu.get("vendor") == "AuthenticAMD" and cpu.get("family") == 25
-            and "avx512f" in cpu.get("flags", set()) and bool(_numpy_simd() & set(_AVX512)))
+            and "avx512f" in cpu.get("flags", set()) and bool(numpy_simd() & set(_AVX512)))
 
 
-def hint_slow_sort(n_draws: int) -> None:
+def hint_slow_sort(n_draws: int, stacklevel: int = 3) -> None:
     """A MitmlWarning with the remedy when ``n_draws`` (all parameters) is large and
-    :func:`zen4_avx512_sort` holds (Python shows it once per call site)."""
+    :func:`zen4_avx512_sort` holds (Python shows it once per call site; ``stacklevel`` as
+    ``warnings.warn``'s, counted from the caller of the caller)."""
     if n_draws >= HINT_DRAWS and zen4_avx512_sort():
         warnings.warn(
             "NumPy sorts with AVX-512 on this AMD Zen 4 CPU, about 6 times slower than with AVX2, and "
             "these diagnostics sort every parameter's draws: start Python with "
             "NPY_DISABLE_CPU_FEATURES=\"X86_V4 AVX512_ICL AVX512_SPR\" in the environment for about "
-            "twice as fast a summary().", MitmlWarning, stacklevel=3)
+            "twice as fast a summary().", MitmlWarning, stacklevel=stacklevel)

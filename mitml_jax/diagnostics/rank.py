@@ -149,7 +149,6 @@ def rank_diagnostics(draws, which=("rhat", "ess_bulk", "ess_tail", "mcse_mean"))
         raise MitmlError(f"Unknown diagnostic(s) {bad} in 'which'; choose from {sorted(known)}.")
     x, pshape = _as_chain_draw(draws)
     c, d, k = x.shape
-    hint_slow_sort(c * d * k)
     step = max(1, _CHUNK_ELEMENTS // max(1, c * d))
     group = step * -(-_GATHER // step)  # parameters gathered together, a multiple of step
 
@@ -180,6 +179,7 @@ def _map_chunks(fn, starts, k: int, which, size: int) -> dict:
 
     Every thread keeps its own dict of reusable buffers for the duration of the call.
     """
+    hint_slow_sort(size, stacklevel=4)  # the caller of rank_diagnostics(_by_parameter)
     out = {w: np.full(k, np.nan) for w in which}
     local = threading.local()
 
