@@ -133,6 +133,10 @@ def test_nested_rhat():
     np.testing.assert_allclose(bad[1], np.sqrt(1 + cm.mean(1).var(ddof=1) / w), rtol=1e-12)
     with pytest.raises(MitmlError, match="superchain"):
         rhat_nested(x, np.zeros(16))  # one superchain
+    with pytest.raises(MitmlError, match="at least 2 superchains"):
+        default_superchains(16, 1)
+    with pytest.raises(MitmlError, match="run more chains"):
+        default_superchains(3, 4)
     # every chain counts: 18 chains form superchains of 5, 4, 5 and 4 chains, each superchain's
     # statistics from its own chains (a one-chain superchain has no between-chain variance)
     z = rng.standard_normal((18, 5))

@@ -27,7 +27,9 @@ __all__ = ["rhat_nested", "rhat_nested_by_parameter", "rhat_nested_from_moments"
 def default_superchains(n_chains: int, n_superchains: int = 4) -> np.ndarray:
     """Superchain ids for ``n_chains`` chains: ``n_superchains`` blocks of consecutive chains,
     every chain in one (block sizes differ by at most one where ``n_chains`` is not a multiple)."""
-    if n_chains < n_superchains or n_superchains < 2:
+    if n_superchains < 2:
+        raise MitmlError(f"Nested R-hat needs at least 2 superchains, got {n_superchains}.")
+    if n_chains < n_superchains:
         raise MitmlError(
             f"{n_chains} chains cannot form {n_superchains} superchains; run more chains."
         )
