@@ -146,3 +146,22 @@ def test_sweep_noise_pairs_take_one_hash_and_dtypes_share_words():
     np.testing.assert_array_equal(np.asarray(uniforms32), np.asarray(noise.open_uniforms(key, (2, pairs + k), jnp.float32))[:, pairs:])
     extremes = noise.uniforms_from_words(jnp.asarray([0, 2**32 - 1], jnp.uint32), jnp.float64)
     assert float(extremes[0]) == 2.0**-33 and float(extremes[1]) == 1 - 2.0**-33
+
+
+def test_computed_once_gives_fn_of_a_pytree_as_a_conditional_on_cpu():
+    """A pytree in and out, an ``always`` predicate from data: the CPU program holds the
+    conditional, and the values are fn's whether or not an outer vmap batches the argument."""
+    def fn(pair):
+        a, b = pair
+        return {"sum": a + b, "norm": jnp.sqrt(a * a + b * b)}
+
+    a, b = jnp.arange(1.0, 7.0).reshape(2, 3), jnp.full((2, 3), 2.0)
+    run = jax.jit(lambda a, b: noise.computed_once(fn, (a, b), jnp.all(b > 0)))
+    got = run(a, b)
+    want = fn((a, b))
+    for k in want:
+        np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]))
+    if jax.default_backend() == "cpu":
+        assert "conditional(" in run.lower(a, b).compile().as_text()
+    batched = jax.vmap(lambda a, b: noise.computed_once(fn, (a, b), jnp.all(b > 0)))(a, b)
+    np.testing.assert_array_equal(np.asarray(batched["sum"]), np.asarray(want["sum"]))

@@ -113,3 +113,25 @@ def test_bartletts_share_one_gamma_draw_and_equal_single_factors():
     for a, df, d, (n, u) in zip(factors, dfs, dims, noises):
         ref, _ = linalg.bartlett_from_noise(df, d, n, u)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(ref))
+
+
+def test_bartlett_diagonals_with_a_trailing_batch_equal_one_factor_at_a_time():
+    """Chains laid out last (pan_chains): every chain's diagonal and flag as drawn alone."""
+    dims, dfs, chains = (6, 3), (60.0, 2.5), 5  # df 2.5 - 2 < 1: the shape-below-one path too
+    rng = np.random.default_rng(11)
+    noises = []
+    for d in dims:
+        n_norm, n_unif = linalg.bartlett_noise_size(d)
+        noises.append((rng.normal(size=(n_norm, chains)), rng.uniform(size=(n_unif, chains))))
+    diag, exhausted = jax.jit(lambda n: param_linalg.bartlett_diagonals(dfs, dims, n))(
+        [tuple(jnp.asarray(a) for a in pair) for pair in noises])
+    assert diag.shape == (sum(dims), chains) and exhausted.shape == (chains,)
+    for c in range(chains):
+        one = [tuple(jnp.asarray(a[:, c]) for a in pair) for pair in noises]
+        factors, flag = param_linalg.bartletts(dfs, dims, one)
+        want = np.concatenate([np.diag(np.asarray(f)) for f in factors])
+        np.testing.assert_allclose(np.asarray(diag[:, c]), want, rtol=1e-15)
+        assert bool(exhausted[c]) == bool(flag)
+        for f, (d, (normals, uniforms)) in zip(factors, zip(dims, one)):
+            ref, _ = linalg.bartlett_from_noise(dfs[dims.index(d)], d, normals, uniforms)
+            np.testing.assert_allclose(np.asarray(f), np.asarray(ref), rtol=1e-15)

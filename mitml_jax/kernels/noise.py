@@ -25,7 +25,7 @@ import numpy as np
 from . import threefry
 from .lean_vmap import is_batched
 
-__all__ = ["open_uniforms", "uniforms_from_bits", "uniforms_from_words", "log_positive", "box_muller",
+__all__ = ["computed_once", "open_uniforms", "uniforms_from_bits", "uniforms_from_words", "log_positive", "box_muller",
            "draw_sweep_noise", "NoiseStream"]
 
 
@@ -122,38 +122,43 @@ def box_muller(u_radius, u_angle):
     return r * cos, r * sin
 
 
-def _computed_once(fn, keys, always=None):
-    """``fn(keys)`` written to a buffer once, where ``keys`` is not batched by an outer ``vmap``.
+def computed_once(fn, args, always=None):
+    """``fn(args)`` written to buffers once, where ``args`` (a pytree) is not batched by an outer
+    ``vmap``.
 
     XLA fuses cheap elementwise producers into every consumer: the threefry hash of the sweep's
     uniforms ran in the Box-Muller radius, cosine and sine loops and in the Bartlett draws (and the
     chain keys' hash with each of them), three to four times per uniform. The result of a
     conditional is a buffer, so on a CPU the block is computed under ``lax.cond`` on a predicate
-    that is always true but unknown to the compiler (``key | 1 != 0``). Elsewhere (a GPU decides a
-    conditional's branch on the host, a synchronisation per sweep), under ``vmap`` (a conditional
-    becomes a select of both branches) and for batched keys ``fn`` runs behind an optimisation
-    barrier, which XLA's CPU pipeline drops. Same numbers either way. Benchmark model (a), 32
-    chains on one core: the sweep's noise 112 against 175 us.
+    that is always true but unknown to the compiler (``key | 1 != 0`` for a key array ``args``).
+    Elsewhere (a GPU decides a conditional's branch on the host, a synchronisation per sweep),
+    under ``vmap`` (a conditional becomes a select of both branches) and for batched arguments
+    ``fn`` runs behind an optimisation barrier, which XLA's CPU pipeline drops. Same numbers either
+    way. Benchmark model (a), 32 chains on one core: the sweep's noise 112 against 175 us.
 
     ``always``: a True boolean scalar computed from data the compiler cannot see through, to use
     as the predicate instead of the keys (chains sharded over devices: a predicate from every
-    chain's key is a reduction across the devices, three collectives per sweep).
+    chain's key is a reduction across the devices, three collectives per sweep); required where
+    ``args`` is not a key array.
     """
-    def barrier(k):
-        return jax.lax.optimization_barrier(fn(k))
+    def barrier(a):
+        return jax.lax.optimization_barrier(fn(a))
 
-    if is_batched(keys):
-        return barrier(keys)
-    shape = jax.eval_shape(fn, keys)
+    if any(is_batched(leaf) for leaf in jax.tree_util.tree_leaves(args)):
+        return barrier(args)
+    shapes = jax.eval_shape(fn, args)
 
-    def conditional(k):
+    def zeros(_):
+        return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def conditional(a):
         pred = always
         if pred is None:
-            words = jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k
+            words = jax.random.key_data(a) if jnp.issubdtype(a.dtype, jax.dtypes.prng_key) else a
             pred = jnp.all((words | np.asarray(1, words.dtype)) != 0)
-        return jax.lax.cond(pred, fn, lambda _: jnp.zeros(shape.shape, shape.dtype), k)
+        return jax.lax.cond(pred, fn, zeros, a)
 
-    return jax.lax.platform_dependent(keys, cpu=conditional, default=barrier)
+    return jax.lax.platform_dependent(args, cpu=conditional, default=barrier)
 
 
 def uniforms_from_words(words, dtype):
@@ -173,11 +178,11 @@ def uniforms_from_words(words, dtype):
 def draw_sweep_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype, always=None):
     """(normals (*batch, n_normals), uniforms (*batch, n_uniforms)) from one key (see the module
     docstring); for a (K,) array of keys (K, *batch, ...), key k's numbers as for that key alone.
-    ``always``: see :func:`_computed_once`.
+    ``always``: see :func:`computed_once`.
 
     One elementwise threefry pass over ``ceil(n_normals / 2) + n_uniforms`` counters per batch
     element (the counters and hash of ``jax.random.bits``), computed once
-    (:func:`_computed_once`). A pair of normals takes ONE hash: its two output words give the
+    (:func:`computed_once`). A pair of normals takes ONE hash: its two output words give the
     Box-Muller radius and angle uniforms (:func:`uniforms_from_words`: 32 bits each in float64, so
     float32 and float64 runs draw their normals from the same words); the remaining counters give
     the plain uniforms as ``jax.random.bits`` of their width would (:func:`uniforms_from_bits`:
@@ -194,7 +199,7 @@ def draw_sweep_noise(rng_key, batch_shape, n_normals, n_uniforms, dtype, always=
 
     # the hash's output words are a buffer (the conditional's result); converting them is cheap
     # and fuses into the consumers
-    bits = _computed_once(jax.vmap(block) if jnp.ndim(rng_key) else block, rng_key, always)
+    bits = computed_once(jax.vmap(block) if jnp.ndim(rng_key) else block, rng_key, always)
     high = (bits[..., :pairs] >> np.uint64(32)).astype(jnp.uint32)
     low = bits[..., :pairs].astype(jnp.uint32)
     plain = bits[..., pairs:]

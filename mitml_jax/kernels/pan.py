@@ -147,24 +147,26 @@ def _inverse_wisharts(df_psi, scale_psi, noise_psi, df_sigma, scale_sigma, noise
     """Psi's and Sigma's inverse-Wishart draws: ``(psi, sigma, sigma_root, sigma_inv, exhausted)``.
 
     Both conditionals are known once the random effects are drawn, so they are drawn as one batch
-    of two (each separate small operation is an XLA kernel to compile): when Psi is larger than
-    Sigma (q > 1), Sigma's scale and Bartlett factor enter as ``diag(I, .)``
-    (:func:`param_linalg.embed`), which gives Sigma's draw from Sigma's own noise.
+    of two (each separate small operation is an XLA kernel to compile), their Bartlett factors'
+    diagonals from one gamma draw (:func:`param_linalg.bartlett_diagonals`).
     """
-    r, d = scale_sigma.shape[-1], scale_psi.shape[-1]
-    if r == d:
-        dfs = jnp.stack([jnp.asarray(df_psi, scale_psi.dtype), jnp.asarray(df_sigma, scale_psi.dtype)])
-        noise = [jnp.stack(pair) for pair in zip(noise_psi, noise_sigma)]
-        x, root, x_inv, exhausted = jax.vmap(param_linalg.inverse_wishart)(
-            dfs, jnp.stack([scale_psi, scale_sigma]), *noise
-        )
-        return x[0], x[1], root[1], x_inv[1], jnp.any(exhausted)
-    (a_psi, a_sigma), exhausted = param_linalg.bartletts((df_psi, df_sigma), (d, r), (noise_psi, noise_sigma))
+    d, r = scale_psi.shape[-1], scale_sigma.shape[-1]
+    diagonal, exhausted = param_linalg.bartlett_diagonals((df_psi, df_sigma), (d, r), (noise_psi, noise_sigma))
+    return _inverse_wisharts_from_diagonals(diagonal, scale_psi, noise_psi[0], scale_sigma, noise_sigma[0]) + (exhausted,)
+
+
+def _inverse_wisharts_from_diagonals(diagonal, scale_psi, normals_psi, scale_sigma, normals_sigma):
+    """:func:`_inverse_wisharts` given the Bartlett factors' diagonals: ``(psi, sigma, sigma_root,
+    sigma_inv)``. When Psi is larger than Sigma (q > 1), Sigma's scale and Bartlett factor enter
+    as ``diag(I, .)`` (:func:`param_linalg.embed`), which gives Sigma's draw from Sigma's own noise.
+    """
+    d, r = scale_psi.shape[-1], scale_sigma.shape[-1]
+    a_psi, a_sigma = param_linalg.bartletts_from_diagonals(diagonal, (d, r), (normals_psi, normals_sigma))
     bartletts = jnp.stack([a_psi, param_linalg.embed(a_sigma, d)])
     scales = jnp.stack([scale_psi, param_linalg.embed(scale_sigma, d)])
     x, root, x_inv = jax.vmap(param_linalg.inverse_wishart_from_bartlett)(bartletts, scales)
     block = slice(d - r, d)
-    return x[0], x[1, block, block], root[1, block, block], x_inv[1, block, block], exhausted
+    return x[0], x[1, block, block], root[1, block, block], x_inv[1, block, block]
 
 
 def _sweep_group(normals, uniforms, state, pa, prior):

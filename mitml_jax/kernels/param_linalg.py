@@ -22,7 +22,8 @@ import numpy as np
 
 from . import linalg
 
-__all__ = ["UNROLL_MAX", "matmul", "chol", "inv_lower", "spd_inverse", "bartlett", "bartletts", "inverse_wishart",
+__all__ = ["UNROLL_MAX", "matmul", "chol", "inv_lower", "spd_inverse", "bartlett", "bartlett_diagonals",
+           "bartletts_from_diagonals", "bartletts", "inverse_wishart",
            "inverse_wishart_from_bartlett", "embed"]
 
 #: Largest dimension for which parameter matrices are factorised by unrolled elementwise code.
@@ -98,33 +99,57 @@ def bartlett(df, d: int, normals, uniforms):
     return a, exhausted
 
 
-def bartletts(dfs, dims, noises):
-    """Several Bartlett factors (:func:`bartlett`, same numbers) from ONE gamma draw over all their
-    diagonals: ``(list of (d, d) factors, exhausted)``.
+def bartlett_diagonals(dfs, dims, noises):
+    """The diagonals of several Bartlett factors (:func:`bartlett`, same numbers) from ONE gamma
+    draw over all of them: ``(diagonal, exhausted)``, the diagonals concatenated.
 
     ``dfs``, ``dims`` and ``noises`` (``(normals, uniforms)`` pairs, sizes
-    ``linalg.bartlett_noise_size(d)``) are per factor. The factors are assembled by a gather with
-    a constant index table: stacking d^2 entries made about 2 d small XLA kernels per factor.
+    ``linalg.bartlett_noise_size(d)`` along their first axis) are per factor. The noise may carry
+    trailing batch axes (e.g. chains): ``diagonal`` is then (sum of dims, *batch) and ``exhausted``
+    (*batch). Every operation is elementwise, so a batch laid out last makes the rejection
+    sampler's loop run over contiguous values (XLA vectorises it; chain-first under ``vmap`` its
+    innermost axis is a factor's few diagonal entries and it ran about 5 times slower).
     """
     n_prop = linalg.GAMMA_PROPOSALS
     dtype = noises[0][0].dtype
+    batch = noises[0][0].shape[1:]
     shapes = jnp.concatenate([0.5 * (jnp.asarray(df, dtype) - jnp.arange(d, dtype=dtype)) for df, d in zip(dfs, dims)])
-    props = jnp.concatenate([n[: n_prop * d].reshape(n_prop, d) for (n, _), d in zip(noises, dims)], axis=1)
-    unifs = jnp.concatenate([u.reshape(n_prop + 1, d) for (_, u), d in zip(noises, dims)], axis=1)
+    shapes = shapes.reshape(shapes.shape + (1,) * len(batch))
+    props = jnp.concatenate([n[: n_prop * d].reshape((n_prop, d) + batch) for (n, _), d in zip(noises, dims)], axis=1)
+    unifs = jnp.concatenate([u.reshape((n_prop + 1, d) + batch) for (_, u), d in zip(noises, dims)], axis=1)
     g, exhausted = linalg.gamma_from_noise(shapes, props, unifs)
-    diag = jnp.sqrt(2.0 * g)
+    return jnp.sqrt(2.0 * g), jnp.any(exhausted, axis=0)
+
+
+def bartletts_from_diagonals(diagonal, dims, normals):
+    """The Bartlett factors of :func:`bartlett_diagonals`' ``diagonal`` (no batch axes) with the
+    below-diagonal entries from each factor's ``normals`` (its noise's normals, the proposals
+    first): a list of (d, d) factors.
+
+    The factors are assembled by a gather with a constant index table: stacking d^2 entries made
+    about 2 d small XLA kernels per factor.
+    """
+    n_prop = linalg.GAMMA_PROPOSALS
     factors, start = [], 0
-    for (normals, _), d in zip(noises, dims):
+    for noise, d in zip(normals, dims):
         # one vector [below-diagonal normals, diagonal, 0] and a constant table of positions in it
-        below = normals[n_prop * d :]
-        values = jnp.concatenate([below, diag[start : start + d], jnp.zeros((1,), dtype)])
+        below = noise[n_prop * d :]
+        values = jnp.concatenate([below, diagonal[start : start + d], jnp.zeros((1,), diagonal.dtype)])
         table = np.full((d, d), values.shape[0] - 1, np.int32)
         rows, cols = np.tril_indices(d, -1)
         table[rows, cols] = np.arange(rows.size)
         table[np.arange(d), np.arange(d)] = rows.size + np.arange(d)
         factors.append(values[table])
         start += d
-    return factors, jnp.any(exhausted)
+    return factors
+
+
+def bartletts(dfs, dims, noises):
+    """Several Bartlett factors (:func:`bartlett`, same numbers) from ONE gamma draw over all their
+    diagonals (:func:`bartlett_diagonals`, :func:`bartletts_from_diagonals`): ``(list of (d, d)
+    factors, exhausted)``."""
+    diagonal, exhausted = bartlett_diagonals(dfs, dims, noises)
+    return bartletts_from_diagonals(diagonal, dims, [n for n, _ in noises]), exhausted
 
 
 def inverse_wishart(df, scale, normals, uniforms):
