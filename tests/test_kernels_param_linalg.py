@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mitml_jax.kernels import conditionals as cond
-from mitml_jax.kernels import linalg, param_linalg
+from mitml_jax.kernels import linalg, pan_chains, param_linalg
 
 jax.config.update("jax_enable_x64", True)
 
@@ -123,9 +123,21 @@ def test_bartlett_diagonals_with_a_trailing_batch_equal_one_factor_at_a_time():
     for d in dims:
         n_norm, n_unif = linalg.bartlett_noise_size(d)
         noises.append((rng.normal(size=(n_norm, chains)), rng.uniform(size=(n_unif, chains))))
+    # chain 3: every proposal of Sigma's second diagonal entry rejected (v <= 0): the last is used
+    n_prop = linalg.GAMMA_PROPOSALS
+    noises[1][0][1 : n_prop * dims[1] : dims[1], 3] = -1e3
     diag, exhausted = jax.jit(lambda n: param_linalg.bartlett_diagonals(dfs, dims, n))(
         [tuple(jnp.asarray(a) for a in pair) for pair in noises])
     assert diag.shape == (sum(dims), chains) and exhausted.shape == (chains,)
+    assert np.array_equal(np.asarray(exhausted), np.arange(chains) == 3)
+    _, per_value = param_linalg.bartlett_diagonals(dfs, dims, [tuple(jnp.asarray(a) for a in pair) for pair in noises],
+                                                   per_value=True)
+    flags = np.zeros((sum(dims), chains), bool)
+    flags[dims[0] + 1, 3] = True
+    assert np.array_equal(np.asarray(per_value), flags)
+    signed = pan_chains._signed_diagonals(dfs, dims, [tuple(jnp.asarray(a) for a in pair) for pair in noises])
+    assert np.array_equal(np.asarray(signed) < 0, flags)
+    np.testing.assert_allclose(np.abs(np.asarray(signed)), np.asarray(diag), rtol=1e-14)  # eager against jit
     for c in range(chains):
         one = [tuple(jnp.asarray(a[:, c]) for a in pair) for pair in noises]
         factors, flag = param_linalg.bartletts(dfs, dims, one)

@@ -226,14 +226,17 @@ def gamma_from_noise(shape_param, normals, uniforms):
     v = t * t * t
     safe_v = jnp.where(v > 0, v, 1.0)
     accept = (v > 0) & (log_positive(u) < 0.5 * x * x + d - d * safe_v + d * log_positive(safe_v))
-    # walk back from the last proposal so the first accepted one wins (static, no argmax/gather)
-    chosen = safe_v[-1]
+    # walk back from the last proposal so the first accepted one wins (static, no argmax/gather);
+    # the flag as elementwise ORs along the same walk (a reduction over the proposals is a loop of
+    # its own that XLA fuses with the whole rejection step, computed again)
+    chosen, found = safe_v[-1], accept[-1]
     for i in reversed(range(x.shape[0] - 1)):
         chosen = jnp.where(accept[i], safe_v[i], chosen)
+        found = found | accept[i]
     draws = d * chosen
     boost = uniforms[-1]
     draws = jnp.where(small, draws * boost ** (1.0 / jnp.where(small, k, 1.0)), draws)
-    return draws, ~jnp.any(accept, axis=0)
+    return draws, ~found
 
 
 def bartlett_noise_size(d: int, n_proposals: int = GAMMA_PROPOSALS) -> tuple:

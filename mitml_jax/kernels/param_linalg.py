@@ -99,14 +99,14 @@ def bartlett(df, d: int, normals, uniforms):
     return a, exhausted
 
 
-def bartlett_diagonals(dfs, dims, noises):
+def bartlett_diagonals(dfs, dims, noises, per_value=False):
     """The diagonals of several Bartlett factors (:func:`bartlett`, same numbers) from ONE gamma
     draw over all of them: ``(diagonal, exhausted)``, the diagonals concatenated.
 
     ``dfs``, ``dims`` and ``noises`` (``(normals, uniforms)`` pairs, sizes
     ``linalg.bartlett_noise_size(d)`` along their first axis) are per factor. The noise may carry
     trailing batch axes (e.g. chains): ``diagonal`` is then (sum of dims, *batch) and ``exhausted``
-    (*batch). Every operation is elementwise, so a batch laid out last makes the rejection
+    (*batch), or shaped like ``diagonal`` (a flag per value) with ``per_value``. Every operation is elementwise, so a batch laid out last makes the rejection
     sampler's loop run over contiguous values (XLA vectorises it; chain-first under ``vmap`` its
     innermost axis is a factor's few diagonal entries and it ran about 5 times slower).
     """
@@ -118,7 +118,7 @@ def bartlett_diagonals(dfs, dims, noises):
     props = jnp.concatenate([n[: n_prop * d].reshape((n_prop, d) + batch) for (n, _), d in zip(noises, dims)], axis=1)
     unifs = jnp.concatenate([u.reshape((n_prop + 1, d) + batch) for (_, u), d in zip(noises, dims)], axis=1)
     g, exhausted = linalg.gamma_from_noise(shapes, props, unifs)
-    return jnp.sqrt(2.0 * g), jnp.any(exhausted, axis=0)
+    return jnp.sqrt(2.0 * g), exhausted if per_value else jnp.any(exhausted, axis=0)
 
 
 def bartletts_from_diagonals(diagonal, dims, normals):
