@@ -362,9 +362,7 @@ def run_chains(
     done = {"iterations": 0, "outs": [(s, a, f) for s, a, f in zip(state_p, acc_p, first_bad_p)]}
 
     def store(pending):
-        out = _joined(pending[3], pending[2])
-        _store(pending[:3] + (out,), burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids,
-               reduce_records)
+        _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records)
         done.update(iterations=pending[0] + pending[1], outs=pending[3])
         if after_block is not None:
             after_block(done["iterations"])
@@ -401,18 +399,12 @@ def run_chains(
     return _chain_run(burnin, imputation, saves, *_joined(done["outs"])[:3])
 
 
-def _joined(outs, phase=None):
-    """One tuple ``(state, acc, first_bad[, records, saved])`` from the outputs of every part of
-    the chains (unchanged with one part). The save buffer is joined only in the imputation
-    phase (elsewhere it is empty and as large as the data)."""
+def _joined(outs):
+    """One tuple ``(state, acc, first_bad)`` from the outputs of every part of the chains
+    (unchanged with one part)."""
     if len(outs) == 1:
-        return outs[0]
-    head = tuple(join_chains([o[i] for o in outs]) for i in range(3))
-    if len(outs[0]) == 3:
-        return head
-    records = join_chains([o[3] for o in outs], axis=1)
-    saved = join_chains([o[4] for o in outs], axis=1) if phase == "imputation" else None
-    return head + (records, saved)
+        return outs[0][:3]
+    return tuple(join_chains([o[i] for o in outs]) for i in range(3))
 
 
 def _chain_run(burnin, imputation, saves, state, acc, first_bad) -> ChainRun:
@@ -428,33 +420,36 @@ def _chain_run(burnin, imputation, saves, state, acc, first_bad) -> ChainRun:
 
 
 def _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar, chain_ids, reduce_records):
-    """Copy one finished block to the host arrays; raise on non-finite draws."""
-    t0, n_active, phase, out = pending
+    """Copy one finished block to the host arrays; raise on non-finite draws. ``pending`` holds the
+    outputs of every part of the chains: each part's records go straight to its chains' rows (one
+    copy; joining the parts first was a second one)."""
+    t0, n_active, phase, outs = pending
     # only what the host keeps: not the state (all chains' completed data) nor, in burn-in, the
     # empty save buffer (both the size of the data: gigabytes per block for large studies on a GPU)
-    wanted = (out[2], out[3]) + ((out[4],) if phase == "imputation" else ())
-    first_bad, records, *saved = jax.device_get(wanted)
-    bad = np.asarray(first_bad)
+    parts = jax.device_get([(o[2], o[3]) + ((o[4],) if phase == "imputation" else ()) for o in outs])
+    bad = np.concatenate([np.asarray(part[0]).reshape(-1) for part in parts])
     if np.any(bad >= 0):
         c = int(np.argmax(bad >= 0))
         raise SamplerFailure(
             f"the sampler produced non-finite parameters in chain {int(chain_ids[c])} at iteration "
             f"{int(bad[c]) + 1} (1-based, burn-in included). {failure_hint}".strip()
         )
-    # (block_len, C, ...) -> (C, n_active, ...)
-    records = {n: np.moveaxis(rec, 1, 0)[:, :n_active] for n, rec in records.items()}
-    for name, rec in reduce_records(records).items():
-        if phase == "burnin":
-            burnin[name][:, t0 : t0 + n_active] = rec
-        else:
-            start = t0 - n_burn
-            imputation[name][:, start : start + n_active] = rec
-    if phase == "imputation":
-        first = (t0 - n_burn) // n_iter
-        n_seg = n_active // n_iter
+    if phase == "burnin":
+        dest, start = burnin, t0
+    else:
+        dest, start = imputation, t0 - n_burn
+    first, n_seg = (t0 - n_burn) // n_iter, n_active // n_iter
+    c0 = 0
+    for _, records, *saved in parts:
+        # (block_len, C_part, ...) -> (C_part, n_active, ...)
+        records = {n: np.moveaxis(rec, 1, 0)[:, :n_active] for n, rec in records.items()}
+        c1 = c0 + next(iter(records.values())).shape[0]
+        for name, rec in reduce_records(records).items():
+            dest[name][c0:c1, start : start + n_active] = rec
+        if phase == "imputation":
+            def put(to, src, c0=c0, c1=c1):
+                to[c0:c1, first : first + n_seg] = np.moveaxis(src, 1, 0)[:, :n_seg]
 
-        def put(dest, src):
-            dest[:, first : first + n_seg] = np.moveaxis(src, 1, 0)[:, :n_seg]
-
-        jax.tree_util.tree_map(put, saves, saved[0])
+            jax.tree_util.tree_map(put, saves, saved[0])
+        c0 = c1
     bar.update(n_active)
