@@ -198,11 +198,14 @@ def test_float32_keeps_the_row_sums():
 @cpu_only
 def test_blocks_of_the_chains_innermost_sweep_get_its_compiler_options():
     """run_chains compiles a block that runs this sweep without YNNPACK fusions (pan_chains'
-    COMPILER_OPTIONS); one chain's block keeps XLA's defaults."""
+    COMPILER_OPTIONS); one chain's block keeps XLA's defaults but for the kernel's own options
+    (512-bit vectors, as every pan block)."""
     pa, _, _ = _inputs("few_patterns", 1)
     kernel = pan.build_kernel()
     assert run_module._batch_options(kernel, pan_chains.MIN_CHAINS, pa) == tuple(sorted(pan_chains.COMPILER_OPTIONS.items()))
     assert run_module._batch_options(kernel, 1, pa) is None
+    assert kernel.compiler_options == {"xla_cpu_prefer_vector_width": 512}
+    assert pan_chains.COMPILER_OPTIONS["xla_cpu_prefer_vector_width"] == 512
     pa_rows, _, _ = _inputs("many_patterns", 1)  # more than MAX_PATTERNS patterns: the vmapped kernel
     assert run_module._batch_options(kernel, pan_chains.MIN_CHAINS, pa_rows) is None
 

@@ -26,6 +26,7 @@ from . import cell_stats, linalg, missing_patterns, param_linalg
 from .lean_vmap import lean_vmap
 from .noise import NoiseStream, draw_sweep_noise
 from .state import PanInfo, PanPrior, PanState
+from .xla_options import WIDE_VECTORS
 
 __all__ = ["PanArrays", "prepare_pan_arrays", "init", "noise_sizes", "build_kernel", "transform",
            "build_transform", "diagonal_records", "save_missing"]
@@ -222,12 +223,14 @@ def build_kernel():
 
     Groups are a ``vmap`` axis inside the kernel; every group uses its own key from one split.
     Its ``chain_batch`` attribute (:func:`.pan_chains.chain_batch`) runs many chains with the
-    chain axis innermost (``run_chains`` uses it instead of ``vmap``).
+    chain axis innermost (``run_chains`` uses it instead of ``vmap``); its ``compiler_options``
+    (:data:`.xla_options.WIDE_VECTORS`) are the XLA CPU options of every block that runs it.
     """
     if not hasattr(_kernel, "chain_batch"):
         from .pan_chains import chain_batch  # pan_chains builds on this module
 
         _kernel.chain_batch = chain_batch(_kernel)
+        _kernel.compiler_options = dict(WIDE_VECTORS)
     return _kernel
 
 

@@ -38,6 +38,7 @@ from . import conditionals as cond
 from . import cell_stats, linalg, missing_patterns, param_linalg
 from .lean_vmap import lean_vmap
 from .noise import NoiseStream, computed_once, draw_sweep_noise
+from .xla_options import WIDE_VECTORS
 from .pan import _inverse_wisharts_from_diagonals, _inverses, noise_sizes
 from .state import PanInfo, PanState
 
@@ -75,7 +76,8 @@ class ChainBatch(NamedTuple):
 #: reductions (a few hundred values per chain) ran as YNNPACK calls; without them, 64 chains in two
 #: parts on 2 cores took 0.204-0.226 against 0.216-0.275 ms per sweep (alternating, four runs each,
 #: 2026-11-26 21:50 UTC). One chain's kernel keeps them (0.028 against 0.033 ms pinned to a core).
-COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+#: With :data:`~.xla_options.WIDE_VECTORS`, as every pan block.
+COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "", **WIDE_VECTORS}
 
 
 def applies(n_chains: int, pan_arrays) -> bool:
