@@ -44,6 +44,7 @@ from .mh_covariance import free_elements, mh_covariance_from_proposals
 from .jomo_budget import noise_budget
 from .jomo_noise import sweep_noise_stream
 from .kernel_call import single_kernel
+from .xla_options import WIDE_VECTORS
 
 __all__ = ["JomoState", "JomoPrior", "JomoInfo", "COMPILER_OPTIONS", "init", "build_kernel", "default_prior"]
 
@@ -148,9 +149,13 @@ def _cell_normals(noise, cells, n_cells: int):
 #: without them. No library fusions (the empty lists of YNNPACK and XNNPACK fusion types): the
 #: single-kernel emitter of :mod:`.kernel_call` cannot compile them (XLA turned the large
 #: cross-products of 20,000 rows into YNNPACK reductions). CPU backend flags, passed only there
-#: (:func:`.xla_options.for_backend`: a GPU refuses them).
+#: (:func:`.xla_options.for_backend`: a GPU refuses them). 512-bit vectors as pan
+#: (:data:`.xla_options.WIDE_VECTORS`; ``benchmarks/jomo_speed.py``, two rounds alternating,
+#: 2026-11-27 00:50 UTC, ms per iteration: Level-2 model one chain 0.038-0.039 against
+#: 0.043-0.047, justice one chain 0.239-0.257 against 0.271-0.332, 64 chains 8.5-8.6 against
+#: 8.7-9.6; compile times alike).
 COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_cpu_experimental_ynn_fusion_type": "",
-                    "xla_cpu_experimental_xnn_fusion_type": ""}
+                    "xla_cpu_experimental_xnn_fusion_type": "", **WIDE_VECTORS}
 
 
 def build_kernel(config: JomoConfig):

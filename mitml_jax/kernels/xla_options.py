@@ -16,13 +16,14 @@ import numpy as np
 
 __all__ = ["WIDE_VECTORS", "for_backend", "accepted"]
 
-#: pan's sweeps with LLVM vectorising over 512-bit registers where the CPU has them (XLA's CPU
-#: default prefers 256 bits, against the clock slowdown of older Intel CPUs under 512-bit
-#: arithmetic). The sweep's costly loops are arithmetic on a few thousand values (the threefry
-#: hash, Box-Muller, the gamma draws): benchmark model (a), 32 chains chains-innermost on one
-#: core (AMD EPYC, Zen 4), 0.140-0.142 against 0.168-0.170 ms per sweep; one chain's kernel
-#: 0.0252-0.0261 against 0.0258-0.0270 ms per iteration; model (b) within the noise. A CPU
-#: without AVX-512 compiles as before (the vectoriser keeps to the widest registers it has).
+#: pan's and jomo's sweeps with LLVM vectorising over 512-bit registers where the CPU has them
+#: (XLA's CPU default prefers 256 bits, against the clock slowdown of older Intel CPUs under
+#: 512-bit arithmetic). The sweeps' costly loops are arithmetic on a few thousand values (the
+#: threefry hash, Box-Muller, the gamma draws): pan's benchmark model (a), 32 chains
+#: chains-innermost on one core (AMD EPYC, Zen 4), 0.140-0.142 against 0.168-0.170 ms per sweep;
+#: one chain's kernel 0.0252-0.0261 against 0.0258-0.0270 ms per iteration; model (b) within the
+#: noise (jomo: see :data:`.jomo.COMPILER_OPTIONS`). A CPU without AVX-512 compiles as before
+#: (the vectoriser keeps to the widest registers it has).
 WIDE_VECTORS = {"xla_cpu_prefer_vector_width": 512}
 
 
