@@ -38,9 +38,9 @@ from . import conditionals as cond
 from . import cell_stats, linalg, missing_patterns, param_linalg
 from .lean_vmap import lean_vmap
 from .noise import NoiseStream, computed_once, draw_sweep_noise
-from .xla_options import WIDE_VECTORS
 from .pan import _inverse_wisharts_from_diagonals, _inverses, noise_sizes
 from .state import PanInfo, PanState
+from .xla_options import WIDE_VECTORS
 
 __all__ = ["MIN_CHAINS", "COMPILER_OPTIONS", "ChainBatch", "applies", "chain_batch", "enter", "leave", "batched_step"]
 
@@ -283,8 +283,8 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     noise_sigma = (noise.normals((sig_n,)), noise.uniforms((sig_u,)))
     # the gamma draws of both Bartlett factors with the chains last, written to a buffer: fused
     # into the chain-first factors that use them, their rejection steps ran over the factors'
-    # few diagonal entries (not vectorised), about 16 against 3 us per sweep for 32 chains of
-    # benchmark model (a); the rest of the inverse-Wishart algebra chain-first as before
+    # few diagonal entries (not vectorised), about 18 against 7 us per sweep for 32 chains of
+    # benchmark model (a) (profiled); the rest of the inverse-Wishart algebra chain-first as before
     dfs = (prior.c + d.n_clusters, prior.a + d.n_used - p)
     signed = computed_once(lambda noises: _signed_diagonals(dfs, (r * q, r), noises), (noise_psi, noise_sigma),
                            d.n_clusters > 0)

@@ -106,9 +106,10 @@ def bartlett_diagonals(dfs, dims, noises, per_value=False):
     ``dfs``, ``dims`` and ``noises`` (``(normals, uniforms)`` pairs, sizes
     ``linalg.bartlett_noise_size(d)`` along their first axis) are per factor. The noise may carry
     trailing batch axes (e.g. chains): ``diagonal`` is then (sum of dims, *batch) and ``exhausted``
-    (*batch), or shaped like ``diagonal`` (a flag per value) with ``per_value``. Every operation is elementwise, so a batch laid out last makes the rejection
-    sampler's loop run over contiguous values (XLA vectorises it; chain-first under ``vmap`` its
-    innermost axis is a factor's few diagonal entries and it ran about 5 times slower).
+    (*batch), or shaped like ``diagonal`` (a flag per value) with ``per_value``. Every operation is
+    elementwise, so a batch laid out last makes the rejection sampler's loop run over contiguous
+    values (XLA vectorises it; chain-first under ``vmap`` its innermost axis is a factor's few
+    diagonal entries and it ran unvectorised).
     """
     n_prop = linalg.GAMMA_PROPOSALS
     dtype = noises[0][0].dtype

@@ -440,10 +440,10 @@ def _store(pending, burnin, imputation, saves, n_burn, n_iter, failure_hint, bar
         dest, start = imputation, t0 - n_burn
     first, n_seg = (t0 - n_burn) // n_iter, n_active // n_iter
     c0 = 0
-    for _, records, *saved in parts:
+    for part_bad, records, *saved in parts:
+        c1 = c0 + np.size(part_bad)  # this part's chains
         # (block_len, C_part, ...) -> (C_part, n_active, ...)
         records = {n: np.moveaxis(rec, 1, 0)[:, :n_active] for n, rec in records.items()}
-        c1 = c0 + next(iter(records.values())).shape[0]
         for name, rec in reduce_records(records).items():
             dest[name][c0:c1, start : start + n_active] = rec
         if phase == "imputation":
