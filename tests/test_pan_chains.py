@@ -95,6 +95,7 @@ def test_chains_innermost_applies_from_min_chains_with_the_per_pattern_draw():
     assert not pan_chains.applies(n, _inputs("many_patterns", 1)[0])
 
 
+@cpu_only
 @pytest.mark.parametrize("name", ["few_patterns", "grouped_slopes", "complete_target"])
 def test_chains_innermost_sweep_equals_vmapped_kernel(name):
     chains = CHAINS

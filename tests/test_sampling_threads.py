@@ -17,6 +17,12 @@ from mitml_jax.kernels.kernel_call import any_equation, jax_version
 from mitml_jax.sampling.run import InterruptedChains, run_chains
 
 
+#: chains are split over threads only where they run on a CPU (a GPU run is never split, and the
+#: variable is not read there): these tests need CPU arrays, so they skip where the default backend
+#: is another (seen on an H200 with JAX_PLATFORMS=cuda)
+cpu_only = pytest.mark.skipif(jax.default_backend() != "cpu", reason="chains split over CPU threads only")
+
+
 @pytest.fixture
 def cores(monkeypatch):
     """Pretend the process may run on 8 cores (CI has 2), so the caps below decide."""
@@ -28,6 +34,7 @@ def _parts(chains, key=None):
     return threads.chain_parts(chains, np.zeros((chains, 2)), key if key is not None else jax.random.key(0))
 
 
+@cpu_only
 def test_parts_divide_the_chains_and_follow_the_cap(cores):
     assert _parts(1) == 1 and _parts(64) == 8 and _parts(6) == 6 and _parts(7) == 7 and _parts(9) == 3
     cores.setenv("MITML_JAX_CHAIN_THREADS", "2")
@@ -43,6 +50,7 @@ def test_keys_of_other_implementations_are_not_split(cores):
     assert _parts(8, jax.random.key(0, impl="rbg")) == 1
 
 
+@cpu_only
 @pytest.mark.parametrize("value", ["0", "two", "-3"])
 def test_bad_thread_settings_name_the_variable(cores, value):
     cores.setenv("MITML_JAX_CHAIN_THREADS", value)
@@ -136,6 +144,7 @@ def _cholesky_kernel(cholesky):
     return kernel
 
 
+@cpu_only
 def test_sweeps_with_batched_lapack_calls_are_not_split(cores, monkeypatch):
     """LAPACK calls split their batch over XLA's thread pool and wait for it: with one program per
     pool thread running at once, 256 chains of benchmark model (b) hung. Such sweeps run whole;

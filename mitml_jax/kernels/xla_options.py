@@ -4,7 +4,9 @@ A program compiled for a GPU with a CPU flag such as ``xla_cpu_use_fusion_emitte
 ("INVALID_ARGUMENT: No such compile option"), and so does a CPU program with a flag that the
 installed XLA no longer has (JAX 0.11 dropped that one): the options are passed only where the
 program runs on the CPU backend, and only those that backend accepts (checked once per option by
-compiling a one-line program).
+compiling a one-line program on a CPU device, also in a process whose default backend is a GPU,
+where CPU options were passed unchecked before: JAX 0.11.2 on an H200 let the dropped flag through
+to the CPU program of lmer's fit).
 """
 
 from __future__ import annotations
@@ -27,23 +29,28 @@ __all__ = ["WIDE_VECTORS", "for_backend", "accepted"]
 WIDE_VECTORS = {"xla_cpu_prefer_vector_width": 512}
 
 
-def _compiles(options: dict) -> bool:
+def _compiles(options: dict, backend: str) -> bool:
     try:
-        jax.jit(lambda x: x + 1, compiler_options=options).lower(np.float32(1.0)).compile()
+        device = jax.devices(backend)[0]
+    except Exception:  # no such backend in this process (JAX_PLATFORMS=cuda has no CPU)
+        return False
+    x = jax.device_put(np.float32(1.0), device)  # a committed input: compiled for its backend
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=options).lower(x).compile()
     except Exception:  # the backend's "No such compile option" (its exception type varies)
         return False
     return True
 
 
 @functools.lru_cache(maxsize=None)
-def accepted(name: str, value) -> bool:
-    """Whether the default backend compiles a program with the option ``name=value``."""
-    return _compiles({name: value})
+def accepted(name: str, value, backend: str = "cpu") -> bool:
+    """Whether ``backend`` (default: the CPU) compiles a program with the option ``name=value``."""
+    return _compiles({name: value}, backend)
 
 
 @functools.lru_cache(maxsize=None)
-def _all_accepted(items: tuple) -> bool:
-    return _compiles(dict(items))
+def _all_accepted(items: tuple, backend: str) -> bool:
+    return _compiles(dict(items), backend)
 
 
 def for_backend(options: dict | None, backend: str | None = None) -> dict | None:
@@ -54,7 +61,7 @@ def for_backend(options: dict | None, backend: str | None = None) -> dict | None
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return None
-    if backend != jax.default_backend() or _all_accepted(tuple(sorted(options.items()))):
+    if _all_accepted(tuple(sorted(options.items())), backend):
         return dict(options)  # one check for all (the usual case), else one per option
-    kept = {k: v for k, v in options.items() if accepted(k, v)}
+    kept = {k: v for k, v in options.items() if accepted(k, v, backend)}
     return kept or None
