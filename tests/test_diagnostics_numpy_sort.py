@@ -64,3 +64,131 @@ def test_rank_diagnostics_by_parameter_give_the_hint_too(monkeypatch):
     with pytest.warns(MitmlWarning, match="AVX-512") as record:
         rank.rank_diagnostics_by_parameter(x, ("rhat",))
     assert record[0].filename == __file__  # pointed at the caller
+
+
+# --- the bucket sort used where NumPy's AVX-512 sort is slow -------------------------------------
+
+def _tagged(v, bits=16):
+    """Keys as rank_row makes them: v minus a central draw, positions in the low mantissa bits."""
+    keys = v - np.median(v[:: max(1, len(v) // 1024)])
+    ku = keys.view(np.uint64)
+    ku &= ~np.uint64((1 << bits) - 1)
+    ku |= np.arange(len(v), dtype=np.uint64)
+    return keys
+
+
+def _draws(name, n, rng):
+    return {
+        "normal": lambda: rng.standard_normal(n),
+        "skewed": lambda: rng.chisquare(5, n),
+        "spike at zero": lambda: rng.chisquare(1, n),  # density 1/sqrt(x): crowded cells are split
+        "heavy tails": lambda: rng.standard_cauchy(n),
+        "log-normal": lambda: np.exp(3 * rng.standard_normal(n)),
+        "inverse gamma": lambda: 1 / rng.gamma(3, 1, n),
+        "negative": lambda: -1e6 - rng.random(n),
+        "tiny": lambda: 1e-300 * rng.standard_normal(n),
+        "huge": lambda: 1e300 * rng.standard_normal(n),
+        "slow walk": lambda: 5 + 1e-3 * np.cumsum(rng.standard_normal(n)),
+    }[name]()
+
+
+@pytest.mark.parametrize("name", ["normal", "skewed", "spike at zero", "heavy tails", "log-normal",
+                                  "inverse gamma", "negative", "tiny", "huge", "slow walk"])
+@pytest.mark.parametrize("tagged", [False, True])
+def test_bucket_sort_equals_numpy_sort(name, tagged):
+    rng = np.random.default_rng(len(name))
+    v = _draws(name, 40_000, rng)
+    keys = _tagged(v) if tagged else v.copy()
+    expected = np.sort(keys)
+    work = {}
+    assert numpy_sort.bucket_sort(keys, work)
+    np.testing.assert_array_equal(keys, expected)
+    again = _tagged(v) if tagged else v.copy()  # the buffers are reused for the next parameter
+    assert numpy_sort.bucket_sort(again, work)
+    np.testing.assert_array_equal(again, expected)
+
+
+def test_bucket_sort_ties_spikes_small_and_signed_zeros():
+    rng = np.random.default_rng(5)
+    v = np.round(rng.standard_normal(20_000), 1)  # 60-odd distinct values: a few thousand each
+    tagged = _tagged(v)  # positions in the low bits separate them
+    expected = np.sort(tagged)
+    assert numpy_sort.bucket_sort(tagged)
+    np.testing.assert_array_equal(tagged, expected)
+    untouched = v.copy()  # equal values can't be split into rows: the caller sorts with NumPy
+    assert not numpy_sort.bucket_sort(untouched)
+    np.testing.assert_array_equal(untouched, v)
+    for small in (np.array([2.0, -1.0]), rng.standard_normal(3), np.array([1.0])):
+        keys = small.copy()
+        assert numpy_sort.bucket_sort(keys)
+        np.testing.assert_array_equal(keys, np.sort(small))
+    zeros = np.concatenate([rng.standard_normal(1000), [0.0, -0.0, 0.0, -0.0]])
+    keys = zeros.copy()
+    assert numpy_sort.bucket_sort(keys)
+    np.testing.assert_array_equal(keys, np.sort(zeros))
+    zeros = np.concatenate([[-0.0], rng.random(1000), [0.0]])  # -0.0 the smallest value
+    keys = zeros.copy()
+    assert numpy_sort.bucket_sort(keys)
+    np.testing.assert_array_equal(keys, np.sort(zeros))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_bucket_sort_declines_non_finite_and_constant_values(bad):
+    v = np.random.default_rng(1).standard_normal(1000)
+    v[17] = bad
+    keys = v.copy()
+    assert not numpy_sort.bucket_sort(keys)
+    np.testing.assert_array_equal(keys, v)
+    assert not numpy_sort.bucket_sort(np.full(100, 3.0))
+    wide = np.array([-1.7e308, 1.7e308, 1e-300, -1e-300] * 10)  # 2^64 images apart: declined
+    keys = wide.copy()
+    if not numpy_sort.bucket_sort(keys):
+        np.testing.assert_array_equal(keys, wide)
+    else:
+        np.testing.assert_array_equal(keys, np.sort(wide))
+
+
+def test_sort_floats_uses_buckets_only_where_numpy_is_slow(monkeypatch):
+    calls = []
+    real = numpy_sort.bucket_sort
+    monkeypatch.setattr(numpy_sort, "bucket_sort",
+                        lambda keys, work=None: calls.append(len(keys)) or real(keys, work))
+    v = np.random.default_rng(2).standard_normal(numpy_sort.MIN_BUCKET_SORT)
+    for zen4, expected in ((False, []), (True, [len(v)])):
+        monkeypatch.setattr(numpy_sort, "zen4_avx512_sort", lambda: zen4)
+        calls.clear()
+        keys = v.copy()
+        numpy_sort.sort_floats(keys)
+        np.testing.assert_array_equal(keys, np.sort(v))
+        assert calls == expected
+    calls.clear()
+    keys = v[:100].copy()  # small: NumPy's sort
+    numpy_sort.sort_floats(keys)
+    assert calls == [] and np.array_equal(keys, np.sort(v[:100]))
+    keys = v.copy()
+    keys[3] = np.nan  # declined by the buckets, sorted by NumPy (NaN last)
+    numpy_sort.sort_floats(keys)
+    assert calls == [len(v)] and np.isnan(keys[-1]) and np.all(np.diff(keys[:-1]) > 0)
+
+
+def test_rank_diagnostics_equal_with_the_bucket_sort(monkeypatch):
+    from mitml_jax.diagnostics import rank
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 64, 600))  # 38,400 draws per parameter
+    x[1] = np.exp(x[1])
+    x[2] = np.round(x[2], 1)  # ties
+    which = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
+    monkeypatch.setattr(numpy_sort, "zen4_avx512_sort", lambda: False)
+    plain = rank.rank_diagnostics_by_parameter(x, which)
+    calls = []
+    real = numpy_sort.bucket_sort
+    monkeypatch.setattr(numpy_sort, "bucket_sort",
+                        lambda keys, work=None: calls.append(1) or real(keys, work))
+    monkeypatch.setattr(numpy_sort, "zen4_avx512_sort", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MitmlWarning)
+        buckets = rank.rank_diagnostics_by_parameter(x, which)
+    assert len(calls) == 3
+    for w in which:
+        np.testing.assert_array_equal(buckets[w], plain[w], err_msg=w)

@@ -113,7 +113,7 @@ def sort_order(v: np.ndarray, return_ties: bool = False, work=None):
     s = scratch(work, "sorted", (k, n))
     ties = []
     for row in range(k):  # 1-D takes are NumPy's fastest gather
-        np.take(v[row], order[row], out=s[row])
+        np.take(v[row], order[row], out=s[row], mode="clip")  # "raise" copies through a buffer
         runs = None
         if groups[row] is not None:
             cols, gid = _expand(*groups[row])

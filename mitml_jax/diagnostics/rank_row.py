@@ -26,6 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .numpy_sort import sort_floats
 from .rank_normal import (_exact_groups, _exact_within_groups, _expand, _plain_scores, _runs,
                           _tie_runs, scratch, z_table)
 
@@ -98,7 +99,7 @@ def row_ranks(v: np.ndarray, work=None):
     ku = keys.view(np.uint64)
     ku &= ~mask
     ku |= _positions(size)
-    keys.sort()  # an infinite difference became NaN (sorted last) or stayed -inf (first)
+    sort_floats(keys, work)  # an infinite difference became NaN (sorted last) or stayed -inf (first)
     if not (np.isfinite(keys[0]) and np.isfinite(keys[-1])):
         return None
     order = scratch(work, "row_order", size, np.int64)
