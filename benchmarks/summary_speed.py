@@ -41,6 +41,17 @@ AVX512_ICL): summary 4.61 s, the sort floor 6.24 s (62 ms per 10^6 draws). NumPy
 imported; Zen 4 runs x86-simd-sort's AVX-512 compress-store as microcode, numpy/x86-simd-sort#6;
 NumPy 2.3.5 the same); with that setting the summary took 2.69 s (rank diagnostics 2.49 s wall,
 4.43 s CPU; floor 1.79 s). The script prints NumPy's dispatch and one sort's time for this reason.
+
+Measured 2026-11-27 02:00-02:15 UTC, same machine: the sort's slow instruction is in x86-simd-sort's
+partition steps only; rows of up to 256 float64 sort in registers (2.3 ms per 10^6 values in rows
+of 256, 7.6 ms in rows of 320). ``numpy_sort.bucket_sort`` (used there for rows of 2^15 to 2^22
+draws) counts a log-like integer image of the keys in 2^16 cells, packs the cells into buckets of
+at most 256, groups the keys by bucket (pandas' counting sort), sorts the padded rows and reads
+them back: 17-26 ms per 10^6 draws (one thread; spikes of a density that need split cells up to
+47 ms). Summary 3.99-4.32 s against 4.96-5.53 s for the previous commit (alternating processes,
+``--repeat 1``), and 3.27 s against 2.70 s with the AVX2 sort in one pair with ``--repeat 2``.
+``take(..., out=)`` with NumPy's default ``mode="raise"`` copies through a buffer: 7.2 against 2.0
+ms for a gather of 10^6 float64 with ``mode="clip"`` (used now wherever indices are valid).
 """
 
 from __future__ import annotations
