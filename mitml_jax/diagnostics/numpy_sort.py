@@ -164,11 +164,13 @@ def bucket_sort(keys: np.ndarray, work=None) -> bool:
         np.minimum.at(low, cell, g)
         np.maximum.at(high, cell, g)
         crowded = counts > ROW // 4
-        # bits of high - low (< 2^64; frexp's exponent of a float difference, one more against
-        # rounding, at most 64)
+        # bits of high - low: the exact difference (modulo 2^64, below 2^64) as a float has
+        # an exponent at least its bit length (rounding can reach the next power of 2, never
+        # fall below the last); not the difference of the two as floats, whose rounding is
+        # ~2^10 for bits near 2^62 (values that differ in their last bits came out unsorted)
         width = np.zeros(cells, np.int64)
-        spread = high[crowded].astype(np.float64) - low[crowded].astype(np.float64)
-        width[crowded] = np.minimum(np.frexp(spread)[1] + 1, 64)
+        spread = high.view(np.uint64)[crowded] - low.view(np.uint64)[crowded]
+        width[crowded] = np.minimum(np.frexp(spread.astype(np.float64))[1], 64)
         extra = np.zeros(cells, np.int64)  # the cell becomes 2^extra cells
         need = np.ceil(np.log2(counts[crowded] / (ROW // 8))).astype(np.int64)
         extra[crowded] = np.minimum(need, width[crowded])
