@@ -21,6 +21,7 @@ Errors in the input are reported in one line on stderr with exit status 2.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -42,11 +43,12 @@ def _read_table(path: str):
         reader = pd.read_csv
     else:
         raise ValueError(f"Cannot read {path!r}: use a .csv or .parquet file.")
+    if reader is pd.read_parquet and not _have_parquet():
+        raise ValueError(f"Cannot read {path!r}: {_PARQUET_NEEDS}.")
     try:
         return reader(path)
-    except ImportError as error:
-        raise ValueError(f"Cannot read {path!r}: {error} (install pyarrow for parquet files: "
-                         "pip install 'mitml-jax[parquet]').") from None
+    except ImportError:  # a pyarrow that is installed but cannot be imported
+        raise ValueError(f"Cannot read {path!r}: {_PARQUET_NEEDS}.") from None
     except (ValueError, OSError) as error:  # pandas' parser errors, pyarrow's ArrowInvalid
         raise ValueError(f"Cannot read data file {path!r}: {error}") from None
 
@@ -60,8 +62,18 @@ def _same_file(first: str, second: str | None) -> bool:
     return os.path.abspath(first) == os.path.abspath(second)
 
 
+#: What reading or writing parquet files needs (pandas' own message names pyarrow and fastparquet).
+_PARQUET_NEEDS = ("parquet files need pyarrow, which is not installed: pip install "
+                  "'mitml-jax[parquet]', or use a .csv file")
+
+
+def _have_parquet() -> bool:
+    return importlib.util.find_spec("pyarrow") is not None
+
+
 def _check_output_file(path: str, option: str, data: str | None, extensions=None) -> None:
-    """Refuse an output path that cannot be written, before any sampling is done."""
+    """Refuse an output path that cannot be written, before any sampling is done (a run can take
+    hours, and its imputations would be lost at the end)."""
     if os.path.isdir(path):
         example = os.path.join(path, "imputed.csv" if extensions else "run.pkl")
         raise ValueError(f"{option} {path!r} is a directory; give a file name in it, "
@@ -75,6 +87,14 @@ def _check_output_file(path: str, option: str, data: str | None, extensions=None
     if _same_file(path, data):
         raise ValueError(f"{option} {path!r} is the data file; the input is never overwritten: "
                          "give another file name.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path!r}: the folder {folder!r} is not writable; give a file "
+                         "name in a folder you may write to.")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise ValueError(f"{option} {path!r} exists and is read-only; give another file name or "
+                         "make it writable.")
+    if extensions and path.lower().endswith((".parquet", ".pq")) and not _have_parquet():
+        raise ValueError(f"{option} {path!r}: {_PARQUET_NEEDS} name.")
 
 
 def _formula_argument(args):
@@ -180,11 +200,7 @@ def _command_impute(args) -> int:
     imp = _run_imputation(args)
     long = imp.complete("all").to_long()
     if out.lower().endswith((".parquet", ".pq")):
-        try:
-            long.to_parquet(out, index=False)
-        except ImportError as error:
-            raise ValueError(f"--out {out!r}: {error} (install pyarrow for parquet files: "
-                             "pip install 'mitml-jax[parquet]', or write a .csv file).") from None
+        long.to_parquet(out, index=False)  # pyarrow checked before sampling
     else:
         long.to_csv(out, index=False)
     if args.save_run:

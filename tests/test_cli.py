@@ -109,6 +109,43 @@ def test_unreadable_data_files_are_named(tmp_path, capsys, no_sampling):
         assert repr(str(path)) in err
 
 
+def test_parquet_without_pyarrow_is_refused_before_sampling(csv_path, tmp_path, capsys, no_sampling,
+                                                            monkeypatch):
+    from mitml_jax import cli
+
+    monkeypatch.setattr(cli, "_have_parquet", lambda: False)
+    out = tmp_path / "x.parquet"
+    err = _error(capsys, ["impute", str(csv_path), "--formula", FORMULA, *QUICK, "--out", str(out)])
+    assert "--out" in err and "pip install 'mitml-jax[parquet]'" in err
+    assert err.replace(str(out), "").count("pyarrow") == 1
+    data = tmp_path / "data.parquet"
+    data.write_bytes(b"PAR1")
+    err = _error(capsys, ["impute", str(data), "--formula", FORMULA, *QUICK,
+                          "--out", str(tmp_path / "x.csv")])
+    assert repr(str(data)) in err
+    assert err.replace(str(data), "").count("pyarrow") == 1  # one hint, not pandas' too
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_out_path_not_writable_is_refused_before_sampling(csv_path, tmp_path, capsys, no_sampling,
+                                                         monkeypatch, kind):
+    """Checked by permission, not by writing (tests run as root, which may write anywhere)."""
+    from mitml_jax import cli
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    out = locked / "x.csv"
+    if kind == "file":
+        out.write_text("keep")
+    real = os.access
+    target = str(locked) if kind == "folder" else str(out)
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: str(path) != target and real(path, mode))
+    err = _error(capsys, ["impute", str(csv_path), "--formula", FORMULA, *QUICK, "--out", str(out)])
+    assert "--out" in err and ("not writable" if kind == "folder" else "read-only") in err
+    if kind == "file":
+        assert out.read_text() == "keep"
+
+
 def test_model_options_that_contradict_each_other(csv_path, tmp_path, capsys, no_sampling):
     out = ["--out", str(tmp_path / "x.csv")]
     err = _error(capsys, ["impute", str(csv_path), "--type", "-2 a 1 1", *QUICK, *out])

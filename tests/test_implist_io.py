@@ -127,3 +127,18 @@ def test_parquet_keeps_named_and_multi_indexes(tmp_path):
         ImputedList([frame, frame * 2]).write(path)
         back = read_implist(path)
         pd.testing.assert_frame_equal(back[1], frame * 2, check_index_type=True)
+
+
+def test_parquet_without_pyarrow_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from mitml_jax.errors import MitmlError
+
+    implist = ImputedList([pd.DataFrame({"a": [1.0, 2.0]})] * 2)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(MitmlError, match=r"write: parquet files need pyarrow.*mitml-jax\[parquet\]"):
+        implist.write(tmp_path / "x.parquet")
+    (tmp_path / "y.parquet").write_bytes(b"PAR1")
+    with pytest.raises(MitmlError, match="read_implist: parquet files need pyarrow"):
+        read_implist(tmp_path / "y.parquet")

@@ -34,10 +34,21 @@ _META_KEY = b"mitml_jax.implist"
 _IMP = ".imp"
 
 
+def _pyarrow(caller: str):
+    """(pyarrow, pyarrow.parquet), or a MitmlError that says how to install them."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MitmlError(f"{caller}: parquet files need pyarrow, which is not installed: pip "
+                         "install 'mitml-jax[parquet]' (or a CSV file: implist.to_long().to_csv(path))."
+                         ) from None
+    return pa, pq
+
+
 def write_implist(frames, path) -> None:
     """Write imputed data sets to one parquet file (layout in the module docstring)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    pa, pq = _pyarrow("write")
 
     frames = check_frames(frames, "write")
     if not isinstance(path, (str, os.PathLike)):
@@ -111,8 +122,7 @@ def read_implist(path):
     Returns:
         An :class:`~mitml_jax.results.implist.ImputedList`.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    pa, pq = _pyarrow("read_implist")
 
     from .implist import ImputedList
     from .long_format import from_long, from_mice_long
