@@ -90,7 +90,7 @@ def _check_output_file(path: str, option: str, data: str | None, extensions=None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"{option} {path!r}: the folder {folder!r} is not writable; give a file "
                          "name in a folder you may write to.")
-    if os.path.exists(path) and not os.access(path, os.W_OK):
+    if extensions and os.path.exists(path) and not os.access(path, os.W_OK):  # --out: opened
         raise ValueError(f"{option} {path!r} exists and is read-only; give another file name or "
                          "make it writable.")
     if extensions and path.lower().endswith((".parquet", ".pq")) and not _have_parquet():

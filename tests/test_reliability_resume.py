@@ -169,6 +169,43 @@ def test_impute_in_stages_saves_and_returns_partial(small_blocks, tmp_path, monk
     assert mj.Imputations.load(path).m == 6
 
 
+def test_impute_in_stages_refuses_an_unwritable_folder_first(tmp_path, monkeypatch):
+    """Checked by permission before the first run (tests run as root, which may write anywhere)."""
+    import mitml_jax.results.checkpoint as checkpoint
+
+    real = checkpoint.os.access
+    locked = str(tmp_path)
+    monkeypatch.setattr(checkpoint.os, "access", lambda p, mode: str(p) != locked and real(p, mode))
+    monkeypatch.setattr(mj, "pan_impute", lambda *a, **k: pytest.fail("the sampler ran first"))
+    with pytest.raises(MitmlError, match="impute_in_stages: the folder .* is not writable"):
+        impute_in_stages(mj.pan_impute, tiny(), m=4, stage=2, path=tmp_path / "s.pkl",
+                         formula=FORMULA, **KW)
+    with pytest.raises(MitmlError, match="save: the folder .* is not writable"):
+        checkpoint._check_target(tmp_path / "s.pkl", "save")  # what save() checks first
+
+
+def test_impute_in_stages_keeps_its_imputations_when_a_save_fails(small_blocks, tmp_path, monkeypatch):
+    import mitml_jax.results.checkpoint as checkpoint
+
+    whole = mj.pan_impute(tiny(), FORMULA, m=5, **KW)
+    real = checkpoint.save_imputations
+    calls = {"n": 0}
+
+    def disk_full(imp, path, **kw):  # the second save fails
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise MitmlError(f"save: could not write {str(path)!r} (No space left on device).")
+        return real(imp, path, **kw)
+
+    monkeypatch.setattr(checkpoint, "save_imputations", disk_full)
+    with pytest.warns(MitmlWarning, match="No space left on device.*goes on without saving"):
+        got = impute_in_stages(mj.pan_impute, tiny(), m=5, stage=2, path=tmp_path / "s.pkl",
+                               formula=FORMULA, **KW)
+    _same(got, whole)
+    assert calls["n"] == 2  # no more saves after the failure
+    assert mj.Imputations.load(tmp_path / "s.pkl").m == 1  # the first save is still there
+
+
 @pytest.mark.slow
 def test_jomo_extend_equals_uninterrupted(tmp_path):
     """jomo with a categorical target and two groups (two sampler problems, keys fold_in(key, g))."""

@@ -123,6 +123,9 @@ def _check_target(path, where: str) -> str:
     if not os.path.isdir(folder):
         raise MitmlError(f"{where}: the folder {folder!r} does not exist; create it first or pass "
                          "another path.")
+    if not os.access(folder, os.W_OK | os.X_OK):  # the file is replaced by a rename: the folder
+        raise MitmlError(f"{where}: the folder {folder!r} is not writable; pass a path in a folder "
+                         "you may write to.")
     return path
 
 
@@ -179,19 +182,31 @@ def impute_in_stages(impute, data, *, m: int, stage: int, path=None, progress: b
     chains = check_count("chains", kwargs.get("chains", 1), 1)
     first = min(m, chains)
     imp = impute(data, m=first, progress=progress, **kwargs)
-    if path is not None:
-        save_imputations(imp, path)
+    path = _save_or_warn(imp, path)
     while imp.m < m:
         try:
             imp = extend_imputations(imp, m=min(stage, m - imp.m), progress=progress)
         except InterruptedRun as stop:
             imp = stop.partial
-            if path is not None:
-                save_imputations(imp, path)
+            path = _save_or_warn(imp, path)
             warnings.warn(f"Interrupted: returning the {imp.m} imputations completed so far"
                           + (f" (saved to {path!r})" if path is not None else "")
                           + "; continue with .extend().", MitmlWarning, stacklevel=2)
             return imp
-        if path is not None:
-            save_imputations(imp, path)
+        path = _save_or_warn(imp, path)
     return imp
+
+
+def _save_or_warn(imp, path):
+    """Save ``imp`` at ``path`` (None: nothing); a write that fails (a full disk, a folder made
+    read-only during the run) gives a MitmlWarning and None, so the run goes on unsaved instead
+    of losing what it has computed."""
+    if path is None:
+        return None
+    try:
+        save_imputations(imp, path)
+    except MitmlError as err:
+        warnings.warn(f"impute_in_stages: {err} The run goes on without saving; save the result "
+                      "with .save() when it returns.", MitmlWarning, stacklevel=3)
+        return None
+    return path
