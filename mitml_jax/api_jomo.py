@@ -26,7 +26,7 @@ from .kernels import jomo
 from .kernels.jomo_chains import record_parameters
 from .kernels.jomo_design import build_group_problems, imputed_values, missing_index
 from .priors import as_real_array
-from .sampling.arguments import call_text, check_flag, check_run_arguments
+from .sampling.arguments import call_text, check_flag, check_run_arguments, formula_as_given
 from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.cache import enable_compilation_cache
 from .sampling.collect import collect_imputations, saves_needed
@@ -364,7 +364,8 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
         out_data = _with_predictors(data, spec, design) if save_pred else data.copy()
         formulas = [spec.formula, spec.formula_l2] if spec.is_l2 else spec.formula
         call = call_text(
-            "jomo_impute", **({"type": type} if type is not None else {"formula": formulas}),
+            "jomo_impute", **({"type": type} if type is not None
+                              else {"formula": formula_as_given(formula, formulas)}),
             random_L1=random_L1, n_burn=n_burn, n_iter=n_iter, m=m, group=spec.group or None,
             prior=prior, chains=chains, seed=seed_used,
             keep_chains=None if keep_chains == "full" else keep_chains,

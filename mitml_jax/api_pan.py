@@ -17,7 +17,7 @@ from .errors import MitmlError, MitmlWarning, SamplerFailure
 from .kernels import pan
 from .priors import check_pan_prior, to_pan_prior
 from .sampling.collect import collect_imputations, saves_needed
-from .sampling.arguments import call_text, check_flag, check_run_arguments
+from .sampling.arguments import call_text, check_flag, check_run_arguments, formula_as_given
 from .sampling.arguments import rng_key_and_seed as _rng_key
 from .sampling.cache import enable_compilation_cache
 from .sampling.sharding import run_chains_sharded
@@ -175,7 +175,8 @@ def pan_impute(
         index = np.column_stack([layout.miss_row, target_pos[layout.miss_col]])
         out_data = _with_predictors(data, spec, design) if save_pred else data.copy()
         call = call_text(
-            "pan_impute", **({"type": type} if type is not None else {"formula": spec.formula}),
+            "pan_impute", **({"type": type} if type is not None
+                             else {"formula": formula_as_given(formula, spec.formula)}),
             n_burn=n_burn, n_iter=n_iter, m=m, group=spec.group or None, prior=prior,
             chains=chains, seed=seed_used, keep_chains=None if keep_chains == "full" else keep_chains,
             save_pred=save_pred or None, dtype=None if dtype is None else str(np.dtype(dtype)),

@@ -344,7 +344,7 @@ def test_call_text_lists_the_arguments_given():
     kw = {"n_burn": 5, "n_iter": 2, "m": 2, "progress": False, "seed": 1}
     imp = mj.pan_impute(data, formula="ReadDis ~ 1 + (1|ID)", keep_chains="diagonal",
                         save_pred=True, **kw)
-    assert imp.call == ("pan_impute(formula='ReadDis ~ 1 + (1 | ID)', n_burn=5, n_iter=2, m=2, "
+    assert imp.call == ("pan_impute(formula='ReadDis ~ 1 + (1|ID)', n_burn=5, n_iter=2, m=2, "
                         "chains=1, seed=1, keep_chains='diagonal', save_pred=True)")
     codes = [{"ID": -2, "ReadDis": 1}.get(c, 0) for c in data.columns]
     prior = {"a": 1, "Binv": np.eye(1), "c": 1, "Dinv": np.eye(1)}
@@ -353,5 +353,10 @@ def test_call_text_lists_the_arguments_given():
     assert "prior={'a': ..., 'Binv': ..., 'c': ..., 'Dinv': ...}" in imp.call
     lead = mj.load_leadership()
     imp = mj.jomo_impute(lead, formula=["JOBSAT ~ 1 + (1|GRPID)", "COHES ~ 1"], exact_beta2=True, **kw)
-    assert imp.call.startswith("jomo_impute(formula=['JOBSAT ~ 1 + (1 | GRPID)', 'COHES ~ 1'], ")
+    assert imp.call.startswith("jomo_impute(formula=['JOBSAT ~ 1 + (1|GRPID)', 'COHES ~ 1'], ")
     assert imp.call.endswith("exact_beta2=True)") and "formula_l2" not in imp.call
+    # as written: mitml prints the call, not the formula with '*' expanded
+    for impute in (mj.pan_impute, mj.jomo_impute):
+        imp = impute(data, formula="ReadDis ~ Sex*ReadAchiev + (1|ID)", **kw)
+        assert "formula='ReadDis ~ Sex*ReadAchiev + (1|ID)'" in imp.call
+        assert "Sex:ReadAchiev" in repr(imp)  # the model section shows the expanded predictors

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import MitmlError, MitmlTypeError
 from .keys import seed_key
 
-__all__ = ["call_text", "check_count", "check_flag", "check_run_arguments", "is_key",
+__all__ = ["call_text", "check_count", "check_flag", "check_run_arguments", "formula_as_given", "is_key",
            "rng_key_and_seed", "type_name"]
 
 
@@ -103,6 +103,17 @@ def call_text(name: str, **arguments) -> str:
         arguments["prior"] = _Given("[...]")
     parts = [f"{key}={value!r}" for key, value in arguments.items() if value is not None]
     return f"{name}({', '.join(parts)})"
+
+
+def formula_as_given(formula, parsed):
+    """The formula for the ``Call:`` text as the user wrote it (a string, or jomo's list of two
+    strings): mitml prints the call as written, not the formula after ``*`` and ``.`` are
+    expanded; ``parsed`` (the spec's normalised text) for anything else."""
+    if isinstance(formula, str):
+        return formula
+    if isinstance(formula, (list, tuple)) and formula and all(isinstance(f, str) for f in formula):
+        return list(formula)
+    return parsed
 
 
 def type_name(value) -> str:
