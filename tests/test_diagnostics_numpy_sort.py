@@ -230,3 +230,12 @@ def test_bucket_sort_random_bit_patterns_and_clusters():
         with np.errstate(all="ignore"):
             done = numpy_sort.bucket_sort(keys)
         np.testing.assert_array_equal(keys, np.sort(v) if done else v)
+
+
+def test_bucket_sort_without_pandas_counting_sort(monkeypatch):
+    """pandas' groupsort_indexer is private: without it NumPy's stable argsort groups the values."""
+    monkeypatch.setattr(numpy_sort, "_groupsort_indexer", None)
+    v = _tagged(np.random.default_rng(4).standard_cauchy(50_000))
+    keys = v.copy()
+    assert numpy_sort.bucket_sort(keys)
+    np.testing.assert_array_equal(keys, np.sort(v))
