@@ -68,7 +68,8 @@ _PARQUET_NEEDS = ("parquet files need pyarrow, which is not installed: pip insta
 
 
 def _have_parquet() -> bool:
-    return importlib.util.find_spec("pyarrow") is not None
+    """Whether pandas can read and write parquet files (with pyarrow, or fastparquet)."""
+    return any(importlib.util.find_spec(name) is not None for name in ("pyarrow", "fastparquet"))
 
 
 def _check_output_file(path: str, option: str, data: str | None, extensions=None) -> None:
