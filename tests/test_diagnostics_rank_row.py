@@ -95,7 +95,7 @@ def test_fast_path_equals_general_path(monkeypatch):
     real = rank_module.rank_rows
     monkeypatch.setattr(rank_module, "rank_rows",
                         lambda *a, **kw: taken.append(real(*a, **kw)) or taken[-1])
-    for c, d in [(6, 400), (3, 64), (2, 4)]:
+    for c, d in [(6, 400), (3, 64), (2, 4), (6, 401), (3, 65), (2, 5)]:  # odd: middle draws apart
         x = _draws(rng, c, d, 4)
         taken.clear()
         fast = rank_diagnostics(x, which=which)
@@ -107,12 +107,36 @@ def test_fast_path_equals_general_path(monkeypatch):
             np.testing.assert_allclose(fast[name], slow[name], rtol=1e-12, err_msg=name)
 
 
-def test_fast_path_equals_arviz():
+@pytest.mark.parametrize("draws", [300, 301])
+def test_fast_path_equals_arviz(draws):
     az = pytest.importorskip("arviz")
-    x = _draws(np.random.default_rng(9), 8, 300, 4)
+    x = _draws(np.random.default_rng(9), 8, draws, 4)
     got = rank_diagnostics(x, which=("rhat", "ess_bulk", "ess_tail"))
     ds = az.convert_to_dataset(x)
     np.testing.assert_allclose(got["rhat"], az.rhat(ds, method="rank")["x"].values, rtol=1e-8)
     for method in ("bulk", "tail"):
         np.testing.assert_allclose(got[f"ess_{method}"],
                                    az.ess(ds, method=method)["x"].values, rtol=1e-8)
+
+
+def test_order_statistics_of_split_draws_and_middles():
+    """Odd chains: the tail quantiles are of all draws, the split draws (sorted through their
+    keys) and the middle draws (sorted apart) together."""
+    rng = np.random.default_rng(12)
+    for size, extra_size in [(2000, 7), (50, 50), (9, 1), (300, 400)]:
+        for v, extra in [(rng.standard_normal(size), rng.standard_normal(extra_size)),
+                         (np.round(rng.standard_normal(size), 1),
+                          np.round(rng.standard_normal(extra_size), 1)),
+                         (rng.standard_normal(size), rng.standard_normal(extra_size) + 10),
+                         (rng.standard_normal(size), rng.standard_normal(extra_size) - 10)]:
+            rr = rank_row.row_ranks(v, {})
+            extra = np.sort(extra)
+            union = np.sort(np.r_[v, extra])
+            for t in {0, 1, len(union) // 2, len(union) - 2, len(union) - 1, int(0.05 * len(union))}:
+                assert rank_row._kth_of_union(v, rr, extra, t) == union[t]
+            for prob in (0.05, 0.95):
+                aleph = len(union) * prob + (1 - prob)
+                kk = int(np.clip(np.floor(aleph), 1, len(union) - 1))
+                gamma = float(np.clip(aleph - kk, 0, 1))
+                expected = (1 - gamma) * union[kk - 1] + gamma * union[kk]
+                assert rank_row._quantile_type7(v, rr, prob, extra) == expected

@@ -7,10 +7,11 @@ vectorised over parameters instead of looping in Python:
 
 * every parameter's draws are sorted once and ranked with ties averaged; the folded draws
   ``|x - median|`` are ranked by merging the two halves of that sort, and only their per-chain
-  sums are kept (all folded R-hat needs); the Blom scores come from a table. With an even
-  number of draws per chain (all draws in the split chains) and many draws, one float sort of
-  tagged keys does it and the sorted values are never gathered (:mod:`mitml_jax.diagnostics.rank_row`); other
-  inputs take the general path (:mod:`mitml_jax.diagnostics.rank_normal`);
+  sums are kept (all folded R-hat needs); the Blom scores come from a table. With many draws,
+  one float sort of tagged keys does it and the sorted values are never gathered
+  (:mod:`mitml_jax.diagnostics.rank_row`; chains of odd length: the middle draws, left out of
+  the split chains, join the tail quantiles by a binary search); other inputs (few draws,
+  infinite values) take the general path (:mod:`mitml_jax.diagnostics.rank_normal`);
 * autocovariances are averaged over chains, summed directly for the first lags (more lags, and
   the FFT, only where Geyer's sequence needs them), and Geyer's sequences run for all parameters
   at once; the tail indicators' pair counts come from the positions of their ones
@@ -242,8 +243,9 @@ def _diagnose_chunk(x: np.ndarray, which, work) -> dict:
     s = order = spread = None
     bulk_needed = bool({"rhat", "ess_bulk"} & set(which))
     fast = None
-    if d % 2 == 0 and c * d >= _ROW_MIN_DRAWS and (bulk_needed or "ess_tail" in which):
-        fast = rank_rows(xs, bulk_needed, bulk_needed, "ess_tail" in which, work)
+    if c * d >= _ROW_MIN_DRAWS and (bulk_needed or "ess_tail" in which):
+        middles = x[:, :, d // 2] if d % 2 else None  # left out of the split, not of the quantiles
+        fast = rank_rows(xs, bulk_needed, bulk_needed, "ess_tail" in which, work, middles)
     if fast is not None:
         spread = fast["spread"]
     if bulk_needed:

@@ -204,14 +204,15 @@ def count_at_most(v: np.ndarray, rr: RowRanks, q: float) -> int:
     return lo + int(np.count_nonzero(v[rr.order[lo:hi]] <= q))
 
 
-def rank_rows(xs: np.ndarray, bulk: bool, folded: bool, tail: bool, work=None):
+def rank_rows(xs: np.ndarray, bulk: bool, folded: bool, tail: bool, work=None, middles=None):
     """Bulk scores, folded chain sums, spreads and tail positions of split draws ``xs`` (K, M, n).
 
     Returns None if :func:`row_ranks` does not apply to some parameter, else a dict with
     ``z`` ((K, M, n) bulk Blom scores, if ``bulk``), ``fold`` ((K, M) chain sums and (K,) total
     squares of the folded scores, if ``folded``), ``spread`` ((K,) max - min) and ``tail``
-    (per parameter, the flat positions of the draws ``<= q05`` and ``> q95``, if ``tail``; the
-    quantiles are R's type 7 of all draws, so every draw must be in ``xs``).
+    (per parameter, the flat positions of the draws ``<= q05`` and ``> q95``, if ``tail``). The
+    tail quantiles are R's type 7 of all draws: ``middles`` (K, C) are the draws the split left
+    out (the middle draw of each chain of odd length; None when there are none).
     """
     k, m, n = xs.shape
     size = m * n
@@ -234,18 +235,44 @@ def rank_rows(xs: np.ndarray, bulk: bool, folded: bool, tail: bool, work=None):
         if folded:
             out["fold"][0][row], out["fold"][1][row] = folded_sums(v, rr, n, work)
         if tail:
+            extra = None if middles is None else np.sort(middles[row])
             for prob, side in ((0.05, 0), (0.95, 1)):
-                count = count_at_most(v, rr, _quantile_type7(v, rr, prob))
+                count = count_at_most(v, rr, _quantile_type7(v, rr, prob, extra))
                 out["tail"][side].append(
                     rr.order[:count].copy() if side == 0 else rr.order[count:].copy())
     return out
 
 
-def _quantile_type7(v: np.ndarray, rr: RowRanks, prob: float) -> float:
-    """R type-7 quantile of ``v`` (scipy ``mquantiles(alphap=1, betap=1)`` arithmetic)."""
-    size = len(v)
+def _quantile_type7(v: np.ndarray, rr: RowRanks, prob: float, extra=None) -> float:
+    """R type-7 quantile of ``v`` and the sorted values ``extra`` together (scipy
+    ``mquantiles(alphap=1, betap=1)`` arithmetic); ``extra`` None: of ``v`` alone."""
+    size = len(v) + (0 if extra is None else len(extra))
     aleph = size * prob + (1.0 - prob)
     kk = int(np.clip(np.floor(aleph), 1, size - 1))
     gamma = float(np.clip(aleph - kk, 0, 1))
-    below, above = rr.sorted_value(v, [kk - 1, kk])
+    if extra is None:
+        below, above = rr.sorted_value(v, [kk - 1, kk])
+    else:
+        below, above = _kth_of_union(v, rr, extra, kk - 1), _kth_of_union(v, rr, extra, kk)
     return (1.0 - gamma) * below + gamma * above
+
+
+def _kth_of_union(v: np.ndarray, rr: RowRanks, extra: np.ndarray, t: int) -> float:
+    """The ``t``-th smallest (0-based) of ``v`` (sorted through ``rr``) and sorted ``extra``:
+    a binary search for the number ``i`` of values taken from ``v``, the smallest with
+    ``extra[t - i] <= v_(i)`` (log steps, exact values only at the probed positions)."""
+    k, size, count = t + 1, len(v), len(extra)
+
+    def a(i):  # the i-th smallest of v
+        return float(v[rr.order[i]])
+
+    lo, hi = max(0, k - count), min(k, size)
+    while lo < hi:
+        i = (lo + hi) // 2
+        j = k - i
+        if j > 0 and i < size and extra[j - 1] > a(i):
+            lo = i + 1
+        else:
+            hi = i
+    i, j = lo, k - lo
+    return max(a(i - 1) if i > 0 else -np.inf, float(extra[j - 1]) if j > 0 else -np.inf)
