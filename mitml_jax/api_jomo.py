@@ -405,8 +405,13 @@ def jomo_impute(data, formula=None, type=None, random_L1="none", n_burn=5000,  #
             )
         # groups run one after another: only a run of one group has a consistent part
         except InterruptedChains as stop:  # Ctrl-C: keep the imputations completed so far
-            if len(problems) > 1:
-                raise
+            if len(problems) > 1:  # no imputation covers every group yet: say so, and why
+                raise InterruptedChains(stop.run, stop.iterations_done, message=(
+                    f"jomo_impute interrupted in group {g + 1} of {len(problems)} after "
+                    f"{stop.iterations_done} iteration(s) per chain; the groups are sampled one "
+                    "after another, so no imputation covers every group yet and nothing is kept. "
+                    "A run with fewer imputations (m) can be extended later with .extend()."
+                )) from None
             run, n_saves, m = completed_part(stop, chains)
         except SamplerFailure as failure:  # non-finite draws: keep those completed before them
             if len(problems) == 1:

@@ -312,7 +312,8 @@ def test_impute_ctrl_c_returns_completed_imputations(small_blocks, monkeypatch, 
     assert part.m == 2
     _same(part.extend(m=6, progress=False), whole)
     if kind == "jomo":
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt, match=r"interrupted in group \d of 2 .* no imputation "
+                                                    r"covers every group"):
             impute(tiny(), FORMULA, m=8, group="grp", **KW)
     monkeypatch.setattr(module, "run_chains", real)  # (small blocks stay)
     _interrupt_at(module, monkeypatch, 0)

@@ -88,8 +88,8 @@ class InterruptedChains(KeyboardInterrupt):
         iterations_done: iterations completed per chain in this call (from ``t_start``).
     """
 
-    def __init__(self, run, iterations_done: int):
-        super().__init__(f"sampler interrupted after {iterations_done} iteration(s) per chain")
+    def __init__(self, run, iterations_done: int, message: str | None = None):
+        super().__init__(message or f"sampler interrupted after {iterations_done} iteration(s) per chain")
         self.run = run
         self.iterations_done = int(iterations_done)
 
