@@ -91,7 +91,8 @@ CELLS = 2**16
 #: Largest array sorted by buckets: the buckets take about five more arrays of its size (the
 #: image, cell numbers, the grouping, a table of rows with padding), per diagnostics thread.
 MAX_BUCKET_SORT = 2**22
-#: Times the crowded cells are split further by the next bits of the image (a spike of values).
+#: Times the crowded cells (a spike of values) are split further, each by the highest bits in
+#: which its values differ.
 REFINE_ROUNDS = 3
 #: Smallest array sorted by buckets (smaller arrays: NumPy's sort, which then has few partition steps).
 MIN_BUCKET_SORT = 2**15
