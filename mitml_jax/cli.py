@@ -21,6 +21,7 @@ Errors in the input are reported in one line on stderr with exit status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import sys
@@ -68,8 +69,17 @@ _PARQUET_NEEDS = ("parquet files need pyarrow, which is not installed: pip insta
 
 
 def _have_parquet() -> bool:
-    """Whether pandas can read and write parquet files (with pyarrow, or fastparquet)."""
-    return any(importlib.util.find_spec(name) is not None for name in ("pyarrow", "fastparquet"))
+    """Whether pandas can read and write parquet files: pyarrow (or fastparquet) imports. An
+    import, not only a lookup, so that a broken install is found before sampling too."""
+    for name in ("pyarrow.parquet", "fastparquet"):
+        if importlib.util.find_spec(name.split(".")[0]) is None:
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception:  # a broken install: ImportError, or e.g. a binary built for another NumPy
+            continue
+        return True
+    return False
 
 
 def _check_output_file(path: str, option: str, data: str | None, extensions=None) -> None:
