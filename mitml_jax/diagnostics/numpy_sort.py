@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 from ..errors import MitmlWarning
+from .rank_normal import _positions, scratch
 
 try:  # a counting sort by group (Cython, 2-4 ms per 10^6); NumPy's radix argsort (8 ms) otherwise
     from pandas._libs.algos import groupsort_indexer as _groupsort_indexer
@@ -122,8 +123,6 @@ def bucket_sort(keys: np.ndarray, work=None) -> bool:
     ``work``: dict of reusable buffers (:func:`.rank_normal.scratch`); fresh memory costs a page
     fault per page.
     """
-    from .rank_normal import scratch
-
     n = len(keys)
     if n < 2:
         return n == 1
@@ -211,18 +210,13 @@ def bucket_sort(keys: np.ndarray, work=None) -> bool:
     slot[0] = offset[0]
     np.add.at(slot, starts, np.diff(offset))  # buckets may be empty: their starts coincide
     np.cumsum(slot, out=slot)
-    slot += _arange(n)
+    slot += _positions(n).view(np.int64)  # + each grouped value's index
     table = scratch(work, "bucket_table", (2 * n // ROW + 2) * ROW)[: n_buckets * ROW]
     table.fill(np.inf)
     table[slot] = grouped
     table.reshape(n_buckets, ROW).sort(axis=1)
     table.take(slot, out=keys, mode="clip")
     return True
-
-
-@functools.lru_cache(maxsize=4)
-def _arange(n: int) -> np.ndarray:
-    return np.arange(n, dtype=np.int64)
 
 
 def sort_floats(keys: np.ndarray, work=None) -> None:

@@ -22,13 +22,12 @@ Everything equals the definitions on exact values (scipy ``rankdata(method="aver
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from .numpy_sort import sort_floats
-from .rank_normal import (_exact_groups, _exact_within_groups, _expand, _plain_scores, _runs,
-                          _tie_runs, scratch, z_table)
+from .rank_normal import (_exact_groups, _exact_within_groups, _expand, _plain_scores, _positions,
+                          _runs, _tie_runs, scratch, z_table)
 
 __all__ = ["RowRanks", "row_ranks", "bulk_scores", "folded_sums", "count_at_most", "rank_rows"]
 
@@ -67,11 +66,6 @@ class RowRanks:
     def sorted_value(self, v: np.ndarray, p) -> np.ndarray:
         """Exact sorted values at positions ``p``."""
         return v[self.order[p]]
-
-
-@lru_cache(maxsize=4)
-def _positions(n: int) -> np.ndarray:
-    return np.arange(n, dtype=np.uint64)
 
 
 def _centre(v: np.ndarray) -> float:
