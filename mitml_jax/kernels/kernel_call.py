@@ -63,7 +63,7 @@ except ImportError:  # pragma: no cover - depends on the installed JAX
 TESTED_JAX = frozenset({(0, 10)})
 
 __all__ = ["EXCLUDED_PRIMITIVES", "MAX_ELEMENTS", "SMALL_CALL_ATTRIBUTES", "TESTED_JAX", "enabled",
-           "fits_single_kernel", "single_kernel", "any_equation", "jax_version"]
+           "fits_single_kernel", "single_kernel", "any_equation", "jax_version", "batched_size"]
 
 #: Primitives the single-kernel emitter cannot compile, or that would be library calls there.
 EXCLUDED_PRIMITIVES = frozenset({
@@ -198,7 +198,7 @@ def _from_float(flat, layout):
     return flat.astype(dtype).reshape(shape)
 
 
-def _batched_size(leaf) -> int:
+def batched_size(leaf) -> int:
     """Elements of a leaf including the axes ``vmap`` has mapped away (chains)."""
     while is_batched(leaf):
         leaf = leaf.val
@@ -243,7 +243,7 @@ def single_kernel(fn, groups, max_elements=MAX_ELEMENTS, batched=True):
         if (not all(_packable(leaf) for _, leaf in keep) or len(closed.jaxpr.outvars) < 2
                 or (not batched and any(is_batched(leaf) for _, leaf in keep))
                 or (max_elements is not None
-                    and sum(_batched_size(leaf) for _, leaf in keep) > max_elements)):
+                    and sum(batched_size(leaf) for _, leaf in keep) > max_elements)):
             return jitted(*args)
         layouts = [(g, _layout(leaf)) for g, leaf in keep]
         packed = []
