@@ -213,7 +213,11 @@ def _kernel(rng_key, state, pan_arrays, prior):
     n_groups, r, n_clusters = d.y.shape[:3]
     q, p, n_miss = d.z.shape[1], d.x.shape[1], d.miss_index.shape[1]
     n_norm, n_unif = noise_sizes(r, q, p, n_clusters, n_miss)
-    normals, uniforms = draw_sweep_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype)
+    # the predicate of the noise's conditional from the data (every group has a cluster), not the
+    # key: chains vmapped over this kernel batch the key, and a batched predicate would turn the
+    # conditional into a select (the hash then fused into each of its consumers)
+    always = jnp.all(d.n_clusters > 0)
+    normals, uniforms = draw_sweep_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype, always)
     new, info = lean_vmap(_sweep_group)(normals, uniforms, state, pan_arrays, prior)
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite), gamma_exhausted=jnp.any(info.gamma_exhausted))
 
