@@ -165,3 +165,22 @@ def test_computed_once_gives_fn_of_a_pytree_as_a_conditional_on_cpu():
         assert "conditional(" in run.lower(a, b).compile().as_text()
     batched = jax.vmap(lambda a, b: noise.computed_once(fn, (a, b), jnp.all(b > 0)))(a, b)
     np.testing.assert_array_equal(np.asarray(batched["sum"]), np.asarray(want["sum"]))
+
+
+def test_computed_once_stays_a_conditional_under_vmap_with_an_unbatched_predicate():
+    """Chains vmapped over a kernel batch its key; with ``always`` from unbatched data the
+    conditional survives the ``vmap`` (its result a buffer), and without it (a predicate from the
+    batched key) the block sits behind an optimisation barrier. Values equal fn's either way."""
+    def fn(key):
+        return jax.random.bits(key, (4,), jnp.uint32)
+
+    keys = jax.random.split(jax.random.key(3), 5)
+    data = jnp.arange(1.0, 4.0)
+    with_data = jax.jit(jax.vmap(lambda k, d: noise.computed_once(fn, k, jnp.all(d > 0)), in_axes=(0, None)))
+    with_key = jax.jit(jax.vmap(lambda k: noise.computed_once(fn, k)))
+    want = jax.vmap(fn)(keys)
+    np.testing.assert_array_equal(np.asarray(with_data(keys, data)), np.asarray(want))
+    np.testing.assert_array_equal(np.asarray(with_key(keys)), np.asarray(want))
+    if jax.default_backend() == "cpu":
+        assert "conditional(" in with_data.lower(keys, data).compile().as_text()
+        assert "conditional(" not in with_key.lower(keys).compile().as_text()

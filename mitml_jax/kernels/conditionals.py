@@ -27,8 +27,8 @@ import numpy as np
 
 from . import linalg, param_linalg
 from .kernel_call import batched_size, single_kernel
-from .lean_vmap import is_batched
 from .kernel_call import enabled as kernel_enabled
+from .lean_vmap import is_batched
 
 __all__ = [
     "spd_inverse",

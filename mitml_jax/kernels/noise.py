@@ -148,7 +148,8 @@ def computed_once(fn, args, always=None):
     def barrier(a):
         return jax.lax.optimization_barrier(fn(a))
 
-    if any(is_batched(leaf) for leaf in jax.tree_util.tree_leaves(args)) and (always is None or is_batched(always)):
+    batched = any(is_batched(leaf) for leaf in jax.tree_util.tree_leaves(args))
+    if batched and (always is None or is_batched(always)):
         return barrier(args)
     shapes = jax.eval_shape(fn, args)
 
