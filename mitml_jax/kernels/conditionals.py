@@ -206,11 +206,11 @@ def _one_draw(normals, zte, ztz, sigma_inv, psi_inv):
 
 #: :func:`_posterior_draw` whose ``vmap`` (chains of the vmapped one-chain kernel, groups) keeps the
 #: batch one compiled kernel: the mapped axis moves behind each argument's leading (core) axes,
-#: where :func:`_posterior_draw_fn` broadcasts it like any batch axis (``normals`` (r q, *B, J),
-#: ``zte`` (r, *B, J), ``ztz`` (q, q, *B, J), ``sigma_inv`` and ``psi_inv`` (n, n, *B, 1)), up to
-#: :data:`BATCHED_DRAW_MAX_ELEMENTS` values with all batch axes counted; a plain ``vmap`` (XLA's
-#: thunks) beyond that or where no kernel is made. Arguments as one chain's (no batch axes of their
-#: own; :mod:`pan_chains` calls :func:`_posterior_draw`). The body is jitted (one jit per setting of
+#: where :func:`_posterior_draw_fn` broadcasts it like any batch axis (``normals`` (r q, B, J),
+#: ``zte`` (r, B, J), ``ztz`` (q, q, B, J), ``sigma_inv`` and ``psi_inv`` (n, n, B, 1)), up to
+#: :data:`BATCHED_DRAW_MAX_ELEMENTS` values; a plain ``vmap`` (XLA's thunks) beyond that, under a
+#: second ``vmap`` of more than one member, or where no kernel is made. Arguments as one chain's
+#: (no batch axes of their own; :mod:`pan_chains` calls :func:`_posterior_draw`). The body is jitted (one jit per setting of
 #: :func:`kernel_enabled`) so that a second call with the same shapes (a size-one ``vmap``: one
 #: group) reuses its trace.
 _ONE_DRAW = {True: jax.jit(_one_draw), False: jax.jit(_one_draw)}
@@ -219,9 +219,9 @@ _posterior_draw_batchable = jax.custom_batching.custom_vmap(lambda *args: _ONE_D
 
 def _behind_core(leaf, batched, core, data_axis):
     """``leaf`` with the mapped axis (first, or a new one of size one) moved to position ``core``,
-    and a size-one data axis appended when the leaf has none (``data_axis`` False, first time)."""
+    and a size-one data axis appended when it has none (``data_axis`` False)."""
     moved = jnp.moveaxis(leaf, 0, core) if batched else jnp.expand_dims(leaf, core)
-    return moved if data_axis or moved.ndim > core + 1 else moved[..., None]
+    return moved if data_axis else moved[..., None]
 
 
 @_posterior_draw_batchable.def_vmap
@@ -229,20 +229,22 @@ def _posterior_draw_vmap(axis_size, in_batched, normals, zte, ztz, sigma_inv, ps
     args = (normals, zte, ztz, sigma_inv, psi_inv)
     leaves, tree = jax.tree_util.tree_flatten(args)
     flags = jax.tree_util.tree_leaves(in_batched)
-    if not (kernel_enabled() and sum(batched_size(a) for a in leaves) <= BATCHED_DRAW_MAX_ELEMENTS):
-        axes = jax.tree_util.tree_unflatten(tree, [0 if f else None for f in flags])
-        return jax.vmap(_posterior_draw, in_axes=tuple(axes))(*args), (True, True)
     if axis_size == 1:  # (one group) the same draw, without the mapped axis
         out = _posterior_draw_batchable(*jax.tree_util.tree_unflatten(
             tree, [a[0] if f else a for a, f in zip(leaves, flags)]))
         return tuple(o[None] for o in out), (True, True)
+    # one mapped axis only: with a second one (groups inside chains, or the calibration check's
+    # replications around groups) XLA emitted invalid LLVM IR for the call ("Incorrect number of
+    # arguments passed to called function"), so nested batches stay XLA's thunks, as before
+    if (any(is_batched(a) for a in leaves) or not kernel_enabled()
+            or sum(batched_size(a) for a in leaves) > BATCHED_DRAW_MAX_ELEMENTS):
+        axes = jax.tree_util.tree_unflatten(tree, [0 if f else None for f in flags])
+        return jax.vmap(_posterior_draw, in_axes=tuple(axes))(*args), (True, True)
     bn, bz, bzz, bs, bp = in_batched
-    moved = (_behind_core(normals, bn, 1, True), tuple(_behind_core(a, f, 1, True) for a, f in zip(zte, bz)),
-             _behind_core(ztz, bzz, 2, True), _behind_core(sigma_inv, bs, 2, False),
-             _behind_core(psi_inv, bp, 2, False))
-    # under a further vmap through this function again (its rule moves that axis too), else the kernel
-    outer = any(is_batched(a) for a in jax.tree_util.tree_leaves(moved))
-    out = (_posterior_draw_batchable if outer else _posterior_draw_wide)(*moved)
+    out = _posterior_draw_wide(
+        _behind_core(normals, bn, 1, True), tuple(_behind_core(a, f, 1, True) for a, f in zip(zte, bz)),
+        _behind_core(ztz, bzz, 2, True), _behind_core(sigma_inv, bs, 2, False),
+        _behind_core(psi_inv, bp, 2, False))
     # results (r q, batch, *B, J): the mapped axis first again (size one where nothing mapped reaches it)
     return tuple(jnp.broadcast_to(jnp.moveaxis(o, 1, 0), (axis_size,) + o.shape[:1] + o.shape[2:])
                  for o in out), (True, True)
