@@ -105,7 +105,8 @@ chains run the vmapped one-chain kernel, and two steps of it compiled differentl
 vmapped call had made XLA emit invalid LLVM IR); ``conditionals._posterior_draw_batchable`` is a
 ``custom_vmap`` whose rule moves the chain (or group) axis behind the leading axes of every
 argument, where the unrolled code broadcasts it, so the batch is still one kernel, up to 2^23 input
-values (256 chains: 6.2 million); block compile 2.75-3.03 against 3.36-3.52 s with 8 chains,
+values (256 chains: 6.2 million; under one ``vmap`` only: moved in from two, groups inside chains
+or the calibration check's replications around groups, XLA emitted invalid LLVM IR); block compile 2.75-3.03 against 3.36-3.52 s with 8 chains,
 2.83-3.12 against 3.65-3.90 s with 64 (alternating processes), and the sweep no slower (ms per
 iteration, wall / CPU: 8 chains 8.88 / 17.6 against 8.89 / 17.7, 64 chains 107 / 217 against 122 /
 241, 256 chains 405 / 812 against 401 / 783). (2) The sweep's noise hash sits in a conditional so
