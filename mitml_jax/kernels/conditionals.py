@@ -199,21 +199,16 @@ _posterior_draw_wide = single_kernel(_posterior_draw_fn, groups=((0, 1, 2, 3, 4)
                                     max_elements=BATCHED_DRAW_MAX_ELEMENTS, batched=False)
 
 
-def _one_draw(normals, zte, ztz, sigma_inv, psi_inv):
-    draw = _posterior_draw if normals.ndim == 2 else _posterior_draw_wide  # one chain: as before
-    return draw(normals, zte, ztz, sigma_inv, psi_inv)
-
-
-#: :func:`_posterior_draw` whose ``vmap`` (chains of the vmapped one-chain kernel, groups) keeps the
-#: batch one compiled kernel: the mapped axis moves behind each argument's leading (core) axes,
+#: :func:`_posterior_draw` whose ``vmap`` (chains of the vmapped one-chain kernel, or groups) keeps
+#: the batch one compiled kernel: the mapped axis moves behind each argument's leading (core) axes,
 #: where :func:`_posterior_draw_fn` broadcasts it like any batch axis (``normals`` (r q, B, J),
 #: ``zte`` (r, B, J), ``ztz`` (q, q, B, J), ``sigma_inv`` and ``psi_inv`` (n, n, B, 1)), up to
 #: :data:`BATCHED_DRAW_MAX_ELEMENTS` values; a plain ``vmap`` (XLA's thunks) beyond that, under a
 #: second ``vmap`` of more than one member, or where no kernel is made. Arguments as one chain's
-#: (no batch axes of their own; :mod:`pan_chains` calls :func:`_posterior_draw`). The body is jitted (one jit per setting of
-#: :func:`kernel_enabled`) so that a second call with the same shapes (a size-one ``vmap``: one
-#: group) reuses its trace.
-_ONE_DRAW = {True: jax.jit(_one_draw), False: jax.jit(_one_draw)}
+#: (no batch axes of their own; :mod:`pan_chains` calls :func:`_posterior_draw`). The body is
+#: jitted (one jit per setting of :func:`kernel_enabled`) so that a second call with the same
+#: shapes (a size-one ``vmap``: one group) reuses its trace.
+_ONE_DRAW = {True: jax.jit(_posterior_draw), False: jax.jit(_posterior_draw)}
 _posterior_draw_batchable = jax.custom_batching.custom_vmap(lambda *args: _ONE_DRAW[kernel_enabled()](*args))
 
 
@@ -245,7 +240,7 @@ def _posterior_draw_vmap(axis_size, in_batched, normals, zte, ztz, sigma_inv, ps
         _behind_core(normals, bn, 1, True), tuple(_behind_core(a, f, 1, True) for a, f in zip(zte, bz)),
         _behind_core(ztz, bzz, 2, True), _behind_core(sigma_inv, bs, 2, False),
         _behind_core(psi_inv, bp, 2, False))
-    # results (r q, batch, *B, J): the mapped axis first again (size one where nothing mapped reaches it)
+    # results (r q, batch, J): the mapped axis first again (size one where nothing mapped reaches it)
     return tuple(jnp.broadcast_to(jnp.moveaxis(o, 1, 0), (axis_size,) + o.shape[:1] + o.shape[2:])
                  for o in out), (True, True)
 
