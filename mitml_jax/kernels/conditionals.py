@@ -21,14 +21,11 @@ keep) where the sum would otherwise include them.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import linalg, param_linalg
-from .kernel_call import batched_size, single_kernel
-from .kernel_call import enabled as kernel_enabled
-from .lean_vmap import is_batched
+from .kernel_call import single_kernel
 
 __all__ = [
     "spd_inverse",
@@ -143,7 +140,7 @@ def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
     zu = jnp.where(used, z, 0.0)
     # one reduction per random effect over all targets at once: (r, J) each
     zte = tuple(jnp.sum(zu[k][None] * eps, axis=2) for k in range(q))
-    return _posterior_draw_batchable(normals, zte, ztz, sigma_inv, psi_inv)[0]
+    return draw_random_effects_from_sums(normals, zte, ztz, sigma_inv, psi_inv)
 
 
 def draw_random_effects_from_sums(normals, zte, ztz, sigma_inv, psi_inv):
@@ -179,70 +176,12 @@ def _posterior_draw_fn(normals, zte, ztz, sigma_inv, psi_inv):
 #: unrolled, the r q x r q factorisation is many small XLA kernels (82 of the ~200 of a sweep with 5
 #: targets and a random slope), each costing tens of milliseconds to compile. Benchmark model (b),
 #: same process, wrapped against not: one chain compiled 1.3-1.6 s faster with the sweep as fast;
-#: 64 and 256 chains innermost (1.6 and 6.4 million input values, one thread) compiled 0.9-1.1 s
-#: faster but swept 4-6% slower (190.6 against 179.2 and 842.8 against 810.4 ms), hence the limit.
-#: Never under ``vmap`` (chains or groups batched): 300 vmapped replications of two groups (the
-#: calibration check) made XLA emit invalid LLVM IR for the call; :func:`_posterior_draw_batchable`
-#: moves a ``vmap``'s axis into the arguments instead.
+#: 64 and 256 chains (1.6 and 6.4 million input values, one thread) compiled 0.9-1.1 s faster but
+#: swept 4-6% slower (190.6 against 179.2 and 842.8 against 810.4 ms), hence the limit. Never under
+#: ``vmap`` (chains or groups batched): 300 vmapped replications of two groups (the calibration
+#: check) made XLA emit invalid LLVM IR for the call.
 _posterior_draw = single_kernel(_posterior_draw_fn, groups=((0, 1, 2, 3, 4),), max_elements=2**20,
                                batched=False)
-
-#: Most input values (all batch axes counted) of :func:`_posterior_draw_batchable`'s kernel: 256
-#: chains of benchmark model (b) (6.2 million). Measured there, chains of the vmapped one-chain
-#: kernel (block compile wall s, alternating processes, 2 cores, 2026-11-27): 8 chains 2.75-3.03
-#: against 3.36-3.52 as XLA's thunks, 32 chains 2.77-3.18 against 3.70-3.81, 64 chains 2.83-3.12
-#: against 3.65-3.90, 256 chains 3.44-3.51 against 3.84-3.85; and ms per iteration (wall / CPU):
-#: 8 chains 8.88 / 17.6 against 8.89 / 17.7, 32 chains 46.5 / 91 against 53.7 / 106, 64 chains
-#: 107 / 217 against 122 / 241, 256 chains 405 / 812 against 401 / 783.
-BATCHED_DRAW_MAX_ELEMENTS = 2**23
-_posterior_draw_wide = single_kernel(_posterior_draw_fn, groups=((0, 1, 2, 3, 4),),
-                                    max_elements=BATCHED_DRAW_MAX_ELEMENTS, batched=False)
-
-
-#: :func:`_posterior_draw` whose ``vmap`` (chains of the vmapped one-chain kernel, or groups) keeps
-#: the batch one compiled kernel: the mapped axis moves behind each argument's leading (core) axes,
-#: where :func:`_posterior_draw_fn` broadcasts it like any batch axis (``normals`` (r q, B, J),
-#: ``zte`` (r, B, J), ``ztz`` (q, q, B, J), ``sigma_inv`` and ``psi_inv`` (n, n, B, 1)), up to
-#: :data:`BATCHED_DRAW_MAX_ELEMENTS` values; a plain ``vmap`` (XLA's thunks) beyond that, under a
-#: second ``vmap`` of more than one member, or where no kernel is made. Arguments as one chain's
-#: (no batch axes of their own; :mod:`pan_chains` calls :func:`_posterior_draw`). The body is
-#: jitted (one jit per setting of :func:`kernel_enabled`) so that a second call with the same
-#: shapes (a size-one ``vmap``: one group) reuses its trace.
-_ONE_DRAW = {True: jax.jit(_posterior_draw), False: jax.jit(_posterior_draw)}
-_posterior_draw_batchable = jax.custom_batching.custom_vmap(lambda *args: _ONE_DRAW[kernel_enabled()](*args))
-
-
-def _behind_core(leaf, batched, core, data_axis):
-    """``leaf`` with the mapped axis (first, or a new one of size one) moved to position ``core``,
-    and a size-one data axis appended when it has none (``data_axis`` False)."""
-    moved = jnp.moveaxis(leaf, 0, core) if batched else jnp.expand_dims(leaf, core)
-    return moved if data_axis else moved[..., None]
-
-
-@_posterior_draw_batchable.def_vmap
-def _posterior_draw_vmap(axis_size, in_batched, normals, zte, ztz, sigma_inv, psi_inv):
-    args = (normals, zte, ztz, sigma_inv, psi_inv)
-    leaves, tree = jax.tree_util.tree_flatten(args)
-    flags = jax.tree_util.tree_leaves(in_batched)
-    if axis_size == 1:  # (one group) the same draw, without the mapped axis
-        out = _posterior_draw_batchable(*jax.tree_util.tree_unflatten(
-            tree, [a[0] if f else a for a, f in zip(leaves, flags)]))
-        return tuple(o[None] for o in out), (True, True)
-    # one mapped axis only: with a second one (groups inside chains, or the calibration check's
-    # replications around groups) XLA emitted invalid LLVM IR for the call ("Incorrect number of
-    # arguments passed to called function"), so nested batches stay XLA's thunks, as before
-    if (any(is_batched(a) for a in leaves) or not kernel_enabled()
-            or sum(batched_size(a) for a in leaves) > BATCHED_DRAW_MAX_ELEMENTS):
-        axes = jax.tree_util.tree_unflatten(tree, [0 if f else None for f in flags])
-        return jax.vmap(_posterior_draw, in_axes=tuple(axes))(*args), (True, True)
-    bn, bz, bzz, bs, bp = in_batched
-    out = _posterior_draw_wide(
-        _behind_core(normals, bn, 1, True), tuple(_behind_core(a, f, 1, True) for a, f in zip(zte, bz)),
-        _behind_core(ztz, bzz, 2, True), _behind_core(sigma_inv, bs, 2, False),
-        _behind_core(psi_inv, bp, 2, False))
-    # results (r q, batch, J): the mapped axis first again (size one where nothing mapped reaches it)
-    return tuple(jnp.broadcast_to(jnp.moveaxis(o, 1, 0), (axis_size,) + o.shape[:1] + o.shape[2:])
-                 for o in out), (True, True)
 
 
 def psi_scale(b, cluster_mask, dinv, batch: int = 0):

@@ -27,10 +27,7 @@ pan wraps one step this way, the random effects' factorisation and solves
 (:func:`.conditionals.draw_random_effects`), up to 2^20 input values (``max_elements``) and only
 outside ``vmap`` (``batched=False``: one or many chains-innermost chains of one group; the
 calibration check's 300 or more replications ``vmap``ped over two groups made XLA emit invalid
-LLVM IR for the call, "Incorrect number of arguments passed to called function"; under ONE
-``vmap``, of chains or of groups, a ``custom_vmap`` moves the mapped axis into the arguments and
-calls the kernel unbatched, up to 2^23 values, see ``conditionals._posterior_draw_batchable``;
-moved in from two nested ``vmap``s the call failed the same way): for the
+LLVM IR for the call, "Incorrect number of arguments passed to called function"): for the
 simulated model of ``benchmarks/pan_speed.py`` (5 targets, a random slope) its 82 fused loops
 took 1.3-1.6 s less to compile as one kernel than as thunks, and the sweep ran as fast. The
 row-level missing-value solve of the same model (20,000 rows) was tried too and reverted: on
@@ -66,7 +63,7 @@ except ImportError:  # pragma: no cover - depends on the installed JAX
 TESTED_JAX = frozenset({(0, 10)})
 
 __all__ = ["EXCLUDED_PRIMITIVES", "MAX_ELEMENTS", "SMALL_CALL_ATTRIBUTES", "TESTED_JAX", "enabled",
-           "fits_single_kernel", "single_kernel", "any_equation", "jax_version", "batched_size"]
+           "fits_single_kernel", "single_kernel", "any_equation", "jax_version"]
 
 #: Primitives the single-kernel emitter cannot compile, or that would be library calls there.
 EXCLUDED_PRIMITIVES = frozenset({
@@ -201,7 +198,7 @@ def _from_float(flat, layout):
     return flat.astype(dtype).reshape(shape)
 
 
-def batched_size(leaf) -> int:
+def _batched_size(leaf) -> int:
     """Elements of a leaf including the axes ``vmap`` has mapped away (chains)."""
     while is_batched(leaf):
         leaf = leaf.val
@@ -246,7 +243,7 @@ def single_kernel(fn, groups, max_elements=MAX_ELEMENTS, batched=True):
         if (not all(_packable(leaf) for _, leaf in keep) or len(closed.jaxpr.outvars) < 2
                 or (not batched and any(is_batched(leaf) for _, leaf in keep))
                 or (max_elements is not None
-                    and sum(batched_size(leaf) for _, leaf in keep) > max_elements)):
+                    and sum(_batched_size(leaf) for _, leaf in keep) > max_elements)):
             return jitted(*args)
         layouts = [(g, _layout(leaf)) for g, leaf in keep]
         packed = []
