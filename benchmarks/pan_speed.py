@@ -88,35 +88,26 @@ machine itself ran about 1.7x slower at 14:25: its float sort and R's pan slowed
 Alternating processes against 9b10875 at 14:26 showed the QA changes of that afternoon compile
 no slower ((a) 4.39, 3.95 / 3.76, 3.61 s; (b) 5.63, 5.43 / 5.20, 4.60 s, old / new).
 
-Compile time with several chains of model (b), 2026-11-27 04:19-04:22 UTC (``--compile --models b``,
-cache off, commit c515060 and this version one after the other; first-call compile wall s, XLA
-backend s)::
+Compile time with several chains of model (b), 2026-11-27 03:30-05:30 UTC. Model (b)'s chains run
+the vmapped one-chain kernel, and the sweep's noise hash, computed under a CPU conditional so that
+its output is a buffer, had a predicate made from the key: batched by the chain ``vmap``, it made
+the conditional a select (an optimisation barrier, which XLA drops), and the hash (335-413
+operations) was fused into four loops. Its predicate now comes from the data
+(``kernels/pan.py``): block compile with 8 chains 3.4 against 4.5 s (one process), the sweep 5%
+faster, the same draws. First-call compile after that change alone, 05:26 UTC (``--compile
+--models b``; 1 / 8 / 64 / 256 chains): 2.97 / 3.93 / 4.06 / 4.94 s; c515060 at 04:19: 3.19 /
+4.60 / 4.95 / 7.82 s.
 
-    chains  c515060        this version
-         1  3.19 (2.44)    2.90 (2.11)
-         8  4.60 (3.70)    3.26 (2.53)
-        64  4.95 (4.34)    3.35 (2.64)
-       256  7.82 (4.30)    3.97 (2.76)
-
-and in two full ``--compile`` runs of this version at 04:16-04:19 UTC (b) took 3.41 / 3.20 / 3.94
-/ 4.96 and 3.04 / 3.46 / 3.34 / 3.20 s with 1 / 8 / 64 / 256 chains, (a) 2.00 to 3.37 s. Model (b)'s
-chains run the vmapped one-chain kernel, and two steps of it compiled differently once batched:
-(1) the random effects' 10 x 10 factorisation was one small-call kernel for one chain only (a
-vmapped call had made XLA emit invalid LLVM IR); ``conditionals._posterior_draw_batchable`` is a
-``custom_vmap`` whose rule moves the chain (or group) axis behind the leading axes of every
-argument, where the unrolled code broadcasts it, so the batch is still one kernel, up to 2^23 input
-values (256 chains: 6.2 million; under one ``vmap`` only: moved in from two, groups inside chains
-or the calibration check's replications around groups, XLA emitted invalid LLVM IR); block compile 2.75-3.03 against 3.36-3.52 s with 8 chains,
-2.83-3.12 against 3.65-3.90 s with 64 (alternating processes), and the sweep no slower (ms per
-iteration, wall / CPU: 8 chains 8.88 / 17.6 against 8.89 / 17.7, 64 chains 107 / 217 against 122 /
-241, 256 chains 405 / 812 against 401 / 783). (2) The sweep's noise hash sits in a conditional so
-that its output is a buffer, but with the chains vmapped the predicate (from the key) was batched,
-so the conditional became an optimisation barrier that XLA drops, and the hash (335-413
-operations) was fused into four loops; its predicate now comes from the data, the conditional stays
-one under ``vmap``: block compile 3.4 against 4.5 s with 8 chains, the sweep 5% faster (16.0-16.5
-against 17.0-17.3 ms per iteration of a 32-iteration block, same process, the same draws). The
-random effects' body is traced twice instead of four times under the two vmaps (chains, one group):
-tracing 0.67-0.71 against 1.01-1.09 s after (1), 0.61 s before it.
+Tried and reverted: the random effects' 10 x 10 factorisation as one small-call kernel also under
+the chain ``vmap`` (a ``custom_vmap`` moving the chain axis behind each argument's leading axes,
+where the unrolled code broadcasts it). Model (b) compiled in 2.9 to 4.0 s at every chain count
+(block compile with 8 chains 2.75-3.03 against 3.36-3.52 s, the sweep as fast), but a fuzz of
+vmapped shapes found XLA's small-call emitter failing to compile the call ("Incorrect number of
+arguments passed to called function", invalid LLVM IR) for 9 of 50 shapes, e.g. 4 targets with a
+random slope, 15 to 35 clusters and 121 to 281 chains, with or without the data batched, and for
+the calibration check's replications around two groups; merging two ``vmap`` axes into one did not
+help. A compile failure cannot fall back at trace time, so the step stays XLA's loops under
+``vmap``.
 
 ``--layouts`` instead times ``run_chains`` itself (no result assembly) with pan's kernel as
 ``run_chains`` runs it (chains innermost from ``pan_chains.MIN_CHAINS`` chains, see
