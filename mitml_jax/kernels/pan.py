@@ -28,7 +28,7 @@ from .noise import NoiseStream, draw_sweep_noise
 from .state import PanInfo, PanPrior, PanState
 from .xla_options import WIDE_VECTORS
 
-__all__ = ["PanArrays", "prepare_pan_arrays", "init", "noise_sizes", "build_kernel", "transform",
+__all__ = ["PanArrays", "prepare_pan_arrays", "init", "noise_sizes", "sweep_noise", "build_kernel", "transform",
            "build_transform", "diagonal_records", "save_missing"]
 
 
@@ -208,16 +208,24 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     return new, PanInfo(nonfinite=~finite, gamma_exhausted=exhausted)
 
 
-def _kernel(rng_key, state, pan_arrays, prior):
+def sweep_noise(rng_key, pan_arrays):
+    """(normals (G, n), uniforms (G, n_u)) of one sweep of every group, from ``rng_key`` (a key
+    array (K,): (K, G, ...), key k's numbers as for that key alone).
+
+    The predicate of the noise's conditional (:func:`.noise.computed_once`) comes from the data
+    (every group has a cluster), not the key: chains vmapped over the kernel batch the key, and a
+    batched predicate would turn the conditional into a select (the hash then fused into each of
+    its consumers); sharded runs replicate the data."""
     d = pan_arrays.data
     n_groups, r, n_clusters = d.y.shape[:3]
     q, p, n_miss = d.z.shape[1], d.x.shape[1], d.miss_index.shape[1]
     n_norm, n_unif = noise_sizes(r, q, p, n_clusters, n_miss)
-    # the predicate of the noise's conditional from the data (every group has a cluster), not the
-    # key: chains vmapped over this kernel batch the key, and a batched predicate would turn the
-    # conditional into a select (the hash then fused into each of its consumers)
     always = jnp.all(d.n_clusters > 0)
-    normals, uniforms = draw_sweep_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype, always)
+    return draw_sweep_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype, always)
+
+
+def _kernel(rng_key, state, pan_arrays, prior):
+    normals, uniforms = sweep_noise(rng_key, pan_arrays)
     new, info = lean_vmap(_sweep_group)(normals, uniforms, state, pan_arrays, prior)
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite), gamma_exhausted=jnp.any(info.gamma_exhausted))
 

@@ -37,8 +37,8 @@ import jax.numpy as jnp
 from . import conditionals as cond
 from . import cell_stats, linalg, missing_patterns, param_linalg
 from .lean_vmap import lean_vmap
-from .noise import NoiseStream, computed_once, draw_sweep_noise
-from .pan import _inverse_wisharts_from_diagonals, _inverses, noise_sizes
+from .noise import NoiseStream, computed_once
+from .pan import _inverse_wisharts_from_diagonals, _inverses, sweep_noise
 from .state import PanInfo, PanState
 from .xla_options import WIDE_VECTORS
 
@@ -314,15 +314,9 @@ _STATE_AXES = PanState(y=0, beta=1, psi=1, sigma=1)
 
 
 def _step(keys, state, pan_arrays, prior):
-    d = pan_arrays.data
-    n_groups, r, n_clusters = d.y.shape[:3]
-    q, p, n_miss = d.z.shape[1], d.x.shape[1], d.miss_index.shape[1]
-    n_norm, n_unif = noise_sizes(r, q, p, n_clusters, n_miss)
     # chain c's block as in the one-chain kernel, drawn chain-first (the hash runs faster along
-    # the counters); then (G, n, C). The predicate of its conditional comes from the data (every
-    # group has a cluster), which sharded runs replicate
-    always = jnp.all(d.n_clusters > 0)
-    normals, uniforms = draw_sweep_noise(keys, (n_groups,), n_norm, n_unif, d.y.dtype, always)
+    # the counters); then (G, n, C)
+    normals, uniforms = sweep_noise(keys, pan_arrays)
     normals, uniforms = _last(normals), _last(uniforms)
     new, info = lean_vmap(_sweep_group, in_axes=(0, 0, _STATE_AXES, 0, 0), out_axes=(_STATE_AXES, 0))(
         normals, uniforms, state, pan_arrays, prior
