@@ -228,27 +228,54 @@ def test_enabled_only_for_tested_jax_unless_forced(monkeypatch):
 
 
 @wrapping
-def test_pan_random_effects_kernel_only_outside_vmap():
-    """pan's random-effects draw is one kernel when called plainly and left as XLA's thunks under
-    ``vmap`` (300 vmapped replications of two groups made XLA emit invalid LLVM IR for the call),
-    with the same draws both ways."""
+def test_pan_random_effects_kernel_per_index_under_vmap():
+    """pan's random-effects draw is one kernel when called plainly, and under ``vmap`` (also
+    nested) one call of that same kernel per mapped index, inside a loop (a vmapped call made XLA
+    emit invalid LLVM IR for some shapes): the draws equal the plain calls' bit for bit."""
     from mitml_jax.kernels import conditionals as cond
 
     rng = np.random.default_rng(0)
     r, q, n_clusters, rows = 2, 2, 6, 4
-    eps = rng.standard_normal((r, n_clusters, rows))
+    eps = rng.standard_normal((2, 3, r, n_clusters, rows))
     z = np.stack([np.ones((n_clusters, rows)), rng.standard_normal((n_clusters, rows))])
     used = np.ones((n_clusters, rows), bool)
     ztz = np.einsum("kjl,mjl->kmj", z, z)
+    sigma_inv = np.eye(r) * 1.5 + rng.uniform(0, 0.1, (3, 1, 1))  # (3, r, r): batched by the inner vmap
+    psi_inv = np.eye(r * q) * 2.0 + 0.1
+    normals = rng.standard_normal((2, 3, r * q, n_clusters))
+
+    def draw(n, e, s):
+        return cond.draw_random_effects(n, e, z, used, ztz, s, psi_inv)
+
+    plain = jax.jit(draw).lower(normals[0, 0], eps[0, 0], sigma_inv[0]).compile()
+    batched = jax.jit(jax.vmap(draw)).lower(normals[0], eps[0], sigma_inv).compile()
+    nested = jax.jit(jax.vmap(jax.vmap(draw), in_axes=(0, 0, None)))
+    assert MARK in plain.as_text()
+    assert MARK in batched.as_text() and " while(" in batched.as_text()
+    expected = np.stack([np.stack([plain(normals[i, c], eps[i, c], sigma_inv[c]) for c in range(3)])
+                         for i in range(2)])
+    np.testing.assert_array_equal(batched(normals[0], eps[0], sigma_inv), expected[0])
+    np.testing.assert_array_equal(nested(normals, eps, sigma_inv), expected)
+
+
+def test_pan_random_effects_vmap_without_kernel(monkeypatch):
+    """With the wrapping off, the vmapped draw is XLA's batched loops, equal to the plain draws."""
+    from mitml_jax.kernels import conditionals as cond
+
+    monkeypatch.setenv("MITML_JAX_SINGLE_KERNEL", "0")
+    rng = np.random.default_rng(1)
+    r, q, n_clusters, rows = 3, 1, 5, 3
+    eps = rng.standard_normal((4, r, n_clusters, rows))
+    z = np.ones((q, n_clusters, rows))
+    used = np.ones((n_clusters, rows), bool)
+    ztz = np.einsum("kjl,mjl->kmj", z, z)
     sigma_inv, psi_inv = np.eye(r) * 1.5, np.eye(r * q) * 2.0 + 0.1
-    normals = rng.standard_normal((r * q, n_clusters))
+    normals = rng.standard_normal((4, r * q, n_clusters))
 
     def draw(n, e):
         return cond.draw_random_effects(n, e, z, used, ztz, sigma_inv, psi_inv)
 
-    plain = jax.jit(draw).lower(normals, eps).compile()
-    batched = jax.jit(jax.vmap(draw)).lower(normals[None].repeat(3, 0), eps[None].repeat(3, 0)).compile()
-    assert MARK in plain.as_text()
-    assert "xla_cpu_small_call" not in batched.as_text()
-    np.testing.assert_allclose(batched(normals[None].repeat(3, 0), eps[None].repeat(3, 0))[1],
-                               plain(normals, eps), rtol=1e-12, atol=1e-12)
+    batched = jax.jit(jax.vmap(draw)).lower(normals, eps).compile()
+    assert "xla_cpu_small_call" not in batched.as_text() and " while(" not in batched.as_text()
+    np.testing.assert_allclose(batched(normals, eps), np.stack([jax.jit(draw)(normals[c], eps[c]) for c in range(4)]),
+                               rtol=1e-12, atol=1e-12)

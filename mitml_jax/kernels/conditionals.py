@@ -21,10 +21,12 @@ keep) where the sum would otherwise include them.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import linalg, param_linalg
+from .kernel_call import enabled as kernel_enabled
 from .kernel_call import single_kernel
 
 __all__ = [
@@ -146,7 +148,7 @@ def draw_random_effects(normals, eps, z, used, ztz, sigma_inv, psi_inv):
 def draw_random_effects_from_sums(normals, zte, ztz, sigma_inv, psi_inv):
     """:func:`draw_random_effects` given every cluster's ``Z_i^T eps_i``: ``zte`` q arrays (r, J)
     (row k: random effect k), trailing batch axes as the other arguments'."""
-    return _posterior_draw(normals, tuple(zte), ztz, sigma_inv, psi_inv)[0]
+    return _posterior_draw_mapped(normals, tuple(zte), ztz, sigma_inv, psi_inv)[0]
 
 
 def _posterior_draw_fn(normals, zte, ztz, sigma_inv, psi_inv):
@@ -177,11 +179,45 @@ def _posterior_draw_fn(normals, zte, ztz, sigma_inv, psi_inv):
 #: targets and a random slope), each costing tens of milliseconds to compile. Benchmark model (b),
 #: same process, wrapped against not: one chain compiled 1.3-1.6 s faster with the sweep as fast;
 #: 64 and 256 chains (1.6 and 6.4 million input values, one thread) compiled 0.9-1.1 s faster but
-#: swept 4-6% slower (190.6 against 179.2 and 842.8 against 810.4 ms), hence the limit. Never under
-#: ``vmap`` (chains or groups batched): 300 vmapped replications of two groups (the calibration
-#: check) made XLA emit invalid LLVM IR for the call.
+#: swept 4-6% slower (190.6 against 179.2 and 842.8 against 810.4 ms), hence the limit. Never a
+#: vmapped call (chains or groups batched): 300 vmapped replications of two groups (the calibration
+#: check), and 9 of 50 fuzzed shapes of vmapped chains, made XLA emit invalid LLVM IR for it;
+#: under ``vmap``, :func:`_posterior_draw_mapped` calls it once per mapped index instead.
 _posterior_draw = single_kernel(_posterior_draw_fn, groups=((0, 1, 2, 3, 4),), max_elements=2**20,
                                batched=False)
+
+
+@jax.custom_batching.custom_vmap
+def _posterior_draw_mapped(normals, zte, ztz, sigma_inv, psi_inv):
+    """:func:`_posterior_draw` whose ``vmap`` (chains of the vmapped one-chain kernel, groups)
+    is a ``lax.map``: one call per mapped index with one chain's (or group's) shapes, the
+    compiled kernel of a single chain in a loop; nested ``vmap``s nest the loops. Unwrapped
+    (XLA's thunks), the factorisation is 82 of the 242 loops of benchmark model (b)'s vmapped
+    sweep. There, XLA's backend compile of a first call took 2.41-2.67 s with 8 to 256 chains
+    against 3.17-3.42 s (``pan_speed.py --compile``, one run each, 2026-11-27 06:00 UTC); ms per
+    iteration of 8 / 64 / 256 chains 8.7-10.4 / 114-130 / 373-483 against 7.2-14.1 / 84-127 /
+    419-463 (three runs each, alternating processes: within the machine's noise); the same draws
+    as one chain at a time, bit for bit. Fuzzed: 90 shapes (1-5 targets, 1-3 random effects,
+    3-79 clusters, 2-281 chains, one or two groups), all compiled. Where single kernels are off,
+    a plain ``vmap``."""
+    return _posterior_draw(normals, zte, ztz, sigma_inv, psi_inv)
+
+
+@_posterior_draw_mapped.def_vmap
+def _posterior_draw_map_rule(axis_size, in_batched, normals, zte, ztz, sigma_inv, psi_inv):
+    args = (normals, zte, ztz, sigma_inv, psi_inv)
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    flags = jax.tree_util.tree_leaves(in_batched)
+    if not kernel_enabled():
+        axes = jax.tree_util.tree_unflatten(tree, [0 if f else None for f in flags])
+        return jax.vmap(_posterior_draw, in_axes=tuple(axes))(*args), (True, True)
+
+    def one(mapped):
+        it = iter(mapped)
+        full = [next(it) if f else leaf for leaf, f in zip(leaves, flags)]
+        return _posterior_draw_mapped(*jax.tree_util.tree_unflatten(tree, full))
+
+    return jax.lax.map(one, [leaf for leaf, f in zip(leaves, flags) if f]), (True, True)
 
 
 def psi_scale(b, cluster_mask, dinv, batch: int = 0):

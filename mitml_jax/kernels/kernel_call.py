@@ -27,7 +27,8 @@ pan wraps one step this way, the random effects' factorisation and solves
 (:func:`.conditionals.draw_random_effects`), up to 2^20 input values (``max_elements``) and only
 outside ``vmap`` (``batched=False``: one or many chains-innermost chains of one group; the
 calibration check's 300 or more replications ``vmap``ped over two groups made XLA emit invalid
-LLVM IR for the call, "Incorrect number of arguments passed to called function"): for the
+LLVM IR for the call, "Incorrect number of arguments passed to called function"; under ``vmap``
+the draw calls it once per mapped index in a loop, :func:`.conditionals._posterior_draw_mapped`): for the
 simulated model of ``benchmarks/pan_speed.py`` (5 targets, a random slope) its 82 fused loops
 took 1.3-1.6 s less to compile as one kernel than as thunks, and the sweep ran as fast. The
 row-level missing-value solve of the same model (20,000 rows) was tried too and reverted: on
