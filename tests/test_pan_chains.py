@@ -228,3 +228,16 @@ def test_cell_statistics_only_for_data_on_the_cpu():
     assert not cell_stats._on_cpu(gpu)
     assert not cell_stats.available(arrays._replace(y=SimpleNamespace(dtype=np.dtype(np.float64), shape=arrays.y.shape,
                                                                       sharding=gpu.sharding)), pa.row_pattern)
+
+
+@cpu_only
+@pytest.mark.parametrize("name", ["many_patterns", "grouped_slopes"])
+def test_vmapped_kernel_writes_noise_and_bartlett_diagonals_to_buffers(name):
+    """Chains vmapped over the one-chain kernel keep two CPU conditionals (computed_once): the
+    sweep's noise hash and the Bartlett factors' gamma draw, each written once to a buffer (fused
+    into their consumers, the gamma draw alone grew to 750 KB of LLVM IR for benchmark model (b)).
+    Their predicate comes from the data, so the chain vmap leaves them conditionals."""
+    pa, prior, state = _inputs(name, CHAINS)
+    keys = chain_keys(jax.random.key(3), np.arange(CHAINS))
+    text = VMAPPED.lower(keys, state, pa, prior).compile().as_text()
+    assert text.count(" conditional(") == 2
