@@ -256,6 +256,8 @@ def test_pan_random_effects_kernel_per_index_under_vmap():
                          for i in range(2)])
     np.testing.assert_array_equal(batched(normals[0], eps[0], sigma_inv), expected[0])
     np.testing.assert_array_equal(nested(normals, eps, sigma_inv), expected)
+    nested_text = nested.lower(normals, eps, sigma_inv).compile().as_text()
+    assert MARK in nested_text and nested_text.count(" while(") >= 2  # a loop per vmap
 
 
 def test_pan_random_effects_vmap_without_kernel(monkeypatch):

@@ -28,6 +28,7 @@ import numpy as np
 from . import linalg, param_linalg
 from .kernel_call import enabled as kernel_enabled
 from .kernel_call import single_kernel
+from .lean_vmap import is_batched
 
 __all__ = [
     "spd_inverse",
@@ -212,10 +213,14 @@ def _posterior_draw_map_rule(axis_size, in_batched, normals, zte, ztz, sigma_inv
         axes = jax.tree_util.tree_unflatten(tree, [0 if f else None for f in flags])
         return jax.vmap(_posterior_draw, in_axes=tuple(axes))(*args), (True, True)
 
+    # under a further vmap (leaves batched by it) the map's body calls this rule again; else it calls
+    # the kernel directly (a trace less of the factorisation)
+    draw = _posterior_draw_mapped if any(is_batched(leaf) for leaf in leaves) else _posterior_draw
+
     def one(mapped):
         it = iter(mapped)
         full = [next(it) if f else leaf for leaf, f in zip(leaves, flags)]
-        return _posterior_draw_mapped(*jax.tree_util.tree_unflatten(tree, full))
+        return draw(*jax.tree_util.tree_unflatten(tree, full))
 
     return jax.lax.map(one, [leaf for leaf, f in zip(leaves, flags) if f]), (True, True)
 
