@@ -214,7 +214,10 @@ def iterations_for(model, chains, quick):
 
 
 def time_pan(data, formula, chains, n_extra, n_iter=10, dtype=None, devices=None, repeat=1):
-    """(ms/iteration/chain, ms/iteration, CPU ms/iteration, compile s, fixed overhead s) of pan_impute.
+    """(ms/iteration/chain, ms/iteration, CPU ms/iteration, compile s, first call s, fixed overhead s)
+    of pan_impute: "compile s" is the first call's tracing, lowering and XLA compile (``jax.monitoring``
+    durations), "first call s" its extra wall time over a repeat (compile, and one-time costs such
+    as the first touch of fresh memory: about a second more with 256 chains of model (b)).
 
     ``n_burn`` is not a compiled shape, so two runs that differ only in ``n_burn`` share one
     program: the per-iteration time is their time difference over the extra iterations, free of
@@ -235,14 +238,17 @@ def time_pan(data, formula, chains, n_extra, n_iter=10, dtype=None, devices=None
     # compile: the first call less a repeat, both of two iterations per chain (the same program:
     # n_burn and n_iter up to a block's length are not compiled shapes), so that the run time
     # of the calls (seconds with 256 chains of model (b)) adds little noise to the difference
-    first = call(1, 1)[0] - call(1, 1)[0]
+    _listen()
+    first = call(1, 1)[0]
+    compile_s = _compile_seconds()
+    first -= call(1, 1)[0]
     small = min(call(n_small), call(n_small))
     runs = [call(n_small + n_extra) for _ in range(max(int(repeat), 1))]
     big = (min(r[0] for r in runs), min(r[1] for r in runs))
     per_iter = max(big[0] - small[0], 1e-9) / n_extra
     cpu_per_iter = max(big[1] - small[1], 1e-9) / n_extra
     overhead = max(small[0] - 2 * n_iter * per_iter, 0.0)
-    return per_iter / chains * 1e3, per_iter * 1e3, cpu_per_iter * 1e3, max(first, 0.0), overhead
+    return per_iter / chains * 1e3, per_iter * 1e3, cpu_per_iter * 1e3, compile_s, max(first, 0.0), overhead
 
 
 def time_r(data, formula, n_total):
@@ -310,6 +316,29 @@ def _record_duration(event, duration, **kwargs):
     _DURATIONS[event] = _DURATIONS.get(event, 0.0) + duration
 
 
+#: the ``jax.monitoring`` durations that make up compile time
+COMPILE_EVENTS = ("jaxpr_trace", "jaxpr_to_mlir_module", "backend_compile")
+
+
+def _listen():
+    """Start (or restart) recording ``jax.monitoring`` durations into ``_DURATIONS``."""
+    if not _DURATIONS.get("registered"):
+        jax.monitoring.register_event_duration_secs_listener(_record_duration)
+    _DURATIONS.clear()
+    _DURATIONS["registered"] = 1.0
+
+
+def _events() -> dict:
+    """The recorded durations by short name (``backend_compile`` etc.)."""
+    return {k.rsplit("/", 1)[-1].replace("_duration", ""): v for k, v in _DURATIONS.items() if k != "registered"}
+
+
+def _compile_seconds() -> float:
+    """Tracing + lowering + XLA compile recorded since :func:`_listen`."""
+    events = _events()
+    return sum(events.get(name, 0.0) for name in COMPILE_EVENTS)
+
+
 def block_kernels(data, formula, chains, block_len=64):
     """Number of XLA CPU kernels (fusions) in the compiled iteration block of ``run_chains`` for
     pan's kernel (compiled here, outside pan_impute, with a block of ``block_len`` iterations)."""
@@ -329,10 +358,7 @@ def block_kernels(data, formula, chains, block_len=64):
 
 def compile_breakdown(data, formula, chains):
     """First call of pan_impute: (wall s, CPU s, {event: s}) beyond a repeated call, and the block's kernels."""
-    if not _DURATIONS.get("registered"):
-        jax.monitoring.register_event_duration_secs_listener(_record_duration)
-    _DURATIONS.clear()
-    _DURATIONS["registered"] = 1.0
+    _listen()
 
     def call():
         t0, c0 = time.perf_counter(), time.process_time()
@@ -340,7 +366,7 @@ def compile_breakdown(data, formula, chains):
         return time.perf_counter() - t0, time.process_time() - c0
 
     first = call()
-    events = {k.rsplit("/", 1)[-1].replace("_duration", ""): v for k, v in _DURATIONS.items() if k != "registered"}
+    events = _events()
     again = min(call(), call())
     return first[0] - again[0], first[1] - again[1], events, block_kernels(data, formula, chains)
 
@@ -366,13 +392,14 @@ def main(argv=None):
         "b": ("(b) sim J=1000x20, r=5, slope", simulated_data(), SIM_FORMULA),
     }
     if args.compile:
-        print(f"{'model':32s} {'chains':>6s} {'compile s':>9s} {'CPU s':>6s} {'trace s':>7s} {'to MLIR s':>9s} "
-              f"{'backend s':>9s} {'kernels':>7s}")
+        print(f"{'model':32s} {'chains':>6s} {'compile s':>9s} {'1st call s':>10s} {'CPU s':>6s} {'trace s':>7s} "
+              f"{'to MLIR s':>9s} {'backend s':>9s} {'kernels':>7s}")
         for key in args.models:
             label, data, formula = models[key]
             for chains in args.chains:
                 wall, cpu, events, kernels = compile_breakdown(data, formula, chains)
-                print(f"{label:32s} {chains:6d} {wall:9.2f} {cpu:6.2f} {events.get('jaxpr_trace', 0.0):7.2f} "
+                total = sum(events.get(name, 0.0) for name in COMPILE_EVENTS)
+                print(f"{label:32s} {chains:6d} {total:9.2f} {wall:10.2f} {cpu:6.2f} {events.get('jaxpr_trace', 0.0):7.2f} "
                       f"{events.get('jaxpr_to_mlir_module', 0.0):9.2f} {events.get('backend_compile', 0.0):9.2f} "
                       f"{kernels:7d}", flush=True)
         print(f"\nmachine: {os.cpu_count()} CPU cores visible; load average {os.getloadavg()}.")
@@ -390,20 +417,20 @@ def main(argv=None):
         print(f"\nmachine: {os.cpu_count()} CPU cores visible; load average {os.getloadavg()}.")
         return
     print(f"{'model':32s} {'chains':>6s} {'iters':>6s} {'ms/iter/chain':>14s} {'ms/iter (all)':>14s} "
-          f"{'CPU ms/iter':>12s} {'compile s':>10s} {'call s':>7s} {'R ms/iter':>10s} {'R/ours':>7s}")
+          f"{'CPU ms/iter':>12s} {'compile s':>10s} {'1st call s':>10s} {'call s':>7s} {'R ms/iter':>10s} {'R/ours':>7s}")
     wall = {}
     for key in args.models:
         label, data, formula = models[key]
         r_ms = time_r(data, formula, iterations_for(key, 1, args.quick))
         for chains in args.chains:
             n_total = iterations_for(key, chains, args.quick)
-            per_chain, per_iter, cpu_iter, compile_s, overhead = time_pan(data, formula, chains, n_total,
-                                                                          devices=args.devices, repeat=args.repeat)
+            per_chain, per_iter, cpu_iter, compile_s, first_s, overhead = time_pan(
+                data, formula, chains, n_total, devices=args.devices, repeat=args.repeat)
             wall[key, chains] = per_iter
             ratio = f"{r_ms / per_iter:7.2f}" if (r_ms is not None and chains == 1) else "    n/a"
             r_txt = f"{r_ms:10.3f}" if r_ms is not None else "       n/a"
             print(f"{label:32s} {chains:6d} {n_total:6d} {per_chain:14.4f} {per_iter:14.3f} {cpu_iter:12.3f} "
-                  f"{compile_s:10.1f} {overhead:7.2f} {r_txt} {ratio}", flush=True)
+                  f"{compile_s:10.1f} {first_s:10.1f} {overhead:7.2f} {r_txt} {ratio}", flush=True)
     for key in args.models:
         if (key, 1) in wall and (key, 64) in wall:  # issue 4: at most 8 on model (a)
             print(f"\n({key}) 64 chains take {wall[key, 64] / wall[key, 1]:.2f} times one chain's wall time "
