@@ -109,6 +109,28 @@ the calibration check's replications around two groups; merging two ``vmap`` axe
 help. A compile failure cannot fall back at trace time, so the step stays XLA's loops under
 ``vmap``.
 
+Model (b)'s compile time, 2026-11-27 06:00-07:20 UTC. (1) Under the chain ``vmap`` the random
+effects' factorisation now calls the one-chain kernel once per chain in a loop (``lax.map`` in a
+``custom_vmap`` rule, ``conditionals._posterior_draw_mapped``): the kernel XLA compiles is the
+one-chain kernel at the one-chain shapes, and 165 fuzzed shapes (1-5 targets, 1-3 random effects,
+3-79 clusters, 2-281 chains, one or two groups) all compiled. (2) The Bartlett factors' gamma
+draw is written to a buffer (``noise.computed_once``): fused into the gather that assembles the
+factors it made one loop of 20 KB of LLVM IR that LLVM grew to 750 KB, a quarter of the block's
+code. Same draws, bit for bit. ``--compile``, this version against 214f4ec in alternating
+processes (07:08-07:11 UTC), compile s (tracing + lowering + XLA) with 1 / 8 / 64 / 256 chains::
+
+    214f4ec   2.88 / 4.90 / 5.15 / 5.64     3.69 / 4.52 / 5.34 / 5.10
+    this      4.15 / 4.88 / 3.87 / 3.91     2.92 / 3.66 / 5.38 / 4.85
+
+with XLA's backend alone 2.6-4.0 against 3.6-4.9 s for 8 to 256 chains. In a faster hour (06:00,
+one run each) the first-call compile was 3.25 / 3.52 / 3.76 s with 8 / 64 / 256 chains against
+4.16 / 4.24 / 3.83. The machine's phases (R's pan on (b) took 3.4 to 5.3 ms per iteration that
+morning) still carry the several-chain compile above 5 s in slow half hours. "compile s" is now
+the ``jax.monitoring`` sum and "1st call s" the first call's extra wall time (about 1 s more than
+compile with 256 chains: first touch of the chains' 200 MB of completed data, among others).
+Tried and not kept: indexing the group axis (one group) away also under the chain ``vmap``
+(about 0.5 s less compile, but 64 chains swept 10-20% slower).
+
 ``--layouts`` instead times ``run_chains`` itself (no result assembly) with pan's kernel as
 ``run_chains`` runs it (chains innermost from ``pan_chains.MIN_CHAINS`` chains, see
 ``mitml_jax/kernels/pan_chains.py``) and with the plain ``vmap`` over chains, back to back in one
