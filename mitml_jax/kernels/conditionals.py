@@ -198,7 +198,7 @@ def _posterior_draw_mapped(normals, zte, ztz, sigma_inv, psi_inv):
     against 3.17-3.42 s (``pan_speed.py --compile``, one run each, 2026-11-27 06:00 UTC); ms per
     iteration of 8 / 64 / 256 chains 8.7-10.4 / 114-130 / 373-483 against 7.2-14.1 / 84-127 /
     419-463 (three runs each, alternating processes: within the machine's noise); the same draws
-    as one chain at a time, bit for bit. Fuzzed: 90 shapes (1-5 targets, 1-3 random effects,
+    as one chain at a time, bit for bit. Fuzzed: 165 shapes (1-5 targets, 1-3 random effects,
     3-79 clusters, 2-281 chains, one or two groups), all compiled. Where single kernels are off,
     a plain ``vmap``."""
     return _posterior_draw(normals, zte, ztz, sigma_inv, psi_inv)

@@ -159,6 +159,7 @@ def _inverse_wisharts(df_psi, scale_psi, noise_psi, df_sigma, scale_sigma, noise
     chains 2.31-2.88 / 3.75-4.61 against 2.36-3.37 / 3.96-5.38; the same draws.
     """
     d, r = scale_psi.shape[-1], scale_sigma.shape[-1]
+
     def diagonals(noises):
         return param_linalg.bartlett_diagonals((df_psi, df_sigma), (d, r), noises)
 
@@ -231,14 +232,20 @@ def sweep_noise(rng_key, pan_arrays):
     n_groups, r, n_clusters = d.y.shape[:3]
     q, p, n_miss = d.z.shape[1], d.x.shape[1], d.miss_index.shape[1]
     n_norm, n_unif = noise_sizes(r, q, p, n_clusters, n_miss)
-    always = jnp.all(d.n_clusters > 0)
-    return draw_sweep_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype, always)
+    return draw_sweep_noise(rng_key, (n_groups,), n_norm, n_unif, d.y.dtype, _always_true(pan_arrays))
+
+
+def _always_true(pan_arrays):
+    """A True scalar the compiler cannot see through, from the data (every group has a cluster):
+    the predicate of the sweep's CPU conditionals (:func:`.noise.computed_once`), unbatched by
+    the chain ``vmap`` and replicated when chains are sharded."""
+    return jnp.all(pan_arrays.data.n_clusters > 0)
 
 
 def _kernel(rng_key, state, pan_arrays, prior):
     normals, uniforms = sweep_noise(rng_key, pan_arrays)
-    always = jnp.all(pan_arrays.data.n_clusters > 0)
-    new, info = lean_vmap(functools.partial(_sweep_group, always=always))(normals, uniforms, state, pan_arrays, prior)
+    sweep = functools.partial(_sweep_group, always=_always_true(pan_arrays))
+    new, info = lean_vmap(sweep)(normals, uniforms, state, pan_arrays, prior)
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite), gamma_exhausted=jnp.any(info.gamma_exhausted))
 
 
