@@ -6,10 +6,11 @@ Models:
   (b) simulated: J = 1000 clusters of 20 rows, 5 targets, a random slope, 25% of cells missing.
 
 For every chain count pan_impute runs with the same shapes several times: the first call compiles
-(its extra time over a repeat is "compile s", both calls of two iterations per chain); the per-iteration time is the difference between a run with
-``iters`` more burn-in iterations and a short run, divided by ``iters`` (it includes moving the
-parameter draws to the host); "call s" is the fixed cost of a call (model building, data layout,
-result assembly). R's pan is timed on the same data when ``Rscript`` is on the PATH
+("compile s": its tracing, lowering and XLA compile from ``jax.monitoring``; "1st call s": its extra
+wall time over a repeat, both calls of two iterations per chain); the per-iteration time is the
+difference between a run with ``iters`` more burn-in iterations and a short run, divided by
+``iters`` (it includes moving the parameter draws to the host); "call s" is the fixed cost of a
+call (model building, data layout, result assembly). R's pan is timed on the same data when ``Rscript`` is on the PATH
 (``n/a`` otherwise), and the ratio R / ours of the single-chain time is printed.
 
 Usage: ``python benchmarks/pan_speed.py [--quick] [--repeat 3] [--chains 1 8 64 256] [--models a b] [--layouts] [--compile] [--devices all]``; with ``--devices`` the chains are split over devices (on a CPU: ``XLA_FLAGS=--xla_force_host_platform_device_count=N``).
@@ -355,9 +356,9 @@ def _events() -> dict:
     return {k.rsplit("/", 1)[-1].replace("_duration", ""): v for k, v in _DURATIONS.items() if k != "registered"}
 
 
-def _compile_seconds() -> float:
-    """Tracing + lowering + XLA compile recorded since :func:`_listen`."""
-    events = _events()
+def _compile_seconds(events=None) -> float:
+    """Tracing + lowering + XLA compile in ``events`` (default: recorded since :func:`_listen`)."""
+    events = _events() if events is None else events
     return sum(events.get(name, 0.0) for name in COMPILE_EVENTS)
 
 
@@ -420,7 +421,7 @@ def main(argv=None):
             label, data, formula = models[key]
             for chains in args.chains:
                 wall, cpu, events, kernels = compile_breakdown(data, formula, chains)
-                total = sum(events.get(name, 0.0) for name in COMPILE_EVENTS)
+                total = _compile_seconds(events)
                 print(f"{label:32s} {chains:6d} {total:9.2f} {wall:10.2f} {cpu:6.2f} {events.get('jaxpr_trace', 0.0):7.2f} "
                       f"{events.get('jaxpr_to_mlir_module', 0.0):9.2f} {events.get('backend_compile', 0.0):9.2f} "
                       f"{kernels:7d}", flush=True)
