@@ -232,10 +232,36 @@ def test_bucket_sort_random_bit_patterns_and_clusters():
         np.testing.assert_array_equal(keys, np.sort(v) if done else v)
 
 
-def test_bucket_sort_without_pandas_counting_sort(monkeypatch):
-    """pandas' groupsort_indexer is private: without it NumPy's stable argsort groups the values."""
-    monkeypatch.setattr(numpy_sort, "_groupsort_indexer", None)
+def test_bucket_sort_without_scipy_counting_sort(monkeypatch):
+    """scipy's coo_tocsr is private: without it NumPy's stable argsort groups the values."""
+    monkeypatch.setattr(numpy_sort, "_coo_tocsr", None)
     v = _tagged(np.random.default_rng(4).standard_cauchy(50_000))
     keys = v.copy()
     assert numpy_sort.bucket_sort(keys)
     np.testing.assert_array_equal(keys, np.sort(v))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sort_grouped_sorts_runs_of_up_to_half_a_row(seed):
+    """The two passes of row sorts (the second offset by half a row) sort any grouping into
+    ordered runs of at most ROW / 2 values, wherever the runs fall against the rows."""
+    rng = np.random.default_rng(seed)
+    half = numpy_sort.ROW // 2
+    sizes = rng.integers(1, half + 1, 3000) if seed % 2 else np.full(3000, half)
+    if seed >= 4:  # full runs shifted by a few values against the rows
+        sizes[0] = seed
+    runs = [rng.permutation(r + rng.random(int(k))) for r, k in enumerate(sizes)]
+    grouped = np.concatenate(runs)
+    n = len(grouped)
+    table = np.empty(numpy_sort.table_size(n))
+    table[:n] = grouped
+    numpy_sort.sort_grouped(table, n)
+    np.testing.assert_array_equal(table[:n], np.sort(grouped))
+    # a longer run across the ends of rows of both passes (places half - 1 .. 2 half) is out of
+    # reach: its smallest value, last, never gets to the run's first place
+    longer = np.concatenate([np.arange(half - 1.0), 1000.0 + np.arange(half + 2.0)[::-1],
+                             2000.0 + np.arange(3.0 * half)])
+    table = np.empty(numpy_sort.table_size(len(longer)))
+    table[: len(longer)] = longer
+    numpy_sort.sort_grouped(table, len(longer))
+    assert not np.array_equal(table[: len(longer)], np.sort(longer))
