@@ -151,8 +151,11 @@ def bucket_sort(keys: np.ndarray, work=None) -> bool:
     g ^= cell
     g -= glo
     np.right_shift(g, shift, out=cell)
-    counts = np.bincount(cell, minlength=(span >> shift) + 1)
+    table = scratch(work, "bucket_table", table_size(n))
+    # grouped at once (the grouping counts the cells); again after splits, which are rare
+    counts = _group_by_cell(cell, (span >> shift) + 1, keys, table[:n], work)
     most = int(counts.max())
+    grouped = most <= ROW // 2
     if most > ROW // 2:  # splits read the values' order-preserving bits, at full resolution
         np.right_shift(keys.view(np.int64), 63, out=g)
         g &= np.int64(2**63 - 1)
@@ -189,8 +192,8 @@ def bucket_sort(keys: np.ndarray, work=None) -> bool:
         most = int(counts.max())
     if most > ROW // 2:
         return False
-    table = scratch(work, "bucket_table", table_size(n))
-    _group_by_cell(cell, len(counts), keys, table[:n], work)
+    if not grouped:
+        _group_by_cell(cell, len(counts), keys, table[:n], work)
     sort_grouped(table, n)
     keys[:] = table[:n]
     return True
@@ -218,8 +221,9 @@ def sort_grouped(table: np.ndarray, n: int) -> None:
 
 
 def _group_by_cell(cell: np.ndarray, cells: int, values: np.ndarray, out: np.ndarray,
-                   work=None) -> None:
-    """``out`` = ``values`` grouped by ``cell`` (0 <= cell < cells), in cell order (stable).
+                   work=None) -> np.ndarray:
+    """``out`` = ``values`` grouped by ``cell`` (0 <= cell < cells), in cell order (stable);
+    returns the cells' counts (cells,).
 
     scipy's COO-to-CSR conversion is a counting sort that moves the values with their cells in
     one pass in C++ (7 ms for 10^6 values in 2^16 cells on the Zen 4 machine, against 11 ms for
@@ -235,10 +239,11 @@ def _group_by_cell(cell: np.ndarray, cells: int, values: np.ndarray, out: np.nda
         spare = scratch(work, "bucket_spare", n, index)
         try:
             _coo_tocsr(cells, 1, n, labels, labels, values, starts, spare, out)
-            return
+            return np.diff(starts)
         except (TypeError, ValueError):  # pragma: no cover - another scipy signature
             pass
     values.take(np.argsort(cell, kind="stable"), out=out, mode="clip")
+    return np.bincount(cell, minlength=cells)
 
 
 def sort_floats(keys: np.ndarray, work=None) -> None:
