@@ -29,6 +29,8 @@ plain ``vmap`` and the conversions are identities.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Callable, NamedTuple
 
 import jax
@@ -38,7 +40,7 @@ from . import conditionals as cond
 from . import cell_stats, linalg, missing_patterns, param_linalg
 from .lean_vmap import lean_vmap
 from .noise import NoiseStream, computed_once
-from .pan import _inverse_wisharts_from_diagonals, _inverses, sweep_noise
+from .pan import _always_true, _inverse_wisharts_from_diagonals, _inverses, sweep_noise
 from .state import PanInfo, PanState
 from .xla_options import WIDE_VECTORS
 
@@ -263,10 +265,12 @@ def _signed_diagonals(dfs, dims, noises):
     return jnp.where(exhausted, -diagonal, diagonal)
 
 
-def _sweep_group(normals, uniforms, state, pa, prior):
+def _sweep_group(normals, uniforms, state, pa, prior, always=None):
     """One group's sweep for all chains: ``normals`` (n, C), ``uniforms`` (n_u, C); ``state.y``
     the missing cells' values (r_m, Mt, C), ``beta``/``psi``/``sigma`` (C, ...). Same steps and
-    noise order as :func:`pan._sweep_group`, with the data's sums from :mod:`cell_stats`."""
+    noise order as :func:`pan._sweep_group`, with the data's sums from :mod:`cell_stats`.
+    ``always``: the gamma draws' buffer predicate (:func:`pan._always_true`, unbatched by the
+    groups' ``vmap``); None: this group's ``n_clusters > 0``."""
     d, cells = pa.data, pa.cells
     r, q, p = d.y.shape[0], d.z.shape[0], d.x.shape[0]
     n_clusters = d.y.shape[1]
@@ -287,7 +291,7 @@ def _sweep_group(normals, uniforms, state, pa, prior):
     # benchmark model (a) (profiled); the rest of the inverse-Wishart algebra chain-first as before
     dfs = (prior.c + d.n_clusters, prior.a + d.n_used - p)
     signed = computed_once(lambda noises: _signed_diagonals(dfs, (r * q, r), noises), (noise_psi, noise_sigma),
-                           d.n_clusters > 0)
+                           d.n_clusters > 0 if always is None else always)
     diagonal, exhausted = jnp.abs(signed), jnp.any(signed < 0, axis=0)
     scale_sigma, beta_hat = _sigma_scale(yy, xy, zy, b, pa, prior.binv)
     scale_psi = cond.psi_scale(b, _trail(d.cluster_mask), prior.dinv, batch=1)
@@ -318,7 +322,10 @@ def _step(keys, state, pan_arrays, prior):
     # the counters); then (G, n, C)
     normals, uniforms = sweep_noise(keys, pan_arrays)
     normals, uniforms = _last(normals), _last(uniforms)
-    new, info = lean_vmap(_sweep_group, in_axes=(0, 0, _STATE_AXES, 0, 0), out_axes=(_STATE_AXES, 0))(
+    # the buffer's predicate from all groups' data, outside the groups' vmap: a batched one
+    # makes the conditional a select, and the gamma draws fuse into their consumers
+    sweep = functools.partial(_sweep_group, always=_always_true(pan_arrays))
+    new, info = lean_vmap(sweep, in_axes=(0, 0, _STATE_AXES, 0, 0), out_axes=(_STATE_AXES, 0))(
         normals, uniforms, state, pan_arrays, prior
     )
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite, axis=0), gamma_exhausted=jnp.any(info.gamma_exhausted, axis=0))
