@@ -32,6 +32,18 @@ def _many_patterns(seed=1):
     return df, "y0 + y1 + y2 + y3 + y4 ~ 1 + x + (1 | id)", None
 
 
+def _large_many_patterns(seed=4):
+    """As _many_patterns with 60 clusters of 8 rows: 2,400 target cells, a chain's data large
+    enough for the loop over chains (pan_chains.loops)."""
+    rng = np.random.default_rng(seed)
+    cid = np.repeat(np.arange(60), 8)
+    y = rng.normal(size=(len(cid), 5)) + rng.normal(size=60)[cid, None]
+    y[rng.random(size=y.shape) < 0.3] = np.nan
+    df = pd.DataFrame(y, columns=[f"y{i}" for i in range(5)])
+    df["id"], df["x"] = cid, rng.normal(size=len(cid))
+    return df, "y0 + y1 + y2 + y3 + y4 ~ 1 + x + (1 | id)", None
+
+
 def _few_patterns(seed=2):
     """3 targets, random intercept, a handful of patterns (per-pattern missing draw)."""
     rng = np.random.default_rng(seed)
@@ -66,7 +78,7 @@ def _complete_target(seed=3):
 cpu_only = pytest.mark.skipif(jax.default_backend() != "cpu", reason="cell statistics are built for CPU data only")
 
 MODELS = {"grouped_slopes": _grouped_slopes, "many_patterns": _many_patterns, "few_patterns": _few_patterns,
-          "complete_target": _complete_target}
+          "complete_target": _complete_target, "large_many_patterns": _large_many_patterns}
 CHAINS = pan_chains.MIN_CHAINS + 1
 # shared jitted steps: tests with the same model and chain count reuse one compilation
 VMAPPED = jax.jit(jax.vmap(pan.build_kernel(), in_axes=(0, 0, None, None)))
@@ -256,3 +268,30 @@ def test_chains_innermost_sweep_writes_noise_and_bartlett_diagonals_to_buffers(n
     keys = chain_keys(jax.random.key(3), np.arange(CHAINS))
     text = INNERMOST.lower(keys, state, pa, prior).compile().as_text()
     assert text.count(" conditional(") == 2
+
+
+@cpu_only
+def test_chains_loop_over_the_one_chain_kernel_for_larger_data_on_a_cpu():
+    """Where the chains-innermost sweep does not apply, chains on a CPU run one after another
+    through the one-chain kernel once a chain's data hold LOOP_MIN_CELLS target cells (smaller
+    data, and GPUs, keep the vmap)."""
+    large = _inputs("large_many_patterns", 1)[0]
+    assert large.data.y.size >= pan_chains.LOOP_MIN_CELLS and not pan_chains.applies(3, large)
+    assert pan_chains.loops(3, large) and not pan_chains.loops(1, large)
+    small = _inputs("many_patterns", 1)[0]
+    assert small.data.y.size < pan_chains.LOOP_MIN_CELLS and not pan_chains.loops(3, small)
+    assert not pan_chains.loops(3, _inputs("few_patterns", 1)[0])  # the missing-cell sweep
+
+
+@cpu_only
+def test_looped_chains_draw_what_one_chain_draws_bit_for_bit():
+    """Chain 0 of a 3-chain run is the one-chain run with the same seed, bit for bit, once the
+    chains loop over the one-chain kernel (vmapped, they differed in the last bits)."""
+    from mitml_jax import pan_impute
+
+    data, formula, _ = _large_many_patterns()
+    one = pan_impute(data, formula, n_burn=3, n_iter=2, m=1, chains=1, seed=11, progress=False)
+    three = pan_impute(data, formula, n_burn=3, n_iter=2, m=3, chains=3, seed=11, progress=False)
+    for name in ("beta", "psi", "sigma"):
+        np.testing.assert_array_equal(np.asarray(three.imputation[name])[0], np.asarray(one.imputation[name])[0])
+    np.testing.assert_array_equal(three.replacement[:, 0], one.replacement[:, 0])

@@ -200,7 +200,8 @@ def _posterior_draw_mapped(normals, zte, ztz, sigma_inv, psi_inv):
     419-463 (three runs each, alternating processes: within the machine's noise); the same draws
     as one chain at a time, bit for bit. Fuzzed: 165 shapes (1-5 targets, 1-3 random effects,
     3-79 clusters, 2-281 chains, one or two groups), all compiled. Where single kernels are off,
-    a plain ``vmap``."""
+    a plain ``vmap``. (Since 2026-11-27 09:00 chains of data of model (b)'s size loop over the
+    one-chain kernel on a CPU instead, :func:`.pan_chains.loops`; this rule serves smaller data.)"""
     return _posterior_draw(normals, zte, ztz, sigma_inv, psi_inv)
 
 

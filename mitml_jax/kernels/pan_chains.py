@@ -23,8 +23,10 @@ up to rounding (sums are associated differently, and ``sum y y^T`` is taken abou
 :func:`chain_batch` gives ``run_chains`` its hook (the kernel's ``chain_batch`` attribute): the
 batched step plus the conversions of the state between the chain-first layout of ``run_chains``
 (records, saves, the returned state: the completed data) and this module's layout; below
-:data:`MIN_CHAINS` chains (and where :func:`applies` says the layout does not pay) the step is the
-plain ``vmap`` and the conversions are identities.
+:data:`MIN_CHAINS` chains (and where :func:`applies` says the layout does not pay) the conversions
+are identities and the step is the plain ``vmap``, or, on a CPU for data of some size
+(:func:`loops`), a loop over the chains of the one-chain kernel: as fast there, compiled as one
+chain's program, and every chain's draws those of a one-chain run bit for bit.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from .pan import _always_true, _inverse_wisharts_from_diagonals, _inverses, swee
 from .state import PanInfo, PanState
 from .xla_options import WIDE_VECTORS
 
-__all__ = ["MIN_CHAINS", "COMPILER_OPTIONS", "ChainBatch", "applies", "chain_batch", "enter", "leave", "batched_step"]
+__all__ = ["MIN_CHAINS", "LOOP_MIN_CELLS", "COMPILER_OPTIONS", "ChainBatch", "applies", "loops", "chain_batch", "enter", "leave", "batched_step"]
 
 #: Fewest chains for which the chain-innermost sweep replaces the vmapped one-chain kernel. Benchmark
 #: model (a), ms per sweep of the compiled loop in one part (wall / process CPU, two runs each,
@@ -331,15 +333,45 @@ def _step(keys, state, pan_arrays, prior):
     return new, PanInfo(nonfinite=jnp.any(info.nonfinite, axis=0), gamma_exhausted=jnp.any(info.gamma_exhausted, axis=0))
 
 
+#: Padded target cells of one chain's data (all groups) from which chains on a CPU that the
+#: chains-innermost sweep does not take run one after another through the one-chain kernel
+#: (:func:`loops`). Measured 2026-11-27 08:50-09:10 UTC (2 cores, benchmark model (b)'s design
+#: with J clusters x L rows, 5 targets, a random slope, 32 missingness patterns; ms per
+#: chain-iteration, vmapped against looped, two alternating rounds): J = 1,000 x 20 (100,000
+#: cells) 8 chains 1.14-1.41 against 1.47, 64 chains 1.59-1.86 against 0.79-1.56; J = 50 x 10
+#: (2,500 cells) 8 chains 0.045-0.053 against 0.049-0.050, 64 chains 0.048-0.049 against
+#: 0.036-0.047; J = 20 x 5 (500 cells) 64 chains 0.013-0.022 against 0.022-0.026, 256 chains
+#: 0.021-0.022 against 0.024-0.027. Looped, the first call compiles the one-chain kernel: 3.5-4.9
+#: against 4.4-6.2 s in the same runs (a slow hour).
+LOOP_MIN_CELLS = 2048
+
+
+def loops(n_chains: int, pan_arrays) -> bool:
+    """Whether ``n_chains`` chains run one after another (``lax.map`` over the one-chain kernel)
+    instead of ``vmap``ped: on a CPU, where :func:`applies` does not, for data of at least
+    :data:`LOOP_MIN_CELLS` padded target cells per chain (decided from shapes and the default
+    backend, at trace time).
+
+    On a CPU the vmapped one-chain kernel runs its factorisations and random effects chain by
+    chain anyway (``conditionals._posterior_draw_mapped``, one LAPACK call per matrix), so it is
+    no faster there than a loop for such data, and it is traced, lowered and compiled at the
+    chains' shapes: about a second more than one chain's program for benchmark model (b). A GPU
+    keeps the ``vmap`` (its chains run in parallel)."""
+    return (n_chains >= 2 and not applies(n_chains, pan_arrays) and jax.default_backend() == "cpu"
+            and pan_arrays.data.y.size >= LOOP_MIN_CELLS)
+
+
 def chain_batch(kernel) -> ChainBatch:
     """The :class:`ChainBatch` of the one-chain pan ``kernel``: this module's sweep where
-    :func:`applies`, ``vmap(kernel)`` elsewhere."""
+    :func:`applies`, a loop over the chains where :func:`loops`, ``vmap(kernel)`` elsewhere."""
     vmapped = lean_vmap(kernel, in_axes=(0, 0, None, None))
 
     def step(keys, state, pan_arrays, prior):
-        if not applies(keys.shape[0], pan_arrays):
-            return vmapped(keys, state, pan_arrays, prior)
-        return _step(keys, state, pan_arrays, prior)
+        if applies(keys.shape[0], pan_arrays):
+            return _step(keys, state, pan_arrays, prior)
+        if loops(keys.shape[0], pan_arrays):
+            return jax.lax.map(lambda chain: kernel(chain[0], chain[1], pan_arrays, prior), (keys, state))
+        return vmapped(keys, state, pan_arrays, prior)
 
     def options(n_chains, pan_arrays):
         return dict(COMPILER_OPTIONS) if applies(n_chains, pan_arrays) else None
