@@ -32,7 +32,6 @@ chain's program, and every chain's draws those of a one-chain run bit for bit.
 from __future__ import annotations
 
 import functools
-
 from typing import Callable, NamedTuple
 
 import jax
