@@ -95,9 +95,19 @@ print(json.dumps({"before": before, "after": after, "hash": h.hexdigest()}))
 """
 
 
+#: On a GPU, XLA picks some kernels by timing them (autotuning), so two processes under different
+#: load may compile different kernels and round differently: seen on an H200 (2026-11-27) in the
+#: default suite run with 8 workers. Without autotuning (or with --xla_gpu_deterministic_ops=true)
+#: two processes drew identically in two of two tries each; the comparison here is about the
+#: background imports, so the children run without it there.
+_GPU_REPRODUCIBLE = "--xla_gpu_autotune_level=0"
+
+
 def _run(flag):
     env = dict(os.environ, **{prefetch.ENV: flag},
                PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    if jax.default_backend() != "cpu":
+        env["XLA_FLAGS"] = " ".join(f for f in (env.get("XLA_FLAGS"), _GPU_REPRODUCIBLE) if f)
     out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, env=env,
                          cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
