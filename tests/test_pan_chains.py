@@ -21,27 +21,21 @@ def _grouped_slopes():
     return _data(), "y1 + y2 ~ 1 + x + s + (1 + x | id)", "g"
 
 
-def _many_patterns(seed=1):
+def _many_patterns(seed=1, clusters=12, rows=6):
     """5 targets missing at random: more patterns than MAX_PATTERNS (row-by-row missing draw)."""
     rng = np.random.default_rng(seed)
-    cid = np.repeat(np.arange(12), 6)
-    y = rng.normal(size=(len(cid), 5)) + rng.normal(size=12)[cid, None]
+    cid = np.repeat(np.arange(clusters), rows)
+    y = rng.normal(size=(len(cid), 5)) + rng.normal(size=clusters)[cid, None]
     y[rng.random(size=y.shape) < 0.3] = np.nan
     df = pd.DataFrame(y, columns=[f"y{i}" for i in range(5)])
     df["id"], df["x"] = cid, rng.normal(size=len(cid))
     return df, "y0 + y1 + y2 + y3 + y4 ~ 1 + x + (1 | id)", None
 
 
-def _large_many_patterns(seed=4):
+def _large_many_patterns():
     """As _many_patterns with 60 clusters of 8 rows: 2,400 target cells, a chain's data large
     enough for the loop over chains (pan_chains.loops)."""
-    rng = np.random.default_rng(seed)
-    cid = np.repeat(np.arange(60), 8)
-    y = rng.normal(size=(len(cid), 5)) + rng.normal(size=60)[cid, None]
-    y[rng.random(size=y.shape) < 0.3] = np.nan
-    df = pd.DataFrame(y, columns=[f"y{i}" for i in range(5)])
-    df["id"], df["x"] = cid, rng.normal(size=len(cid))
-    return df, "y0 + y1 + y2 + y3 + y4 ~ 1 + x + (1 | id)", None
+    return _many_patterns(seed=4, clusters=60, rows=8)
 
 
 def _few_patterns(seed=2):
