@@ -82,7 +82,7 @@ def hint_slow_sort(n_draws: int, stacklevel: int = 3) -> None:
         warnings.warn(
             "NumPy sorts with AVX-512 on this AMD Zen 4 CPU, about 6 times slower than with AVX2; "
             "these diagnostics sort every parameter's draws, in buckets that avoid most of that cost, "
-            "but a summary() still takes about a fifth less time when Python starts with "
+            "but a summary() still takes about 15% less time when Python starts with "
             "NPY_DISABLE_CPU_FEATURES=\"X86_V4 AVX512_ICL AVX512_SPR\" in the environment.",
             MitmlWarning, stacklevel=stacklevel)
 
