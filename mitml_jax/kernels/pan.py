@@ -182,7 +182,7 @@ def _inverse_wisharts_from_diagonals(diagonal, scale_psi, normals_psi, scale_sig
     return x[0], x[1, block, block], root[1, block, block], x_inv[1, block, block]
 
 
-def _sweep_group(normals, uniforms, state, pa, prior, always=None):
+def _sweep_group(normals, uniforms, state, pa, prior, always):
     d = pa.data
     r, q, p = d.y.shape[0], d.z.shape[0], d.x.shape[0]
     n_clusters = d.y.shape[1]

@@ -266,12 +266,12 @@ def _signed_diagonals(dfs, dims, noises):
     return jnp.where(exhausted, -diagonal, diagonal)
 
 
-def _sweep_group(normals, uniforms, state, pa, prior, always=None):
+def _sweep_group(normals, uniforms, state, pa, prior, always):
     """One group's sweep for all chains: ``normals`` (n, C), ``uniforms`` (n_u, C); ``state.y``
     the missing cells' values (r_m, Mt, C), ``beta``/``psi``/``sigma`` (C, ...). Same steps and
     noise order as :func:`pan._sweep_group`, with the data's sums from :mod:`cell_stats`.
     ``always``: the gamma draws' buffer predicate (:func:`pan._always_true`, unbatched by the
-    groups' ``vmap``); None: this group's ``n_clusters > 0``."""
+    groups' ``vmap``)."""
     d, cells = pa.data, pa.cells
     r, q, p = d.y.shape[0], d.z.shape[0], d.x.shape[0]
     n_clusters = d.y.shape[1]
@@ -291,8 +291,7 @@ def _sweep_group(normals, uniforms, state, pa, prior, always=None):
     # few diagonal entries (not vectorised), about 18 against 7 us per sweep for 32 chains of
     # benchmark model (a) (profiled); the rest of the inverse-Wishart algebra chain-first as before
     dfs = (prior.c + d.n_clusters, prior.a + d.n_used - p)
-    signed = computed_once(lambda noises: _signed_diagonals(dfs, (r * q, r), noises), (noise_psi, noise_sigma),
-                           d.n_clusters > 0 if always is None else always)
+    signed = computed_once(lambda noises: _signed_diagonals(dfs, (r * q, r), noises), (noise_psi, noise_sigma), always)
     diagonal, exhausted = jnp.abs(signed), jnp.any(signed < 0, axis=0)
     scale_sigma, beta_hat = _sigma_scale(yy, xy, zy, b, pa, prior.binv)
     scale_psi = cond.psi_scale(b, _trail(d.cluster_mask), prior.dinv, batch=1)
@@ -334,7 +333,7 @@ def _step(keys, state, pan_arrays, prior):
 
 #: Padded target cells of one chain's data (all groups) from which chains on a CPU that the
 #: chains-innermost sweep does not take run one after another through the one-chain kernel
-#: (:func:`loops`). Measured 2026-11-27 08:50-09:10 UTC (2 cores, benchmark model (b)'s design
+#: (:func:`loops`). Measured 2026-11-27 08:30-08:50 UTC (2 cores, benchmark model (b)'s design
 #: with J clusters x L rows, 5 targets, a random slope, 32 missingness patterns; ms per
 #: chain-iteration, vmapped against looped, two alternating rounds): J = 1,000 x 20 (100,000
 #: cells) 8 chains 1.14-1.41 against 1.47, 64 chains 1.59-1.86 against 0.79-1.56; J = 50 x 10
