@@ -12,11 +12,13 @@ The slow instruction is in the partition steps only: rows of at most 256 float64
 sorting networks in registers, 2-3 ns per value on that CPU against 52 ns for one array of 10^6.
 So :func:`sort_floats` sorts large arrays there by buckets: a monotone integer image of the values
 (log-like away from zero, linear near it, so that skewed and heavy-tailed draws spread over the
-cells), 2^16 cells of it counted (crowded cells split until none holds more than 128 values), the
-values grouped by cell (a counting sort that moves them, scipy's COO-to-CSR conversion), and the
-grouped array sorted by NumPy in rows of 256 twice, the second time offset by half a row
-(:func:`sort_grouped`): 15-16 ms per 10^6 draws instead of 52 (2026-11-27; the buckets of
-earlier commits, packed cells sorted as rows of a padded table, took 22-24 ms).
+cells), 2^16 cells of it counted, the values grouped by cell (a counting sort that moves them,
+scipy's COO-to-CSR conversion), the few cells of more than 128 values sorted by NumPy where they
+lie, and the grouped array sorted by NumPy in rows of 256 twice, the second time offset by half a
+row (:func:`sort_grouped`): 14-16 ms per 10^6 draws instead of 52 (2026-11-27; the buckets of
+earlier commits, packed cells sorted as rows of a padded table, took 22-24 ms, and crowded cells,
+split by their values' bits and grouped again, 35-50 ms for t(3), Cauchy, inverse-gamma or
+uniform draws and 55-70 ms for chi-square(1) draws).
 """
 
 from __future__ import annotations
@@ -95,17 +97,26 @@ CELLS = 2**16
 #: Largest array sorted by buckets: they take about four more arrays of its size (the image,
 #: cell numbers, the grouped values, the cells' counting sort), per diagnostics thread.
 MAX_BUCKET_SORT = 2**22
-#: Times the crowded cells (a spike of values) are split further, each by the highest bits in
-#: which its values differ.
-REFINE_ROUNDS = 3
 #: Smallest array sorted by buckets (smaller arrays: NumPy's sort, which then has few partition steps).
 MIN_BUCKET_SORT = 2**15
 
 
+def _image_into(values: np.ndarray, a: float, out: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """``out`` (int64) = the monotone integer image ``±(bits(|x| + a) - bits(a))`` of the float64
+    ``values`` used by :func:`bucket_sort` (``sign``: an int64 buffer of the same length)."""
+    with np.errstate(over="ignore"):
+        np.abs(values, out=out.view(np.float64))
+        np.add(out.view(np.float64), a, out=out.view(np.float64))
+    out -= np.array(a).view(np.int64)
+    np.right_shift(values.view(np.int64), 63, out=sign)  # -1 for negative values (-0.0 too), else 0
+    out ^= sign
+    return out
+
+
 def _image(x: float, a: float) -> int:
-    """The monotone integer image of the float ``x`` used by :func:`bucket_sort` (scalar form)."""
-    g = int(np.array(abs(x) + a).view(np.int64)) - int(np.array(a).view(np.int64))
-    return ~g if np.signbit(x) else g  # as the sign bit's arithmetic shift in bucket_sort (-0.0 too)
+    """The image of one float ``x`` (:func:`_image_into`)."""
+    return int(_image_into(np.array([x], np.float64), a, np.empty(1, np.int64),
+                           np.empty(1, np.int64))[0])
 
 
 def bucket_sort(keys: np.ndarray, work=None) -> bool:
@@ -113,18 +124,18 @@ def bucket_sort(keys: np.ndarray, work=None) -> bool:
 
     The result equals ``np.sort`` for finite values (equal values are indistinguishable; ``-0.0``
     and ``0.0``, equal, may come in either order, as in NumPy's sort). Returns False and leaves
-    ``keys`` as they were where the buckets do not apply: a non-finite value, all values equal, a
-    range too wide for the image's 64 bits, or a cell of the image still holding more than half a
-    row after :data:`REFINE_ROUNDS` splits (many values that agree in all their bits).
+    ``keys`` as they were where the buckets do not apply: a non-finite value, all values equal, or
+    a range too wide for the image's 64 bits.
 
     The image ``g(x) = ±(bits(|x| + a) - bits(a))`` of a float's bit pattern grows linearly for
     ``|x| < a`` and like ``log |x|`` beyond (``a`` an eighth of the median ``|x|`` of a sample),
     so cells of equal width in ``g`` hold similar counts for centred, skewed and heavy-tailed
-    draws alike. A crowded cell is split by the highest bits in which its values differ (their
-    order-preserving integer bits: ``g`` cannot tell apart values much smaller than ``a``), as
-    at a spike of a density, or for tied draws told apart by positions in their keys' low bits.
-    ``work``: dict of reusable buffers (:func:`.rank_normal.scratch`); fresh memory costs a page
-    fault per page.
+    draws alike. A cell of more than ``ROW / 2`` values (a spike of the density, the bulk of
+    heavy-tailed draws whose tails widen the span of ``g``, values ``g`` cannot tell apart because
+    they are much smaller than ``a``, tied draws told apart only by positions in their keys' low
+    bits) is sorted by NumPy where it lies after the grouping; :func:`sort_grouped` keeps such a
+    sorted run in its places. ``work``: dict of reusable buffers (:func:`.rank_normal.scratch`);
+    fresh memory costs a page fault per page.
     """
     n = len(keys)
     if n < 2:
@@ -142,58 +153,17 @@ def bucket_sort(keys: np.ndarray, work=None) -> bool:
         return False
     shift = max(0, span.bit_length() - CELLS.bit_length() + 1)
     g = scratch(work, "bucket_image", n, np.int64)
-    with np.errstate(over="ignore"):
-        np.abs(keys, out=g.view(np.float64))
-        np.add(g.view(np.float64), a, out=g.view(np.float64))
-    g -= np.array(a).view(np.int64)
-    cell = scratch(work, "bucket_cell0", n, np.int64)
-    np.right_shift(keys.view(np.int64), 63, out=cell)  # -1 for negative values, else 0
-    g ^= cell
+    _image_into(keys, a, g, scratch(work, "bucket_sign", n, np.int64))
     g -= glo
-    np.right_shift(g, shift, out=cell)
+    cell = scratch(work, "bucket_labels", n, np.int32)  # fewer than 2^17 cells
+    np.right_shift(g, shift, out=cell, casting="unsafe")
     table = scratch(work, "bucket_table", table_size(n))
-    # grouped at once (the grouping counts the cells); again after splits, which are rare
     counts = _group_by_cell(cell, (span >> shift) + 1, keys, table[:n], work)
-    most = int(counts.max())
-    grouped = most <= ROW // 2
-    if most > ROW // 2:  # splits read the values' order-preserving bits, at full resolution
-        np.right_shift(keys.view(np.int64), 63, out=g)
-        g &= np.int64(2**63 - 1)
-        g ^= keys.view(np.int64)  # negative values: all bits but the sign flipped
-    for round_ in range(REFINE_ROUNDS):
-        if most <= ROW // 2:
-            break
-        # a crowded cell is split by the highest bits in which its values differ
-        cells = len(counts)
-        low = np.full(cells, np.iinfo(np.int64).max)
-        high = np.full(cells, np.iinfo(np.int64).min)
-        np.minimum.at(low, cell, g)
-        np.maximum.at(high, cell, g)
-        crowded = counts > ROW // 4
-        # bits of high - low: the exact difference (modulo 2^64, below 2^64) as a float has
-        # an exponent at least its bit length (rounding can reach the next power of 2, never
-        # fall below the last); not the difference of the two as floats, whose rounding is
-        # ~2^10 for bits near 2^62 (values that differ in their last bits came out unsorted)
-        width = np.zeros(cells, np.int64)
-        spread = high.view(np.uint64)[crowded] - low.view(np.uint64)[crowded]
-        width[crowded] = np.minimum(np.frexp(spread.astype(np.float64))[1], 64)
-        extra = np.zeros(cells, np.int64)  # the cell becomes 2^extra cells
-        need = np.ceil(np.log2(counts[crowded] / (ROW // 8))).astype(np.int64)
-        extra[crowded] = np.minimum(need, width[crowded])
-        sizes = np.left_shift(1, extra)
-        base = np.cumsum(sizes) - sizes
-        sub = scratch(work, f"bucket_cell{1 - round_ % 2}", n, np.int64)  # not the one ``cell`` is in
-        bits = sub.view(np.uint64)  # the difference to the cell's lowest value, exact modulo 2^64
-        np.subtract(g.view(np.uint64), low.view(np.uint64).take(cell), out=bits)
-        np.right_shift(bits, (width - extra).astype(np.uint64).take(cell), out=bits)
-        bits &= (sizes - 1).astype(np.uint64).take(cell)  # cells kept whole: 0
-        sub += base.take(cell)
-        cell, counts = sub, np.bincount(sub, minlength=int(base[-1] + sizes[-1]))
-        most = int(counts.max())
-    if most > ROW // 2:
-        return False
-    if not grouped:
-        _group_by_cell(cell, len(counts), keys, table[:n], work)
+    crowded = np.flatnonzero(counts > ROW // 2)
+    if len(crowded):  # a spike of the density, or values that agree in their leading bits
+        ends = np.cumsum(counts)
+        for first, last in zip((ends - counts)[crowded].tolist(), ends[crowded].tolist()):
+            table[first:last].sort()  # sort_grouped keeps a sorted run in its places
     sort_grouped(table, n)
     keys[:] = table[:n]
     return True
@@ -205,13 +175,14 @@ def table_size(n: int) -> int:
 
 
 def sort_grouped(table: np.ndarray, n: int) -> None:
-    """Sort ``table[:n]``, finite values grouped in runs of at most ``ROW / 2`` (in place).
+    """Sort ``table[:n]`` in place: finite values grouped in runs of at most ``ROW / 2``, or sorted.
 
     Every value of a run must be below every value of the runs after it (the runs are the cells
-    of a monotone image, in order); ``len(table)`` is :func:`table_size`. Rows of ``ROW`` values
-    are sorted in registers, then rows offset by half a row: a run of at most ``ROW / 2`` values
-    lies inside a row of one pass or the other, and sorting a stretch of grouped values keeps
-    every run in its places (a run sorted by the first pass stays sorted in the second). The
+    of a monotone image, in order), and a run of more than ``ROW / 2`` values must be sorted
+    already; ``len(table)`` is :func:`table_size`. Rows of ``ROW`` values are sorted in
+    registers, then rows offset by half a row: a run of at most ``ROW / 2`` values lies inside a
+    row of one pass or the other, and sorting a stretch of grouped values keeps every run in its
+    places (a sorted stretch of a run, the first pass's or a long run's, stays as it is). The
     padding after ``n`` is infinite and stays there.
     """
     size = len(table)
@@ -233,8 +204,10 @@ def _group_by_cell(cell: np.ndarray, cells: int, values: np.ndarray, out: np.nda
     n = len(values)
     if _coo_tocsr is not None:
         index = np.int32 if cells < 2**31 and n < 2**31 else np.int64
-        labels = scratch(work, "bucket_labels", n, index)
-        np.copyto(labels, cell, casting="unsafe")  # below 2^31 where int32
+        labels = cell
+        if cell.dtype != index:
+            labels = scratch(work, "bucket_labels", n, index)
+            np.copyto(labels, cell, casting="unsafe")  # below 2^31 where int32
         starts = np.empty(cells + 1, index)
         spare = scratch(work, "bucket_spare", n, index)
         try:
