@@ -3,6 +3,7 @@
     python benchmarks/summary_speed.py            # full size (about 0.8 GB of draws)
     python benchmarks/summary_speed.py --quick    # 100 chains
     python benchmarks/summary_speed.py --threads 1 2 4 8 16   # the summary with each thread cap
+    python benchmarks/summary_speed.py --floor    # also the NumPy calls the statistics need
 
 The draws are synthetic AR(1) chains (phi = 0.5) in an Imputations object whose ``beta`` block is
 10 x 10 (100 entries), so the timing covers exactly what ``summary()`` does: mitml's segment
@@ -63,6 +64,13 @@ Measured 2026-11-27 08:00-08:30 UTC on the Zen 4 machine: the draws grouped by c
 COO-to-CSR counting sort and sorted in rows of 256 twice (the second pass offset by half a row)
 instead of padded buckets: 15.5 against 22-24 ms per 10^6 draws; summary 3.55-3.81 s against
 4.02-4.60 s in alternating processes (3.13-3.27 s with NumPy's AVX2 sort).
+
+Measured 2026-11-27 10:00-10:40 UTC with ``--floor`` (see benchmarks/README.md): the NumPy calls
+that the statistics cannot do without take 29.6-34.9 ms per parameter on one thread in a fast half
+hour (sort 13.7-19.2, merge 3.7, scatter 2.5, gather 2.6-2.7, 2 x 16 lag sums 4.1, bincount 1.2-1.3,
+tail pairs 1.5), 40.6-44.1 ms in a slow one. The whole pipeline takes 50-53 and 57-64 ms. So 100
+parameters on two cores need 1.5-1.7 s for those calls alone at best; the other 16-23 ms per
+parameter are some 30 elementwise passes that NumPy cannot fuse.
 """
 
 from __future__ import annotations
@@ -70,12 +78,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from mitml_jax.diagnostics.entries import gather_draws  # noqa: E402
 from mitml_jax.diagnostics.mitml_stats import segment_rhat  # noqa: E402
 from mitml_jax.diagnostics.numpy_sort import numpy_simd, zen4_avx512_sort  # noqa: E402
 from mitml_jax.diagnostics.rank import rank_diagnostics  # noqa: E402
@@ -117,6 +127,77 @@ def _sorts(x: np.ndarray) -> None:
         buf.reshape(-1).sort()
 
 
+def _thread_ms(fn, setup=None, repeat: int = 7) -> float:
+    """Least thread CPU time of ``fn()`` in ms over ``repeat`` calls (``setup()`` before each, untimed)."""
+    best = np.inf
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        start = time.thread_time()
+        fn()
+        best = min(best, time.thread_time() - start)
+    return best * 1e3
+
+
+def floor_rows(x: np.ndarray, column: int = 0) -> list:
+    """One thread's CPU per parameter for each NumPy call that summary()'s statistics cannot do
+    without, at its fastest form found (ms), on parameter ``column`` of ``x`` (chain, draw, K).
+
+    Every step computes something the definitions need: the parameter's draws out of the
+    (chain, draw, K) layout (the package's cache-line gather of 8 parameters, per parameter);
+    the sort of its draws (tagged float keys: the package's sort); the Blom scores written back
+    in draw order (bulk R-hat and bulk ESS need them there); the folded draws' ranks (a merge of
+    the two sorted halves: NumPy's timsort of two runs); their chain sums (``bincount``); 16
+    autocovariance lags of the bulk scores and of the raw draws (ESS; Geyer's sequence ends at
+    10-14 lags on these chains); the tail indicators' lagged pair counts. Elementwise passes
+    (tagging, folding, chain numbers, centring) are left out, so the sum is below what any
+    NumPy implementation of the same statistics can take.
+    """
+    from mitml_jax.diagnostics.ess_geyer import _indicator_autocov
+    from mitml_jax.diagnostics.numpy_sort import sort_floats
+    from mitml_jax.diagnostics.rank_normal import z_table
+
+    chains, draws, k = x.shape
+    work: dict = {}
+    group = np.empty((min(8, k), chains, draws))
+    v = np.ascontiguousarray(x[:, :, column]).reshape(-1)  # split chains: rows of draws // 2
+    m, n, size = 2 * chains, draws // 2, v.size
+    keys = np.empty(size)
+    order = np.argsort(v, kind="stable")
+    z = z_table(size)[::2][:size].copy()  # the Blom scores of ranks 1..S
+    scores = np.empty(size)
+    s = v[order]
+    med = 0.5 * (s[size // 2 - 1] + s[size // 2])
+    runs = np.concatenate([med - s[size // 2 - 1 :: -1], s[size // 2 :] - med]).view(np.uint64)
+    merged = np.empty_like(runs)
+    chain = order // n
+    scores[order] = z
+    bulk = scores.reshape(m, n) - scores.reshape(m, n).mean(axis=1)[:, None]
+    raw = v.reshape(m, n) - v.reshape(m, n).mean(axis=1)[:, None]
+    tail = (np.sort(order[: size // 20]), np.sort(order[-(size // 20):]))
+
+    def lags(y):
+        for lag in range(16):
+            np.vecdot(y[:, : n - lag], y[:, lag:])
+
+    rows = [
+        ("gather (per parameter, 8 at a time)",
+         _thread_ms(lambda: gather_draws(x, np.arange(len(group)), group)) / len(group)),
+        ("sort the draws", _thread_ms(lambda: sort_floats(keys, work),
+                                      lambda: np.copyto(keys, v))),
+        ("scores into draw order (scatter)", _thread_ms(lambda: scores.__setitem__(order, z))),
+        ("folded ranks: merge of the sorted halves", _thread_ms(
+            lambda: merged.sort(kind="stable"), lambda: np.copyto(merged, runs))),
+        ("folded chain sums (bincount)",
+         _thread_ms(lambda: np.bincount(chain, weights=z, minlength=m))),
+        ("16 lag sums of the bulk scores", _thread_ms(lambda: lags(bulk))),
+        ("16 lag sums of the draws", _thread_ms(lambda: lags(raw))),
+        ("tail indicators' pair counts", _thread_ms(
+            lambda: [_indicator_autocov(pos, m, n, 16, work) for pos in tail])),
+    ]
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 chains instead of 1,000")
@@ -124,6 +205,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=None,
                         help="also time imp.summary() with each of these thread caps "
                              "(MITML_JAX_DIAGNOSTIC_THREADS), for machines with many cores")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time, on one thread, each NumPy call the statistics cannot "
+                             "do without, and the whole pipeline per parameter")
     args = parser.parse_args(argv)
     chains, draws = (100, 1000) if args.quick else (1000, 1000)
     imp = make_imputations(chains, draws)
@@ -167,7 +251,46 @@ def main(argv=None) -> int:
         print(f"| {name} | {wall:.2f} | {cpu:.2f} |")
     wall = rows[0][1][0]
     print(f"\nper 10^6 draws: {wall / (x.size / 1e6) * 1e3:.1f} ms wall")
+    if args.floor:
+        _print_floor(x, chains, draws)
     return 0
+
+
+def _print_floor(x: np.ndarray, chains: int, draws: int) -> None:
+    """The floor table: indispensable NumPy calls per parameter against the whole pipeline."""
+    k = x.shape[2]
+    steps = floor_rows(x)
+    total = sum(ms for _, ms in steps)
+    os.environ["MITML_JAX_DIAGNOSTIC_THREADS"] = "1"
+    part = x[:, :, :8]
+    which = ("rhat", "ess_bulk", "ess_tail", "ess_mean")
+    rank_diagnostics(part, which=which)
+    pipeline = _thread_ms(lambda: rank_diagnostics(part, which=which), repeat=3) / part.shape[2]
+    os.environ.pop("MITML_JAX_DIAGNOSTIC_THREADS", None)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = max(1, min(cores, 4, k))  # as summary() uses them
+    together = [None] * threads
+
+    def one(i):
+        together[i] = sum(ms for _, ms in floor_rows(x, i))
+
+    pool = [threading.Thread(target=one, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    shared = max(together)
+    print(f"\nPer parameter of {chains * draws:,} draws, one thread (least thread CPU of 7 calls):\n")
+    print("| NumPy call the statistics need | ms |")
+    print("|---|---|")
+    for name, ms in steps:
+        print(f"| {name} | {ms:.2f} |")
+    print(f"| sum of these calls | {total:.1f} |")
+    print(f"| whole pipeline (rank R-hat, bulk/tail/mean ESS), 8 parameters / 8 | {pipeline:.1f} |")
+    print(f"| sum of these calls, {threads} threads at once (the slowest thread) | {shared:.1f} |")
+    print(f"\nFor {k} parameters on {threads} threads: the calls alone at least {shared * k / threads / 1e3:.2f} s "
+          f"({total * k / threads / 1e3:.2f} s if sharing the memory cost nothing); the whole pipeline at "
+          f"one thread's speed {pipeline * k / threads / 1e3:.2f} s.")
 
 
 if __name__ == "__main__":
