@@ -96,20 +96,23 @@ def update_df_from_noise(normal, uniforms, a, eta, dim: int, n_clusters: int, su
     ``normal`` (scalar) and ``uniforms`` (3,): the t(4) proposal is
     ``normal / sqrt(chi2_4 / 4)`` with ``chi2_4 = -2 log(u_0 u_1)``; ``u_2`` decides acceptance.
     """
-    def f(u):
+    def f(u):  # every call site evaluates a vector of points: one expansion of gammaln each
         return log_f_df(u, eta, dim, n_clusters, sum_logdet_omega, logdet_h)
 
-    def d1(u):
-        return (f(u + _DX) - f(u - _DX)) / (2 * _DX)
+    def around(x, more=()):
+        """f at x - dx, x, x + dx (and at ``more``): the three values and f(more)."""
+        values = f(jnp.stack([x - _DX, x, x + _DX, *more]))
+        return values[0], values[1], values[2], values[3:]
 
-    def d2(u):
-        return (f(u + _DX) - 2 * f(u) + f(u - _DX)) / (_DX * _DX)
+    def d2(lo, mid, hi):
+        return (hi - 2 * mid + lo) / (_DX * _DX)
 
     u0 = jnp.log(a + dim)
 
     def newton(carry):
         x, done, i = carry
-        res = x - d1(x) / d2(x)
+        lo, mid, hi, _ = around(x)
+        res = x - ((hi - lo) / (2 * _DX)) / d2(lo, mid, hi)
         conv = jnp.abs((res - x) / res) < _PRECISION
         return jnp.where(done, x, res), done | conv, i + 1
 
@@ -118,14 +121,16 @@ def update_df_from_noise(normal, uniforms, a, eta, dim: int, n_clusters: int, su
 
     u_m, done, _ = jax.lax.while_loop(going, newton, (u0, jnp.asarray(False), 0))
     u_m = jnp.where(done & jnp.isfinite(u_m), u_m, u0)
-    lam = jnp.sqrt(-5.0 / (4.0 * d2(u_m)))
     t4 = normal / jnp.sqrt(-0.5 * (jnp.log(uniforms[0]) + jnp.log(uniforms[1])))
+    # f(u_prop) needs lam, which needs d2(u_m): u_prop = u_m + lam t4 is evaluated after it
+    lo, mid, hi, (f_u0,) = around(u_m, (u0,))
+    lam = jnp.sqrt(-5.0 / (4.0 * d2(lo, mid, hi)))
     u_prop = u_m + lam * t4
 
     def log_h(u):  # jomo: pow(1 + z^2/4, -5/2) with integer -5/2 == -2
         return -2.0 * jnp.log1p((u - u_m) ** 2 / (4.0 * lam * lam))
 
-    log_ratio = f(u_prop) - f(u0) + log_h(u0) - log_h(u_prop)
+    log_ratio = f(u_prop) - f_u0 + log_h(u0) - log_h(u_prop)
     accept = jnp.log(uniforms[2]) < log_ratio
     u_new = jnp.where(accept, u_prop, u0)
     a_new = jnp.exp(u_new) - dim
