@@ -72,8 +72,7 @@ def first_positive_definite_change(uniforms, sd, s, bjj, bkk, bjk, n_tries: int)
     g = jnp.sqrt(bjj * bkk)
     lower = -1.0 / (s * (g + bjk)) / sd
     upper = jnp.where(s < 1.0, jnp.inf, 1.0 / (s * (g - bjk)) / sd)
-    p_lower = normal_cdf(lower)
-    p_upper = normal_cdf(upper)
+    p_lower, p_upper = normal_cdf(jnp.stack([lower, upper]))  # one expansion of erfc, not two
     outside = p_lower + (1.0 - p_upper)
     success = uniforms[..., 0] >= outside**n_tries
     p = p_lower + uniforms[..., 1] * (p_upper - p_lower)
