@@ -96,7 +96,7 @@ def update_df_from_noise(normal, uniforms, a, eta, dim: int, n_clusters: int, su
     ``normal`` (scalar) and ``uniforms`` (3,): the t(4) proposal is
     ``normal / sqrt(chi2_4 / 4)`` with ``chi2_4 = -2 log(u_0 u_1)``; ``u_2`` decides acceptance.
     """
-    def f(u):  # every call site evaluates a vector of points: one expansion of gammaln each
+    def f(u):  # called on vectors of points where it can (each call expands its gammaln terms)
         return log_f_df(u, eta, dim, n_clusters, sum_logdet_omega, logdet_h)
 
     def around(x, more=()):
