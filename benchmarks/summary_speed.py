@@ -155,7 +155,7 @@ def floor_rows(x: np.ndarray, column: int = 0) -> list:
     """
     from mitml_jax.diagnostics.ess_geyer import _indicator_autocov
     from mitml_jax.diagnostics.numpy_sort import sort_floats
-    from mitml_jax.diagnostics.rank_normal import z_table
+    from mitml_jax.diagnostics.rank_normal import _plain_scores
 
     chains, draws, k = x.shape
     work: dict = {}
@@ -164,7 +164,7 @@ def floor_rows(x: np.ndarray, column: int = 0) -> list:
     m, n, size = 2 * chains, draws // 2, v.size
     keys = np.empty(size)
     order = np.argsort(v, kind="stable")
-    z = z_table(size)[::2][:size].copy()  # the Blom scores of ranks 1..S
+    z = _plain_scores(size)[0]  # the Blom scores of ranks 1..S, as the pipeline uses them
     scores = np.empty(size)
     s = v[order]
     med = 0.5 * (s[size // 2 - 1] + s[size // 2])
